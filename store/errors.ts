@@ -1,0 +1,67 @@
+/**
+ * Errors of the artifact store. Those marked `nonRetryable` describe a state that
+ * retrying cannot fix (corrupt or missing data, bad input, bad configuration);
+ * activities turn them into non-retryable ApplicationFailures. Anything else the
+ * store throws (connection refused, timeouts, 5xx) is transient and must be retried.
+ */
+
+/** Stored bytes do not hash to the checksum recorded with them or expected by the caller. */
+export class IntegrityError extends Error {
+  readonly nonRetryable = true;
+  override readonly name = 'IntegrityError';
+
+  constructor(
+    readonly key: string,
+    readonly expectedSha256: string,
+    readonly actualSha256: string,
+    detail?: string,
+  ) {
+    super(
+      `integrity check failed for '${key}': expected sha256 ${expectedSha256}, got ${actualSha256}` +
+        (detail ? ` (${detail})` : ''),
+    );
+  }
+}
+
+export class ArtifactNotFoundError extends Error {
+  readonly nonRetryable = true;
+  override readonly name = 'ArtifactNotFoundError';
+
+  constructor(
+    readonly key: string,
+    readonly bucket: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`artifact not found: '${key}' in bucket '${bucket}'`, options);
+  }
+}
+
+/** The object is intact (its hash matches) but its content is not what the reader needs. */
+export class ArtifactFormatError extends Error {
+  readonly nonRetryable = true;
+  override readonly name = 'ArtifactFormatError';
+
+  constructor(
+    readonly key: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`artifact '${key}': ${message}`, options);
+  }
+}
+
+/** The caller passed something the store refuses to write (bad key, non-JSON value, bad manifest). */
+export class StoreUsageError extends Error {
+  readonly nonRetryable = true;
+  override readonly name = 'StoreUsageError';
+}
+
+export class S3ConfigError extends Error {
+  readonly nonRetryable = true;
+  override readonly name = 'S3ConfigError';
+}
+
+/** True for errors that retrying cannot fix; false means "transient, retry". */
+export function isNonRetryable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { nonRetryable?: unknown }).nonRetryable === true;
+}

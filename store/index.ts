@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './safetensors.js';
+export * from './config.js';
+export * from './keys.js';
+export * from './artifact-store.js';

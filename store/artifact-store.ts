@@ -21,7 +21,13 @@ import type { Readable } from 'node:stream';
 import * as Minio from 'minio';
 import { z } from 'zod';
 import { s3ConfigFromEnv, type S3Config } from './config.js';
-import { ArtifactFormatError, ArtifactNotFoundError, IntegrityError, S3ConfigError, StoreUsageError } from './errors.js';
+import {
+  ArtifactFormatError,
+  ArtifactNotFoundError,
+  IntegrityError,
+  S3ConfigError,
+  StoreUsageError,
+} from './errors.js';
 import { canonicalJson } from './keys.js';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, type TensorSet } from './safetensors.js';
 
@@ -97,13 +103,18 @@ function formatIssues(error: z.ZodError): string {
 
 /** Rejects keys that S3 would accept but that break the readable layout or alias other keys. */
 export function checkKey(key: string): string {
-  if (typeof key !== 'string' || key.length === 0) throw new StoreUsageError('object key must be a non-empty string');
-  if (Buffer.byteLength(key, 'utf8') > 1024) throw new StoreUsageError(`object key is longer than 1024 bytes: '${key.slice(0, 80)}...'`);
+  if (typeof key !== 'string' || key.length === 0)
+    throw new StoreUsageError('object key must be a non-empty string');
+  if (Buffer.byteLength(key, 'utf8') > 1024)
+    throw new StoreUsageError(`object key is longer than 1024 bytes: '${key.slice(0, 80)}...'`);
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f\\]/.test(key)) throw new StoreUsageError(`object key ${JSON.stringify(key)} contains a control character or backslash`);
+  if (/[\u0000-\u001f\u007f\\]/.test(key))
+    throw new StoreUsageError(`object key ${JSON.stringify(key)} contains a control character or backslash`);
   const parts = key.split('/');
   if (parts.some((p) => p === '' || p === '.' || p === '..')) {
-    throw new StoreUsageError(`object key '${key}' has an empty, '.' or '..' path segment (or a leading/trailing '/')`);
+    throw new StoreUsageError(
+      `object key '${key}' has an empty, '.' or '..' path segment (or a leading/trailing '/')`,
+    );
   }
   return key;
 }
@@ -198,22 +209,34 @@ export class ArtifactStore {
     const body = asBuffer(bytes);
     const sha256 = createHash('sha256').update(body).digest('hex');
     await this.ensureBucket();
-    // The checksum travels in the same PUT as the data, so no reader can ever see the
-    // data without it or with a stale one.
-    await this.client.putObject(this.bucket, key, body, body.length, {
-      [SHA256_META]: sha256,
-      'Content-Type': opts.contentType ?? 'application/octet-stream',
-    });
+    try {
+      // The checksum travels in the same PUT as the data, so no reader can ever see the
+      // data without it or with a stale one.
+      await this.client.putObject(this.bucket, key, body, body.length, {
+        [SHA256_META]: sha256,
+        'Content-Type': opts.contentType ?? 'application/octet-stream',
+      });
+    } catch (e) {
+      // The bucket was deleted after we created it: forget that, so the caller's retry
+      // recreates it instead of failing the same way forever.
+      if (s3Code(e) === 'NoSuchBucket') this.bucketReady = null;
+      throw e;
+    }
     return { key, sha256, bytes: body.length };
   }
 
-  async putTensors(key: string, tensors: TensorSet, metadata: Record<string, string> = {}): Promise<ObjectRef> {
+  async putTensors(
+    key: string,
+    tensors: TensorSet,
+    metadata: Record<string, string> = {},
+  ): Promise<ObjectRef> {
     checkKey(key);
     let file: Uint8Array;
     try {
       file = encodeSafetensors(tensors, metadata);
     } catch (e) {
-      if (e instanceof SafetensorsError) throw new StoreUsageError(`cannot write '${key}': ${e.message}`, { cause: e });
+      if (e instanceof SafetensorsError)
+        throw new StoreUsageError(`cannot write '${key}': ${e.message}`, { cause: e });
       throw e;
     }
     return this.putBytes(key, file, { contentType: 'application/octet-stream' });
@@ -226,7 +249,8 @@ export class ArtifactStore {
     try {
       text = canonicalJson(value, 2) + '\n';
     } catch (e) {
-      if (e instanceof StoreUsageError) throw new StoreUsageError(`cannot write '${key}' as JSON: ${e.message}`, { cause: e });
+      if (e instanceof StoreUsageError)
+        throw new StoreUsageError(`cannot write '${key}' as JSON: ${e.message}`, { cause: e });
       throw e;
     }
     return this.putBytes(key, Buffer.from(text, 'utf8'), { contentType: 'application/json' });
@@ -250,13 +274,17 @@ export class ArtifactStore {
     return { bytes: body, ref };
   }
 
-  async getTensors(key: string, opts: ReadOptions = {}): Promise<{ tensors: TensorSet; metadata: Record<string, string>; ref: ObjectRef }> {
+  async getTensors(
+    key: string,
+    opts: ReadOptions = {},
+  ): Promise<{ tensors: TensorSet; metadata: Record<string, string>; ref: ObjectRef }> {
     const { body, ref } = await this.readVerified(key, opts.expectSha256, true);
     try {
       const { tensors, metadata } = decodeSafetensors(body);
       return { tensors, metadata, ref };
     } catch (e) {
-      if (e instanceof SafetensorsError) throw new ArtifactFormatError(key, `not a valid safetensors file: ${e.message}`, { cause: e });
+      if (e instanceof SafetensorsError)
+        throw new ArtifactFormatError(key, `not a valid safetensors file: ${e.message}`, { cause: e });
       throw e;
     }
   }
@@ -271,7 +299,10 @@ export class ArtifactStore {
       throw new ArtifactFormatError(key, `not valid JSON: ${(e as Error).message}`, { cause: e });
     }
     const r = schema.safeParse(raw);
-    if (!r.success) throw new ArtifactFormatError(key, `does not match the expected schema: ${formatIssues(r.error)}`, { cause: r.error });
+    if (!r.success)
+      throw new ArtifactFormatError(key, `does not match the expected schema: ${formatIssues(r.error)}`, {
+        cause: r.error,
+      });
     return r.data;
   }
 
@@ -315,7 +346,8 @@ export class ArtifactStore {
     try {
       await new Promise<void>((resolve, reject) => {
         stream.on('data', (item: Minio.BucketItem) => {
-          if (item.name !== undefined) out.push({ key: item.name, bytes: item.size, lastModified: item.lastModified });
+          if (item.name !== undefined)
+            out.push({ key: item.name, bytes: item.size, lastModified: item.lastModified });
         });
         stream.on('error', reject);
         stream.on('end', resolve);
@@ -341,10 +373,24 @@ export class ArtifactStore {
     this.checkEntryKeys(key, r.data.entries, (msg) => new StoreUsageError(msg));
     await mapLimit(r.data.entries, VERIFY_CONCURRENCY, async (entry) => {
       const st = await this.stat(entry.key);
-      if (st.sha256 !== entry.sha256) throw new IntegrityError(entry.key, entry.sha256, st.sha256, `object's recorded checksum differs from manifest '${key}'`);
-      if (st.bytes !== entry.bytes) throw new IntegrityError(entry.key, entry.sha256, st.sha256, `manifest '${key}' lists ${entry.bytes} bytes, object has ${st.bytes}`);
+      if (st.sha256 !== entry.sha256)
+        throw new IntegrityError(
+          entry.key,
+          entry.sha256,
+          st.sha256,
+          `object's recorded checksum differs from manifest '${key}'`,
+        );
+      if (st.bytes !== entry.bytes)
+        throw new IntegrityError(
+          entry.key,
+          entry.sha256,
+          st.sha256,
+          `manifest '${key}' lists ${entry.bytes} bytes, object has ${st.bytes}`,
+        );
     });
-    return this.putJson(key, manifest);
+    // The parsed copy, so entries are stored as exactly {key, sha256, bytes} whatever
+    // extra fields (e.g. lastModified from stat) the caller's objects carried.
+    return this.putJson(key, r.data);
   }
 
   /**
@@ -353,22 +399,42 @@ export class ArtifactStore {
    * size differs from what the manifest lists: a partial or damaged result is never returned.
    */
   async readManifest(key: string, opts: ReadManifestOptions & ReadOptions = {}): Promise<Manifest> {
-    const manifest = await this.getJson(key, manifestSchema, opts.expectSha256 !== undefined ? { expectSha256: opts.expectSha256 } : {});
+    const manifest = await this.getJson(
+      key,
+      manifestSchema,
+      opts.expectSha256 !== undefined ? { expectSha256: opts.expectSha256 } : {},
+    );
     this.checkEntryKeys(key, manifest.entries, (msg) => new ArtifactFormatError(key, msg));
     const deep = (opts.verify ?? 'content') === 'content';
     await mapLimit(manifest.entries, VERIFY_CONCURRENCY, async (entry) => {
-      const ref = deep ? await this.verify(entry.key, { expectSha256: entry.sha256 }) : await this.stat(entry.key);
+      const ref = deep
+        ? await this.verify(entry.key, { expectSha256: entry.sha256 })
+        : await this.stat(entry.key);
       if (!deep && ref.sha256 !== entry.sha256) {
-        throw new IntegrityError(entry.key, entry.sha256, ref.sha256, `recorded checksum differs from manifest '${key}'`);
+        throw new IntegrityError(
+          entry.key,
+          entry.sha256,
+          ref.sha256,
+          `recorded checksum differs from manifest '${key}'`,
+        );
       }
       if (ref.bytes !== entry.bytes) {
-        throw new IntegrityError(entry.key, entry.sha256, ref.sha256, `manifest '${key}' lists ${entry.bytes} bytes, object has ${ref.bytes}`);
+        throw new IntegrityError(
+          entry.key,
+          entry.sha256,
+          ref.sha256,
+          `manifest '${key}' lists ${entry.bytes} bytes, object has ${ref.bytes}`,
+        );
       }
     });
     return manifest;
   }
 
-  private checkEntryKeys(manifestKey: string, entries: readonly ObjectRef[], fail: (msg: string) => Error): void {
+  private checkEntryKeys(
+    manifestKey: string,
+    entries: readonly ObjectRef[],
+    fail: (msg: string) => Error,
+  ): void {
     const seen = new Set<string>();
     for (const e of entries) {
       try {
@@ -384,23 +450,43 @@ export class ArtifactStore {
 
   // ---- internals ----------------------------------------------------------
 
-  private checkRecorded(key: string, recorded: unknown): string {
+  /** `actual` is the content hash when the content was read, for the error message. */
+  private checkRecorded(key: string, recorded: unknown, actual = '(content not read)'): string {
     const r = sha256Schema.safeParse(recorded);
     if (!r.success) {
       // An object without a valid checksum was not written by this store (or its metadata
       // was tampered with): nothing vouches for its bytes.
-      const got = recorded === undefined ? 'none' : JSON.stringify(recorded);
-      throw new IntegrityError(key, '(recorded sha256)', got, 'object has no valid x-amz-meta-sha256 checksum');
+      const found = recorded === undefined ? 'it is missing' : `found ${JSON.stringify(recorded)}`;
+      throw new IntegrityError(
+        key,
+        '(none recorded)',
+        actual,
+        `the object has no valid x-amz-meta-sha256 checksum (${found}), so nothing vouches for its content`,
+      );
     }
     return r.data;
   }
 
-  private async readVerified(key: string, expectSha256: string | undefined, keep: true): Promise<{ body: Buffer; ref: ObjectRef }>;
-  private async readVerified(key: string, expectSha256: string | undefined, keep: false): Promise<{ body: null; ref: ObjectRef }>;
-  private async readVerified(key: string, expectSha256: string | undefined, keep: boolean): Promise<{ body: Buffer | null; ref: ObjectRef }> {
+  private async readVerified(
+    key: string,
+    expectSha256: string | undefined,
+    keep: true,
+  ): Promise<{ body: Buffer; ref: ObjectRef }>;
+  private async readVerified(
+    key: string,
+    expectSha256: string | undefined,
+    keep: false,
+  ): Promise<{ body: null; ref: ObjectRef }>;
+  private async readVerified(
+    key: string,
+    expectSha256: string | undefined,
+    keep: boolean,
+  ): Promise<{ body: Buffer | null; ref: ObjectRef }> {
     checkKey(key);
     if (expectSha256 !== undefined && !HEX64.test(expectSha256)) {
-      throw new StoreUsageError(`expectSha256 for '${key}' must be 64 lowercase hex digits, got ${JSON.stringify(expectSha256)}`);
+      throw new StoreUsageError(
+        `expectSha256 for '${key}' must be 64 lowercase hex digits, got ${JSON.stringify(expectSha256)}`,
+      );
     }
     let res: Readable;
     try {
@@ -440,12 +526,26 @@ export class ArtifactStore {
       throw new Error(`short read of '${key}': received ${received} of ${contentLength} bytes`);
     }
     const actual = hash.digest('hex');
-    const recorded = this.checkRecorded(key, recordedRaw);
-    if (actual !== recorded) throw new IntegrityError(key, recorded, actual, 'content does not match the checksum recorded with the object');
+    const recorded = this.checkRecorded(key, recordedRaw, actual);
+    if (actual !== recorded)
+      throw new IntegrityError(
+        key,
+        recorded,
+        actual,
+        'content does not match the checksum recorded with the object',
+      );
     if (expectSha256 !== undefined && actual !== expectSha256) {
-      throw new IntegrityError(key, expectSha256, actual, 'content does not match the checksum the caller expected');
+      throw new IntegrityError(
+        key,
+        expectSha256,
+        actual,
+        'content does not match the checksum the caller expected',
+      );
     }
-    return { body: keep ? Buffer.concat(chunks, received) : null, ref: { key, sha256: actual, bytes: received } };
+    return {
+      body: keep ? Buffer.concat(chunks, received) : null,
+      ref: { key, sha256: actual, bytes: received },
+    };
   }
 }
 

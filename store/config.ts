@@ -18,7 +18,12 @@ export const DEFAULT_BUCKET = 'lth';
 // compose files usually "clear" a variable.
 const optionalVar = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
 const requiredVar = (name: string) =>
-  z.preprocess((v) => (v === '' ? undefined : v), z.string({ error: (iss) => (iss.input === undefined ? `${name} is required when S3_ENDPOINT is set` : undefined) }));
+  z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.string({
+      error: (iss) => (iss.input === undefined ? `${name} is required when S3_ENDPOINT is set` : undefined),
+    }),
+  );
 
 // S3 bucket naming rules, so a bad name fails here with the variable named rather than
 // on the first request with an opaque InvalidBucketName.
@@ -43,10 +48,14 @@ const endpointSchema = z.string().transform((raw, ctx): Endpoint => {
   } catch {
     return fail(`must be a URL such as http://127.0.0.1:9000, got ${JSON.stringify(raw)}`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return fail(`scheme must be http or https, got ${url.protocol.replace(/:$/, '')}`);
-  if (url.username || url.password) return fail('must not embed credentials; use S3_ACCESS_KEY and S3_SECRET_KEY');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return fail(`scheme must be http or https, got ${url.protocol.replace(/:$/, '')}`);
+  if (url.username || url.password)
+    return fail('must not embed credentials; use S3_ACCESS_KEY and S3_SECRET_KEY');
   if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
-    return fail(`must be scheme://host[:port] only (the bucket comes from S3_BUCKET), got ${JSON.stringify(raw)}`);
+    return fail(
+      `must be scheme://host[:port] only (the bucket comes from S3_BUCKET), got ${JSON.stringify(raw)}`,
+    );
   }
   const useSSL = url.protocol === 'https:';
   return {
@@ -65,7 +74,10 @@ const envSchema = z
     S3_BUCKET: optionalVar.pipe(
       z
         .string()
-        .regex(BUCKET_RE, 'must be a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots, hyphens)')
+        .regex(
+          BUCKET_RE,
+          'must be a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots, hyphens)',
+        )
         .refine((b) => !b.includes('..'), 'must not contain ".."')
         .default(DEFAULT_BUCKET),
     ),
@@ -74,7 +86,11 @@ const envSchema = z
   })
   .transform((env, ctx): S3Config => {
     if (env.S3_CA_FILE !== undefined && !env.S3_ENDPOINT.useSSL) {
-      ctx.addIssue({ code: 'custom', path: ['S3_CA_FILE'], message: 'is set but S3_ENDPOINT uses http, so it would be ignored' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['S3_CA_FILE'],
+        message: 'is set but S3_ENDPOINT uses http, so it would be ignored',
+      });
       return z.NEVER;
     }
     const cfg: S3Config = {

@@ -14,29 +14,42 @@ const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._=-]*$/;
 
 function segment(what: string, value: string): string {
   if (typeof value !== 'string' || !SEGMENT.test(value) || value.length > 200) {
-    throw new StoreUsageError(`${what} ${JSON.stringify(value)} is not a valid key segment: use letters, digits, '.', '_', '=', '-' (not leading), at most 200 characters`);
+    throw new StoreUsageError(
+      `${what} ${JSON.stringify(value)} is not a valid key segment: use letters, digits, '.', '_', '=', '-' (not leading), at most 200 characters`,
+    );
   }
   return value;
 }
 
 function index(what: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) throw new StoreUsageError(`${what} must be a non-negative integer, got ${value}`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new StoreUsageError(`${what} must be a non-negative integer, got ${value}`);
   return value;
 }
 
 /** `experiments/<id>/<rest...>`; each part of `rest` is one path segment. */
 export function experimentKey(experimentId: string, ...rest: string[]): string {
-  return ['experiments', segment('experimentId', experimentId), ...rest.map((p) => segment('key part', p))].join('/');
+  return [
+    'experiments',
+    segment('experimentId', experimentId),
+    ...rest.map((p) => segment('key part', p)),
+  ].join('/');
 }
 
 /** `experiments/<id>/level-<L>/<weights|mask|rewind>.safetensors` */
 export function levelTensorKey(experimentId: string, level: number, artifact: LevelArtifact): string {
-  return experimentKey(experimentId, `level-${index('level', level)}`, `${segment('artifact', artifact)}.safetensors`);
+  return experimentKey(
+    experimentId,
+    `level-${index('level', level)}`,
+    `${segment('artifact', artifact)}.safetensors`,
+  );
 }
 
 /** `experiments/<id>/level-<L>/metrics.json`, or `experiments/<id>/metrics.json` without a level. */
 export function experimentMetricsKey(experimentId: string, level?: number): string {
-  return level === undefined ? experimentKey(experimentId, 'metrics.json') : experimentKey(experimentId, `level-${index('level', level)}`, 'metrics.json');
+  return level === undefined
+    ? experimentKey(experimentId, 'metrics.json')
+    : experimentKey(experimentId, `level-${index('level', level)}`, 'metrics.json');
 }
 
 /** `experiments/<id>/manifest.json` */
@@ -129,7 +142,10 @@ export function canonicalJson(value: unknown, indent?: number): string {
       case 'string':
         return JSON.stringify(v);
       case 'number':
-        if (!Number.isFinite(v)) throw new StoreUsageError(`${path}: ${v} is not representable in JSON (encode it as null or a string)`);
+        if (!Number.isFinite(v))
+          throw new StoreUsageError(
+            `${path}: ${v} is not representable in JSON (encode it as null or a string)`,
+          );
         return JSON.stringify(v);
       case 'object':
         break;
@@ -159,7 +175,13 @@ export function canonicalJson(value: unknown, indent?: number): string {
         .filter((k) => (obj as Record<string, unknown>)[k] !== undefined)
         .sort();
       if (keys.length === 0) return '{}';
-      const props = keys.map((k) => pad(depth + 1) + JSON.stringify(k) + colon + write((obj as Record<string, unknown>)[k], `${path}.${k}`, depth + 1));
+      const props = keys.map(
+        (k) =>
+          pad(depth + 1) +
+          JSON.stringify(k) +
+          colon +
+          write((obj as Record<string, unknown>)[k], `${path}.${k}`, depth + 1),
+      );
       return `{${nl}${props.join(`,${nl}`)}${nl}${pad(depth)}}`;
     } finally {
       ancestors.delete(obj);

@@ -47,7 +47,20 @@ const FROM_ST: Record<string, TensorDType> = { F32: 'float32', I32: 'int32', U8:
 
 // Dtypes the format defines but this project does not compute in: named so the
 // refusal says "unsupported" rather than "invalid".
-const KNOWN_UNSUPPORTED = new Set(['BOOL', 'I8', 'I16', 'U16', 'F16', 'BF16', 'U32', 'I64', 'U64', 'F64', 'F8_E4M3', 'F8_E5M2']);
+const KNOWN_UNSUPPORTED = new Set([
+  'BOOL',
+  'I8',
+  'I16',
+  'U16',
+  'F16',
+  'BF16',
+  'U32',
+  'I64',
+  'U64',
+  'F64',
+  'F8_E4M3',
+  'F8_E5M2',
+]);
 
 // Same cap as the reference implementation: a larger header is a corrupt length field,
 // and believing it would allocate gigabytes.
@@ -58,7 +71,8 @@ const METADATA_KEY = '__metadata__';
 // The data sections are copied byte for byte into typed arrays, which use the
 // platform's byte order; every platform Node ships for is little-endian.
 function assertLittleEndian(): void {
-  if (endianness() !== 'LE') throw new SafetensorsError('safetensors I/O is implemented for little-endian hosts only');
+  if (endianness() !== 'LE')
+    throw new SafetensorsError('safetensors I/O is implemented for little-endian hosts only');
 }
 
 function numel(shape: readonly number[]): number {
@@ -69,7 +83,9 @@ function numel(shape: readonly number[]): number {
 
 function checkShape(name: string, shape: unknown): asserts shape is number[] {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new SafetensorsError(`tensor '${name}': shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+    throw new SafetensorsError(
+      `tensor '${name}': shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`,
+    );
   }
 }
 
@@ -82,7 +98,8 @@ export function encodeSafetensors(tensors: TensorSet, metadata: Record<string, s
   if (metaKeys.length > 0) {
     const parts = metaKeys.map((k) => {
       const v = metadata[k];
-      if (typeof v !== 'string') throw new SafetensorsError(`metadata '${k}': value must be a string, got ${typeof v}`);
+      if (typeof v !== 'string')
+        throw new SafetensorsError(`metadata '${k}': value must be a string, got ${typeof v}`);
       return `${JSON.stringify(k)}:${JSON.stringify(v)}`;
     });
     entries.push(`${JSON.stringify(METADATA_KEY)}:{${parts.join(',')}}`);
@@ -91,17 +108,22 @@ export function encodeSafetensors(tensors: TensorSet, metadata: Record<string, s
   let offset = 0;
   const chunks: Uint8Array[] = [];
   for (const name of names) {
-    if (name === '' || name === METADATA_KEY) throw new SafetensorsError(`invalid tensor name ${JSON.stringify(name)}`);
+    if (name === '' || name === METADATA_KEY)
+      throw new SafetensorsError(`invalid tensor name ${JSON.stringify(name)}`);
     const t = tensors[name] as TensorEntry;
     const info = DTYPES[t.dtype] as DTypeInfo | undefined;
     if (!info) throw new SafetensorsError(`tensor '${name}': unsupported dtype ${JSON.stringify(t.dtype)}`);
     checkShape(name, t.shape);
     if (!(t.data instanceof info.ctor)) {
-      throw new SafetensorsError(`tensor '${name}': dtype ${t.dtype} needs a ${info.ctor.name}, got ${t.data?.constructor?.name ?? typeof t.data}`);
+      throw new SafetensorsError(
+        `tensor '${name}': dtype ${t.dtype} needs a ${info.ctor.name}, got ${t.data?.constructor?.name ?? typeof t.data}`,
+      );
     }
     const n = numel(t.shape);
     if (t.data.length !== n) {
-      throw new SafetensorsError(`tensor '${name}': shape [${t.shape.join(', ')}] holds ${n} elements but data has ${t.data.length}`);
+      throw new SafetensorsError(
+        `tensor '${name}': shape [${t.shape.join(', ')}] holds ${n} elements but data has ${t.data.length}`,
+      );
     }
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     // Key order dtype, shape, data_offsets matches the reference writer.
@@ -132,12 +154,18 @@ export function encodeSafetensors(tensors: TensorSet, metadata: Record<string, s
 const tensorHeaderSchema = z.object({
   dtype: z.string(),
   shape: z.array(z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)),
-  data_offsets: z.tuple([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)]),
+  data_offsets: z.tuple([
+    z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  ]),
 });
 
 // Checked entry by entry rather than with z.record, which silently drops a "__proto__"
 // key and would make a round trip lossy.
-const metadataSchema = z.custom<object>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'must be a JSON object');
+const metadataSchema = z.custom<object>(
+  (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+  'must be a JSON object',
+);
 const metadataValueSchema = z.string();
 
 function describeIssues(error: z.ZodError): string {
@@ -151,11 +179,14 @@ function describeIssues(error: z.ZodError): string {
  */
 export function decodeSafetensors(file: Uint8Array): DecodedSafetensors {
   assertLittleEndian();
-  if (file.length < 8) throw new SafetensorsError(`file is ${file.length} bytes, shorter than the 8-byte header length`);
+  if (file.length < 8)
+    throw new SafetensorsError(`file is ${file.length} bytes, shorter than the 8-byte header length`);
   const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
   const headerLenBig = view.getBigUint64(0, true);
   if (headerLenBig > BigInt(Math.min(MAX_HEADER_BYTES, file.length - 8))) {
-    throw new SafetensorsError(`header length ${headerLenBig} exceeds the file (${file.length} bytes) or the ${MAX_HEADER_BYTES}-byte limit`);
+    throw new SafetensorsError(
+      `header length ${headerLenBig} exceeds the file (${file.length} bytes) or the ${MAX_HEADER_BYTES}-byte limit`,
+    );
   }
   const headerLen = Number(headerLenBig);
   let headerText: string;
@@ -181,10 +212,12 @@ export function decodeSafetensors(file: Uint8Array): DecodedSafetensors {
   for (const [name, raw] of Object.entries(header)) {
     if (name === METADATA_KEY) {
       const m = metadataSchema.safeParse(raw);
-      if (!m.success) throw new SafetensorsError(`__metadata__ must map strings to strings: ${describeIssues(m.error)}`);
+      if (!m.success)
+        throw new SafetensorsError(`__metadata__ must map strings to strings: ${describeIssues(m.error)}`);
       const pairs = Object.entries(m.data).map(([k, v]): [string, string] => {
         const r = metadataValueSchema.safeParse(v);
-        if (!r.success) throw new SafetensorsError(`__metadata__.${k} must be a string: ${describeIssues(r.error)}`);
+        if (!r.success)
+          throw new SafetensorsError(`__metadata__.${k} must be a string: ${describeIssues(r.error)}`);
         return [k, r.data];
       });
       metadata = Object.fromEntries(pairs);
@@ -198,7 +231,8 @@ export function decodeSafetensors(file: Uint8Array): DecodedSafetensors {
       throw new SafetensorsError(`tensor '${name}': ${why} dtype ${r.data.dtype} (supported: F32, I32, U8)`);
     }
     const [begin, end] = r.data.data_offsets;
-    if (end < begin) throw new SafetensorsError(`tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
+    if (end < begin)
+      throw new SafetensorsError(`tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
     const expected = numel(r.data.shape) * DTYPES[dtype].bytes;
     if (!Number.isSafeInteger(expected) || end - begin !== expected) {
       throw new SafetensorsError(
@@ -214,12 +248,16 @@ export function decodeSafetensors(file: Uint8Array): DecodedSafetensors {
   let cursor = 0;
   for (const t of byOffset) {
     if (t.begin !== cursor) {
-      throw new SafetensorsError(`tensor '${t.name}': data_offsets begin at ${t.begin}, expected ${cursor} (tensors must be contiguous and not overlap)`);
+      throw new SafetensorsError(
+        `tensor '${t.name}': data_offsets begin at ${t.begin}, expected ${cursor} (tensors must be contiguous and not overlap)`,
+      );
     }
     cursor = t.end;
   }
   if (cursor !== data.length) {
-    throw new SafetensorsError(`tensors cover ${cursor} bytes of data but the data section has ${data.length}`);
+    throw new SafetensorsError(
+      `tensors cover ${cursor} bytes of data but the data section has ${data.length}`,
+    );
   }
 
   const tensors: TensorSet = Object.fromEntries(

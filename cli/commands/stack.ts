@@ -1,0 +1,143 @@
+// `lth up`, `lth down`, `lth status`: the embedded Temporal + MinIO stack (infra/stack.ts), or,
+// when TEMPORAL_ADDRESS / S3_ENDPOINT name external services, a reachability check of those.
+import { Command, InvalidArgumentError } from 'commander';
+
+import {
+  checkEndpoints,
+  resolveEndpoints,
+  stackDown,
+  stackOptionsFromEnv,
+  stackStatus,
+  stackUp,
+  type StackEndpoints,
+  type StackOptions,
+  type ServiceStatus,
+} from '../../infra/stack';
+
+interface StackFlags {
+  home?: string;
+  temporalPort?: number;
+  uiPort?: number;
+  minioPort?: number;
+  consolePort?: number;
+}
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new InvalidArgumentError('expected a port number 1-65535');
+  return n;
+}
+
+function withStackFlags(cmd: Command): Command {
+  return cmd
+    .option('--home <dir>', 'stack folder (env LTH_HOME, default .data/stack)')
+    .option('--temporal-port <port>', 'Temporal gRPC port (env LTH_TEMPORAL_PORT, default 7233)', parsePort)
+    .option('--ui-port <port>', 'Temporal UI port (env LTH_UI_PORT, default 8233)', parsePort)
+    .option('--minio-port <port>', 'MinIO S3 port (env LTH_MINIO_PORT, default 9000)', parsePort)
+    .option('--console-port <port>', 'MinIO console port (env LTH_CONSOLE_PORT, default 9001)', parsePort);
+}
+
+function options(f: StackFlags): StackOptions {
+  return stackOptionsFromEnv(process.env, {
+    home: f.home,
+    temporalPort: f.temporalPort,
+    uiPort: f.uiPort,
+    minioPort: f.minioPort,
+    consolePort: f.consolePort,
+  });
+}
+
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+
+function printEndpoints(e: StackEndpoints): void {
+  out(`Temporal    ${e.temporal.address}  (namespace ${e.temporal.namespace})`);
+  if (e.temporal.uiUrl) out(`  UI        ${e.temporal.uiUrl}`);
+  out(`S3          ${e.s3.endpoint}  (bucket ${e.s3.bucket})`);
+  if (e.s3.consoleUrl) {
+    const login = e.embedded ? `  (login ${e.s3.accessKey} / ${e.s3.secretKey})` : '';
+    out(`  console   ${e.s3.consoleUrl}${login}`);
+  }
+}
+
+async function upExternal(): Promise<void> {
+  const e = resolveEndpoints();
+  progress(`TEMPORAL_ADDRESS / S3_ENDPOINT are set: using the external services, starting nothing`);
+  const c = await checkEndpoints(e);
+  printEndpoints(e);
+  const problems: string[] = [];
+  if (!c.temporal.reachable)
+    problems.push(`Temporal at ${e.temporal.address} is not reachable: ${c.temporal.error ?? ''}`);
+  else if (!c.temporal.namespace) {
+    problems.push(`Temporal namespace ${e.temporal.namespace} does not exist: ${c.temporal.error ?? ''}`);
+  }
+  if (!c.s3.reachable)
+    problems.push(`S3 at ${e.s3.endpoint} is not reachable or refuses the keys: ${c.s3.error ?? ''}`);
+  if (problems.length > 0) throw new Error(problems.join('\n'));
+  if (c.temporal.missingSearchAttributes.length > 0) {
+    progress(
+      `warning: namespace ${e.temporal.namespace} lacks the search attributes ` +
+        `${c.temporal.missingSearchAttributes.join(', ')}; an operator must create them once ` +
+        `(temporal operator search-attribute create), or workflows that set them fail`,
+    );
+  }
+  if (!c.s3.bucket) progress(`warning: bucket ${e.s3.bucket} does not exist yet at ${e.s3.endpoint}`);
+  out('external services reachable');
+}
+
+function statusLine(s: ServiceStatus): string {
+  const state = s.running ? (s.healthy ? 'running, healthy' : 'running, NOT healthy') : 'stopped';
+  const pid = s.pid !== null ? ` pid ${s.pid}` : '';
+  const other = s.portTakenByOther ? `  (port in use by another process)` : '';
+  return `${s.name.padEnd(9)} ${state.padEnd(20)}${pid.padEnd(11)} ${s.address}  ${s.url}${other}`;
+}
+
+export function registerStackCommands(program: Command): void {
+  withStackFlags(program.command('up'))
+    .description(
+      'start the embedded Temporal dev server and MinIO (or check the external ones when configured)',
+    )
+    .action(async (f: StackFlags) => {
+      if (process.env.TEMPORAL_ADDRESS || process.env.S3_ENDPOINT) return upExternal();
+      const o = options(f);
+      const e = await stackUp(o, progress);
+      printEndpoints(e);
+      out(`stack home  ${o.home}  (logs there; \`lth down\` stops it)`);
+    });
+
+  withStackFlags(program.command('down'))
+    .description('stop the embedded stack (SIGTERM, SIGKILL after the grace period)')
+    .option('--grace <seconds>', 'seconds to wait after SIGTERM', (v) => Number(v), 10)
+    .action(async (f: StackFlags & { grace: number }) => {
+      const o = options(f);
+      const results = await stackDown(o, f.grace * 1000);
+      for (const r of results) {
+        out(
+          r.stopped
+            ? `${r.name}: stopped pid ${r.pid}${r.killed ? ' (with SIGKILL after the grace period)' : ''}`
+            : `${r.name}: was not running`,
+        );
+      }
+      if (process.env.TEMPORAL_ADDRESS || process.env.S3_ENDPOINT) {
+        out('(external services named by TEMPORAL_ADDRESS / S3_ENDPOINT are not ours to stop)');
+      }
+    });
+
+  withStackFlags(program.command('status'))
+    .description('show whether the embedded services are running and healthy')
+    .option('--json', 'print machine-readable JSON')
+    .action(async (f: StackFlags & { json?: boolean }) => {
+      const st = await stackStatus(options(f));
+      if (f.json) {
+        out(JSON.stringify(st, null, 2));
+        return;
+      }
+      out(`stack home ${st.home}`);
+      out(statusLine(st.temporal));
+      out(statusLine(st.minio));
+      if (process.env.TEMPORAL_ADDRESS || process.env.S3_ENDPOINT) {
+        out('note: TEMPORAL_ADDRESS / S3_ENDPOINT are set, so runs use those services, not this stack');
+      }
+    });
+}

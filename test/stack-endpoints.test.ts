@@ -1,0 +1,130 @@
+// Which services a process talks to, decided from the environment alone (no services needed).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import {
+  endpointsToEnv,
+  minioBinary,
+  REPO_ROOT,
+  resolveEndpoints,
+  SEARCH_ATTRIBUTES,
+  stackOptionsFromEnv,
+  temporalBinary,
+} from '../infra/stack';
+
+const external = {
+  TEMPORAL_ADDRESS: 'temporal.prod:7233',
+  TEMPORAL_NAMESPACE: 'research',
+  S3_ENDPOINT: 'https://s3.prod:9000/',
+  S3_ACCESS_KEY: 'ak',
+  S3_SECRET_KEY: 'sk',
+  S3_BUCKET: 'tickets',
+};
+
+test('without addresses the embedded stack is used, with the documented defaults', () => {
+  const e = resolveEndpoints({});
+  assert.deepEqual(e, {
+    temporal: { address: '127.0.0.1:7233', namespace: 'default', uiUrl: 'http://127.0.0.1:8233' },
+    s3: {
+      endpoint: 'http://127.0.0.1:9000',
+      accessKey: 'lthadmin',
+      secretKey: 'lthadmin-secret',
+      bucket: 'lth',
+      consoleUrl: 'http://127.0.0.1:9001',
+    },
+    embedded: true,
+  });
+  assert.equal(stackOptionsFromEnv({}).home, path.join(REPO_ROOT, '.data', 'stack'));
+});
+
+test('LTH_* variables move the embedded stack', () => {
+  const env = {
+    LTH_HOME: '/tmp/x',
+    LTH_TEMPORAL_PORT: '17233',
+    LTH_UI_PORT: '18233',
+    LTH_MINIO_PORT: '19000',
+  };
+  const o = stackOptionsFromEnv({ ...env, LTH_CONSOLE_PORT: '19001' });
+  assert.equal(o.home, '/tmp/x');
+  assert.deepEqual([o.temporalPort, o.uiPort, o.minioPort, o.consolePort], [17233, 18233, 19000, 19001]);
+  assert.equal(stackOptionsFromEnv(env, { minioPort: 29000 }).minioPort, 29000, 'overrides win over env');
+  assert.equal(stackOptionsFromEnv({ LTH_TEMPORAL_PORT: '' }).temporalPort, 7233, 'empty counts as unset');
+});
+
+test('invalid variables are refused, naming each variable', () => {
+  assert.throws(
+    () => stackOptionsFromEnv({ LTH_TEMPORAL_PORT: 'abc', LTH_MINIO_PORT: '70000' }),
+    (err: Error) => {
+      assert.match(err.message, /LTH_TEMPORAL_PORT="abc"/);
+      assert.match(err.message, /LTH_MINIO_PORT="70000"/);
+      return true;
+    },
+  );
+  assert.throws(() => stackOptionsFromEnv({ LTH_UI_PORT: '7233' }), /ports must differ/);
+  assert.throws(() => resolveEndpoints({ ...external, S3_ACCESS_KEY: undefined }), /S3_ACCESS_KEY/);
+  assert.throws(
+    () => resolveEndpoints({ ...external, TEMPORAL_ADDRESS: 'no-port' }),
+    /TEMPORAL_ADDRESS="no-port"/,
+  );
+});
+
+test('setting only one of TEMPORAL_ADDRESS / S3_ENDPOINT is refused', () => {
+  assert.throws(
+    () => resolveEndpoints({ TEMPORAL_ADDRESS: 'x:7233' }),
+    /TEMPORAL_ADDRESS is set but S3_ENDPOINT is not/,
+  );
+  assert.throws(
+    () => resolveEndpoints({ S3_ENDPOINT: 'http://x:9000' }),
+    /S3_ENDPOINT is set but TEMPORAL_ADDRESS/,
+  );
+});
+
+test('external services come from TEMPORAL_* / S3_*, TLS paths included', () => {
+  const e = resolveEndpoints({ ...external, TEMPORAL_TLS_CERT: '/c.pem', TEMPORAL_TLS_KEY: '/k.pem' });
+  assert.equal(e.embedded, false);
+  assert.deepEqual(e.temporal, {
+    address: 'temporal.prod:7233',
+    namespace: 'research',
+    uiUrl: null,
+    tls: { certPath: '/c.pem', keyPath: '/k.pem' },
+  });
+  assert.equal(e.s3.endpoint, 'https://s3.prod:9000', 'trailing slash dropped');
+  assert.equal(e.s3.bucket, 'tickets');
+  assert.throws(() => resolveEndpoints({ ...external, TEMPORAL_TLS_CERT: '/c.pem' }), /set together/);
+});
+
+test('endpointsToEnv round-trips through resolveEndpoints', () => {
+  const embedded = resolveEndpoints({ LTH_MINIO_PORT: '19100' });
+  assert.deepEqual(resolveEndpoints(endpointsToEnv(embedded)), embedded);
+  const ext = resolveEndpoints({ ...external, TEMPORAL_TLS_CA: '/ca.pem' });
+  assert.deepEqual(resolveEndpoints(endpointsToEnv(ext)), ext);
+  assert.equal(endpointsToEnv(ext).LTH_STACK_EMBEDDED, undefined);
+});
+
+test('binaries: an override that is not executable is named', () => {
+  assert.throws(() => temporalBinary({ LTH_TEMPORAL_BIN: '/nonexistent/temporal' }), /LTH_TEMPORAL_BIN=/);
+  assert.throws(() => minioBinary({ LTH_MINIO_BIN: '/nonexistent/minio' }), /LTH_MINIO_BIN=/);
+});
+
+// workflows/ defines the keys workflows set; the embedded server must register exactly those.
+const saModule = path.join(REPO_ROOT, 'workflows', 'search-attributes.ts');
+test(
+  'registered search attributes match workflows/search-attributes.ts',
+  { skip: !fs.existsSync(saModule) },
+  async () => {
+    const mod = (await import(saModule)) as Record<string, unknown>;
+    const declared: Record<string, string> = {};
+    for (const v of Object.values(mod)) {
+      if (v && typeof v === 'object' && 'name' in v && 'type' in v) {
+        const { name, type } = v as { name: string; type: string };
+        // KEYWORD_LIST → KeywordList, the spelling the Temporal CLI uses.
+        declared[name] = type
+          .toLowerCase()
+          .replace(/(^|_)([a-z])/g, (_m, _u: string, c: string) => c.toUpperCase());
+      }
+    }
+    assert.deepEqual(declared, { ...SEARCH_ATTRIBUTES });
+  },
+);

@@ -12,6 +12,12 @@ export default tseslint.config(
     },
   },
   {
+    // The one CommonJS shim that boots the TypeScript CLI.
+    files: ['cli/bin.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['workflows/**/*.ts'],
     rules: {
       'no-restricted-imports': [

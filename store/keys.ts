@@ -103,6 +103,11 @@ export function runMetricsKey(runId: string): string {
   return `${runPrefix(runId)}metrics.json`;
 }
 
+/** `runs/<runId>/manifest.json`: published last, so a run with a manifest is complete. */
+export function runManifestKey(runId: string): string {
+  return `${runPrefix(runId)}manifest.json`;
+}
+
 export function logitsPrefix(teacherHash: string, dataset: string, format: string): string {
   return `logits/${segment('teacherHash', teacherHash)}/${segment('dataset', dataset)}/${segment('format', format)}/`;
 }

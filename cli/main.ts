@@ -1,0 +1,25 @@
+// Entry point of the `lth` command. Each subcommand lives in cli/commands/ and registers itself here.
+import { Command } from 'commander';
+
+import { registerDemoCommand } from './commands/demo';
+import { registerStackCommands } from './commands/stack';
+import { registerTrainCommand } from './commands/train';
+import { registerWorkerCommand } from './commands/worker';
+
+export function buildProgram(): Command {
+  const program = new Command('lth')
+    .description('Lottery-ticket and distillation experiments as durable Temporal workflows')
+    .showHelpAfterError();
+  registerStackCommands(program);
+  registerWorkerCommand(program);
+  registerTrainCommand(program);
+  registerDemoCommand(program);
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.stderr.write(`lth: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });

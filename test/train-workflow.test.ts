@@ -1,0 +1,119 @@
+// The first workflow end to end on the real Temporal server and MinIO: a small LeNet-300-100 run,
+// its artifacts in the store, its progress query, its search attributes, and idempotent starts.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+
+import { startOrAttachTrain } from '../cli/runs';
+import { endpointsToEnv } from '../infra/stack';
+import { connectClient, openStore } from '../workers/connection';
+import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+import { parseTrainSpec } from '../workflows/specs';
+import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
+import type { TrainStatus } from '../workflows/train-types';
+import { testEndpoints } from './support/env';
+
+const e = testEndpoints();
+const tag = `wf${Date.now().toString(36)}`;
+let client: Client;
+let workers: SpawnedWorker[] = [];
+
+before(async () => {
+  const env = { ...endpointsToEnv(e), LTH_BACKEND: 'cpu', LTH_PROGRESS_INTERVAL_MS: '200' };
+  workers = [spawnWorker('light', { env }), spawnWorker('compute', { env })];
+  await Promise.all(workers.map((w) => w.ready));
+  client = await connectClient(e);
+});
+
+after(async () => {
+  await client?.connection.close();
+  await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
+});
+
+const spec = parseTrainSpec({
+  experiment: tag,
+  train: {
+    model: 'lenet-300-100',
+    dataset: 'mnist',
+    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 },
+    batchSize: 32,
+    iterations: 80,
+    evalEvery: 40,
+    seed: 3,
+    trainLimit: 640,
+    testLimit: 200,
+  },
+  checkpointEvery: 25,
+});
+
+test('trainWorkflow trains on the compute worker and publishes its artifacts', async () => {
+  const run = await startOrAttachTrain(client, spec);
+  assert.equal(run.started, true);
+  const result = await run.handle.result();
+
+  assert.equal(result.steps, 80);
+  assert.equal(result.reused, false);
+  assert.ok(result.final.testAccuracy > 0.5, `test accuracy ${result.final.testAccuracy} should be far above chance`);
+  assert.deepEqual(
+    result.evals.map((x) => x.step),
+    [40, 80],
+  );
+  assert.match(result.backend, /^cpu/);
+
+  const store = openStore(e);
+  const weights = await store.getTensors(result.weights.key, { expectSha256: result.weights.sha256 });
+  assert.deepEqual(Object.keys(weights.tensors).sort(), ['fc1.bias', 'fc1.weight', 'fc2.bias', 'fc2.weight', 'fc3.bias', 'fc3.weight']);
+  assert.deepEqual(weights.tensors['fc1.weight']?.shape, [784, 300]);
+  const manifest = await store.readManifest(result.manifestKey);
+  assert.equal((manifest as { runId?: string }).runId, result.runId);
+  // Checkpoints are scratch space: once the manifest is published they are removed.
+  assert.deepEqual(await store.list(`runs/${result.runId}/checkpoints/`), []);
+
+  const status = await run.handle.query<TrainStatus>('status');
+  assert.equal(status.phase, 'done');
+  assert.equal(status.result?.weights.sha256, result.weights.sha256);
+  assert.equal(status.progress?.step, 80);
+
+  const description = await run.handle.describe();
+  const attrs = Object.fromEntries(description.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]));
+  assert.equal(attrs.Experiment, tag);
+  assert.equal(attrs.Phase, 'done');
+  assert.equal(attrs.RunKind, 'train');
+  assert.equal(attrs.TestAccuracy, result.final.testAccuracy);
+});
+
+test('starting the same spec again attaches to the finished run', async () => {
+  const again = await startOrAttachTrain(client, spec);
+  assert.equal(again.started, false);
+  const first = await again.handle.result();
+  const description = await again.handle.describe();
+  assert.equal(description.status.name, 'COMPLETED');
+  assert.equal(first.steps, 80);
+});
+
+test('the same training under another experiment label reuses the stored artifacts', async () => {
+  const relabelled = parseTrainSpec({ ...spec, experiment: `${tag}-copy` });
+  const run = await startOrAttachTrain(client, relabelled);
+  assert.equal(run.started, true);
+  const result = await run.handle.result();
+  assert.equal(result.reused, true);
+  const original = await startOrAttachTrain(client, spec);
+  assert.equal(result.weights.sha256, (await original.handle.result()).weights.sha256);
+});
+
+test('an invalid spec fails the workflow at once, without retries, naming the field', async () => {
+  const handle = await client.workflow.start('trainWorkflow', {
+    args: [{ experiment: tag, train: { iterations: -5, batchSize: 'big' } }],
+    taskQueue: LIGHT_TASK_QUEUE,
+    workflowId: `${tag}-invalid`,
+  });
+  await assert.rejects(handle.result(), (err: unknown) => {
+    assert.ok(err instanceof WorkflowFailedError);
+    const cause = err.cause as { type?: string; message?: string; nonRetryable?: boolean } | undefined;
+    assert.equal(cause?.type, 'SpecError');
+    assert.match(cause?.message ?? '', /train\.iterations/);
+    assert.match(cause?.message ?? '', /train\.batchSize/);
+    return true;
+  });
+});

@@ -1,0 +1,91 @@
+// Compute worker: runs heavy activities on the compute task queue, one slot per device by default.
+// Usage: node --import tsx workers/compute.ts [--backend NAME] [--threads N] [--slots N]
+import { Runtime, Worker } from '@temporalio/worker';
+import { Command, Option } from 'commander';
+import { z } from 'zod';
+
+import { createActivities } from '../activities';
+import { selectBackend, type BackendName } from '../ml/backend';
+import { COMPUTE_TASK_QUEUE } from '../workflows/task-queues';
+import { connectClient, connectWorker, endpoints, openStore } from './connection';
+import { workerLog } from './log';
+
+export interface ComputeWorkerOptions {
+  backend?: BackendName | 'auto';
+  threads?: number;
+  slots: number;
+  /** Seconds a shutting-down worker lets running activities go on before cancelling them. */
+  graceSeconds: number;
+}
+
+const workerEnvSchema = z.object({
+  LTH_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(5_000),
+  LTH_KEEP_CHECKPOINTS: z.coerce.number().int().min(1).default(2),
+});
+
+function workerEnv(): z.infer<typeof workerEnvSchema> {
+  const parsed = workerEnvSchema.safeParse(process.env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`environment variable ${String(issue?.path[0])}: ${issue?.message}`);
+  }
+  return parsed.data;
+}
+
+export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void> {
+  // Must precede any connection: the first one creates the runtime with default signal handling.
+  Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  const log = workerLog('compute');
+  const env = workerEnv();
+  const backend = await selectBackend({ prefer: opts.backend, threads: opts.threads, log });
+  const backendLabel = `${backend.name}${backend.threads ? `/${backend.threads}t` : ''}`;
+  const e = endpoints();
+  const store = openStore(e);
+  await store.ensureBucket();
+  const client = await connectClient(e);
+  const connection = await connectWorker(e);
+  const worker = await Worker.create({
+    connection,
+    namespace: e.temporal.namespace,
+    taskQueue: COMPUTE_TASK_QUEUE,
+    activities: createActivities({
+      store,
+      client,
+      backend: backendLabel,
+      log,
+      progressIntervalMs: env.LTH_PROGRESS_INTERVAL_MS,
+      keepCheckpoints: env.LTH_KEEP_CHECKPOINTS,
+    }),
+    maxConcurrentActivityTaskExecutions: opts.slots,
+    shutdownGraceTime: `${opts.graceSeconds} seconds`,
+  });
+  log(`ready on ${e.temporal.address} queue=${COMPUTE_TASK_QUEUE} backend=${backendLabel} slots=${opts.slots} pid=${process.pid}`);
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+    await client.connection.close();
+    log('stopped');
+  }
+}
+
+export function computeWorkerCommand(): Command {
+  return new Command('compute')
+    .description('run a compute worker (heavy ML activities)')
+    .addOption(new Option('--backend <name>', 'backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
+    .option('--threads <n>', 'threads for the WASM backend', (v) => Number.parseInt(v, 10))
+    .option('--slots <n>', 'concurrent activities', (v) => Number.parseInt(v, 10), 1)
+    .option('--grace <seconds>', 'shutdown grace period', (v) => Number.parseInt(v, 10), 60)
+    .action(async (o: { backend?: BackendName | 'auto'; threads?: number; slots: number; grace: number }) => {
+      await runComputeWorker({ backend: o.backend, threads: o.threads, slots: o.slots, graceSeconds: o.grace });
+    });
+}
+
+if (require.main === module) {
+  computeWorkerCommand()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      process.stderr.write(`compute worker: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,52 @@
+// Connections to Temporal and the store, from the resolved endpoints (env or embedded stack).
+import fs from 'node:fs';
+
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+
+import { resolveEndpoints, type StackEndpoints } from '../infra/stack';
+import { ArtifactStore } from '../store';
+
+interface TlsFiles {
+  TEMPORAL_TLS_CERT?: string;
+  TEMPORAL_TLS_KEY?: string;
+  TEMPORAL_TLS_CA?: string;
+}
+
+function temporalTls(env: TlsFiles = process.env) {
+  const { TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key, TEMPORAL_TLS_CA: ca } = env;
+  if (!cert && !key && !ca) return undefined;
+  if ((cert && !key) || (key && !cert)) throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together');
+  return {
+    ...(cert && key ? { clientCertPair: { crt: fs.readFileSync(cert), key: fs.readFileSync(key) } } : {}),
+    ...(ca ? { serverRootCACertificate: fs.readFileSync(ca) } : {}),
+  };
+}
+
+export function endpoints(): StackEndpoints {
+  return resolveEndpoints(process.env);
+}
+
+export async function connectClient(e: StackEndpoints = endpoints()): Promise<Client> {
+  const connection = await Connection.connect({ address: e.temporal.address, tls: temporalTls() });
+  return new Client({ connection, namespace: e.temporal.namespace });
+}
+
+export async function connectWorker(e: StackEndpoints = endpoints()): Promise<NativeConnection> {
+  return NativeConnection.connect({ address: e.temporal.address, tls: temporalTls() });
+}
+
+export function openStore(e: StackEndpoints = endpoints()): ArtifactStore {
+  const url = new URL(e.s3.endpoint);
+  const useSSL = url.protocol === 'https:';
+  return new ArtifactStore({
+    endPoint: url.hostname,
+    port: url.port ? Number(url.port) : useSSL ? 443 : 80,
+    useSSL,
+    accessKey: e.s3.accessKey,
+    secretKey: e.s3.secretKey,
+    bucket: e.s3.bucket,
+    region: process.env.S3_REGION,
+    caFile: process.env.S3_CA_FILE,
+  });
+}

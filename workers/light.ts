@@ -1,0 +1,43 @@
+// Light worker: runs the workflows (and, later, small activities) on the light task queue.
+import { Runtime, Worker } from '@temporalio/worker';
+import { Command } from 'commander';
+
+import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
+import { connectWorker, endpoints } from './connection';
+import { workerLog } from './log';
+
+export async function runLightWorker(): Promise<void> {
+  // Must precede any connection: the first one creates the runtime with default signal handling.
+  Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  const log = workerLog('light');
+  const e = endpoints();
+  const connection = await connectWorker(e);
+  const worker = await Worker.create({
+    connection,
+    namespace: e.temporal.namespace,
+    taskQueue: LIGHT_TASK_QUEUE,
+    workflowsPath: require.resolve('../workflows'),
+  });
+  log(`ready on ${e.temporal.address} queue=${LIGHT_TASK_QUEUE} pid=${process.pid}`);
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+    log('stopped');
+  }
+}
+
+export function lightWorkerCommand(): Command {
+  return new Command('light').description('run a light worker (workflows)').action(async () => {
+    await runLightWorker();
+  });
+}
+
+if (require.main === module) {
+  lightWorkerCommand()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      process.stderr.write(`light worker: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    });
+}

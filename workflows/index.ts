@@ -1,0 +1,2 @@
+// Everything the light worker registers as workflows.
+export { trainWorkflow } from './train';

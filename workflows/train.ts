@@ -1,0 +1,88 @@
+import {
+  ApplicationFailure,
+  defineQuery,
+  defineSignal,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+
+import type { Activities } from '../activities';
+import * as sa from './search-attributes';
+import { parseTrainSpec, SpecError, type TrainSpec } from './specs';
+import { COMPUTE_TASK_QUEUE } from './task-queues';
+import type { TrainProgressUpdate, TrainRunResult, TrainStatus } from './train-types';
+
+export const trainProgressSignal = defineSignal<[TrainProgressUpdate]>('trainProgress');
+export const trainStatusQuery = defineQuery<TrainStatus>('status');
+
+/** Errors that no retry can fix: the activity throws them as non-retryable failures by type. */
+export const NON_RETRYABLE_ERROR_TYPES = ['SpecError', 'IntegrityError', 'ArtifactNotFoundError'];
+
+/**
+ * One durable training run. The activity checkpoints to the store and heartbeats the checkpoint key,
+ * so a lost compute worker costs at most one checkpoint interval; the workflow only keeps the
+ * latest progress for queries and search attributes.
+ */
+export async function trainWorkflow(input: unknown): Promise<TrainRunResult> {
+  let spec: TrainSpec;
+  try {
+    spec = parseTrainSpec(input);
+  } catch (err) {
+    if (err instanceof SpecError) throw ApplicationFailure.nonRetryable(err.message, 'SpecError');
+    throw err;
+  }
+
+  const status: TrainStatus = { phase: 'queued', experiment: spec.experiment, progress: null, result: null };
+  let lastReportedAccuracy: number | null = null;
+
+  setHandler(trainStatusQuery, () => status);
+  setHandler(trainProgressSignal, (update) => {
+    // Progress signals can arrive out of order after a retry; never go backwards.
+    if (status.progress !== null && update.step < status.progress.step) return;
+    status.progress = update;
+    if (status.phase === 'queued') {
+      status.phase = 'training';
+      upsertSearchAttributes([{ key: sa.PHASE, value: 'training' }]);
+    }
+    if (update.testAccuracy !== null && update.testAccuracy !== lastReportedAccuracy) {
+      lastReportedAccuracy = update.testAccuracy;
+      upsertSearchAttributes([{ key: sa.TEST_ACCURACY, value: update.testAccuracy }]);
+    }
+  });
+
+  upsertSearchAttributes([
+    { key: sa.EXPERIMENT, value: spec.experiment },
+    { key: sa.RUN_KIND, value: 'train' },
+    { key: sa.PHASE, value: 'queued' },
+  ]);
+
+  const { train } = proxyActivities<Activities>({
+    taskQueue: COMPUTE_TASK_QUEUE,
+    // A run may take hours; liveness is judged by heartbeats, not by this bound.
+    startToCloseTimeout: '7 days',
+    heartbeatTimeout: `${spec.heartbeatTimeoutSeconds} seconds`,
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+    },
+  });
+
+  try {
+    const result = await train({ spec, progressWorkflowId: workflowInfo().workflowId });
+    status.phase = 'done';
+    status.result = result;
+    upsertSearchAttributes([
+      { key: sa.PHASE, value: 'done' },
+      { key: sa.TEST_ACCURACY, value: result.final.testAccuracy },
+    ]);
+    return result;
+  } catch (err) {
+    status.phase = 'failed';
+    upsertSearchAttributes([{ key: sa.PHASE, value: 'failed' }]);
+    throw err;
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Errors caused by bad input (invalid config, wrong shapes, a corrupt or mismatched checkpoint). Retrying cannot
+ * fix them, so they carry `nonRetryable = true`, which the activity layer turns into a non-retryable failure
+ * without ml/ knowing about Temporal.
+ */
+export class MlInputError extends Error {
+  readonly nonRetryable = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MlInputError';
+  }
+}
+
+/** Thrown when an AbortSignal stops training; `name` is 'AbortError' like the platform's own. */
+export class TrainingAbortedError extends Error {
+  constructor(step: number, options?: { cause?: unknown }) {
+    super(`training aborted at step ${step}`, options);
+    this.name = 'AbortError';
+  }
+}

@@ -1,0 +1,18 @@
+import { MlInputError } from '../errors.js';
+import { lenet300100 } from './lenet.js';
+import type { ModelDef } from './types.js';
+
+export type { ModelDef, ParamSpec } from './types.js';
+export { kaimingNormal } from './init.js';
+
+const MODELS: Record<string, ModelDef> = {
+  [lenet300100.name]: lenet300100,
+};
+
+export const MODEL_NAMES: readonly string[] = Object.keys(MODELS);
+
+export function getModel(name: string): ModelDef {
+  const m = MODELS[name];
+  if (!m) throw new MlInputError(`unknown model '${name}'; known models: ${MODEL_NAMES.join(', ')}`);
+  return m;
+}

@@ -1,0 +1,21 @@
+import { Rng, deriveSeed } from '../rng.js';
+import { hostTensor, sizeOf, type HostTensor } from '../tensors.js';
+import type { ParamSpec } from './types.js';
+
+/**
+ * Kaiming/He normal, fan_in mode, gain sqrt(2) (ReLU): N(0, 2/fan_in), as PyTorch's
+ * kaiming_normal_(nonlinearity='relu') and open_lth use. Dense weights are stored [fan_in, fan_out] (x @ W).
+ * Each parameter gets its own stream, keyed by (seed, name), so adding a layer never shifts another's values.
+ */
+export function kaimingNormal(seed: number, spec: ParamSpec, fanIn: number): HostTensor {
+  const rng = new Rng(deriveSeed(seed, 'init', spec.name));
+  const std = Math.sqrt(2 / fanIn);
+  const t = hostTensor('float32', spec.shape);
+  const n = sizeOf(spec.shape);
+  for (let i = 0; i < n; i++) t.data[i] = rng.normal() * std;
+  return t;
+}
+
+export function zeros(spec: ParamSpec): HostTensor {
+  return hostTensor('float32', spec.shape);
+}

@@ -1,0 +1,50 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { NamedTensors } from '../tensors.js';
+import { kaimingNormal, zeros } from './init.js';
+import type { ModelDef, ParamSpec } from './types.js';
+
+const DIMS = [784, 300, 100, 10] as const;
+
+function lenetParams(): ParamSpec[] {
+  const out: ParamSpec[] = [];
+  for (let i = 0; i < DIMS.length - 1; i++) {
+    const fin = DIMS[i] as number;
+    const fout = DIMS[i + 1] as number;
+    out.push({ name: `fc${i + 1}.weight`, shape: [fin, fout], kind: 'weight', prunable: true });
+    out.push({ name: `fc${i + 1}.bias`, shape: [fout], kind: 'bias', prunable: false });
+  }
+  return out;
+}
+
+const PARAMS = lenetParams();
+
+function param(params: Record<string, tf.Tensor>, name: string): tf.Tensor {
+  const p = params[name];
+  if (!p) throw new Error(`lenet-300-100: missing parameter '${name}'`);
+  return p;
+}
+
+/** LeNet-300-100 (LeCun et al. 1998; the lottery-ticket paper's MNIST net): 784-300-100-10, ReLU. */
+export const lenet300100: ModelDef = {
+  name: 'lenet-300-100',
+  inputShape: [28, 28, 1],
+  numClasses: 10,
+  params: PARAMS,
+  init(seed: number): NamedTensors {
+    const out: NamedTensors = {};
+    for (const p of PARAMS) {
+      out[p.name] = p.kind === 'weight' ? kaimingNormal(seed, p, p.shape[0] as number) : zeros(p);
+    }
+    return out;
+  },
+  forward(params, x, _training) {
+    return tf.tidy(() => {
+      let h: tf.Tensor2D = tf.reshape(x, [-1, DIMS[0]]);
+      for (let i = 1; i < DIMS.length; i++) {
+        const z = tf.add(tf.matMul(h, param(params, `fc${i}.weight`) as tf.Tensor2D), param(params, `fc${i}.bias`));
+        h = (i < DIMS.length - 1 ? tf.relu(z) : z) as tf.Tensor2D;
+      }
+      return h;
+    });
+  },
+};

@@ -1,0 +1,21 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { NamedTensors } from '../tensors.js';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  kind: 'weight' | 'bias';
+  prunable: boolean;
+}
+
+export interface ModelDef {
+  name: string;
+  /** Shape of one example, without the batch dimension (e.g. [28, 28, 1]). */
+  inputShape: number[];
+  numClasses: number;
+  params: ParamSpec[];
+  /** Fresh parameters drawn from ml/rng.ts, so the same seed gives the same bits on every backend. */
+  init(seed: number): NamedTensors;
+  /** x: [batch, ...inputShape] float32. Returns logits [batch, numClasses]. */
+  forward(params: Record<string, tf.Tensor>, x: tf.Tensor, training: boolean): tf.Tensor2D;
+}

@@ -1,0 +1,15 @@
+export type {
+  DataCursor,
+  EvalRecord,
+  OptimizerSpec,
+  TrainConfig,
+  TrainProgress,
+  TrainResult,
+  TrainState,
+} from './types.js';
+export { cursorAt, epochsToIterations, parseTrainConfig, stepsPerEpoch, trainConfigSchema } from './types.js';
+export { stateFromTensors, stateToTensors, TRAIN_STATE_FORMAT } from './state.js';
+export { crossEntropy, evaluate } from './evaluate.js';
+export { applyUpdate, slotSpecs, type SlotSpec } from './optimizers.js';
+export { train, Trainer, type TrainOptions } from './trainer.js';
+export { MlInputError, TrainingAbortedError } from '../errors.js';

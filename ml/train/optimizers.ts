@@ -1,0 +1,96 @@
+/**
+ * SGD (with momentum / Nesterov) and Adam, following torch.optim's update rules step for step, with their state
+ * held as named tensors so that a checkpoint can carry it and a resumed run continues bit-identically.
+ *
+ * The update is a pure function (params, grads, slots, step) -> (params, slots); no hidden counters. Adam's
+ * bias-correction step count is the global step, which the checkpoint already holds.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { MlInputError } from '../errors.js';
+import type { ParamSpec } from '../models/types.js';
+import type { OptimizerSpec } from './types.js';
+
+type Tensors = Record<string, tf.Tensor>;
+
+export interface SlotSpec {
+  name: string;
+  shape: number[];
+}
+
+/** Names and shapes of the optimizer's state tensors for these parameters. */
+export function slotSpecs(spec: OptimizerSpec, params: readonly ParamSpec[]): SlotSpec[] {
+  const out: SlotSpec[] = [];
+  for (const p of params) {
+    if (spec.kind === 'sgd') {
+      // torch keeps no buffer when momentum is 0; neither do we.
+      if (spec.momentum > 0) out.push({ name: `momentum/${p.name}`, shape: [...p.shape] });
+    } else {
+      out.push({ name: `m/${p.name}`, shape: [...p.shape] });
+      out.push({ name: `v/${p.name}`, shape: [...p.shape] });
+    }
+  }
+  return out;
+}
+
+function slot(slots: Tensors, name: string): tf.Tensor {
+  const s = slots[name];
+  if (!s) throw new MlInputError(`optimizer state lacks slot '${name}'`);
+  return s;
+}
+
+/**
+ * One optimizer step. `step` is the 1-based index of the step being taken. Gradients must already be masked.
+ * Returns new tensors; the caller disposes the old ones. Call inside tf.tidy.
+ */
+export function applyUpdate(
+  spec: OptimizerSpec,
+  params: Tensors,
+  grads: Tensors,
+  slots: Tensors,
+  step: number,
+): { params: Tensors; slots: Tensors } {
+  const newParams: Tensors = {};
+  const newSlots: Tensors = {};
+  const wd = spec.weightDecay ?? 0;
+  const lr = tf.scalar(spec.lr);
+  const wdT = wd > 0 ? tf.scalar(wd) : null;
+  if (spec.kind === 'sgd') {
+    const mom = tf.scalar(spec.momentum);
+    for (const [name, w] of Object.entries(params)) {
+      let g = grads[name];
+      if (!g) throw new Error(`internal: no gradient for '${name}'`);
+      if (wdT) g = tf.add(g, tf.mul(wdT, w));
+      if (spec.momentum > 0) {
+        const key = `momentum/${name}`;
+        // torch initialises the buffer to the first gradient; with a zero buffer, 0*m + g == g exactly.
+        const buf = tf.add(tf.mul(mom, slot(slots, key)), g);
+        newSlots[key] = buf;
+        g = spec.nesterov ? tf.add(g, tf.mul(mom, buf)) : buf;
+      }
+      newParams[name] = tf.sub(w, tf.mul(lr, g));
+    }
+  } else {
+    const b1 = tf.scalar(spec.beta1);
+    const b2 = tf.scalar(spec.beta2);
+    const oneMinusB1 = tf.scalar(1 - spec.beta1);
+    const oneMinusB2 = tf.scalar(1 - spec.beta2);
+    // Scalars computed in double precision once, as torch does on the host.
+    const bc1 = 1 - Math.pow(spec.beta1, step);
+    const bc2Sqrt = Math.sqrt(1 - Math.pow(spec.beta2, step));
+    const stepSize = tf.scalar(spec.lr / bc1);
+    const bc2SqrtT = tf.scalar(bc2Sqrt);
+    const eps = tf.scalar(spec.eps);
+    for (const [name, w] of Object.entries(params)) {
+      let g = grads[name];
+      if (!g) throw new Error(`internal: no gradient for '${name}'`);
+      if (wdT) g = tf.add(g, tf.mul(wdT, w));
+      const m = tf.add(tf.mul(b1, slot(slots, `m/${name}`)), tf.mul(oneMinusB1, g));
+      const v = tf.add(tf.mul(b2, slot(slots, `v/${name}`)), tf.mul(oneMinusB2, tf.mul(g, g)));
+      newSlots[`m/${name}`] = m;
+      newSlots[`v/${name}`] = v;
+      const denom = tf.add(tf.div(tf.sqrt(v), bc2SqrtT), eps);
+      newParams[name] = tf.sub(w, tf.mul(stepSize, tf.div(m, denom)));
+    }
+  }
+  return { params: newParams, slots: newSlots };
+}

@@ -57,7 +57,7 @@ test('trainWorkflow trains on the compute worker and publishes its artifacts', a
   assert.ok(result.final.testAccuracy > 0.5, `test accuracy ${result.final.testAccuracy} should be far above chance`);
   assert.deepEqual(
     result.evals.map((x) => x.step),
-    [40, 80],
+    [0, 40, 80],
   );
   assert.match(result.backend, /^cpu/);
 

@@ -3,10 +3,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
 import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 
 import { startOrAttachTrain } from '../cli/runs';
-import { endpointsToEnv } from '../infra/stack';
+import { endpointsToEnv, temporalBinary } from '../infra/stack';
 import { connectClient, openStore } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
 import { parseTrainSpec } from '../workflows/specs';
@@ -54,7 +59,10 @@ test('trainWorkflow trains on the compute worker and publishes its artifacts', a
 
   assert.equal(result.steps, 80);
   assert.equal(result.reused, false);
-  assert.ok(result.final.testAccuracy > 0.5, `test accuracy ${result.final.testAccuracy} should be far above chance`);
+  assert.ok(
+    result.final.testAccuracy > 0.5,
+    `test accuracy ${result.final.testAccuracy} should be far above chance`,
+  );
   assert.deepEqual(
     result.evals.map((x) => x.step),
     [0, 40, 80],
@@ -63,7 +71,14 @@ test('trainWorkflow trains on the compute worker and publishes its artifacts', a
 
   const store = openStore(e);
   const weights = await store.getTensors(result.weights.key, { expectSha256: result.weights.sha256 });
-  assert.deepEqual(Object.keys(weights.tensors).sort(), ['fc1.bias', 'fc1.weight', 'fc2.bias', 'fc2.weight', 'fc3.bias', 'fc3.weight']);
+  assert.deepEqual(Object.keys(weights.tensors).sort(), [
+    'fc1.bias',
+    'fc1.weight',
+    'fc2.bias',
+    'fc2.weight',
+    'fc3.bias',
+    'fc3.weight',
+  ]);
   assert.deepEqual(weights.tensors['fc1.weight']?.shape, [784, 300]);
   const manifest = await store.readManifest(result.manifestKey);
   assert.equal((manifest as { runId?: string }).runId, result.runId);
@@ -75,8 +90,30 @@ test('trainWorkflow trains on the compute worker and publishes its artifacts', a
   assert.equal(status.result?.weights.sha256, result.weights.sha256);
   assert.equal(status.progress?.step, 80);
 
+  // The history this run produced must replay against the current workflow code; with
+  // LTH_RECORD_HISTORIES=1 it is also saved as a fixture for test/workflow-replay.test.ts.
+  const history = await run.handle.fetchHistory();
+  await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows') }, history, run.workflowId);
+  if (process.env.LTH_RECORD_HISTORIES === '1') {
+    const json = execFileSync(temporalBinary(), [
+      'workflow',
+      'show',
+      '--workflow-id',
+      run.workflowId,
+      '--address',
+      e.temporal.address,
+      '--namespace',
+      e.temporal.namespace,
+      '--output',
+      'json',
+    ]);
+    fs.writeFileSync(path.join(__dirname, 'histories', 'train-workflow.json'), json);
+  }
+
   const description = await run.handle.describe();
-  const attrs = Object.fromEntries(description.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]));
+  const attrs = Object.fromEntries(
+    description.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]),
+  );
   assert.equal(attrs.Experiment, tag);
   assert.equal(attrs.Phase, 'done');
   assert.equal(attrs.RunKind, 'train');

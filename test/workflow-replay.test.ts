@@ -1,0 +1,27 @@
+// Determinism guard: every saved workflow history must replay against the current workflow code.
+// Regenerate the fixtures with `LTH_RECORD_HISTORIES=1 npm test -- test/train-workflow.test.ts`
+// when a change to a workflow is intentionally incompatible (and version it with patching).
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+
+const dir = path.join(__dirname, 'histories');
+const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+test('saved histories exist', { skip: false }, () => {
+  if (files.length === 0) throw new Error(`no histories in ${dir}`);
+});
+
+for (const file of files) {
+  test(`history ${file} replays deterministically`, async () => {
+    const history = historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')));
+    await Worker.runReplayHistory(
+      { workflowsPath: require.resolve('../workflows') },
+      history,
+      `replay-${file}`,
+    );
+  });
+}

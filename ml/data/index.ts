@@ -118,30 +118,35 @@ function loadFashionClass(dir: string, c: number): Uint8Array[] {
   return out;
 }
 
+/**
+ * Which records of a Fashion-MNIST class file (counting non-empty records in file order) go to train and which
+ * to test, in the order they appear in the split.
+ */
+export function fashionSplitIndices(classIndex: number, count: number): { train: Int32Array; test: Int32Array } {
+  const perm = new Rng(deriveSeed(FASHION_SPLIT_SEED, 'fashion-mnist-split', classIndex)).permutation(count);
+  return { train: perm.slice(0, FASHION_TRAIN_PER_CLASS), test: perm.slice(FASHION_TRAIN_PER_CLASS) };
+}
+
 function loadFashionBoth(): void {
   const { dir, version } = packageDir('fashion-mnist');
   const trainImgs: Uint8Array[] = [];
   const trainLabels: number[] = [];
   const testImgs: Uint8Array[] = [];
   const testLabels: number[] = [];
-  let minTest = Infinity;
   for (let c = 0; c < 10; c++) {
     const imgs = loadFashionClass(dir, c);
     if (imgs.length <= FASHION_TRAIN_PER_CLASS) {
       throw new Error(`fashion-mnist class ${c} has only ${imgs.length} images, need > ${FASHION_TRAIN_PER_CLASS}`);
     }
-    const perm = new Rng(deriveSeed(FASHION_SPLIT_SEED, 'fashion-mnist-split', c)).permutation(imgs.length);
-    perm.forEach((idx, rank) => {
-      const img = imgs[idx] as Uint8Array;
-      if (rank < FASHION_TRAIN_PER_CLASS) {
-        trainImgs.push(img);
-        trainLabels.push(c);
-      } else {
-        testImgs.push(img);
-        testLabels.push(c);
-      }
-    });
-    minTest = Math.min(minTest, imgs.length - FASHION_TRAIN_PER_CLASS);
+    const split = fashionSplitIndices(c, imgs.length);
+    for (const idx of split.train) {
+      trainImgs.push(imgs[idx] as Uint8Array);
+      trainLabels.push(c);
+    }
+    for (const idx of split.test) {
+      testImgs.push(imgs[idx] as Uint8Array);
+      testLabels.push(c);
+    }
   }
   const pack = (imgs: Uint8Array[]): Uint8Array => {
     const out = new Uint8Array(imgs.length * IMAGE_SIZE);

@@ -45,7 +45,7 @@ export async function followTrain(
       }
       const p = status?.progress ?? null;
       if (p) {
-        const payload = { epoch: p.epoch, loss: fmt(p.loss), acc: fmt(p.testAccuracy), phase: status?.phase ?? '' };
+        const payload = { epoch: p.epoch.toFixed(2), loss: fmt(p.loss), acc: fmt(p.testAccuracy), phase: status?.phase ?? '' };
         if (!started) {
           bar.start(p.totalSteps, p.step, payload);
           started = true;

@@ -134,7 +134,10 @@ export function stepsPerEpoch(trainSize: number, batchSize: number): number {
  */
 export function epochsToIterations(epochs: number, trainSize: number, batchSize: number): number {
   if (!Number.isFinite(epochs) || epochs < 0) throw new MlInputError(`epochs must be >= 0, got ${epochs}`);
-  return Math.ceil(epochs * stepsPerEpoch(trainSize, batchSize) - 1e-9);
+  const x = epochs * stepsPerEpoch(trainSize, batchSize);
+  // Tolerate float noise such as 0.1 * 30 = 3.0000000000000004, which must not become 4 steps.
+  const r = Math.round(x);
+  return Math.abs(x - r) < 1e-9 ? r : Math.ceil(x);
 }
 
 export function cursorAt(step: number, seed: number, trainSize: number, batchSize: number): DataCursor {

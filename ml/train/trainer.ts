@@ -32,8 +32,9 @@ import {
 type Tensors = Record<string, tf.Tensor>;
 
 export interface TrainOptions {
+  /** Starting weights (e.g. rewound ones); default model.init(config.seed). Ignored when resumeFrom is given. */
   initialWeights?: NamedTensors;
-  /** 1 = keep, 0 = pruned, keyed by parameter name; any host dtype. */
+  /** 1 = keep, 0 = pruned, keyed by parameter name; any host dtype. Pass the same masks again on resume. */
   masks?: NamedTensors;
   resumeFrom?: TrainState;
   checkpointEvery?: number;

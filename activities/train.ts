@@ -7,7 +7,15 @@ import { z } from 'zod';
 
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
-import { epochsToIterations, stateFromTensors, stateToTensors, train, type TrainConfig, type TrainState } from '../ml/train';
+import {
+  epochsToIterations,
+  stateFromTensors,
+  stateToTensors,
+  train,
+  TrainingStoppedError,
+  type TrainConfig,
+  type TrainState,
+} from '../ml/train';
 import {
   ArtifactStore,
   IntegrityError,
@@ -20,7 +28,12 @@ import {
   runMetricsKey,
 } from '../store';
 import { parseTrainSpec, SpecError, type TrainConfigSpec, type TrainSpec } from '../workflows/specs';
-import type { ArtifactRef, TrainActivityInput, TrainProgressUpdate, TrainRunResult } from '../workflows/train-types';
+import type {
+  ArtifactRef,
+  TrainActivityInput,
+  TrainProgressUpdate,
+  TrainRunResult,
+} from '../workflows/train-types';
 
 export interface TrainActivityDeps {
   store: ArtifactStore;
@@ -30,11 +43,18 @@ export interface TrainActivityDeps {
   log: (msg: string) => void;
   /** Minimum milliseconds between progress signals (each one is a history event). */
   progressIntervalMs?: number;
+  /** True once the worker was asked to stop: running trainings checkpoint and hand over. */
+  draining?: () => boolean;
   /** How many recent checkpoints to keep per run; older ones are deleted once superseded. */
   keepCheckpoints?: number;
 }
 
-const checkpointRefSchema = z.object({ key: z.string(), sha256: z.string(), bytes: z.number(), step: z.number().int() });
+const checkpointRefSchema = z.object({
+  key: z.string(),
+  sha256: z.string(),
+  bytes: z.number(),
+  step: z.number().int(),
+});
 type CheckpointRef = z.infer<typeof checkpointRefSchema>;
 
 const manifestSchema = z.object({
@@ -71,6 +91,10 @@ export function toMlConfig(config: TrainConfigSpec, trainSize: number): TrainCon
 }
 
 function asNonRetryable(err: unknown): unknown {
+  if (err instanceof TrainingStoppedError) {
+    // Retryable on purpose: the next attempt, on any worker, resumes from this checkpoint.
+    return ApplicationFailure.retryable(`compute worker is shutting down; ${err.message}`, 'WorkerDraining');
+  }
   if (err instanceof SpecError) return ApplicationFailure.nonRetryable(err.message, 'SpecError');
   if (err instanceof Error && (err as { nonRetryable?: unknown }).nonRetryable === true) {
     return ApplicationFailure.nonRetryable(err.message, err.name);
@@ -82,7 +106,10 @@ export function createTrainActivities(deps: TrainActivityDeps) {
   const progressIntervalMs = deps.progressIntervalMs ?? 5_000;
   const keepCheckpoints = Math.max(1, deps.keepCheckpoints ?? 2);
 
-  async function loadResumePoint(runId: string, hinted: CheckpointRef | null): Promise<{ state: TrainState; ref: CheckpointRef } | null> {
+  async function loadResumePoint(
+    runId: string,
+    hinted: CheckpointRef | null,
+  ): Promise<{ state: TrainState; ref: CheckpointRef } | null> {
     const listed = await deps.store.list(checkpointPrefix(runId));
     const candidates = new Map<string, number>();
     for (const { key } of listed) {
@@ -181,6 +208,7 @@ export function createTrainActivities(deps: TrainActivityDeps) {
           resumeFrom: resume?.state,
           checkpointEvery: spec.checkpointEvery,
           signal: ctx.cancellationSignal,
+          stopRequested: deps.draining,
           onCheckpoint: async (state) => {
             const { tensors, metadata } = stateToTensors(state);
             const key = checkpointKey(runId, state.step);
@@ -219,7 +247,14 @@ export function createTrainActivities(deps: TrainActivityDeps) {
         model: config.model,
         backend: deps.backend,
       });
-      const metrics = { runId, spec, config, backend: deps.backend, final: result.final, evals: result.evals };
+      const metrics = {
+        runId,
+        spec,
+        config,
+        backend: deps.backend,
+        final: result.final,
+        evals: result.evals,
+      };
       const metricsRef = await deps.store.putJson(runMetricsKey(runId), metrics);
       const runResult = {
         weights,
@@ -235,9 +270,16 @@ export function createTrainActivities(deps: TrainActivityDeps) {
         entries: [weights, metricsRef],
         result: runResult,
       });
-      if (lastProgress) await signalProgress({ ...(lastProgress as TrainProgressUpdate), step: result.state.step }, true);
+      if (lastProgress)
+        await signalProgress({ ...(lastProgress as TrainProgressUpdate), step: result.state.step }, true);
       for (const key of written) await deps.store.remove(key);
-      return { runId, manifestKey: runManifestKey(runId), ...runResult, reused: false, resumedFromStep: resume?.state.step ?? 0 };
+      return {
+        runId,
+        manifestKey: runManifestKey(runId),
+        ...runResult,
+        reused: false,
+        resumedFromStep: resume?.state.step ?? 0,
+      };
     } finally {
       clearInterval(heartbeatTimer);
     }

@@ -18,3 +18,14 @@ export class TrainingAbortedError extends Error {
     this.name = 'AbortError';
   }
 }
+
+/**
+ * Thrown after `stopRequested` asked the loop to stop and the state at that step was handed to
+ * `onCheckpoint`: the run can be resumed from exactly there.
+ */
+export class TrainingStoppedError extends Error {
+  constructor(readonly step: number) {
+    super(`training stopped at step ${step} after a checkpoint`);
+    this.name = 'TrainingStoppedError';
+  }
+}

@@ -1,6 +1,8 @@
-// Fault injection: SIGKILL the compute worker mid-training, start a new one, and the run must end
-// bit-identical to an uninterrupted run of the same spec. Runs on the CPU backend, whose kernels are
-// deterministic (see README, "Determinism").
+// Fault injection on the compute worker, on the real services. Both cases must end bit-identical
+// to an uninterrupted run of the same spec computed in this process on the same backend (WASM,
+// single-threaded under Node, whose kernels are deterministic; see README "Durability").
+//  - SIGKILL mid-training: the retry resumes from the newest checkpoint.
+//  - SIGTERM (preemption notice): the worker checkpoints at once and hands the run over.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -12,21 +14,29 @@ import { endpointsToEnv } from '../infra/stack';
 import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
+import type { NamedTensors } from '../ml/tensors';
 import { train } from '../ml/train';
-import { checkpointPrefix, parseCheckpointStep } from '../store';
+import { checkpointPrefix, parseCheckpointStep, type ArtifactStore } from '../store';
 import { connectClient, openStore } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
-import { parseTrainSpec } from '../workflows/specs';
+import { parseTrainSpec, type TrainSpec } from '../workflows/specs';
 import { testEndpoints } from './support/env';
 
 const e = testEndpoints();
-const env = { ...endpointsToEnv(e), LTH_BACKEND: 'cpu', LTH_PROGRESS_INTERVAL_MS: '200' };
+const env = { ...endpointsToEnv(e), LTH_BACKEND: 'wasm', LTH_PROGRESS_INTERVAL_MS: '200' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const tag = Date.now().toString(36);
 let client: Client;
+let store: ArtifactStore;
 const workers: SpawnedWorker[] = [];
 
 before(async () => {
   client = await connectClient(e);
+  store = openStore(e);
+  await selectBackend({ prefer: 'wasm' });
+  const light = spawnWorker('light', { env });
+  workers.push(light);
+  await light.ready;
 });
 
 after(async () => {
@@ -34,68 +44,115 @@ after(async () => {
   await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
 });
 
-const spec = parseTrainSpec({
-  experiment: `fault${Date.now().toString(36)}`,
-  train: {
-    model: 'lenet-300-100',
-    dataset: 'mnist',
-    optimizer: { kind: 'adam', lr: 1e-3 },
-    batchSize: 64,
-    iterations: 240,
-    evalEvery: 60,
-    seed: 11,
-    trainLimit: 1024,
-    testLimit: 200,
-  },
-  checkpointEvery: 40,
-  heartbeatTimeoutSeconds: 4,
-});
-
-function bytesOf(data: Float32Array | Int32Array | Uint8Array): Buffer {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+function makeSpec(experiment: string, seed: number): TrainSpec {
+  return parseTrainSpec({
+    experiment,
+    train: {
+      model: 'lenet-300-100',
+      dataset: 'mnist',
+      optimizer: { kind: 'adam', lr: 1e-3 },
+      batchSize: 64,
+      iterations: 600,
+      evalEvery: 150,
+      seed,
+      trainLimit: 2048,
+      testLimit: 300,
+    },
+    checkpointEvery: 100,
+    heartbeatTimeoutSeconds: 4,
+  });
 }
 
-test('a SIGKILLed compute worker loses nothing: the resumed run is bit-identical', async () => {
-  // Reference: the same spec trained uninterrupted, in this process, on the same backend.
-  await selectBackend({ prefer: 'cpu' });
+async function uninterrupted(spec: TrainSpec) {
   const trainData = loadDataset('mnist', 'train', { limit: spec.train.trainLimit });
   const testData = loadDataset('mnist', 'test', { limit: spec.train.testLimit });
   const config = toMlConfig(spec.train, trainData.n);
-  const reference = await train(config, { train: trainData, test: testData }, { initialWeights: getModel(config.model).init(config.seed) });
-  const referenceWeights = reference.state.weights;
+  return train(
+    config,
+    { train: trainData, test: testData },
+    { initialWeights: getModel(config.model).init(config.seed) },
+  );
+}
 
-  workers.push(spawnWorker('light', { env }));
-  const victim = spawnWorker('compute', { env });
-  workers.push(victim);
-  await Promise.all(workers.map((w) => w.ready));
+async function startComputeWorker(): Promise<SpawnedWorker> {
+  const w = spawnWorker('compute', { env });
+  workers.push(w);
+  await w.ready;
+  return w;
+}
 
-  const run = await startOrAttachTrain(client, spec);
-  const store = openStore(e);
-  const prefix = checkpointPrefix(trainRunId(spec.train));
-  // Kill only once a checkpoint past the first interval exists, so the retry must resume mid-run.
-  const deadline = Date.now() + 120_000;
+/** Each case owns the compute queue: no worker of an earlier case may pick up its run. */
+async function stopComputeWorkers(): Promise<void> {
+  await Promise.all(workers.filter((w) => w.role === 'compute').map((w) => stopWorker(w, 20_000)));
+}
+
+async function waitForCheckpoint(spec: TrainSpec, atLeast: number): Promise<void> {
+  const deadline = Date.now() + 180_000;
   for (;;) {
-    const steps = (await store.list(prefix)).map((o) => parseCheckpointStep(o.key) ?? 0);
-    if (steps.some((s) => s >= 80)) break;
-    assert.ok(Date.now() < deadline, 'no checkpoint past step 80 appeared within two minutes');
-    await sleep(100);
+    const steps = (await store.list(checkpointPrefix(trainRunId(spec.train)))).map(
+      (o) => parseCheckpointStep(o.key) ?? 0,
+    );
+    if (steps.some((s) => s >= atLeast)) return;
+    assert.ok(Date.now() < deadline, `no checkpoint at step >= ${atLeast} within three minutes`);
+    await sleep(50);
   }
+}
+
+async function assertSameWeights(key: string, sha256: string, reference: NamedTensors): Promise<void> {
+  const stored = await store.getTensors(key, { expectSha256: sha256 });
+  assert.deepEqual(Object.keys(stored.tensors).sort(), Object.keys(reference).sort());
+  for (const [name, tensor] of Object.entries(stored.tensors)) {
+    const ref = reference[name];
+    assert.ok(ref);
+    const a = Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+    const b = Buffer.from(ref.data.buffer, ref.data.byteOffset, ref.data.byteLength);
+    assert.ok(a.equals(b), `${name} differs from the uninterrupted run`);
+  }
+}
+
+test('a SIGKILLed compute worker loses nothing: the resumed run is bit-identical', async () => {
+  const spec = makeSpec(`kill${tag}`, 11);
+  const reference = await uninterrupted(spec);
+
+  const victim = await startComputeWorker();
+  const run = await startOrAttachTrain(client, spec);
+  // Kill only after a checkpoint past the first interval, so the retry must resume mid-run.
+  await waitForCheckpoint(spec, 200);
   victim.child.kill('SIGKILL');
   assert.equal(await victim.exited, 'SIGKILL');
 
-  const rescuer = spawnWorker('compute', { env });
-  workers.push(rescuer);
-  await rescuer.ready;
+  await startComputeWorker();
   const result = await run.handle.result();
 
-  assert.ok(result.resumedFromStep >= 80, `resumed from step ${result.resumedFromStep}, expected a mid-run checkpoint`);
-  assert.ok(result.resumedFromStep < 240);
-  assert.equal(result.steps, 240);
-  const stored = await openStore(e).getTensors(result.weights.key, { expectSha256: result.weights.sha256 });
-  for (const [name, tensor] of Object.entries(stored.tensors)) {
-    const ref = referenceWeights[name];
-    assert.ok(ref, `reference lacks ${name}`);
-    assert.ok(bytesOf(tensor.data).equals(bytesOf(ref.data)), `${name} differs from the uninterrupted run`);
-  }
+  assert.ok(
+    result.resumedFromStep >= 200 && result.resumedFromStep < 600,
+    `resumed from step ${result.resumedFromStep}`,
+  );
+  assert.equal(result.steps, 600);
+  await assertSameWeights(result.weights.key, result.weights.sha256, reference.state.weights);
   assert.equal(result.final.testAccuracy, reference.final.testAccuracy);
+  await stopComputeWorkers();
+});
+
+test('a SIGTERMed compute worker checkpoints at once and the run resumes exactly there', async () => {
+  const spec = makeSpec(`drain${tag}`, 12);
+  const reference = await uninterrupted(spec);
+
+  const drained = await startComputeWorker();
+  const run = await startOrAttachTrain(client, spec);
+  await waitForCheckpoint(spec, 100);
+  await sleep(300);
+  drained.child.kill('SIGTERM');
+  // A graceful stop: the worker exits by itself, well before its grace period forces anything.
+  assert.equal(await drained.exited, 0);
+  const steps = (await store.list(checkpointPrefix(trainRunId(spec.train)))).map(
+    (o) => parseCheckpointStep(o.key) ?? 0,
+  );
+  const drainStep = Math.max(...steps);
+  assert.ok(drainStep > 100 && drainStep < 600, `drain checkpoint at step ${drainStep}`);
+
+  await startComputeWorker();
+  const result = await run.handle.result();
+  assert.equal(result.resumedFromStep, drainStep);
+  await assertSameWeights(result.weights.key, result.weights.sha256, reference.state.weights);
 });

@@ -25,7 +25,7 @@ let client: Client;
 let workers: SpawnedWorker[] = [];
 
 before(async () => {
-  const env = { ...endpointsToEnv(e), LTH_BACKEND: 'cpu', LTH_PROGRESS_INTERVAL_MS: '200' };
+  const env = { ...endpointsToEnv(e), LTH_BACKEND: 'wasm', LTH_PROGRESS_INTERVAL_MS: '200' };
   workers = [spawnWorker('light', { env }), spawnWorker('compute', { env })];
   await Promise.all(workers.map((w) => w.ready));
   client = await connectClient(e);
@@ -67,7 +67,7 @@ test('trainWorkflow trains on the compute worker and publishes its artifacts', a
     result.evals.map((x) => x.step),
     [0, 40, 80],
   );
-  assert.match(result.backend, /^cpu/);
+  assert.match(result.backend, /^wasm/);
 
   const store = openStore(e);
   const weights = await store.getTensors(result.weights.key, { expectSha256: result.weights.sha256 });

@@ -43,6 +43,15 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
   const store = openStore(e);
   await store.ensureBucket();
   const client = await connectClient(e);
+  // On SIGTERM (preemption notice) running trainings checkpoint at their next batch and hand the
+  // activity back for a retry, instead of waiting out the grace period and losing an interval.
+  let draining = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      draining = true;
+      log(`${sig}: draining (checkpointing running trainings, then stopping)`);
+    });
+  }
   const connection = await connectWorker(e);
   const worker = await Worker.create({
     connection,
@@ -53,13 +62,16 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
       client,
       backend: backendLabel,
       log,
+      draining: () => draining,
       progressIntervalMs: env.LTH_PROGRESS_INTERVAL_MS,
       keepCheckpoints: env.LTH_KEEP_CHECKPOINTS,
     }),
     maxConcurrentActivityTaskExecutions: opts.slots,
     shutdownGraceTime: `${opts.graceSeconds} seconds`,
   });
-  log(`ready on ${e.temporal.address} queue=${COMPUTE_TASK_QUEUE} backend=${backendLabel} slots=${opts.slots} pid=${process.pid}`);
+  log(
+    `ready on ${e.temporal.address} queue=${COMPUTE_TASK_QUEUE} backend=${backendLabel} slots=${opts.slots} pid=${process.pid}`,
+  );
   try {
     await worker.run();
   } finally {
@@ -72,12 +84,25 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
 export function computeWorkerCommand(): Command {
   return new Command('compute')
     .description('run a compute worker (heavy ML activities)')
-    .addOption(new Option('--backend <name>', 'backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
+    .addOption(
+      new Option('--backend <name>', 'backend').choices([
+        'auto',
+        'tensorflow-gpu',
+        'tensorflow',
+        'wasm',
+        'cpu',
+      ]),
+    )
     .option('--threads <n>', 'threads for the WASM backend', (v) => Number.parseInt(v, 10))
     .option('--slots <n>', 'concurrent activities', (v) => Number.parseInt(v, 10), 1)
     .option('--grace <seconds>', 'shutdown grace period', (v) => Number.parseInt(v, 10), 60)
     .action(async (o: { backend?: BackendName | 'auto'; threads?: number; slots: number; grace: number }) => {
-      await runComputeWorker({ backend: o.backend, threads: o.threads, slots: o.slots, graceSeconds: o.grace });
+      await runComputeWorker({
+        backend: o.backend,
+        threads: o.threads,
+        slots: o.slots,
+        graceSeconds: o.grace,
+      });
     });
 }
 
@@ -85,7 +110,9 @@ if (require.main === module) {
   computeWorkerCommand()
     .parseAsync(process.argv)
     .catch((err: unknown) => {
-      process.stderr.write(`compute worker: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `compute worker: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
       process.exit(1);
     });
 }

@@ -16,7 +16,8 @@ interface TlsFiles {
 function temporalTls(env: TlsFiles = process.env) {
   const { TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key, TEMPORAL_TLS_CA: ca } = env;
   if (!cert && !key && !ca) return undefined;
-  if ((cert && !key) || (key && !cert)) throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together');
+  if ((cert && !key) || (key && !cert))
+    throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together');
   return {
     ...(cert && key ? { clientCertPair: { crt: fs.readFileSync(cert), key: fs.readFileSync(key) } } : {}),
     ...(ca ? { serverRootCACertificate: fs.readFileSync(ca) } : {}),

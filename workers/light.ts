@@ -37,7 +37,9 @@ if (require.main === module) {
   lightWorkerCommand()
     .parseAsync(process.argv)
     .catch((err: unknown) => {
-      process.stderr.write(`light worker: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `light worker: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
       process.exit(1);
     });
 }

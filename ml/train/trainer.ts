@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { epochOrder, type Dataset } from '../data/index.js';
 import '../gradients.js';
-import { MlInputError, TrainingAbortedError } from '../errors.js';
+import { MlInputError, TrainingAbortedError, TrainingStoppedError } from '../errors.js';
 import { getModel } from '../models/index.js';
 import type { ModelDef } from '../models/types.js';
 import { assertHostTensor, hostTensor, toHostAsync, type HostTensor, type NamedTensors } from '../tensors.js';
@@ -41,6 +41,11 @@ export interface TrainOptions {
   onCheckpoint?: (state: TrainState) => Promise<void>;
   onProgress?: (p: TrainProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Polled between batches; when it returns true the loop checkpoints the current step through
+   * `onCheckpoint` and throws TrainingStoppedError (a worker draining before preemption).
+   */
+  stopRequested?: () => boolean;
   /** Report progress every this many steps (default 10); eval and final steps are always reported. */
   progressEvery?: number;
   /** Batch size for evaluation passes (default 1000); does not change results beyond float summation order. */
@@ -81,7 +86,8 @@ function normaliseMasks(model: ModelDef, masks: NamedTensors): NamedTensors {
     const f = hostTensor('float32', p.shape);
     for (let i = 0; i < m.data.length; i++) {
       const v = m.data[i] as number;
-      if (v !== 0 && v !== 1) throw new MlInputError(`mask '${name}' holds ${v} at ${i}; masks must be 0 or 1`);
+      if (v !== 0 && v !== 1)
+        throw new MlInputError(`mask '${name}' holds ${v} at ${i}; masks must be 0 or 1`);
       f.data[i] = v;
     }
     out[name] = f;
@@ -95,9 +101,12 @@ function checkDataset(model: ModelDef, config: TrainConfig, data: Dataset, role:
   }
   const size = data.height * data.width * data.channels;
   const expected = model.inputShape.reduce((a, b) => a * b, 1);
-  if (size !== expected) throw new MlInputError(`${role} images have ${size} values, ${model.name} takes ${expected}`);
+  if (size !== expected)
+    throw new MlInputError(`${role} images have ${size} values, ${model.name} takes ${expected}`);
   if (data.numClasses !== model.numClasses) {
-    throw new MlInputError(`${role} data has ${data.numClasses} classes, ${model.name} outputs ${model.numClasses}`);
+    throw new MlInputError(
+      `${role} data has ${data.numClasses} classes, ${model.name} outputs ${model.numClasses}`,
+    );
   }
   if (data.images.length !== data.n * size || data.labels.length !== data.n) {
     throw new MlInputError(`${role} data arrays do not match n=${data.n}`);
@@ -132,7 +141,13 @@ export class Trainer {
   constructor(
     config: TrainConfig,
     private readonly data: Dataset,
-    init: { weights: NamedTensors; optimizer?: NamedTensors; masks?: NamedTensors; step?: number; lastLoss?: number | null },
+    init: {
+      weights: NamedTensors;
+      optimizer?: NamedTensors;
+      masks?: NamedTensors;
+      step?: number;
+      lastLoss?: number | null;
+    },
   ) {
     this.config = parseTrainConfig(config);
     this.model = getModel(this.config.model);
@@ -157,8 +172,10 @@ export class Trainer {
       }
       for (const s of specs) {
         const t = init.optimizer[s.name];
-        if (!t) throw new MlInputError(`optimizer state lacks '${s.name}' needed by ${this.config.optimizer.kind}`);
-        if (t.dtype !== 'float32') throw new MlInputError(`optimizer state '${s.name}' is ${t.dtype}, expected float32`);
+        if (!t)
+          throw new MlInputError(`optimizer state lacks '${s.name}' needed by ${this.config.optimizer.kind}`);
+        if (t.dtype !== 'float32')
+          throw new MlInputError(`optimizer state '${s.name}' is ${t.dtype}, expected float32`);
         checkShape(`optimizer state '${s.name}'`, t, s.shape);
       }
     }
@@ -301,10 +318,13 @@ export class Trainer {
 
 function validateResume(config: TrainConfig, trainData: Dataset, state: TrainState): void {
   const r = dataCursorSchema.safeParse(state.rng);
-  if (!r.success) throw new MlInputError(`resume state: rng is not a data cursor: ${r.error.issues[0]?.message}`);
+  if (!r.success)
+    throw new MlInputError(`resume state: rng is not a data cursor: ${r.error.issues[0]?.message}`);
   const c = r.data;
   const expected = cursorAt(state.step, config.seed, trainData.n, config.batchSize);
-  const mismatch = (['seed', 'trainSize', 'batchSize', 'epoch', 'position'] as const).filter((k) => c[k] !== expected[k]);
+  const mismatch = (['seed', 'trainSize', 'batchSize', 'epoch', 'position'] as const).filter(
+    (k) => c[k] !== expected[k],
+  );
   if (mismatch.length > 0) {
     throw new MlInputError(
       `resume state does not belong to this run: ${mismatch
@@ -313,7 +333,9 @@ function validateResume(config: TrainConfig, trainData: Dataset, state: TrainSta
     );
   }
   if (state.step > config.iterations) {
-    throw new MlInputError(`resume state is at step ${state.step}, past the run's ${config.iterations} iterations`);
+    throw new MlInputError(
+      `resume state is at step ${state.step}, past the run's ${config.iterations} iterations`,
+    );
   }
 }
 
@@ -347,7 +369,8 @@ export async function train(
   if (!Number.isInteger(checkpointEvery) || checkpointEvery < 0) {
     throw new MlInputError(`checkpointEvery must be a non-negative integer, got ${opts.checkpointEvery}`);
   }
-  if (checkpointEvery > 0 && !opts.onCheckpoint) throw new MlInputError('checkpointEvery given without onCheckpoint');
+  if (checkpointEvery > 0 && !opts.onCheckpoint)
+    throw new MlInputError('checkpointEvery given without onCheckpoint');
   const progressEvery = opts.progressEvery ?? 10;
   if (!Number.isInteger(progressEvery) || progressEvery < 1) {
     throw new MlInputError(`progressEvery must be a positive integer, got ${opts.progressEvery}`);
@@ -381,7 +404,12 @@ export async function train(
   const report = async (s: number, rec: EvalRecord | null) => {
     if (!opts.onProgress) return;
     const loss = await trainer.readLoss();
-    const p: TrainProgress = { step: s, totalSteps: total, epoch: s / trainer.stepsPerEpoch, loss: loss ?? NaN };
+    const p: TrainProgress = {
+      step: s,
+      totalSteps: total,
+      epoch: s / trainer.stepsPerEpoch,
+      loss: loss ?? NaN,
+    };
     if (rec) {
       p.testLoss = rec.testLoss;
       p.testAccuracy = rec.testAccuracy;
@@ -403,13 +431,19 @@ export async function train(
       const s = trainer.step;
       const rec = evalDue(s) ? await runEval(s) : null;
       if (rec || s % progressEvery === 0 || s === total) await report(s, rec);
-      if (checkpointEvery > 0 && s % checkpointEvery === 0 && opts.onCheckpoint) {
+      const checkpointDue = checkpointEvery > 0 && s % checkpointEvery === 0;
+      if (checkpointDue && opts.onCheckpoint) {
         await opts.onCheckpoint(await trainer.snapshot(evals));
+      }
+      if (s < total && opts.stopRequested?.() && opts.onCheckpoint) {
+        if (!checkpointDue) await opts.onCheckpoint(await trainer.snapshot(evals));
+        throw new TrainingStoppedError(s);
       }
     }
     const state = await trainer.snapshot(evals);
     const last = evals[evals.length - 1];
-    if (!last || last.step !== state.step) throw new Error(`internal: no evaluation recorded at step ${state.step}`);
+    if (!last || last.step !== state.step)
+      throw new Error(`internal: no evaluation recorded at step ${state.step}`);
     const trainEval = await trainer.evaluate(data.train, opts.evalBatchSize);
     return {
       state,

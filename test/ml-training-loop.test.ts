@@ -8,6 +8,7 @@ import { hostTensor, type NamedTensors } from '../ml/tensors';
 import {
   epochsToIterations,
   MlInputError,
+  TrainingStoppedError,
   stepsPerEpoch,
   train,
   type TrainConfig,
@@ -149,4 +150,33 @@ test('the model initialises identically for a seed and differently across seeds'
   let s2 = 0;
   for (const v of d) s2 += v * v;
   assert.ok(Math.abs(Math.sqrt(s2 / d.length) / Math.sqrt(2 / 784) - 1) < 0.01);
+});
+
+test('a stop request checkpoints the current step, stops, and resuming from it is exact', async () => {
+  await selectBackend({ prefer: 'wasm', threads: 1, log: () => {} });
+  const reference = await train(base, data);
+  const saved: TrainState[] = [];
+  let steps = 0;
+  await assert.rejects(
+    train(base, data, {
+      checkpointEvery: 4,
+      onCheckpoint: async (s) => {
+        saved.push(s);
+      },
+      onProgress: (p) => {
+        steps = p.step;
+      },
+      progressEvery: 1,
+      stopRequested: () => steps >= 7,
+    }),
+    (err: unknown) => err instanceof TrainingStoppedError && err.step === 7,
+  );
+  assert.deepEqual(
+    saved.map((s) => s.step),
+    [4, 7],
+  );
+  const resumed = await train(base, data, { resumeFrom: saved[1] });
+  for (const [name, w] of Object.entries(reference.state.weights)) {
+    assert.deepEqual(resumed.state.weights[name]?.data, w.data, name);
+  }
 });

@@ -65,7 +65,12 @@ const manifestSchema = z.object({
     metricsKey: z.string(),
     backend: z.string(),
     steps: z.number(),
-    final: z.object({ testAccuracy: z.number(), testLoss: z.number(), trainLoss: z.number() }),
+    final: z.object({
+      testAccuracy: z.number(),
+      testLoss: z.number(),
+      trainLoss: z.number(),
+      trainAccuracy: z.number(),
+    }),
     evals: z.array(z.object({ step: z.number(), testAccuracy: z.number(), testLoss: z.number() })),
   }),
 });
@@ -109,7 +114,7 @@ export function createTrainActivities(deps: TrainActivityDeps) {
   async function loadResumePoint(
     runId: string,
     hinted: CheckpointRef | null,
-  ): Promise<{ state: TrainState; ref: CheckpointRef } | null> {
+  ): Promise<{ state: TrainState; ref: CheckpointRef; backends: string[] } | null> {
     const listed = await deps.store.list(checkpointPrefix(runId));
     const candidates = new Map<string, number>();
     for (const { key } of listed) {
@@ -124,7 +129,8 @@ export function createTrainActivities(deps: TrainActivityDeps) {
         const { tensors, metadata, ref } = await deps.store.getTensors(key);
         const state = stateFromTensors(tensors, metadata);
         if (state.step !== step) throw new Error(`checkpoint ${key} holds step ${state.step}`);
-        return { state, ref: { ...ref, step } };
+        const backends = (metadata.backends ?? '').split(',').filter((b) => b.length > 0);
+        return { state, ref: { ...ref, step }, backends };
       } catch (err) {
         if (err instanceof IntegrityError) {
           deps.log(`skipping corrupt checkpoint ${key}: ${err.message}`);
@@ -171,6 +177,14 @@ export function createTrainActivities(deps: TrainActivityDeps) {
     const testData = loadDataset(spec.train.dataset, 'test', { limit: spec.train.testLimit });
     const config = toMlConfig(spec.train, trainData.n);
     const model = getModel(config.model);
+    // Bits depend on the backend: a run resumed elsewhere says so in its result.
+    const backends = [...(resume?.backends ?? [])];
+    if (backends[backends.length - 1] !== deps.backend) backends.push(deps.backend);
+    const backendLabel = backends.join('+');
+    if (backends.length > 1)
+      deps.log(
+        `run ${runId}: resuming a checkpoint written on ${backends.slice(0, -1).join('+')} with ${deps.backend}; not bit-identical to a single-backend run`,
+      );
     deps.log(
       resume
         ? `run ${runId}: resuming from step ${resume.state.step} (${resume.ref.key}), attempt ${ctx.info.attempt}`
@@ -212,7 +226,11 @@ export function createTrainActivities(deps: TrainActivityDeps) {
           onCheckpoint: async (state) => {
             const { tensors, metadata } = stateToTensors(state);
             const key = checkpointKey(runId, state.step);
-            const ref = await deps.store.putTensors(key, tensors, { ...metadata, runId });
+            const ref = await deps.store.putTensors(key, tensors, {
+              ...metadata,
+              runId,
+              backends: backends.join(','),
+            });
             lastCheckpoint = { ...ref, step: state.step };
             ctx.heartbeat(lastCheckpoint);
             written.push(key);
@@ -245,13 +263,13 @@ export function createTrainActivities(deps: TrainActivityDeps) {
         runId,
         step: String(result.state.step),
         model: config.model,
-        backend: deps.backend,
+        backend: backendLabel,
       });
       const metrics = {
         runId,
         spec,
         config,
-        backend: deps.backend,
+        backend: backendLabel,
         final: result.final,
         evals: result.evals,
       };
@@ -259,7 +277,7 @@ export function createTrainActivities(deps: TrainActivityDeps) {
       const runResult = {
         weights,
         metricsKey: metricsRef.key,
-        backend: deps.backend,
+        backend: backendLabel,
         steps: result.state.step,
         final: result.final,
         evals: result.evals,

@@ -82,7 +82,7 @@ export function describeResult(result: TrainRunResult, workflowId: string, uiUrl
     `  steps            ${result.steps}${result.resumedFromStep > 0 && !result.reused ? ` (resumed from step ${result.resumedFromStep})` : ''}`,
     `  test accuracy    ${(result.final.testAccuracy * 100).toFixed(2)}%`,
     `  test loss        ${result.final.testLoss.toFixed(4)}`,
-    `  train loss       ${result.final.trainLoss.toFixed(4)}`,
+    `  train loss       ${result.final.trainLoss.toFixed(4)} (accuracy ${(result.final.trainAccuracy * 100).toFixed(2)}%)`,
     `  weights          ${result.weights.key}`,
     `                   sha256 ${result.weights.sha256}`,
     `  metrics          ${result.metricsKey}`,

@@ -32,7 +32,7 @@ export interface TrainRunResult {
   manifestKey: string;
   backend: string;
   steps: number;
-  final: { testAccuracy: number; testLoss: number; trainLoss: number };
+  final: { testAccuracy: number; testLoss: number; trainLoss: number; trainAccuracy: number };
   evals: { step: number; testAccuracy: number; testLoss: number }[];
   /** True when the run had already finished and its stored result was returned. */
   reused: boolean;

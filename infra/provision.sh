@@ -154,13 +154,19 @@ step_minio() {
   say "minio: built $want in $((SECONDS - t0))s"
 }
 
+step_native() {
+  STEP=native
+  # The native TensorFlow backend: libtensorflow from a registry wheel, addon built here.
+  bash "$ROOT/infra/tfjs-native.sh" "$ROOT" || die "infra/tfjs-native.sh failed; see its output above"
+}
+
 # ---------------------------------------------------------------------------------- main ---
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(npm temporal minio)
+[[ ${#steps[@]} -gt 0 ]] || steps=(npm temporal minio native)
 for s in "${steps[@]}"; do
   case "$s" in
-    npm | temporal | minio) "step_$s" ;;
-    *) STEP=args; die "unknown step '$s' (known: npm temporal minio)" ;;
+    npm | temporal | minio | native) "step_$s" ;;
+    *) STEP=args; die "unknown step '$s' (known: npm temporal minio native)" ;;
   esac
 done
 STEP=done

@@ -10,6 +10,7 @@
  * Bit-exactness: each backend computes with its own kernels, so results agree only within one backend. Within
  * the cpu backend and the wasm backend everything is single-threaded and deterministic run to run.
  */
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -133,18 +134,46 @@ async function activate(tfName: string, backend: BackendName): Promise<void> {
   try {
     ok = await tf.setBackend(tfName);
   } catch (e) {
-    throw new BackendUnavailableError(backend, `initialisation failed: ${(e as Error).message}`, { cause: e });
+    throw new BackendUnavailableError(backend, `initialisation failed: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   // setBackend reports a failed init as false (and logs); we turn it into an error with the backend's name.
   if (!ok || tf.getBackend() !== tfName) throw new BackendUnavailableError(backend, 'initialisation failed');
   await tf.ready();
 }
 
+/** Where node-pre-gyp looks for the package's addon; null when the package is not installed. */
+function nativeAddonPath(pkg: string): string | null {
+  let dir: string;
+  try {
+    dir = path.dirname(requireHere.resolve(`${pkg}/package.json`));
+  } catch {
+    return null;
+  }
+  return path.join(dir, 'lib', 'napi-v8', 'tfjs_binding.node');
+}
+
 async function loadNative(backend: 'tensorflow-gpu' | 'tensorflow'): Promise<BackendInfo> {
   const pkg = PACKAGES[backend];
-  if (current && current.name !== backend && (current.name === 'tensorflow' || current.name === 'tensorflow-gpu')) {
+  if (
+    current &&
+    current.name !== backend &&
+    (current.name === 'tensorflow' || current.name === 'tensorflow-gpu')
+  ) {
     throw new BackendUnavailableError(backend, `${PACKAGES[current.name]} is already loaded in this process`);
   }
+  // Requiring a package whose addon was never built still registers the tfjs union's kernels and
+  // gradients before it throws, which would leave this process with slower gradients on fallback.
+  const addon = nativeAddonPath(pkg);
+  if (addon !== null && !fs.existsSync(addon)) {
+    throw new BackendUnavailableError(
+      backend,
+      `its native addon is not built (${addon}); run: bash infra/tfjs-native.sh`,
+    );
+  }
+  // TensorFlow logs every oneDNN kernel choice at INFO; keep warnings, unless the user chose a level.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
   try {
     requireHere(pkg);
   } catch (e) {
@@ -171,7 +200,9 @@ async function loadWasm(threads: number | undefined): Promise<BackendInfo> {
   try {
     wasm = requireHere(pkg) as typeof import('@tensorflow/tfjs-backend-wasm');
   } catch (e) {
-    const reason = isModuleNotFound(e, pkg) ? 'package not installed' : `loading it failed: ${(e as Error).message}`;
+    const reason = isModuleNotFound(e, pkg)
+      ? 'package not installed'
+      : `loading it failed: ${(e as Error).message}`;
     throw new BackendUnavailableError('wasm', reason, { cause: e });
   }
   const requested = threads ?? null;

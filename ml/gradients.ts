@@ -12,6 +12,14 @@
  * add it here with a test.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import {
+  conv2dFilterGrad,
+  conv2dInputGrad,
+  conv2dPadding,
+  maxPoolInputGrad,
+  type Conv2DGradAttrs,
+  type MaxPoolGradAttrs,
+} from './ops/conv.js';
 
 type Attrs = tf.NamedAttrMap;
 
@@ -97,9 +105,10 @@ const CONFIGS: tf.GradConfig[] = [
   {
     kernelName: tf.Relu,
     inputsToSave: ['x'],
-    // Zero where x <= 0, like tfjs' own (step(x) is 0 at 0).
+    // Zero where x <= 0, like tfjs' own (step(x) is 0 at 0). One Step kernel instead of Greater + Cast: on wasm
+    // ~20 ms vs 60-100 ms for a [128, 28, 28, 64] activation. Same values, except that a NaN x now passes NaN on.
     gradFunc: (dy, s) => ({
-      x: () => tf.mul(single(dy), tf.cast(tf.greater(saved(s, 0), 0), 'float32')),
+      x: () => tf.mul(single(dy), tf.step(tf.cast(saved(s, 0), 'float32'))),
     }),
   },
   {
@@ -144,6 +153,36 @@ const CONFIGS: tf.GradConfig[] = [
     kernelName: tf.Square,
     inputsToSave: ['x'],
     gradFunc: (dy, s) => ({ x: () => tf.mul(single(dy), tf.mul(tf.cast(saved(s, 0), 'float32'), 2)) }),
+  },
+  {
+    kernelName: tf.Conv2D,
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dy, s, attrs) => {
+      const g = single(dy) as tf.Tensor4D;
+      const x = saved(s, 0) as tf.Tensor4D;
+      const filter = saved(s, 1) as tf.Tensor4D;
+      const pad = conv2dPadding(x.shape, filter.shape, attrs as unknown as Conv2DGradAttrs);
+      // wasm's Conv2DBackpropInput is a plain loop; elsewhere the backend's own kernel is the faster one.
+      const via = tf.getBackend() === 'wasm' ? 'conv' : 'kernel';
+      return {
+        x: () => conv2dInputGrad(g, filter, x.shape, pad, via),
+        filter: () => conv2dFilterGrad(x, g, filter.shape, pad),
+      };
+    },
+  },
+  {
+    kernelName: tf.MaxPool,
+    inputsToSave: ['x'],
+    outputsToSave: [true],
+    gradFunc: (dy, s, attrs) => ({
+      x: () =>
+        maxPoolInputGrad(
+          single(dy) as tf.Tensor4D,
+          saved(s, 0) as tf.Tensor4D,
+          saved(s, 1) as tf.Tensor4D,
+          attrs as unknown as MaxPoolGradAttrs,
+        ),
+    }),
   },
   { kernelName: tf.Identity, gradFunc: (dy) => ({ x: () => tf.clone(single(dy)) }) },
   { kernelName: tf.Cast, gradFunc: (dy) => ({ x: () => tf.clone(single(dy)) }) },

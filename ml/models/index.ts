@@ -1,4 +1,5 @@
 import { MlInputError } from '../errors.js';
+import { conv2, conv4 } from './conv.js';
 import { lenet300100 } from './lenet.js';
 import type { ModelDef } from './types.js';
 
@@ -7,6 +8,8 @@ export { kaimingNormal } from './init.js';
 
 const MODELS: Record<string, ModelDef> = {
   [lenet300100.name]: lenet300100,
+  [conv2.name]: conv2,
+  [conv4.name]: conv4,
 };
 
 export const MODEL_NAMES: readonly string[] = Object.keys(MODELS);

@@ -1,0 +1,126 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '../gradients.js';
+import type { NamedTensors } from '../tensors.js';
+import { kaimingNormal, zeros } from './init.js';
+import type { ModelDef, ParamSpec } from './types.js';
+
+const INPUT: readonly [number, number, number] = [28, 28, 1];
+const KERNEL = 3;
+const HIDDEN = [256, 256] as const;
+const CLASSES = 10;
+
+interface ConvNetSpec {
+  name: string;
+  /** Output channels of the 3x3 convolutions; each inner list is one block, followed by a 2x2 max pool. */
+  blocks: number[][];
+}
+
+interface Layout {
+  params: ParamSpec[];
+  /** fan_in of each weight, for Kaiming init: K*K*Cin for convolutions, the input width for dense layers. */
+  fanIn: Map<string, number>;
+  convs: { name: string; poolAfter: boolean }[];
+  flat: number;
+  dense: number;
+}
+
+function layout(spec: ConvNetSpec): Layout {
+  const params: ParamSpec[] = [];
+  const fanIn = new Map<string, number>();
+  const convs: Layout['convs'] = [];
+  let [h, w, c] = INPUT;
+  let i = 0;
+  for (const block of spec.blocks) {
+    block.forEach((out, j) => {
+      i++;
+      const name = `conv${i}`;
+      params.push({
+        name: `${name}.weight`,
+        shape: [KERNEL, KERNEL, c, out],
+        kind: 'weight',
+        prunable: true,
+      });
+      params.push({ name: `${name}.bias`, shape: [out], kind: 'bias', prunable: false });
+      fanIn.set(`${name}.weight`, KERNEL * KERNEL * c);
+      convs.push({ name, poolAfter: j === block.length - 1 });
+      c = out;
+    });
+    // 'valid' 2x2 pooling floors odd sizes; 28 -> 14 -> 7 never hits that.
+    h = Math.floor(h / 2);
+    w = Math.floor(w / 2);
+  }
+  const flat = h * w * c;
+  const widths = [flat, ...HIDDEN, CLASSES];
+  for (let k = 0; k < widths.length - 1; k++) {
+    const name = `fc${k + 1}`;
+    params.push({
+      name: `${name}.weight`,
+      shape: [widths[k] as number, widths[k + 1] as number],
+      kind: 'weight',
+      prunable: true,
+    });
+    params.push({ name: `${name}.bias`, shape: [widths[k + 1] as number], kind: 'bias', prunable: false });
+    fanIn.set(`${name}.weight`, widths[k] as number);
+  }
+  return { params, fanIn, convs, flat, dense: widths.length - 1 };
+}
+
+/**
+ * Frankle & Carbin's Conv-2/4/6 family (VGG-like: 3x3 'same' convolutions, 2x2 max pooling, FC 256-256-10, ReLU),
+ * sized for 28x28x1 inputs. NHWC; conv weights [3, 3, Cin, Cout]; dense weights [in, out] (x @ W); the feature
+ * map is flattened in (h, w, c) order. Convolution and pooling run on tf.conv2d / tf.maxPool, whose gradients
+ * ml/gradients.ts builds from kernels every backend has (see ml/ops/conv.ts).
+ */
+function convNet(spec: ConvNetSpec): ModelDef {
+  const { params, fanIn, convs, flat, dense } = layout(spec);
+  const param = (p: Record<string, tf.Tensor>, name: string): tf.Tensor => {
+    const t = p[name];
+    if (!t) throw new Error(`${spec.name}: missing parameter '${name}'`);
+    return t;
+  };
+  return {
+    name: spec.name,
+    inputShape: [...INPUT],
+    numClasses: CLASSES,
+    params,
+    init(seed: number): NamedTensors {
+      const out: NamedTensors = {};
+      for (const p of params) {
+        out[p.name] = p.kind === 'weight' ? kaimingNormal(seed, p, fanIn.get(p.name) as number) : zeros(p);
+      }
+      return out;
+    },
+    forward(p, x, _training) {
+      return tf.tidy(() => {
+        let h = tf.reshape(x, [-1, ...INPUT]) as tf.Tensor4D;
+        for (const c of convs) {
+          // Per-layer tidy frees each layer's temporaries at once (the tape keeps what backprop needs), which
+          // bounds peak memory when evaluating a 1000-image batch of 28x28x64 activations.
+          h = tf.tidy(() => {
+            const z = tf.add(
+              tf.conv2d(h, param(p, `${c.name}.weight`) as tf.Tensor4D, 1, 'same'),
+              param(p, `${c.name}.bias`),
+            );
+            const a = tf.relu(z) as tf.Tensor4D;
+            return c.poolAfter ? tf.maxPool(a, 2, 2, 'valid') : a;
+          });
+        }
+        let f = tf.reshape(h, [-1, flat]) as tf.Tensor2D;
+        for (let k = 1; k <= dense; k++) {
+          const z = tf.add(tf.matMul(f, param(p, `fc${k}.weight`) as tf.Tensor2D), param(p, `fc${k}.bias`));
+          f = (k < dense ? tf.relu(z) : z) as tf.Tensor2D;
+        }
+        return f;
+      });
+    },
+  };
+}
+
+export const conv2: ModelDef = convNet({ name: 'conv-2', blocks: [[64, 64]] });
+export const conv4: ModelDef = convNet({
+  name: 'conv-4',
+  blocks: [
+    [64, 64],
+    [128, 128],
+  ],
+});

@@ -67,3 +67,9 @@ test('workflow ids are derived from the spec, independent of key order', () => {
   assert.notEqual(specHash(a), specHash(c));
   assert.match(trainWorkflowId(a), /^train-x-[0-9a-f]{16}$/);
 });
+
+test('specs accept exactly the models ml/ provides', async () => {
+  const ml = await import('../ml/models');
+  const specs = await import('../workflows/specs');
+  assert.deepEqual([...specs.MODEL_NAMES].sort(), [...ml.MODEL_NAMES].sort());
+});

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 
 import { connectClient, endpoints } from '../../workers/connection';
-import { parseTrainSpec, type TrainSpec } from '../../workflows/specs';
+import { MODEL_NAMES, parseTrainSpec, type TrainSpec } from '../../workflows/specs';
 import { describeResult, followTrain } from '../follow';
 import { startOrAttachTrain } from '../runs';
 import { readSpecFile } from '../spec-file';
@@ -80,7 +80,7 @@ export function registerTrainCommand(program: Command): void {
     .description('start (or attach to) a durable training run and follow it')
     .option('-c, --config <file>', 'training spec, JSON or YAML')
     .option('-e, --experiment <name>', 'experiment label (search attribute Experiment)')
-    .addOption(new Option('--model <name>', 'model').choices(['lenet-300-100']))
+    .addOption(new Option('--model <name>', 'model').choices([...MODEL_NAMES]))
     .addOption(new Option('--dataset <name>', 'dataset').choices(['mnist', 'fashion-mnist']))
     .option('--iterations <n>', 'training steps', int)
     .option('--epochs <n>', 'training epochs (instead of iterations)', num)

@@ -258,7 +258,7 @@ async function main(): Promise<void> {
     if (failed.has(spec) || runs.length === 0) continue;
     const sorted = [...runs].sort((a, b) => a.samplesPerSec - b.samplesPerSec);
     const median = sorted[Math.floor(sorted.length / 2)] as BenchResult;
-    results.push({ ...median, rounds: runs.map((r) => Math.round(r.samplesPerSec)) });
+    results.push({ ...median, rounds: runs.map((r) => Number(r.samplesPerSec.toPrecision(3))) });
   }
   const notes = [
     `each result is the median of ${ROUNDS} runs in fresh processes, interleaved across configurations; ` +

@@ -4,7 +4,6 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import * as Minio from 'minio';
 import { z } from 'zod';
 import {
   ArtifactFormatError,
@@ -13,45 +12,12 @@ import {
   isNonRetryable,
   checkpointKey,
   contentHash,
-  s3ConfigFromEnv,
   storeFromEnv,
   type S3Config,
   type TensorSet,
 } from '../store/index.js';
 
-const NO_S3 =
-  'S3_ENDPOINT is not set: the store tests need a real S3/MinIO server, e.g. ' +
-  'S3_ENDPOINT=http://127.0.0.1:9000 S3_ACCESS_KEY=... S3_SECRET_KEY=... node --import tsx --test test/store-*.test.ts';
-const s3 = s3ConfigFromEnv();
-
-function uniqueBucket(tag: string): string {
-  return `lth-test-${tag}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-}
-
-function rawClient(cfg: S3Config): Minio.Client {
-  return new Minio.Client({
-    endPoint: cfg.endPoint,
-    port: cfg.port,
-    useSSL: cfg.useSSL,
-    accessKey: cfg.accessKey,
-    secretKey: cfg.secretKey,
-  });
-}
-
-async function dropBucket(client: Minio.Client, bucket: string): Promise<void> {
-  if (!(await client.bucketExists(bucket))) return;
-  const names: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const s = client.listObjectsV2(bucket, '', true);
-    s.on('data', (o: Minio.BucketItem) => {
-      if (o.name) names.push(o.name);
-    });
-    s.on('error', reject);
-    s.on('end', resolve);
-  });
-  if (names.length) await client.removeObjects(bucket, names);
-  await client.removeBucket(bucket);
-}
+import { dropBucket, NO_S3, rawClient, s3, uniqueBucket } from './support/s3.js';
 
 function bytesOf(a: Float32Array | Int32Array | Uint8Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);

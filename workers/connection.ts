@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 
-import { resolveEndpoints, type StackEndpoints } from '../infra/stack';
-import { ArtifactStore } from '../store';
+import { endpointsToEnv, resolveEndpoints, type StackEndpoints } from '../infra/stack';
+import { ArtifactStore, s3ConfigFromEnv } from '../store';
 
 interface TlsFiles {
   TEMPORAL_TLS_CERT?: string;
@@ -38,16 +38,8 @@ export async function connectWorker(e: StackEndpoints = endpoints()): Promise<Na
 }
 
 export function openStore(e: StackEndpoints = endpoints()): ArtifactStore {
-  const url = new URL(e.s3.endpoint);
-  const useSSL = url.protocol === 'https:';
-  return new ArtifactStore({
-    endPoint: url.hostname,
-    port: url.port ? Number(url.port) : useSSL ? 443 : 80,
-    useSSL,
-    accessKey: e.s3.accessKey,
-    secretKey: e.s3.secretKey,
-    bucket: e.s3.bucket,
-    region: process.env.S3_REGION,
-    caFile: process.env.S3_CA_FILE,
-  });
+  // One parser for S3 settings: the store's own, fed the resolved endpoints (region/CA from env).
+  const cfg = s3ConfigFromEnv({ ...process.env, ...endpointsToEnv(e) });
+  if (!cfg) throw new Error('no S3 endpoint resolved');
+  return new ArtifactStore(cfg);
 }

@@ -50,6 +50,12 @@ export interface TrainOptions {
   progressEvery?: number;
   /** Batch size for evaluation passes (default 1000); does not change results beyond float summation order. */
   evalBatchSize?: number;
+  /**
+   * Steps (1..iterations) after which the full state is handed to onSnapshot, awaited before training goes on:
+   * a rewind point is stored before any later checkpoint can exist. Steps at or before a resume point are skipped.
+   */
+  snapshotAt?: readonly number[];
+  onSnapshot?: (state: TrainState) => Promise<void>;
 }
 
 function checkShape(what: string, t: HostTensor, shape: readonly number[]): void {
@@ -371,6 +377,13 @@ export async function train(
   }
   if (checkpointEvery > 0 && !opts.onCheckpoint)
     throw new MlInputError('checkpointEvery given without onCheckpoint');
+  const snapshotAt = new Set(opts.snapshotAt ?? []);
+  for (const k of snapshotAt) {
+    if (!Number.isInteger(k) || k < 1 || k > cfg.iterations) {
+      throw new MlInputError(`snapshotAt: ${k} is not a step in 1..${cfg.iterations}`);
+    }
+  }
+  if (snapshotAt.size > 0 && !opts.onSnapshot) throw new MlInputError('snapshotAt given without onSnapshot');
   const progressEvery = opts.progressEvery ?? 10;
   if (!Number.isInteger(progressEvery) || progressEvery < 1) {
     throw new MlInputError(`progressEvery must be a positive integer, got ${opts.progressEvery}`);
@@ -431,6 +444,7 @@ export async function train(
       const s = trainer.step;
       const rec = evalDue(s) ? await runEval(s) : null;
       if (rec || s % progressEvery === 0 || s === total) await report(s, rec);
+      if (snapshotAt.has(s) && opts.onSnapshot) await opts.onSnapshot(await trainer.snapshot(evals));
       const checkpointDue = checkpointEvery > 0 && s % checkpointEvery === 0;
       if (checkpointDue && opts.onCheckpoint) {
         await opts.onCheckpoint(await trainer.snapshot(evals));

@@ -159,7 +159,10 @@ function installed(pkg: string): boolean {
 function plannedRuns(filter: string[]): RunSpec[] {
   const backends: { backend: BackendName; threads: number | null }[] = [];
   if (installed('@tensorflow/tfjs-node-gpu')) backends.push({ backend: 'tensorflow-gpu', threads: null });
-  if (installed('@tensorflow/tfjs-node')) backends.push({ backend: 'tensorflow', threads: null });
+  // Native TensorFlow's intra-op pool is set per process (TF_NUM_INTRAOP_THREADS): one core against all.
+  if (installed('@tensorflow/tfjs-node')) {
+    backends.push({ backend: 'tensorflow', threads: 1 }, { backend: 'tensorflow', threads: os.cpus().length });
+  }
   backends.push(
     { backend: 'wasm', threads: 1 },
     { backend: 'wasm', threads: 2 },
@@ -193,7 +196,7 @@ function spawnRun(spec: RunSpec): Promise<BenchResult> {
       ['--import', 'tsx', __filename, '--child', JSON.stringify(spec)],
       {
         cwd: path.join(__dirname, '..'),
-        env: { ...process.env, LTH_BACKEND: '', LTH_THREADS: '' },
+        env: { ...process.env, LTH_BACKEND: '', LTH_THREADS: '', TF_NUM_INTRAOP_THREADS: '' },
         maxBuffer: 1 << 20,
       },
       (err, stdout) => {

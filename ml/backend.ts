@@ -21,7 +21,10 @@ export interface BackendInfo {
   name: BackendName;
   package: string;
   version: string;
-  /** Threads the backend actually computes with; null where we cannot know (native TensorFlow's own pools). */
+  /**
+   * Threads the backend computes with: WASM's pool, 1 for cpu, TensorFlow's intra-op pool when it was set
+   * (LTH_THREADS or TF_NUM_INTRAOP_THREADS); null where TensorFlow picks its own (one per core).
+   */
   threads: number | null;
 }
 
@@ -154,8 +157,29 @@ function nativeAddonPath(pkg: string): string | null {
   return path.join(dir, 'lib', 'napi-v8', 'tfjs_binding.node');
 }
 
-async function loadNative(backend: 'tensorflow-gpu' | 'tensorflow'): Promise<BackendInfo> {
+/** TensorFlow reads its intra-op pool size from the environment when its first context is created. */
+const INTRAOP_ENV = 'TF_NUM_INTRAOP_THREADS';
+
+function intraOpThreadsFromEnv(): number | null {
+  const raw = process.env[INTRAOP_ENV]?.trim();
+  if (!raw) return null;
+  const n = Number(raw);
+  return Number.isInteger(n) && n > 0 ? n : null;
+}
+
+async function loadNative(
+  backend: 'tensorflow-gpu' | 'tensorflow',
+  threads: number | undefined,
+): Promise<BackendInfo> {
   const pkg = PACKAGES[backend];
+  if (threads !== undefined && current?.name === backend && current.threads !== threads) {
+    throw new BackendUnavailableError(
+      backend,
+      `already initialised in this process with threads=${current.threads ?? 'default'}; ` +
+        'TensorFlow sizes its thread pool once per process',
+    );
+  }
+  if (threads !== undefined) process.env[INTRAOP_ENV] = String(threads);
   if (
     current &&
     current.name !== backend &&
@@ -191,7 +215,7 @@ async function loadNative(backend: 'tensorflow-gpu' | 'tensorflow'): Promise<Bac
     );
   }
   await activate('tensorflow', backend);
-  return { name: backend, package: pkg, version: packageVersion(pkg), threads: null };
+  return { name: backend, package: pkg, version: packageVersion(pkg), threads: intraOpThreadsFromEnv() };
 }
 
 async function loadWasm(threads: number | undefined): Promise<BackendInfo> {
@@ -239,7 +263,7 @@ async function load(name: BackendName, threads: number | undefined): Promise<Bac
   switch (name) {
     case 'tensorflow-gpu':
     case 'tensorflow':
-      return loadNative(name);
+      return loadNative(name, threads);
     case 'wasm':
       return loadWasm(threads);
     case 'cpu':

@@ -1,10 +1,11 @@
+import { createLotteryActivities } from './lottery';
 import { createTrainActivities, type TrainActivityDeps } from './train';
 
 export type ActivityDeps = TrainActivityDeps;
 
 /** All activities, bound to the worker's store, client and backend. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createTrainActivities(deps) };
+  return { ...createTrainActivities(deps), ...createLotteryActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

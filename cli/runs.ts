@@ -4,6 +4,8 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle 
 
 import { contentHash } from '../store';
 import * as sa from '../workflows/search-attributes';
+import { lotteryBranchWorkflow, type lotteryWorkflow } from '../workflows/lottery';
+import { branchLabel, type BranchSpec, type LotterySpec } from '../workflows/lottery-specs';
 import type { TrainSpec } from '../workflows/specs';
 import { LIGHT_TASK_QUEUE, COMPUTE_TASK_QUEUE } from '../workflows/task-queues';
 import type { trainWorkflow } from '../workflows/train';
@@ -12,8 +14,72 @@ export function trainWorkflowId(spec: TrainSpec): string {
   return `train-${spec.experiment}-${specHash(spec).slice(0, 16)}`;
 }
 
-export function specHash(spec: TrainSpec): string {
+export function specHash(spec: TrainSpec | LotterySpec): string {
   return contentHash(spec);
+}
+
+/** Branches are left out: adding a branch to a spec attaches to the same trunk. */
+export function lotteryWorkflowId(spec: LotterySpec): string {
+  return `lottery-${spec.experiment}-${specHash({ ...spec, branches: [] }).slice(0, 16)}`;
+}
+
+export interface StartedLottery {
+  handle: WorkflowHandle<typeof lotteryWorkflow>;
+  workflowId: string;
+  started: boolean;
+}
+
+/**
+ * Starts the trunk, or attaches to the one this spec already has. A trunk that completed without some of the
+ * spec's branches is started again: its levels are all in the store, so the new run goes straight to them.
+ */
+export async function startOrAttachLottery(client: Client, spec: LotterySpec): Promise<StartedLottery> {
+  const workflowId = lotteryWorkflowId(spec);
+  const existing = client.workflow.getHandle<typeof lotteryWorkflow>(workflowId);
+  const desc = await existing.describe().catch(() => null);
+  if (desc?.status.name === 'RUNNING') return { handle: existing, workflowId, started: false };
+  if (desc?.status.name === 'COMPLETED') {
+    const result = await existing.result();
+    const have = new Set(result.branches.map((b) => b.label));
+    if (spec.branches.every((b) => have.has(branchLabel(b)))) return { handle: existing, workflowId, started: false };
+  }
+  const handle = await client.workflow.start<typeof lotteryWorkflow>('lotteryWorkflow', {
+    args: [{ spec }],
+    taskQueue: LIGHT_TASK_QUEUE,
+    workflowId,
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    typedSearchAttributes: [
+      { key: sa.EXPERIMENT, value: spec.experiment },
+      { key: sa.RUN_KIND, value: 'lottery' },
+      { key: sa.SPEC_HASH, value: specHash(spec) },
+    ],
+  });
+  return { handle, workflowId, started: true };
+}
+
+/** Starts one branch of a trunk on its own (the trunk must have finished its levels). */
+export async function startOrAttachBranch(
+  client: Client,
+  spec: LotterySpec,
+  branch: BranchSpec,
+): Promise<{ handle: WorkflowHandle<typeof lotteryBranchWorkflow>; workflowId: string; started: boolean }> {
+  const workflowId = `${lotteryWorkflowId(spec)}.${branchLabel(branch)}`;
+  const handle = await client.workflow.start(lotteryBranchWorkflow, {
+    args: [{ spec, branch }],
+    taskQueue: LIGHT_TASK_QUEUE,
+    workflowId,
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+    typedSearchAttributes: [
+      { key: sa.EXPERIMENT, value: spec.experiment },
+      { key: sa.RUN_KIND, value: 'lottery-branch' },
+    ],
+  }).catch(async (err: unknown) => {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle<typeof lotteryBranchWorkflow>(workflowId);
+    throw err;
+  });
+  return { handle, workflowId, started: true };
 }
 
 export interface StartedRun {

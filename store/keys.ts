@@ -52,6 +52,11 @@ export function experimentMetricsKey(experimentId: string, level?: number): stri
     : experimentKey(experimentId, `level-${index('level', level)}`, 'metrics.json');
 }
 
+/** `experiments/<id>/level-<L>/manifest.json`: published last, so a level with a manifest is complete. */
+export function levelManifestKey(experimentId: string, level: number): string {
+  return experimentKey(experimentId, `level-${index('level', level)}`, 'manifest.json');
+}
+
 /** `experiments/<id>/manifest.json` */
 export function experimentManifestKey(experimentId: string): string {
   return experimentKey(experimentId, 'manifest.json');
@@ -91,6 +96,11 @@ export function latestCheckpointKey(keys: Iterable<string>): string | null {
     if (step !== null && (best === null || step > best.step)) best = { key, step };
   }
   return best?.key ?? null;
+}
+
+/** `runs/<runId>/rewind/step-<k>.safetensors`: the run's whole training state after step k (an IMP rewind point). */
+export function rewindStateKey(runId: string, step: number): string {
+  return `${runPrefix(runId)}rewind/step-${index('step', step)}.safetensors`;
 }
 
 /** `runs/<runId>/final/weights.safetensors` */

@@ -1,2 +1,3 @@
 // Everything the light worker registers as workflows.
 export { trainWorkflow } from './train';
+export { lotteryBranchWorkflow, lotteryWorkflow } from './lottery';

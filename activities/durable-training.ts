@@ -1,0 +1,230 @@
+// One training run made durable: resume from the newest intact checkpoint, checkpoint every N steps and then
+// heartbeat the checkpoint's key, hand over on drain, signal throttled progress to a workflow. Shared by the
+// `train` activity and the IMP level activities; the caller decides what the run starts from and what it
+// publishes when it is done.
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { z } from 'zod';
+
+import type { Dataset } from '../ml/data';
+import type { NamedTensors } from '../ml/tensors';
+import {
+  stateFromTensors,
+  stateToTensors,
+  train,
+  TrainingStoppedError,
+  type TrainConfig,
+  type TrainResult,
+  type TrainState,
+} from '../ml/train';
+import {
+  ArtifactStore,
+  IntegrityError,
+  checkpointKey,
+  checkpointPrefix,
+  parseCheckpointStep,
+} from '../store';
+import { SpecError } from '../workflows/specs';
+import type { TrainProgressUpdate } from '../workflows/train-types';
+
+export interface DurableTrainingDeps {
+  store: ArtifactStore;
+  /** Used to signal progress to the owning workflow; null disables progress signals. */
+  client: Client | null;
+  backend: string;
+  log: (msg: string) => void;
+  /** Minimum milliseconds between progress signals (each one is a history event). */
+  progressIntervalMs?: number;
+  /** True once the worker was asked to stop: running trainings checkpoint and hand over. */
+  draining?: () => boolean;
+  /** How many recent checkpoints to keep per run; older ones are deleted once superseded. */
+  keepCheckpoints?: number;
+}
+
+export interface DurableTrainingJob {
+  /** Names the run's checkpoint folder; the same job always gets the same id. */
+  runId: string;
+  config: TrainConfig;
+  data: { train: Dataset; test: Dataset };
+  /** Where a run with no checkpoint starts: initial weights, or a whole state (a rewind point). */
+  start: { weights: NamedTensors } | { state: TrainState };
+  masks?: NamedTensors;
+  checkpointEvery: number;
+  snapshotAt?: number[];
+  onSnapshot?: (state: TrainState) => Promise<void>;
+  /** Workflow and signal that receive progress; `extra` is merged into every update (e.g. the level). */
+  progress: { workflowId: string; signal: string; extra?: Record<string, unknown> } | null;
+}
+
+export interface DurableTrainingOutcome {
+  result: TrainResult;
+  /** Backends the run used, in order, joined with '+'. */
+  backend: string;
+  resumedFromStep: number;
+  /** Deletes the run's checkpoints; call once its result is published. */
+  removeCheckpoints(): Promise<void>;
+}
+
+const checkpointRefSchema = z.object({
+  key: z.string(),
+  sha256: z.string(),
+  bytes: z.number(),
+  step: z.number().int(),
+});
+type CheckpointRef = z.infer<typeof checkpointRefSchema>;
+
+/** Turns errors into the failures Temporal should see: drains retry elsewhere, bad input never retries. */
+export function toActivityFailure(err: unknown): unknown {
+  if (err instanceof TrainingStoppedError) {
+    // Retryable on purpose: the next attempt, on any worker, resumes from this checkpoint.
+    return ApplicationFailure.retryable(`compute worker is shutting down; ${err.message}`, 'WorkerDraining');
+  }
+  if (err instanceof SpecError) return ApplicationFailure.nonRetryable(err.message, 'SpecError');
+  if (err instanceof Error && (err as { nonRetryable?: unknown }).nonRetryable === true) {
+    return ApplicationFailure.nonRetryable(err.message, err.name);
+  }
+  return err;
+}
+
+async function loadResumePoint(
+  deps: DurableTrainingDeps,
+  runId: string,
+  hinted: CheckpointRef | null,
+): Promise<{ state: TrainState; ref: CheckpointRef; backends: string[] } | null> {
+  const listed = await deps.store.list(checkpointPrefix(runId));
+  const candidates = new Map<string, number>();
+  for (const { key } of listed) {
+    const step = parseCheckpointStep(key);
+    if (step !== null) candidates.set(key, step);
+  }
+  // A hint from another run (a heartbeat of an earlier job in the same activity) is not ours.
+  if (hinted && hinted.key.startsWith(checkpointPrefix(runId))) candidates.set(hinted.key, hinted.step);
+  // Newest first; a checkpoint that fails verification is skipped, not trusted.
+  const ordered = [...candidates.entries()].sort((a, b) => b[1] - a[1]);
+  for (const [key, step] of ordered) {
+    try {
+      const { tensors, metadata, ref } = await deps.store.getTensors(key);
+      const state = stateFromTensors(tensors, metadata);
+      if (state.step !== step) throw new Error(`checkpoint ${key} holds step ${state.step}`);
+      const backends = (metadata.backends ?? '').split(',').filter((b) => b.length > 0);
+      return { state, ref: { ...ref, step }, backends };
+    } catch (err) {
+      if (err instanceof IntegrityError) {
+        deps.log(`skipping corrupt checkpoint ${key}: ${err.message}`);
+        continue;
+      }
+      throw err;
+    }
+  }
+  return null;
+}
+
+export async function runDurableTraining(
+  deps: DurableTrainingDeps,
+  job: DurableTrainingJob,
+): Promise<DurableTrainingOutcome> {
+  const ctx = Context.current();
+  const progressIntervalMs = deps.progressIntervalMs ?? 5_000;
+  const keepCheckpoints = Math.max(1, deps.keepCheckpoints ?? 2);
+  const { runId, config } = job;
+
+  const hinted = checkpointRefSchema.safeParse(ctx.info.heartbeatDetails);
+  const resume = await loadResumePoint(deps, runId, hinted.success ? hinted.data : null);
+  // Bits depend on the backend: a run resumed elsewhere says so in its result.
+  const backends = [...(resume?.backends ?? [])];
+  if (backends[backends.length - 1] !== deps.backend) backends.push(deps.backend);
+  const backendLabel = backends.join('+');
+  if (backends.length > 1)
+    deps.log(
+      `run ${runId}: resuming a checkpoint written on ${backends.slice(0, -1).join('+')} with ${deps.backend}; not bit-identical to a single-backend run`,
+    );
+  const startState = 'state' in job.start ? job.start.state : null;
+  deps.log(
+    resume
+      ? `run ${runId}: resuming from step ${resume.state.step} (${resume.ref.key}), attempt ${ctx.info.attempt}`
+      : `run ${runId}: starting at step ${startState?.step ?? 0}, ${config.iterations} steps in all on ${deps.backend}`,
+  );
+
+  let lastCheckpoint: CheckpointRef | null = resume?.ref ?? null;
+  const written: string[] = lastCheckpoint ? [lastCheckpoint.key] : [];
+  let lastSignalAt = 0;
+  let lastProgress: TrainProgressUpdate | null = null;
+
+  const signalProgress = async (update: TrainProgressUpdate, force: boolean) => {
+    lastProgress = update;
+    if (!deps.client || !job.progress) return;
+    const now = Date.now();
+    if (!force && now - lastSignalAt < progressIntervalMs) return;
+    lastSignalAt = now;
+    try {
+      await deps.client.workflow
+        .getHandle(job.progress.workflowId)
+        .signal(job.progress.signal, { ...update, ...job.progress.extra });
+    } catch (err) {
+      // Progress is advisory: losing a signal must never fail the training.
+      deps.log(`progress signal failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+
+  // Heartbeats also flow between checkpoints so a dead worker is noticed within the timeout.
+  const heartbeatTimer = setInterval(() => ctx.heartbeat(lastCheckpoint), 1_000);
+  let latestEval: { testAccuracy: number; testLoss: number } | null = null;
+  const resumeFrom = resume?.state ?? startState ?? undefined;
+  try {
+    const result = await train(config, job.data, {
+      initialWeights: resumeFrom ? undefined : 'weights' in job.start ? job.start.weights : undefined,
+      resumeFrom,
+      masks: job.masks,
+      checkpointEvery: job.checkpointEvery,
+      snapshotAt: job.snapshotAt?.filter((k) => k > (resumeFrom?.step ?? 0)),
+      onSnapshot: job.onSnapshot,
+      signal: ctx.cancellationSignal,
+      stopRequested: deps.draining,
+      onCheckpoint: async (state) => {
+        const { tensors, metadata } = stateToTensors(state);
+        const key = checkpointKey(runId, state.step);
+        const ref = await deps.store.putTensors(key, tensors, {
+          ...metadata,
+          runId,
+          backends: backends.join(','),
+        });
+        lastCheckpoint = { ...ref, step: state.step };
+        ctx.heartbeat(lastCheckpoint);
+        written.push(key);
+        while (written.length > keepCheckpoints) {
+          const old = written.shift();
+          if (old !== undefined) await deps.store.remove(old);
+        }
+      },
+      onProgress: (p) => {
+        const isEval = p.testAccuracy !== undefined;
+        if (isEval) latestEval = { testAccuracy: p.testAccuracy ?? 0, testLoss: p.testLoss ?? 0 };
+        void signalProgress(
+          {
+            step: p.step,
+            totalSteps: p.totalSteps,
+            epoch: p.epoch,
+            loss: Number.isFinite(p.loss) ? p.loss : null,
+            testAccuracy: latestEval?.testAccuracy ?? null,
+            testLoss: latestEval?.testLoss ?? null,
+            checkpointKey: lastCheckpoint?.key ?? null,
+            backend: deps.backend,
+          },
+          isEval,
+        );
+      },
+    });
+    if (lastProgress)
+      await signalProgress({ ...(lastProgress as TrainProgressUpdate), step: result.state.step }, true);
+    return {
+      result,
+      backend: backendLabel,
+      resumedFromStep: resume?.state.step ?? 0,
+      removeCheckpoints: async () => {
+        for (const key of written) await deps.store.remove(key);
+      },
+    };
+  } finally {
+    clearInterval(heartbeatTimer);
+  }
+}

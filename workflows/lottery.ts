@@ -1,0 +1,215 @@
+import {
+  ApplicationFailure,
+  ContinueAsNew,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+
+import type { Activities } from '../activities';
+import {
+  branchLabel,
+  parseBranchSpec,
+  parseLotterySpec,
+  type BranchSpec,
+  type LotterySpec,
+} from './lottery-specs';
+import type {
+  BranchSummary,
+  BranchWorkflowInput,
+  LevelProgressUpdate,
+  LevelResult,
+  LotteryResult,
+  LotteryStatus,
+  LotteryWorkflowInput,
+} from './lottery-types';
+import * as sa from './search-attributes';
+import { SpecError } from './specs';
+import { COMPUTE_TASK_QUEUE } from './task-queues';
+import { NON_RETRYABLE_ERROR_TYPES } from './train';
+
+export const levelProgressSignal = defineSignal<[LevelProgressUpdate]>('levelProgress');
+export const lotteryStatusQuery = defineQuery<LotteryStatus>('status');
+
+function parseOrFail<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof SpecError) throw ApplicationFailure.nonRetryable(err.message, 'SpecError');
+    throw err;
+  }
+}
+
+function levelActivities(spec: LotterySpec) {
+  return proxyActivities<Activities>({
+    taskQueue: COMPUTE_TASK_QUEUE,
+    // A level may take hours; liveness is judged by heartbeats, not by this bound.
+    startToCloseTimeout: '7 days',
+    heartbeatTimeout: `${spec.heartbeatTimeoutSeconds} seconds`,
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES, 'LevelNotFinishedError'],
+    },
+  });
+}
+
+/** Live state of a workflow: finished levels, progress of running ones; shared by trunk and branch. */
+function trackStatus(spec: LotterySpec, kind: string, levelsPlanned: number, done: LevelResult[]) {
+  const status: LotteryStatus = {
+    phase: 'queued',
+    experiment: spec.experiment,
+    kind,
+    levelsPlanned,
+    levels: [...done],
+    running: [],
+    branches: [],
+  };
+  setHandler(lotteryStatusQuery, () => status);
+  setHandler(levelProgressSignal, (update) => {
+    if (status.levels.some((l) => l.level === update.level)) return;
+    const i = status.running.findIndex((r) => r.level === update.level);
+    // Signals can arrive out of order after a retry; never go backwards.
+    if (i >= 0 && (status.running[i] as LevelProgressUpdate).step > update.step) return;
+    if (i >= 0) status.running[i] = update;
+    else status.running.push(update);
+    if (status.phase === 'queued') {
+      status.phase = 'training';
+      upsertSearchAttributes([{ key: sa.PHASE, value: 'training' }]);
+    }
+  });
+  const finish = (r: LevelResult) => {
+    status.running = status.running.filter((p) => p.level !== r.level);
+    status.levels = [...status.levels.filter((l) => l.level !== r.level), r].sort(
+      (a, b) => a.level - b.level,
+    );
+    upsertSearchAttributes([
+      { key: sa.LEVEL, value: r.level },
+      { key: sa.REMAINING_PCT, value: r.remainingPct },
+      { key: sa.TEST_ACCURACY, value: r.finalTestAccuracy },
+    ]);
+  };
+  return { status, finish };
+}
+
+/**
+ * The lottery-ticket trunk: level 0 trains the dense network, each level L >= 1 prunes level L-1's final weights,
+ * rewinds the survivors and retrains (activity `lotteryLevel`, one per level). Each run of this workflow trains
+ * one level and continues as new with the table so far, so history stays small however many levels there are;
+ * the levels are content-addressed in the store, so even a fresh start skips every finished level. When the
+ * last level is done the spec's branches run as child workflows.
+ */
+export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<LotteryResult> {
+  const spec = parseOrFail(() => parseLotterySpec(input.spec));
+  const done = [...(input.completed ?? [])].sort((a, b) => a.level - b.level);
+  const { status, finish } = trackStatus(spec, 'trunk', spec.levels, done);
+  upsertSearchAttributes([
+    { key: sa.EXPERIMENT, value: spec.experiment },
+    { key: sa.RUN_KIND, value: 'lottery' },
+    { key: sa.PHASE, value: done.length > 0 ? 'training' : 'queued' },
+  ]);
+  const { lotteryLevel } = levelActivities(spec);
+  const { workflowId } = workflowInfo();
+
+  try {
+    const next = done.length;
+    if (next <= spec.levels) {
+      const r = await lotteryLevel({ spec, level: next, progressWorkflowId: workflowId });
+      finish(r);
+      if (next < spec.levels) {
+        // One level per run: history stays bounded; the next run starts with the table so far.
+        await continueAsNew<typeof lotteryWorkflow>({ spec: input.spec, completed: status.levels });
+      }
+    }
+    const lineageId = status.levels[0]?.lineageId ?? '';
+    status.phase = spec.branches.length > 0 ? 'branches' : 'done';
+    upsertSearchAttributes([{ key: sa.PHASE, value: status.phase }]);
+    if (spec.branches.length > 0) {
+      status.branches = spec.branches.map((b) => ({
+        label: branchLabel(b),
+        branch: b,
+        workflowId: branchWorkflowId(workflowId, b),
+        levels: [],
+      }));
+      const results = await Promise.all(
+        spec.branches.map((b) =>
+          executeChild(lotteryBranchWorkflow, {
+            args: [{ spec: input.spec, branch: b }],
+            workflowId: branchWorkflowId(workflowId, b),
+          }),
+        ),
+      );
+      status.branches = results;
+      status.phase = 'done';
+      upsertSearchAttributes([{ key: sa.PHASE, value: 'done' }]);
+    }
+    return { experiment: spec.experiment, lineageId, levels: status.levels, branches: status.branches };
+  } catch (err) {
+    if (!isContinueAsNew(err)) {
+      status.phase = 'failed';
+      upsertSearchAttributes([{ key: sa.PHASE, value: 'failed' }]);
+    }
+    throw err;
+  }
+}
+
+function isContinueAsNew(err: unknown): boolean {
+  return err instanceof ContinueAsNew;
+}
+
+export function branchWorkflowId(trunkWorkflowId: string, b: BranchSpec): string {
+  return `${trunkWorkflowId}.${branchLabel(b)}`;
+}
+
+/**
+ * A control branch of a finished trunk. Reinit, random-prune and one-shot train one level per trunk level
+ * (1..levels, all started at once; compute workers take them as they have slots) from the trunk's stored masks
+ * and rewind points. A rewind branch is IMP again with another rewind point, as a child trunk that shares the
+ * dense level 0.
+ */
+export async function lotteryBranchWorkflow(input: BranchWorkflowInput): Promise<BranchSummary> {
+  const spec = parseOrFail(() => parseLotterySpec(input.spec));
+  const branch = parseOrFail(() => parseBranchSpec(input.branch));
+  const label = branchLabel(branch);
+  const { workflowId } = workflowInfo();
+  upsertSearchAttributes([
+    { key: sa.EXPERIMENT, value: spec.experiment },
+    { key: sa.RUN_KIND, value: `lottery-branch` },
+    { key: sa.PHASE, value: 'queued' },
+  ]);
+  if (branch.kind === 'rewind') {
+    const { status } = trackStatus(spec, label, spec.levels, []);
+    status.phase = 'training';
+    const trunk = await executeChild(lotteryWorkflow, {
+      args: [{ spec: { ...spec, rewind: branch.to, branches: [] } }],
+      workflowId: `${workflowId}.trunk`,
+    });
+    status.levels = trunk.levels;
+    status.phase = 'done';
+    upsertSearchAttributes([{ key: sa.PHASE, value: 'done' }]);
+    return { label, branch, workflowId, levels: trunk.levels };
+  }
+  const { status, finish } = trackStatus(spec, label, spec.levels, []);
+  const { lotteryLevel } = levelActivities(spec);
+  const levels = Array.from({ length: spec.levels }, (_, i) => i + 1);
+  try {
+    await Promise.all(
+      levels.map(async (level) => {
+        finish(await lotteryLevel({ spec, level, branch, progressWorkflowId: workflowId }));
+      }),
+    );
+  } catch (err) {
+    status.phase = 'failed';
+    upsertSearchAttributes([{ key: sa.PHASE, value: 'failed' }]);
+    throw err;
+  }
+  status.phase = 'done';
+  upsertSearchAttributes([{ key: sa.PHASE, value: 'done' }]);
+  return { label, branch, workflowId, levels: status.levels };
+}

@@ -340,7 +340,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
         break;
       }
       case 'random-prune':
-        masks = masksFromSparsity(trunkMask, deriveSeed(branch.seed, 'random-prune', level));
+        masks = masksFromSparsity(trunkMask, deriveSeed(spec.train.seed, 'random-prune', branch.seed, level));
         start = maskTrainState(await rewindState(zero.rewind), masks);
         break;
       case 'one-shot':

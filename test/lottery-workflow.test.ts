@@ -157,7 +157,10 @@ test('a rerun with more levels reuses the finished ones; branches reuse the trun
   for (const name of Object.keys(m2)) {
     assert.ok(hostBytesEqual(m2[name]!, reinitMask[name]!), `reinit keeps the trunk's ${name} mask`);
   }
-  assert.ok(!hostBytesEqual(m2['fc1.weight']!, randomMask['fc1.weight']!), 'random masks differ from the trunk');
+  assert.ok(
+    !hostBytesEqual(m2['fc1.weight']!, randomMask['fc1.weight']!),
+    'random masks differ from the trunk',
+  );
   // Reinit starts from another initialisation, at step 0.
   assert.equal(reinit.levels[0]!.startStep, 0);
 
@@ -165,4 +168,50 @@ test('a rerun with more levels reuses the finished ones; branches reuse the trun
   const again = await startOrAttachLottery(client, more);
   assert.equal(again.started, false);
   assert.equal(again.workflowId, run.workflowId);
+});
+
+test('a Conv-2 trunk prunes layerwise (Frankle & Carbin rates) with exact per-layer counts', async () => {
+  const conv = parseLotterySpec({
+    experiment: `${tag}-conv`,
+    train: {
+      model: 'conv-2',
+      dataset: 'fashion-mnist',
+      optimizer: { kind: 'sgd', lr: 0.01, momentum: 0.9 },
+      batchSize: 16,
+      iterations: 4,
+      evalEvery: 4,
+      seed: 2,
+      trainLimit: 64,
+      testLimit: 40,
+    },
+    levels: 1,
+    pruning: {
+      kind: 'layerwise-magnitude',
+      fraction: 0.2,
+      outputFraction: 0.1,
+      fractions: { 'conv1.weight': 0.1, 'conv2.weight': 0.1 },
+    },
+  });
+  const run = await startOrAttachLottery(client, conv);
+  const result = await run.handle.result();
+  const store = openStore(e);
+  const mask = (await store.getTensors(result.levels[1]!.mask.key)).tensors;
+  const kept = (name: string) => Array.from(mask[name]!.data).reduce((a, v) => a + v, 0);
+  const size = (name: string) => mask[name]!.data.length;
+  for (const [name, f] of [
+    ['conv1.weight', 0.1],
+    ['conv2.weight', 0.1],
+    ['fc1.weight', 0.2],
+    ['fc2.weight', 0.2],
+    ['fc3.weight', 0.1],
+  ] as const) {
+    assert.equal(kept(name), size(name) - Math.round(f * size(name)), name);
+  }
+  assert.deepEqual(Object.keys(mask).sort(), [
+    'conv1.weight',
+    'conv2.weight',
+    'fc1.weight',
+    'fc2.weight',
+    'fc3.weight',
+  ]);
 });

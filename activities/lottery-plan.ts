@@ -89,6 +89,28 @@ export function oneShotStrategy(trunk: PruningStrategy, target: SparsityReport):
   return { kind: 'layerwise-magnitude', fractions };
 }
 
+/**
+ * Global random control: from dense masks, remove as many weights as the trunk has at this level over the layers
+ * the trunk prunes (all prunable layers but its exclusions), chosen uniformly at random among them.
+ */
+export function globalRandomStrategy(
+  trunk: PruningStrategy,
+  target: SparsityReport,
+): Omit<Extract<PruningStrategy, { kind: 'global-random' }>, 'seed'> {
+  const exclude =
+    trunk.kind === 'global-magnitude' || trunk.kind === 'global-random'
+      ? (trunk.exclude ?? [])
+      : target.layers.filter((l) => l.remaining === l.total).map((l) => l.name);
+  let total = 0;
+  let pruned = 0;
+  for (const l of target.layers) {
+    if (exclude.includes(l.name)) continue;
+    total += l.total;
+    pruned += l.total - l.remaining;
+  }
+  return { kind: 'global-random', fraction: total === 0 ? 0 : pruned / total, exclude: [...exclude] };
+}
+
 /** Which branch kinds are a single level of training per trunk level (the rest is a whole IMP lineage). */
 export function isPerLevelBranch(b: BranchSpec): b is Exclude<BranchSpec, { kind: 'rewind' }> {
   return b.kind !== 'rewind';

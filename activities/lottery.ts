@@ -43,7 +43,13 @@ import {
 import type { LevelActivityInput, LevelResult, LevelSource } from '../workflows/lottery-types';
 import type { ArtifactRef } from '../workflows/train-types';
 import { runDurableTraining, toActivityFailure, type DurableTrainingDeps } from './durable-training';
-import { branchLineageId, oneShotStrategy, resolvePruning, trunkLineageId } from './lottery-plan';
+import {
+  branchLineageId,
+  globalRandomStrategy,
+  oneShotStrategy,
+  resolvePruning,
+  trunkLineageId,
+} from './lottery-plan';
 import { publishTrainRun, readTrainRun, toMlConfig, trainRunId } from './train';
 
 const refSchema = z.object({ key: z.string(), sha256: z.string(), bytes: z.number() });
@@ -143,7 +149,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     source: LevelSource,
     masks: NamedTensors,
     start: TrainState,
-    pretrained: { result: TrainResult; backend: string } | null,
+    pretrained: { result: TrainResult; backend: string; resumedFromStep: number } | null,
     extra: Record<string, unknown>,
   ): Promise<LevelResult> {
     const { level } = job;
@@ -168,7 +174,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       done?: () => Promise<void>;
     };
     if (pretrained) {
-      outcome = { ...pretrained, resumedFromStep: pretrained.result.state.step };
+      outcome = { ...pretrained };
     } else {
       const run = await runDurableTraining(deps, {
         runId: `${lineageId}-L${level}`,
@@ -245,7 +251,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     const runId = trainRunId(spec.train);
     const init = model.init(config.seed);
     const rewindKey = rewindStateKey(runId, k);
-    let dense: { result: TrainResult; backend: string };
+    let dense: { result: TrainResult; backend: string; resumedFromStep: number };
     const stored = await readTrainRun(store, runId);
     if (stored) {
       deps.log(`level 0: reusing the finished dense run ${runId}`);
@@ -253,6 +259,8 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       const last = stored.evals[stored.evals.length - 1];
       dense = {
         backend: stored.backend,
+        // Reused, not trained: as for any reused result, it is complete at its last step.
+        resumedFromStep: stored.steps,
         result: {
           // Only the weights and step of this state are used: optimizer slots are not needed downstream.
           state: {
@@ -339,10 +347,18 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
         start = maskTrainState(initialTrainState(config, job.data.train.n, fresh), masks);
         break;
       }
-      case 'random-prune':
-        masks = masksFromSparsity(trunkMask, deriveSeed(spec.train.seed, 'random-prune', branch.seed, level));
+      case 'random-prune': {
+        const seed = deriveSeed(spec.train.seed, 'random-prune', branch.seed, level);
+        masks =
+          branch.scope === 'global'
+            ? prune(await tensors(zero.weights), denseMasks(model.params), {
+                ...globalRandomStrategy(job.strategy, sparsityReport(trunkMask, model.params)),
+                seed,
+              })
+            : masksFromSparsity(trunkMask, seed);
         start = maskTrainState(await rewindState(zero.rewind), masks);
         break;
+      }
       case 'one-shot':
         masks = prune(
           await tensors(zero.weights),

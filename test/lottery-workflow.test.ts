@@ -121,7 +121,12 @@ test('a rerun with more levels reuses the finished ones; branches reuse the trun
   const more = parseLotterySpec({
     ...spec,
     levels: 3,
-    branches: [{ kind: 'reinit' }, { kind: 'random-prune' }, { kind: 'one-shot' }],
+    branches: [
+      { kind: 'reinit' },
+      { kind: 'random-prune' },
+      { kind: 'random-prune', scope: 'global' },
+      { kind: 'one-shot' },
+    ],
   });
   const run = await startOrAttachLottery(client, more);
   const result = await run.handle.result();
@@ -134,7 +139,7 @@ test('a rerun with more levels reuses the finished ones; branches reuse the trun
       [3, false],
     ],
   );
-  assert.equal(result.branches.length, 3);
+  assert.equal(result.branches.length, 4);
   const trunk = new Map(result.levels.map((l) => [l.level, l]));
   for (const b of result.branches) {
     assert.deepEqual(
@@ -150,7 +155,8 @@ test('a rerun with more levels reuses the finished ones; branches reuse the trun
   }
   const store = openStore(e);
   const reinit = result.branches.find((b) => b.branch.kind === 'reinit')!;
-  const random = result.branches.find((b) => b.branch.kind === 'random-prune')!;
+  const random = result.branches.find((b) => b.label === 'random-prune-s1')!;
+  const globalRandom = result.branches.find((b) => b.label === 'random-prune-global-s1')!;
   const m2 = (await store.getTensors(trunk.get(2)!.mask.key)).tensors;
   const reinitMask = (await store.getTensors(reinit.levels[1]!.mask.key)).tensors;
   const randomMask = (await store.getTensors(random.levels[1]!.mask.key)).tensors;
@@ -161,6 +167,17 @@ test('a rerun with more levels reuses the finished ones; branches reuse the trun
     !hostBytesEqual(m2['fc1.weight']!, randomMask['fc1.weight']!),
     'random masks differ from the trunk',
   );
+  // Layerwise random keeps the trunk's count in every layer; global random only the total, fc3 left dense.
+  const trunkMask2 = (name: string) => Array.from(m2[name]!.data).reduce((a, v) => a + v, 0);
+  const count = (t: typeof m2, name: string) => Array.from(t[name]!.data).reduce((a, v) => a + v, 0);
+  for (const name of Object.keys(m2)) assert.equal(count(randomMask, name), trunkMask2(name), name);
+  const globalMask = (await store.getTensors(globalRandom.levels[1]!.mask.key)).tensors;
+  assert.equal(count(globalMask, 'fc3.weight'), 1000);
+  assert.equal(
+    count(globalMask, 'fc1.weight') + count(globalMask, 'fc2.weight'),
+    trunkMask2('fc1.weight') + trunkMask2('fc2.weight'),
+  );
+  assert.notEqual(count(globalMask, 'fc1.weight'), trunkMask2('fc1.weight'));
   // Reinit starts from another initialisation, at step 0.
   assert.equal(reinit.levels[0]!.startStep, 0);
 

@@ -42,13 +42,21 @@ export const rewindSpecSchema = z.union([
 /**
  * Control branches, each its own workflow reusing the trunk's artifacts:
  * - reinit: the trunk's masks with a fresh random initialisation (seed);
- * - random-prune: random masks with the trunk's per-layer counts at each level, rewound like the trunk;
+ * - random-prune: random masks with the trunk's sparsity at each level, rewound like the trunk: the same count in
+ *   every layer (scope 'layerwise', the default) or the same total over the pruned layers ('global');
  * - one-shot: prune the dense solution once to each level's sparsity, rewound like the trunk;
  * - rewind: IMP again with another rewind point (shares the trunk's dense training).
  */
 export const branchSpecSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('reinit'), seed: z.number().int().min(0).default(1) }).strict(),
-  z.object({ kind: z.literal('random-prune'), seed: z.number().int().min(0).default(1) }).strict(),
+  z
+    .object({
+      kind: z.literal('random-prune'),
+      seed: z.number().int().min(0).default(1),
+      // Optional rather than defaulted: an absent scope keeps the lineage hashes of earlier specs.
+      scope: z.enum(['layerwise', 'global']).optional(),
+    })
+    .strict(),
   z.object({ kind: z.literal('one-shot') }).strict(),
   z.object({ kind: z.literal('rewind'), to: rewindSpecSchema }).strict(),
 ]);
@@ -116,8 +124,9 @@ export function rewindStep(to: RewindSpec): number {
 export function branchLabel(b: BranchSpec): string {
   switch (b.kind) {
     case 'reinit':
-    case 'random-prune':
       return `${b.kind}-s${b.seed}`;
+    case 'random-prune':
+      return `${b.kind}${b.scope === 'global' ? '-global' : ''}-s${b.seed}`;
     case 'one-shot':
       return 'one-shot';
     case 'rewind':

@@ -221,7 +221,10 @@ export async function runDurableTraining(
       backend: backendLabel,
       resumedFromStep: resume?.state.step ?? 0,
       removeCheckpoints: async () => {
-        for (const key of written) await deps.store.remove(key);
+        // All of the run's checkpoints: an earlier attempt (a killed worker) may have left older ones than the one
+        // this attempt resumed from, which it never wrote and so never rotated out.
+        const listed = (await deps.store.list(checkpointPrefix(runId))).map((o) => o.key);
+        for (const key of new Set([...written, ...listed])) await deps.store.remove(key);
       },
     };
   } finally {

@@ -1,20 +1,27 @@
 // Pure decisions of the lottery-ticket pipeline: content-addressed lineage ids, and the ml/pruning strategy a
 // spec means for a given model. The CLI uses these too, to refuse a bad spec before starting anything.
-import type { ModelDef } from '../ml/models';
+import { getModel, type ModelDef } from '../ml/models';
 import { prunableNames, type PruningStrategy, type SparsityReport } from '../ml/pruning';
 import { contentHash } from '../store';
 import { rewindStep, type BranchSpec, type LotterySpec, type PruningSpec } from '../workflows/lottery-specs';
 import { SpecError } from '../workflows/specs';
 
 /**
- * The trunk's identity: everything that determines its levels. `levels` is left out on purpose, since level L
- * depends only on levels below it: asking for more levels later continues the same lineage.
+ * The trunk's identity: everything that determines its levels. The pruning enters as the strategy it resolves to
+ * for this model (defaults filled in, layer lists sorted), so two ways of writing the same pruning share a
+ * lineage. `levels` is left out on purpose, since level L depends only on levels below it: asking for more
+ * levels later continues the same lineage.
  */
 export function trunkLineageId(spec: LotterySpec): string {
+  const strategy = resolvePruning(spec.pruning, getModel(spec.train.model));
+  const canonical =
+    strategy.kind === 'global-magnitude'
+      ? { ...strategy, exclude: [...(strategy.exclude ?? [])].sort() }
+      : strategy;
   return contentHash({
     kind: 'imp',
     train: spec.train,
-    pruning: spec.pruning,
+    pruning: canonical,
     rewindStep: rewindStep(spec.rewind),
   }).slice(0, 24);
 }

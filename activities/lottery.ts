@@ -40,6 +40,7 @@ import {
   type BranchSpec,
   type LotterySpec,
 } from '../workflows/lottery-specs';
+import { SpecError } from '../workflows/specs';
 import type { LevelActivityInput, LevelResult, LevelSource } from '../workflows/lottery-types';
 import type { ArtifactRef } from '../workflows/train-types';
 import { runDurableTraining, toActivityFailure, type DurableTrainingDeps } from './durable-training';
@@ -395,6 +396,11 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     const strategy = resolvePruning(spec.pruning, model);
     const data = loadData(spec);
     const config = toMlConfig(spec.train, data.train.n);
+    // The spec can only check this when it gives iterations; with epochs it is known once the data is.
+    if (rewindStep(spec.rewind) >= config.iterations) {
+      const msg = `rewind.step: ${rewindStep(spec.rewind)} must be before the end of training (${config.iterations} iterations)`;
+      throw new SpecError(`invalid lottery spec:\n  ${msg}`, [msg]);
+    }
     const job: LevelJob = {
       spec,
       model,

@@ -247,6 +247,15 @@ test('trunk lineage ids hash what determines the levels and nothing else', () =>
   assert.equal(trunkLineageId({ ...s, branches: [{ kind: 'reinit', seed: 1 }, { kind: 'one-shot' }] }), id);
   assert.equal(trunkLineageId({ ...s, experiment: 'another' }), id);
   assert.equal(trunkLineageId({ ...s, checkpointEvery: 3, heartbeatTimeoutSeconds: 5 }), id);
+  // Two spellings of the same pruning are one lineage: the default exclusion is the output layer.
+  const spelled = {
+    ...s,
+    pruning: { kind: 'global-magnitude' as const, fraction: 0.2, exclude: ['fc3.weight'] },
+  };
+  assert.equal(trunkLineageId(spelled), id, 'explicit default exclude');
+  const two = (exclude: string[]) =>
+    trunkLineageId({ ...s, pruning: { kind: 'global-magnitude', fraction: 0.2, exclude } });
+  assert.equal(two(['fc3.weight', 'fc1.weight']), two(['fc1.weight', 'fc3.weight']), 'exclude order');
 
   const changed: [string, LotterySpec][] = [
     ['pruning fraction', { ...s, pruning: { kind: 'global-magnitude', fraction: 0.3 } }],

@@ -1,7 +1,9 @@
 // Entry point of the `lth` command. Each subcommand lives in cli/commands/ and registers itself here.
 import { Command } from 'commander';
 
+import { registerBranchCommand } from './commands/branch';
 import { registerDemoCommand } from './commands/demo';
+import { registerLotteryCommand } from './commands/lottery';
 import { registerStackCommands } from './commands/stack';
 import { registerTrainCommand } from './commands/train';
 import { registerWorkerCommand } from './commands/worker';
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
   registerStackCommands(program);
   registerWorkerCommand(program);
   registerTrainCommand(program);
+  registerLotteryCommand(program);
+  registerBranchCommand(program);
   registerDemoCommand(program);
   return program;
 }

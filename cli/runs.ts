@@ -4,7 +4,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle 
 
 import { contentHash } from '../store';
 import * as sa from '../workflows/search-attributes';
-import { lotteryBranchWorkflow, type lotteryWorkflow } from '../workflows/lottery';
+import type { lotteryBranchWorkflow, lotteryWorkflow } from '../workflows/lottery';
 import { branchLabel, type BranchSpec, type LotterySpec } from '../workflows/lottery-specs';
 import type { TrainSpec } from '../workflows/specs';
 import { LIGHT_TASK_QUEUE, COMPUTE_TASK_QUEUE } from '../workflows/task-queues';
@@ -58,28 +58,39 @@ export async function startOrAttachLottery(client: Client, spec: LotterySpec): P
   return { handle, workflowId, started: true };
 }
 
-/** Starts one branch of a trunk on its own (the trunk must have finished its levels). */
+/**
+ * Starts one branch of a trunk on its own (per-level branches need the trunk's levels in the store), or attaches
+ * to it: the id is the one the trunk gives the branch as its child, so a branch the trunk ran or runs is found.
+ */
 export async function startOrAttachBranch(
   client: Client,
   spec: LotterySpec,
   branch: BranchSpec,
 ): Promise<{ handle: WorkflowHandle<typeof lotteryBranchWorkflow>; workflowId: string; started: boolean }> {
   const workflowId = `${lotteryWorkflowId(spec)}.${branchLabel(branch)}`;
-  const handle = await client.workflow.start(lotteryBranchWorkflow, {
-    args: [{ spec, branch }],
-    taskQueue: LIGHT_TASK_QUEUE,
-    workflowId,
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-    typedSearchAttributes: [
-      { key: sa.EXPERIMENT, value: spec.experiment },
-      { key: sa.RUN_KIND, value: 'lottery-branch' },
-    ],
-  }).catch(async (err: unknown) => {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle<typeof lotteryBranchWorkflow>(workflowId);
+  const existing = client.workflow.getHandle<typeof lotteryBranchWorkflow>(workflowId);
+  const status = await existing
+    .describe()
+    .then((d) => d.status.name)
+    .catch(() => null);
+  if (status === 'RUNNING' || status === 'COMPLETED') return { handle: existing, workflowId, started: false };
+  try {
+    const handle = await client.workflow.start<typeof lotteryBranchWorkflow>('lotteryBranchWorkflow', {
+      args: [{ spec, branch }],
+      taskQueue: LIGHT_TASK_QUEUE,
+      workflowId,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      typedSearchAttributes: [
+        { key: sa.EXPERIMENT, value: spec.experiment },
+        { key: sa.RUN_KIND, value: 'lottery-branch' },
+      ],
+    });
+    return { handle, workflowId, started: true };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return { handle: existing, workflowId, started: false };
     throw err;
-  });
-  return { handle, workflowId, started: true };
+  }
 }
 
 export interface StartedRun {

@@ -4,7 +4,9 @@ import { Command } from 'commander';
 import { registerBranchCommand } from './commands/branch';
 import { registerDemoCommand } from './commands/demo';
 import { registerLotteryCommand } from './commands/lottery';
+import { registerReportCommand } from './commands/report';
 import { registerStackCommands } from './commands/stack';
+import { registerStatusCommand } from './commands/status';
 import { registerTrainCommand } from './commands/train';
 import { registerWorkerCommand } from './commands/worker';
 
@@ -13,10 +15,12 @@ export function buildProgram(): Command {
     .description('Lottery-ticket and distillation experiments as durable Temporal workflows')
     .showHelpAfterError();
   registerStackCommands(program);
+  registerStatusCommand(program);
   registerWorkerCommand(program);
   registerTrainCommand(program);
   registerLotteryCommand(program);
   registerBranchCommand(program);
+  registerReportCommand(program);
   registerDemoCommand(program);
   return program;
 }

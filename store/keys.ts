@@ -62,6 +62,11 @@ export function experimentManifestKey(experimentId: string): string {
   return experimentKey(experimentId, 'manifest.json');
 }
 
+/** `experiments/<id>/report/<file>`: what `lth report` wrote for this lineage (report.md, accuracy.svg, ...). */
+export function experimentReportKey(experimentId: string, file: string): string {
+  return experimentKey(experimentId, 'report', segment('report file', file));
+}
+
 export function runPrefix(runId: string): string {
   return `runs/${segment('runId', runId)}/`;
 }

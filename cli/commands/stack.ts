@@ -1,5 +1,5 @@
-// `lth up`, `lth down`, `lth status`: the embedded Temporal + MinIO stack (infra/stack.ts), or,
-// when TEMPORAL_ADDRESS / S3_ENDPOINT name external services, a reachability check of those.
+// `lth up`, `lth down`, `lth status` (without an experiment): the embedded Temporal + MinIO stack
+// (infra/stack.ts), or, when TEMPORAL_ADDRESS / S3_ENDPOINT name external services, a reachability check.
 import { Command, InvalidArgumentError } from 'commander';
 
 import {
@@ -14,7 +14,7 @@ import {
   type ServiceStatus,
 } from '../../infra/stack';
 
-interface StackFlags {
+export interface StackFlags {
   home?: string;
   temporalPort?: number;
   uiPort?: number;
@@ -29,7 +29,7 @@ function parsePort(v: string): number {
   return n;
 }
 
-function withStackFlags(cmd: Command): Command {
+export function withStackFlags(cmd: Command): Command {
   return cmd
     .option('--home <dir>', 'stack folder (env LTH_HOME, default .data/stack)')
     .option('--temporal-port <port>', 'Temporal gRPC port (env LTH_TEMPORAL_PORT, default 7233)', parsePort)
@@ -93,6 +93,21 @@ function statusLine(s: ServiceStatus): string {
   return `${s.name.padEnd(9)} ${state.padEnd(20)}${pid.padEnd(11)} ${s.address}  ${s.url}${other}`;
 }
 
+/** `lth status` without an experiment (cli/commands/status.ts): the embedded services. */
+export async function printStackStatus(f: StackFlags & { json?: boolean }): Promise<void> {
+  const st = await stackStatus(options(f));
+  if (f.json) {
+    out(JSON.stringify(st, null, 2));
+    return;
+  }
+  out(`stack home ${st.home}`);
+  out(statusLine(st.temporal));
+  out(statusLine(st.minio));
+  if (process.env.TEMPORAL_ADDRESS || process.env.S3_ENDPOINT) {
+    out('note: TEMPORAL_ADDRESS / S3_ENDPOINT are set, so runs use those services, not this stack');
+  }
+}
+
 export function registerStackCommands(program: Command): void {
   withStackFlags(program.command('up'))
     .description(
@@ -121,23 +136,6 @@ export function registerStackCommands(program: Command): void {
       }
       if (process.env.TEMPORAL_ADDRESS || process.env.S3_ENDPOINT) {
         out('(external services named by TEMPORAL_ADDRESS / S3_ENDPOINT are not ours to stop)');
-      }
-    });
-
-  withStackFlags(program.command('status'))
-    .description('show whether the embedded services are running and healthy')
-    .option('--json', 'print machine-readable JSON')
-    .action(async (f: StackFlags & { json?: boolean }) => {
-      const st = await stackStatus(options(f));
-      if (f.json) {
-        out(JSON.stringify(st, null, 2));
-        return;
-      }
-      out(`stack home ${st.home}`);
-      out(statusLine(st.temporal));
-      out(statusLine(st.minio));
-      if (process.env.TEMPORAL_ADDRESS || process.env.S3_ENDPOINT) {
-        out('note: TEMPORAL_ADDRESS / S3_ENDPOINT are set, so runs use those services, not this stack');
       }
     });
 }

@@ -1,0 +1,91 @@
+// `lth status EXPERIMENT`: a lottery experiment's trunk and branches, level by level, with a bar for each level
+// being trained; `--watch` refreshes until every workflow has finished. `lth status` alone shows the stack.
+import { Command, InvalidArgumentError } from 'commander';
+
+import { connectClient, endpoints } from '../../workers/connection';
+import {
+  anyRunning,
+  noExperiment,
+  parseExperimentName,
+  readExperiment,
+  type ExperimentView,
+  type RunView,
+} from '../experiments';
+import { progressLine } from '../progress-text';
+import { formatReportTable } from '../report/table';
+import { printStackStatus, withStackFlags, type StackFlags } from './stack';
+
+interface StatusFlags extends StackFlags {
+  json?: boolean;
+  watch?: boolean;
+  interval: number;
+}
+
+function runBlock(kind: string, r: RunView): string {
+  const n = r.levels.length;
+  const count =
+    r.levelsPlanned !== null ? `${n} of ${r.levelsPlanned} levels` : `${n} level${n === 1 ? '' : 's'}`;
+  const head = `${kind} ${r.label === 'trunk' ? '' : `${r.label} `}${r.workflowId}  (${r.execution.toLowerCase()}, ${r.phase}; ${count})`;
+  const lines = [formatReportTable([{ name: head, rows: r.levels }]).trimEnd()];
+  if (r.running.length > 0) lines.push('  training now:', ...r.running.map((p) => `  ${progressLine(p)}`));
+  if (r.note) lines.push(`  note: ${r.note}`);
+  return lines.join('\n');
+}
+
+export function formatExperimentStatus(view: ExperimentView): string {
+  const blocks = [
+    `experiment ${view.experiment}: ${view.trunks.length} trunk${view.trunks.length === 1 ? '' : 's'}`,
+  ];
+  for (const t of view.trunks) {
+    if (t.trunk) blocks.push(runBlock('trunk', t.trunk) + (t.lineageId ? `\n  lineage ${t.lineageId}` : ''));
+    else blocks.push(`trunk ${t.workflowId}  (not found; only its branches are)`);
+    for (const b of t.branches) blocks.push(runBlock('branch', b));
+  }
+  return `${blocks.join('\n\n')}\n`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function experimentStatus(experiment: string, f: StatusFlags): Promise<void> {
+  const out = process.stdout;
+  const client = await connectClient(endpoints());
+  try {
+    for (let first = true; ; first = false) {
+      const view = await readExperiment(client, experiment);
+      if (view.trunks.length === 0) throw noExperiment(experiment);
+      if (f.json) out.write(f.watch ? `${JSON.stringify(view)}\n` : `${JSON.stringify(view, null, 2)}\n`);
+      else {
+        // On a terminal each refresh replaces the last; in a log they follow each other.
+        if (f.watch && out.isTTY) out.write('\x1b[H\x1b[2J');
+        else if (!first) out.write(`\n--- ${new Date().toISOString()}\n`);
+        out.write(formatExperimentStatus(view));
+      }
+      if (!f.watch || !anyRunning(view)) return;
+      await sleep(f.interval * 1000);
+    }
+  } finally {
+    await client.connection.close();
+  }
+}
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`expected a positive number of seconds, got "${v}"`);
+  return n;
+}
+
+export function registerStatusCommand(program: Command): void {
+  withStackFlags(program.command('status'))
+    .description(
+      "a lottery experiment's trunk and branches, level by level (or, without EXPERIMENT, whether the embedded stack runs)",
+    )
+    .argument('[experiment]', 'experiment label (search attribute Experiment)')
+    .option('--json', 'print machine-readable JSON (with --watch: one line per refresh)')
+    .option('--watch', 'refresh until every workflow of the experiment has finished')
+    .option('--interval <seconds>', 'seconds between refreshes with --watch', seconds, 2)
+    .action(async (experiment: string | undefined, f: StatusFlags) => {
+      if (experiment === undefined) return printStackStatus(f);
+      await experimentStatus(parseExperimentName(experiment), f);
+    });
+}

@@ -29,7 +29,10 @@ export function trunkLineageId(spec: LotterySpec): string {
 /** A branch's identity: its trunk's plus the branch. A rewind branch is a trunk with another rewind point. */
 export function branchLineageId(spec: LotterySpec, branch: BranchSpec): string {
   if (branch.kind === 'rewind') return trunkLineageId({ ...spec, rewind: branch.to });
-  return contentHash({ kind: 'imp-branch', trunk: trunkLineageId(spec), branch }).slice(0, 24);
+  // 'layerwise' is the default scope of random pruning: written or not, the same branch.
+  const canonical =
+    branch.kind === 'random-prune' && branch.scope === 'layerwise' ? { ...branch, scope: undefined } : branch;
+  return contentHash({ kind: 'imp-branch', trunk: trunkLineageId(spec), branch: canonical }).slice(0, 24);
 }
 
 /** The model's output layer: its last prunable weight. */

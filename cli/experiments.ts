@@ -73,7 +73,7 @@ export async function listLotteryExecutions(
   client: Client,
   experiment: string,
 ): Promise<Map<string, WorkflowExecutionInfo>> {
-  const query = `Experiment = ${JSON.stringify(experiment)} AND RunKind IN ("lottery", "lottery-branch")`;
+  const query = `Experiment = ${JSON.stringify(experiment)} AND RunKind IN ("lottery", "lottery-branch", "lottery-rewind-trunk")`;
   const latest = new Map<string, WorkflowExecutionInfo>();
   for await (const info of client.workflow.list({ query })) {
     const prev = latest.get(info.workflowId);

@@ -285,6 +285,7 @@ test('branch lineage ids: one per branch; a rewind branch is the trunk with that
     { kind: 'reinit', seed: 2 },
     { kind: 'random-prune', seed: 1 },
     { kind: 'random-prune', seed: 2 },
+    { kind: 'random-prune', seed: 1, scope: 'global' },
     { kind: 'one-shot' },
     { kind: 'rewind', to: 'init' },
     { kind: 'rewind', to: { step: 20 } },
@@ -292,6 +293,9 @@ test('branch lineage ids: one per branch; a rewind branch is the trunk with that
   const ids = branches.map((b) => branchLineageId(s, b));
   assert.equal(new Set([trunk, ...ids]).size, branches.length + 1, 'all distinct, and none is the trunk');
   for (const b of branches) assert.equal(branchLineageId({ ...s, levels: 9 }, b), branchLineageId(s, b));
+  // Layerwise is random pruning's default scope: spelled out, it is the same branch (and label).
+  const explicit: BranchSpec = { kind: 'random-prune', seed: 1, scope: 'layerwise' };
+  assert.equal(branchLineageId(s, explicit), branchLineageId(s, { kind: 'random-prune', seed: 1 }));
   // A branch belongs to its trunk: another trunk gives its branches other ids.
   const other = { ...s, train: { ...s.train, seed: 99 } };
   for (const b of branches) assert.notEqual(branchLineageId(other, b), branchLineageId(s, b));

@@ -54,6 +54,7 @@ export const branchSpecSchema = z.discriminatedUnion('kind', [
       kind: z.literal('random-prune'),
       seed: z.number().int().min(0).default(1),
       // Optional rather than defaulted: an absent scope keeps the lineage hashes of earlier specs.
+      // Absent means layerwise; branchLineageId treats both spellings as one lineage.
       scope: z.enum(['layerwise', 'global']).optional(),
     })
     .strict(),

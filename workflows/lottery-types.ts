@@ -60,6 +60,7 @@ export interface LotteryStatus {
   experiment: string;
   /** 'trunk' or a branch label. */
   kind: string;
+  /** The spec's `levels`: a trunk trains levels 0..levelsPlanned, a per-level branch 1..levelsPlanned. */
   levelsPlanned: number;
   levels: LevelResult[];
   /** Progress of levels being trained now, by level. */
@@ -78,6 +79,11 @@ export interface LotteryWorkflowInput {
   spec: unknown;
   /** Levels finished by earlier runs of this workflow (carried over continue-as-new). */
   completed?: LevelResult[];
+  /**
+   * 'rewind-branch' when this trunk is the inner IMP of a rewind branch: it is listed with RunKind
+   * 'lottery-rewind-trunk', so that `RunKind = "lottery"` finds only the experiment's own trunks.
+   */
+  role?: 'trunk' | 'rewind-branch';
 }
 
 export interface BranchWorkflowInput {

@@ -111,7 +111,7 @@ export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<Lott
   const { status, finish } = trackStatus(spec, 'trunk', spec.levels, done);
   upsertSearchAttributes([
     { key: sa.EXPERIMENT, value: spec.experiment },
-    { key: sa.RUN_KIND, value: 'lottery' },
+    { key: sa.RUN_KIND, value: input.role === 'rewind-branch' ? 'lottery-rewind-trunk' : 'lottery' },
     { key: sa.PHASE, value: done.length > 0 ? 'training' : 'queued' },
   ]);
   const { lotteryLevel } = levelActivities(spec);
@@ -124,7 +124,7 @@ export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<Lott
       finish(r);
       if (next < spec.levels) {
         // One level per run: history stays bounded; the next run starts with the table so far.
-        await continueAsNew<typeof lotteryWorkflow>({ spec: input.spec, completed: status.levels });
+        await continueAsNew<typeof lotteryWorkflow>({ ...input, completed: status.levels });
       }
     }
     const lineageId = status.levels[0]?.lineageId ?? '';
@@ -187,7 +187,7 @@ export async function lotteryBranchWorkflow(input: BranchWorkflowInput): Promise
     const { status } = trackStatus(spec, label, spec.levels, []);
     status.phase = 'training';
     const trunk = await executeChild(lotteryWorkflow, {
-      args: [{ spec: { ...spec, rewind: branch.to, branches: [] } }],
+      args: [{ spec: { ...spec, rewind: branch.to, branches: [] }, role: 'rewind-branch' }],
       workflowId: `${workflowId}.trunk`,
     });
     status.levels = trunk.levels;

@@ -3,8 +3,10 @@
 import type { Client } from '@temporalio/client';
 import { Command } from 'commander';
 
+import type { StackEndpoints } from '../../infra/stack';
 import { connectClient, endpoints } from '../../workers/connection';
 import { branchLabel, parseLotterySpec, type LotterySpec } from '../../workflows/lottery-specs';
+import type { LotteryResult } from '../../workflows/lottery-types';
 import { startInput } from '../experiments';
 import {
   BRANCH_FLAG_HELP,
@@ -17,7 +19,7 @@ import {
 import { followLevels, lotterySnapshot, resultSources } from '../lottery-follow';
 import { reportSeries } from '../report/lottery';
 import { formatReportTable } from '../report/table';
-import { startOrAttachLottery } from '../runs';
+import { startOrAttachLottery, type StartedLottery } from '../runs';
 import { addTrainOptions, int, num } from '../spec-flags';
 
 interface LotteryFlags extends LotteryFieldFlags {
@@ -54,6 +56,35 @@ async function warnMissingBranches(
   }
 }
 
+/** Says which trunk was started or attached to, what it runs, and its UI link (`say` goes to stderr). */
+export async function announceLottery(
+  client: Client,
+  e: StackEndpoints,
+  run: StartedLottery,
+  spec: LotterySpec,
+  say: (line: string) => void,
+): Promise<void> {
+  say(`${run.started ? 'started' : 'attached to'} ${run.workflowId}`);
+  say(`  ${describeLotterySpec(spec)}`);
+  const link = workflowLink(e.temporal.uiUrl, e.temporal.namespace, run.workflowId);
+  if (link) say(`  ${link}`);
+  if (!run.started) await warnMissingBranches(client, run.workflowId, spec, say);
+}
+
+/** Follows the trunk and its branches live (bars or lines on stderr) until the experiment's result. */
+export function followLottery(
+  client: Client,
+  run: StartedLottery,
+  spec: LotterySpec,
+): Promise<LotteryResult> {
+  return followLevels(client, {
+    result: run.handle.result(),
+    snapshot: () => lotterySnapshot(client, run.workflowId, spec.branches),
+    final: resultSources,
+    watchCommand: `lth status ${spec.experiment} --watch`,
+  });
+}
+
 export function registerLotteryCommand(program: Command): void {
   const cmd = program
     .command('lottery')
@@ -86,21 +117,12 @@ export function registerLotteryCommand(program: Command): void {
       try {
         const run = await startOrAttachLottery(client, spec);
         const say = (line: string) => process.stderr.write(`${line}\n`);
-        say(`${run.started ? 'started' : 'attached to'} ${run.workflowId}`);
-        say(`  ${describeLotterySpec(spec)}`);
-        const link = workflowLink(e.temporal.uiUrl, e.temporal.namespace, run.workflowId);
-        if (link) say(`  ${link}`);
-        if (!run.started) await warnMissingBranches(client, run.workflowId, spec, say);
+        await announceLottery(client, e, run, spec, say);
         if (!flags.follow) {
           say(`follow it with \`lth status ${spec.experiment} --watch\``);
           return;
         }
-        const result = await followLevels(client, {
-          result: run.handle.result(),
-          snapshot: () => lotterySnapshot(client, run.workflowId, spec.branches),
-          final: resultSources,
-          watchCommand: `lth status ${spec.experiment} --watch`,
-        });
+        const result = await followLottery(client, run, spec);
         if (flags.json) {
           process.stdout.write(`${JSON.stringify({ workflowId: run.workflowId, ...result }, null, 2)}\n`);
           return;

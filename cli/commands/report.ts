@@ -1,11 +1,13 @@
 // `lth report EXPERIMENT`: the table of a lottery experiment (the IMP ticket and its controls, level by level)
 // on the terminal, and report.md plus the accuracy-vs-sparsity plot in a folder and in the store, under
-// experiments/<trunk lineage>/report/.
+// experiments/<trunk lineage>/report/. `lth demo` produces the same report through readReport/writeReport.
 import fs from 'node:fs';
 import path from 'node:path';
 
+import type { Client } from '@temporalio/client';
 import { Command, Option } from 'commander';
 
+import type { StackEndpoints } from '../../infra/stack';
 import { experimentReportKey } from '../../store';
 import { connectClient, endpoints, openStore } from '../../workers/connection';
 import {
@@ -22,22 +24,39 @@ import { metricLabel, plotSeries, reportSeries, TRUNK_SERIES, type ReportMetric 
 import { renderAccuracyPlot } from '../report/plot';
 import { formatReportMarkdown, formatReportTable, type ReportSeries } from '../report/table';
 
-interface ReportFlags {
+export interface ReportOptions {
+  /** Folder for report.md and the plot; default reports/<experiment>. */
   out?: string;
   format: 'svg' | 'png';
   metric: ReportMetric;
-  trunk?: string;
+  /** Copy both files to the store too. */
   upload: boolean;
 }
 
-function markdown(
-  view: ExperimentView,
-  t: TrunkView,
-  spec: string | null,
-  series: ReportSeries[],
-  f: ReportFlags,
-  plotFile: string,
-): string {
+interface ReportFlags extends ReportOptions {
+  trunk?: string;
+}
+
+/** What a report is made of: one trunk of an experiment, with its branches, read from Temporal. */
+export interface ReportData {
+  view: ExperimentView;
+  trunk: TrunkView;
+  /** What the trunk was started with, in one line; null when its input could not be read. */
+  spec: string | null;
+  series: ReportSeries[];
+  /** True while some workflow of the trunk still runs: the report then holds the levels finished so far. */
+  running: boolean;
+}
+
+/** Where writeReport put the report. */
+export interface WrittenReport {
+  files: string[];
+  /** s3:// URLs, empty without upload. */
+  uploaded: string[];
+}
+
+function markdown(data: ReportData, metric: ReportMetric, plotFile: string): string {
+  const { view, trunk: t, spec, series } = data;
   const unfinished = [...(t.trunk ? [t.trunk] : []), ...t.branches]
     .filter((r) => r.execution === 'RUNNING')
     .map((r) => r.label);
@@ -53,9 +72,78 @@ function markdown(
     '',
     formatReportMarkdown(series).trimEnd(),
     '',
-    `![${metricLabel(f.metric)} vs % of weights remaining](${plotFile})`,
+    `![${metricLabel(metric)} vs % of weights remaining](${plotFile})`,
     '',
   ].join('\n');
+}
+
+/**
+ * Reads one trunk of an experiment (the one given, or the experiment's only one) and its branches, and turns
+ * their levels into the report's series. Throws when the trunk has no finished level yet.
+ */
+export async function readReport(
+  client: Client,
+  experiment: string,
+  trunkId: string | undefined,
+): Promise<ReportData> {
+  const view = await readExperiment(client, experiment);
+  const t = pickTrunk(view, trunkId);
+  // What the trunk was started with, for the report's header; the table does not need it.
+  const spec = await startInput(client, t.workflowId)
+    .then((input) => describeLotterySpec(validateLotterySpec((input as { spec?: unknown }).spec)))
+    .catch(() => null);
+  const trunkLevels = t.trunk?.levels ?? [];
+  if (trunkLevels.length === 0 || t.lineageId === null) {
+    throw new Error(
+      `experiment ${experiment}: the trunk ${t.workflowId} has no finished level yet; nothing to report`,
+    );
+  }
+  return {
+    view,
+    trunk: t,
+    spec,
+    series: reportSeries(trunkLevels, t.branches),
+    running: anyRunning({ experiment, trunks: [t] }),
+  };
+}
+
+/** Renders the plot and report.md, writes both to a folder and, with `upload`, to the store. */
+export async function writeReport(
+  e: StackEndpoints,
+  data: ReportData,
+  o: ReportOptions,
+): Promise<WrittenReport> {
+  const experiment = data.view.experiment;
+  const plotFile = `accuracy.${o.format}`;
+  const plot = await renderAccuracyPlot(plotSeries(data.series, o.metric), {
+    format: o.format,
+    title: `${experiment}: ${o.metric} test accuracy vs weights remaining`,
+    yLabel: metricLabel(o.metric),
+  });
+  const md = markdown(data, o.metric, plotFile);
+  const dir = o.out ?? path.join('reports', experiment);
+  fs.mkdirSync(dir, { recursive: true });
+  const files = [path.join(dir, 'report.md'), path.join(dir, plotFile)];
+  fs.writeFileSync(files[0] as string, md);
+  fs.writeFileSync(files[1] as string, plot);
+  const lineageId = data.trunk.lineageId;
+  if (!o.upload || lineageId === null) return { files, uploaded: [] };
+  const store = openStore(e);
+  const mdRef = await store.putBytes(experimentReportKey(lineageId, 'report.md'), Buffer.from(md, 'utf8'), {
+    contentType: 'text/markdown; charset=utf-8',
+  });
+  const plotRef = await store.putBytes(experimentReportKey(lineageId, plotFile), plot, {
+    contentType: o.format === 'svg' ? 'image/svg+xml' : 'image/png',
+  });
+  return { files, uploaded: [mdRef.key, plotRef.key].map((k) => `s3://${e.s3.bucket}/${k}`) };
+}
+
+/** The lines that say where writeReport put the files. */
+export function describeWrittenReport(w: WrittenReport): string {
+  return (
+    `wrote ${w.files.join(' and ')}\n` +
+    (w.uploaded.length > 0 ? `uploaded ${w.uploaded.join(' and ')}\n` : '')
+  );
 }
 
 export function registerReportCommand(program: Command): void {
@@ -78,59 +166,19 @@ export function registerReportCommand(program: Command): void {
       const experiment = parseExperimentName(name);
       const e = endpoints();
       const client = await connectClient(e);
-      let view: ExperimentView;
-      let t: TrunkView;
-      let spec: string | null = null;
+      let data: ReportData;
       try {
-        view = await readExperiment(client, experiment);
-        t = pickTrunk(view, f.trunk);
-        // What the trunk was started with, for the report's header; the table does not need it.
-        spec = await startInput(client, t.workflowId)
-          .then((input) => describeLotterySpec(validateLotterySpec((input as { spec?: unknown }).spec)))
-          .catch(() => null);
+        data = await readReport(client, experiment, f.trunk);
       } finally {
         await client.connection.close();
       }
-      const trunkLevels = t.trunk?.levels ?? [];
-      if (trunkLevels.length === 0 || t.lineageId === null) {
-        throw new Error(
-          `experiment ${experiment}: the trunk ${t.workflowId} has no finished level yet; nothing to report`,
-        );
-      }
-      if (anyRunning({ experiment, trunks: [t] })) {
+      if (data.running) {
         process.stderr.write(
           'note: some workflows are still running; the report holds the levels finished so far\n',
         );
       }
-      const series = reportSeries(trunkLevels, t.branches);
-      process.stdout.write(formatReportTable(series));
-
-      const plotFile = `accuracy.${f.format}`;
-      const plot = await renderAccuracyPlot(plotSeries(series, f.metric), {
-        format: f.format,
-        title: `${experiment}: ${f.metric} test accuracy vs weights remaining`,
-        yLabel: metricLabel(f.metric),
-      });
-      const md = markdown(view, t, spec, series, f, plotFile);
-      const dir = f.out ?? path.join('reports', experiment);
-      fs.mkdirSync(dir, { recursive: true });
-      fs.writeFileSync(path.join(dir, 'report.md'), md);
-      fs.writeFileSync(path.join(dir, plotFile), plot);
-      process.stdout.write(`\nwrote ${path.join(dir, 'report.md')} and ${path.join(dir, plotFile)}\n`);
-      if (!f.upload) return;
-      const store = openStore(e);
-      const mdRef = await store.putBytes(
-        experimentReportKey(t.lineageId, 'report.md'),
-        Buffer.from(md, 'utf8'),
-        {
-          contentType: 'text/markdown; charset=utf-8',
-        },
-      );
-      const plotRef = await store.putBytes(experimentReportKey(t.lineageId, plotFile), plot, {
-        contentType: f.format === 'svg' ? 'image/svg+xml' : 'image/png',
-      });
-      process.stdout.write(
-        `uploaded s3://${e.s3.bucket}/${mdRef.key} and s3://${e.s3.bucket}/${plotRef.key}\n`,
-      );
+      process.stdout.write(formatReportTable(data.series));
+      const written = await writeReport(e, data, f);
+      process.stdout.write(`\n${describeWrittenReport(written)}`);
     });
 }

@@ -24,7 +24,11 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@tensorflow/*', 'minio', '../ml/*', '../store/*', '../activities/*'], allowTypeImports: true, message: 'workflows are deterministic orchestration: import types only' },
+            {
+              group: ['@tensorflow/*', 'minio', '../ml/*', '../store/*', '../activities/*'],
+              allowTypeImports: true,
+              message: 'workflows are deterministic orchestration: import types only',
+            },
           ],
         },
       ],
@@ -33,7 +37,17 @@ export default tseslint.config(
   {
     files: ['ml/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['@temporalio/*', 'minio', '../store/*', '../../store/*'], message: 'ml/ knows nothing of Temporal or the store' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@temporalio/*', 'minio', '../store/*', '../../store/*'],
+              message: 'ml/ knows nothing of Temporal or the store',
+            },
+          ],
+        },
+      ],
     },
   },
 );

@@ -161,7 +161,10 @@ function plannedRuns(filter: string[]): RunSpec[] {
   if (installed('@tensorflow/tfjs-node-gpu')) backends.push({ backend: 'tensorflow-gpu', threads: null });
   // Native TensorFlow's intra-op pool is set per process (TF_NUM_INTRAOP_THREADS): one core against all.
   if (installed('@tensorflow/tfjs-node')) {
-    backends.push({ backend: 'tensorflow', threads: 1 }, { backend: 'tensorflow', threads: os.cpus().length });
+    backends.push(
+      { backend: 'tensorflow', threads: 1 },
+      { backend: 'tensorflow', threads: os.cpus().length },
+    );
   }
   backends.push(
     { backend: 'wasm', threads: 1 },

@@ -20,7 +20,8 @@ export async function followTrain(
   const out = opts.out ?? process.stderr;
   const bar = new cliProgress.SingleBar(
     {
-      format: ' {bar} {percentage}% | step {value}/{total} | epoch {epoch} | loss {loss} | test acc {acc} | {phase}',
+      format:
+        ' {bar} {percentage}% | step {value}/{total} | epoch {epoch} | loss {loss} | test acc {acc} | {phase}',
       hideCursor: true,
       stream: out,
       noTTYOutput: true,
@@ -45,7 +46,12 @@ export async function followTrain(
       }
       const p = status?.progress ?? null;
       if (p) {
-        const payload = { epoch: p.epoch.toFixed(2), loss: fmt(p.loss), acc: fmt(p.testAccuracy), phase: status?.phase ?? '' };
+        const payload = {
+          epoch: p.epoch.toFixed(2),
+          loss: fmt(p.loss),
+          acc: fmt(p.testAccuracy),
+          phase: status?.phase ?? '',
+        };
         if (!started) {
           bar.start(p.totalSteps, p.step, payload);
           started = true;
@@ -75,7 +81,12 @@ export async function followTrain(
   }
 }
 
-export function describeResult(result: TrainRunResult, workflowId: string, uiUrl: string | null, namespace: string): string {
+export function describeResult(
+  result: TrainRunResult,
+  workflowId: string,
+  uiUrl: string | null,
+  namespace: string,
+): string {
   const lines = [
     `run ${result.runId}${result.reused ? ' (already finished; stored result reused)' : ''}`,
     `  backend          ${result.backend}`,
@@ -88,6 +99,9 @@ export function describeResult(result: TrainRunResult, workflowId: string, uiUrl
     `  metrics          ${result.metricsKey}`,
     `  manifest         ${result.manifestKey}`,
   ];
-  if (uiUrl) lines.push(`  Temporal UI      ${uiUrl}/namespaces/${namespace}/workflows/${encodeURIComponent(workflowId)}`);
+  if (uiUrl)
+    lines.push(
+      `  Temporal UI      ${uiUrl}/namespaces/${namespace}/workflows/${encodeURIComponent(workflowId)}`,
+    );
   return lines.join('\n');
 }

@@ -41,7 +41,8 @@ export async function startOrAttachLottery(client: Client, spec: LotterySpec): P
   if (desc?.status.name === 'COMPLETED') {
     const result = await existing.result();
     const have = new Set(result.branches.map((b) => b.label));
-    if (spec.branches.every((b) => have.has(branchLabel(b)))) return { handle: existing, workflowId, started: false };
+    if (spec.branches.every((b) => have.has(branchLabel(b))))
+      return { handle: existing, workflowId, started: false };
   }
   const handle = await client.workflow.start<typeof lotteryWorkflow>('lotteryWorkflow', {
     args: [{ spec }],
@@ -88,7 +89,8 @@ export async function startOrAttachBranch(
     });
     return { handle, workflowId, started: true };
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return { handle: existing, workflowId, started: false };
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      return { handle: existing, workflowId, started: false };
     throw err;
   }
 }
@@ -125,14 +127,22 @@ export async function startOrAttachTrain(client: Client, spec: TrainSpec): Promi
     return { handle, workflowId, started: true };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      return { handle: client.workflow.getHandle<typeof trainWorkflow>(workflowId), workflowId, started: false };
+      return {
+        handle: client.workflow.getHandle<typeof trainWorkflow>(workflowId),
+        workflowId,
+        started: false,
+      };
     }
     throw err;
   }
 }
 
 /** Number of workers polling a task queue right now (for "no worker is running" hints). */
-export async function pollerCount(client: Client, taskQueue: string, kind: 'workflow' | 'activity'): Promise<number> {
+export async function pollerCount(
+  client: Client,
+  taskQueue: string,
+  kind: 'workflow' | 'activity',
+): Promise<number> {
   const res = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     taskQueue: { name: taskQueue },

@@ -42,7 +42,9 @@ function dtypeOfArray(data: unknown): HostDType | null {
 /** Throws with the tensor's name if its dtype, shape and data disagree. */
 export function assertHostTensor(t: HostTensor, name = 'tensor'): void {
   if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new Error(`${name}: shape must be an array of non-negative integers, got ${JSON.stringify(t.shape)}`);
+    throw new Error(
+      `${name}: shape must be an array of non-negative integers, got ${JSON.stringify(t.shape)}`,
+    );
   }
   const actual = dtypeOfArray(t.data);
   if (actual !== t.dtype) {
@@ -117,11 +119,16 @@ export function fromHost(h: HostTensor, dtype?: 'float32' | 'int32'): tf.Tensor 
   assertHostTensor(h);
   const target = dtype ?? (h.dtype === 'float32' ? 'float32' : 'int32');
   if (target === 'float32') {
-    return tf.tensor(h.dtype === 'float32' ? h.data.slice() : Float32Array.from(h.data), [...h.shape], 'float32');
+    return tf.tensor(
+      h.dtype === 'float32' ? h.data.slice() : Float32Array.from(h.data),
+      [...h.shape],
+      'float32',
+    );
   }
   if (h.dtype === 'float32') {
     for (const v of h.data) {
-      if (!Number.isInteger(v)) throw new Error(`fromHost: float32 tensor holds non-integer ${v}, cannot make int32`);
+      if (!Number.isInteger(v))
+        throw new Error(`fromHost: float32 tensor holds non-integer ${v}, cannot make int32`);
     }
   }
   return tf.tensor(Int32Array.from(h.data), [...h.shape], 'int32');

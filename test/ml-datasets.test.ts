@@ -96,13 +96,18 @@ test('Fashion-MNIST: deterministic seeded split, 6000/1000 per class, disjoint b
     const { train: tr, test: te } = fashionSplitIndices(c, 7000);
     assert.equal(tr.length, FASHION_TRAIN_PER_CLASS);
     const all = [...tr, ...te].sort((x, y) => x - y);
-    assert.deepEqual(all, Array.from({ length: 7000 }, (_, i) => i));
+    assert.deepEqual(
+      all,
+      Array.from({ length: 7000 }, (_, i) => i),
+    );
     assert.deepEqual(fashionSplitIndices(c, 7000), { train: tr, test: te });
   }
 
   // By content: only the source's own byte-identical duplicates (54 pairs in all) may straddle the split.
   const imageKey = (px: Uint8Array, i: number) =>
-    createHash('sha1').update(px.subarray(i * 784, (i + 1) * 784)).digest('base64');
+    createHash('sha1')
+      .update(px.subarray(i * 784, (i + 1) * 784))
+      .digest('base64');
   const trainPixels = pixelBytes(train);
   const seen = new Set<string>();
   for (let i = 0; i < train.n; i++) seen.add(imageKey(trainPixels, i));
@@ -149,8 +154,17 @@ test('epochOrder is a permutation, a pure function of (n, seed, epoch)', () => {
 test('IDX parser validates magic numbers and sizes', () => {
   const good = Uint8Array.from([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]);
   assert.deepEqual(parseIdx(good, 'x', 1), { shape: [3], data: Uint8Array.from([7, 8, 9]) });
-  assert.throws(() => parseIdx(Uint8Array.from([0, 0, 8, 3, 0, 0, 0, 1, 0]), 'labels', 1), /labels: bad IDX magic/);
+  assert.throws(
+    () => parseIdx(Uint8Array.from([0, 0, 8, 3, 0, 0, 0, 1, 0]), 'labels', 1),
+    /labels: bad IDX magic/,
+  );
   assert.throws(() => parseIdx(Uint8Array.from([0, 0, 9, 1, 0, 0, 0, 1, 0]), 'x', 1), /bad IDX magic/);
-  assert.throws(() => parseIdx(Uint8Array.from([0, 0, 8, 1, 0, 0, 0, 4, 7, 8, 9]), 'x', 1), /3 bytes after the header/);
-  assert.throws(() => loadDataset('cifar' as DatasetName, 'train'), /unknown dataset 'cifar'; known: mnist, fashion-mnist/);
+  assert.throws(
+    () => parseIdx(Uint8Array.from([0, 0, 8, 1, 0, 0, 0, 4, 7, 8, 9]), 'x', 1),
+    /3 bytes after the header/,
+  );
+  assert.throws(
+    () => loadDataset('cifar' as DatasetName, 'train'),
+    /unknown dataset 'cifar'; known: mnist, fashion-mnist/,
+  );
 });

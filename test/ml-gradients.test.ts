@@ -10,7 +10,10 @@ type Fn = (...xs: tf.Tensor[]) => tf.Tensor;
 
 function rand(rng: Rng, shape: number[], lo = -1, hi = 1): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.float()), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.float()),
+    shape,
+  );
 }
 
 /** Checks tf.grads of sum(f(xs) * R) against central differences of the same scalar. */
@@ -19,7 +22,11 @@ function checkGrad(name: string, f: Fn, inputs: tf.Tensor[], eps = 1e-2, tol = 2
   const outShape = tf.tidy(() => f(...inputs).shape);
   const r = rand(rng, outShape);
   const scalar = (...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), r));
-  const grads = tf.tidy(() => tf.grads(scalar)(inputs).map((g) => g.arraySync()));
+  const grads = tf.tidy(() =>
+    tf
+      .grads(scalar)(inputs)
+      .map((g) => g.arraySync()),
+  );
   inputs.forEach((x, k) => {
     const base = x.dataSync().slice();
     const analytic = (grads[k] as number[] | number[][]).flat(Infinity as 1) as number[];
@@ -54,7 +61,10 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     const a31 = rand(rng, [3, 1]);
     const pos = rand(rng, [3, 4], 0.5, 2);
     // Keep relu inputs away from the kink, where finite differences are meaningless.
-    const away = tf.tensor(Float32Array.from({ length: 12 }, (_, i) => (i % 2 ? 1 : -1) * (0.2 + 0.1 * i)), [3, 4]);
+    const away = tf.tensor(
+      Float32Array.from({ length: 12 }, (_, i) => (i % 2 ? 1 : -1) * (0.2 + 0.1 * i)),
+      [3, 4],
+    );
     checkGrad('add broadcast', (x, y) => tf.add(x, y), [a34, b4]);
     checkGrad('add broadcast both', (x, y) => tf.add(x, y), [a31, b14]);
     checkGrad('sub broadcast', (x, y) => tf.sub(x, y), [a34, b14]);
@@ -82,7 +92,10 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     const labels = tf.cast(tf.oneHot(tf.tensor1d([1, 0, 3], 'int32'), 4), 'float32');
     checkGrad('softmax cross-entropy', (x) => crossEntropy(x as tf.Tensor2D, labels as tf.Tensor2D), [a34]);
     tf.dispose([a34, b4, b14, a31, pos, away, m23, m34, m32, m43, labels]);
-    assert.ok(tf.memory().numTensors <= before + 4, 'gradient checks leak no tensors beyond the batched inputs');
+    assert.ok(
+      tf.memory().numTensors <= before + 4,
+      'gradient checks leak no tensors beyond the batched inputs',
+    );
   });
 }
 

@@ -49,7 +49,13 @@ test('SGD and Adam follow torch.optim step for step', async () => {
     [0.0, -0.3, 0.1],
   ];
   for (const spec of SPECS) {
-    const expected = w0.map((w, j) => reference(spec, w, gradSeq.map((g) => g[j]!)));
+    const expected = w0.map((w, j) =>
+      reference(
+        spec,
+        w,
+        gradSeq.map((g) => g[j]!),
+      ),
+    );
     let params: Record<string, tf.Tensor> = { p: tf.tensor1d(w0) };
     let slots: Record<string, tf.Tensor> =
       spec.kind === 'adam'
@@ -66,7 +72,10 @@ test('SGD and Adam follow torch.optim step for step', async () => {
       const got = Array.from(params.p!.dataSync());
       got.forEach((x, j) => {
         const want = expected[j]![i]!;
-        assert.ok(Math.abs(x - want) <= 1e-6 * Math.max(1, Math.abs(want)), `${JSON.stringify(spec)} step ${i + 1}[${j}]: ${x} vs ${want}`);
+        assert.ok(
+          Math.abs(x - want) <= 1e-6 * Math.max(1, Math.abs(want)),
+          `${JSON.stringify(spec)} step ${i + 1}[${j}]: ${x} vs ${want}`,
+        );
       });
     });
     tf.dispose([...Object.values(params), ...Object.values(slots)]);

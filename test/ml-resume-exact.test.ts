@@ -54,7 +54,8 @@ function masksFor(seed: number): NamedTensors {
 function assertStatesIdentical(a: TrainState, b: TrainState, what: string): void {
   assert.equal(a.step, b.step, `${what}: step`);
   assert.deepEqual(Object.keys(a.weights).sort(), Object.keys(b.weights).sort());
-  for (const [k, t] of Object.entries(a.weights)) assert.ok(hostBytesEqual(t, b.weights[k]!), `${what}: weights ${k} bytes`);
+  for (const [k, t] of Object.entries(a.weights))
+    assert.ok(hostBytesEqual(t, b.weights[k]!), `${what}: weights ${k} bytes`);
   assert.deepEqual(Object.keys(a.optimizer).sort(), Object.keys(b.optimizer).sort());
   for (const [k, t] of Object.entries(a.optimizer)) {
     assert.ok(hostBytesEqual(t, b.optimizer[k]!), `${what}: optimizer ${k} bytes`);
@@ -74,7 +75,11 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
   for (const optimizer of OPTIMIZERS) {
     const masked = optimizer.kind === 'adam';
     test(`resume is bit-identical: ${optimizer.kind}${masked ? ' with masks' : ''} on ${backend}`, async () => {
-      const info = await selectBackend({ prefer: backend, threads: backend === 'wasm' ? 1 : undefined, log: () => {} });
+      const info = await selectBackend({
+        prefer: backend,
+        threads: backend === 'wasm' ? 1 : undefined,
+        log: () => {},
+      });
       assert.equal(info.name, backend);
       const cfg = config(optimizer);
       const masks = masked ? masksFor(3) : undefined;
@@ -148,9 +153,15 @@ test('resume checks that the state belongs to the run', async () => {
     },
   });
   const s = at4!;
-  await assert.rejects(train({ ...cfg, seed: 12 }, data, { resumeFrom: s }), /rng\.seed is 11, this config\/data implies 12/);
+  await assert.rejects(
+    train({ ...cfg, seed: 12 }, data, { resumeFrom: s }),
+    /rng\.seed is 11, this config\/data implies 12/,
+  );
   await assert.rejects(train({ ...cfg, batchSize: 8 }, data, { resumeFrom: s }), /rng\.batchSize/);
-  await assert.rejects(train({ ...cfg, iterations: 3 }, data, { resumeFrom: s }), /past the run's 3 iterations/);
+  await assert.rejects(
+    train({ ...cfg, iterations: 3 }, data, { resumeFrom: s }),
+    /past the run's 3 iterations/,
+  );
   await assert.rejects(
     train({ ...cfg, optimizer: OPTIMIZERS[1]! }, data, { resumeFrom: s }),
     (e: Error) => e instanceof MlInputError && /momentum\/fc1\.weight/.test(e.message),
@@ -179,7 +190,10 @@ test('stateFromTensors validates and names the bad field', () => {
       if (v === undefined) delete m[k];
       else m[k] = v;
     }
-    assert.throws(() => stateFromTensors(tensors, m), (e: Error) => e instanceof MlInputError && re.test(e.message));
+    assert.throws(
+      () => stateFromTensors(tensors, m),
+      (e: Error) => e instanceof MlInputError && re.test(e.message),
+    );
   };
   bad({ format: 'something-else' }, /metadata\.format/);
   bad({ step: '-1' }, /metadata\.step/);

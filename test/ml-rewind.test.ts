@@ -91,5 +91,8 @@ test('a snapshot at step k is the state of the run at k; a masked level resumes 
 test('snapshotAt refuses steps outside the run', async () => {
   await selectBackend({ prefer: 'wasm', log: () => {} });
   await assert.rejects(train(config, data, { snapshotAt: [0], onSnapshot: async () => {} }), /snapshotAt: 0/);
-  await assert.rejects(train(config, data, { snapshotAt: [25], onSnapshot: async () => {} }), /snapshotAt: 25/);
+  await assert.rejects(
+    train(config, data, { snapshotAt: [25], onSnapshot: async () => {} }),
+    /snapshotAt: 25/,
+  );
 });

@@ -87,7 +87,10 @@ test('permutation is a deterministic permutation', () => {
   );
   assert.deepEqual(p, new Rng(9).permutation(1000));
   assert.notDeepEqual(p, new Rng(10).permutation(1000));
-  assert.notDeepEqual(Array.from(p), Array.from({ length: 1000 }, (_, i) => i));
+  assert.notDeepEqual(
+    Array.from(p),
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
   assert.equal(new Rng(1).permutation(0).length, 0);
   assert.deepEqual(Array.from(new Rng(1).permutation(1)), [0]);
 });

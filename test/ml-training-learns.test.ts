@@ -30,12 +30,16 @@ test('LeNet-300-100 learns MNIST on the cpu backend', async () => {
   const progress: TrainProgress[] = [];
   const tensorCounts: number[] = [];
   const before = tf.memory().numTensors;
-  const result = await train(config, { train: trainData, test: testData }, {
-    onProgress: (p) => {
-      progress.push(p);
-      tensorCounts.push(tf.memory().numTensors);
+  const result = await train(
+    config,
+    { train: trainData, test: testData },
+    {
+      onProgress: (p) => {
+        progress.push(p);
+        tensorCounts.push(tf.memory().numTensors);
+      },
     },
-  });
+  );
   assert.equal(tf.memory().numTensors, before, 'train() leaves no tensors behind');
   // Live tensors stay flat while training: params (+ optimizer slots), nothing accumulating per step.
   assert.equal(new Set(tensorCounts.slice(1)).size, 1, `tensor counts ${tensorCounts.join(',')}`);
@@ -51,7 +55,9 @@ test('LeNet-300-100 learns MNIST on the cpu backend', async () => {
   assert.ok(result.final.testLoss < first.testLoss / 3);
   assert.ok(result.final.trainAccuracy > 0.9, `train accuracy ${result.final.trainAccuracy}`);
   assert.equal(result.state.step, 150);
-  console.log(`cpu LeNet: test accuracy ${result.final.testAccuracy}, test loss ${result.final.testLoss.toFixed(4)}`);
+  console.log(
+    `cpu LeNet: test accuracy ${result.final.testAccuracy}, test loss ${result.final.testLoss.toFixed(4)}`,
+  );
 
   // The returned weights are the ones that scored: evaluating them again gives the same numbers.
   const again = await evaluate(getModel('lenet-300-100'), result.state.weights, testData);
@@ -116,7 +122,8 @@ for (const optimizer of [
       // Optimizer moments of pruned weights stay zero, so they could not revive them later either.
       for (const [slot, t] of Object.entries(result.state.optimizer)) {
         if (!slot.endsWith(`/${name}`)) continue;
-        for (let i = 0; i < m.data.length; i++) if (m.data[i] === 0) assert.equal(t.data[i], 0, `${slot}[${i}]`);
+        for (let i = 0; i < m.data.length; i++)
+          if (m.data[i] === 0) assert.equal(t.data[i], 0, `${slot}[${i}]`);
       }
     }
     // Biases are not masked and train.

@@ -16,7 +16,10 @@ import {
   type TrainState,
 } from '../ml/train';
 
-const data = { train: loadDataset('mnist', 'train', { limit: 128 }), test: loadDataset('mnist', 'test', { limit: 64 }) };
+const data = {
+  train: loadDataset('mnist', 'train', { limit: 128 }),
+  test: loadDataset('mnist', 'test', { limit: 64 }),
+};
 const base: TrainConfig = {
   model: 'lenet-300-100',
   dataset: 'mnist',
@@ -67,13 +70,30 @@ test('the loop yields between batches, reports progress, and checkpoints full co
     const [c4, c8] = checkpoints;
     assert.notEqual(c4!.weights['fc1.weight']!.data, c8!.weights['fc1.weight']!.data);
     assert.notEqual(checkpoints[2]!.weights['fc1.weight']!.data, r.state.weights['fc1.weight']!.data);
-    assert.deepEqual(c8!.evals.map((e) => e.step), [0, 5]);
+    assert.deepEqual(
+      c8!.evals.map((e) => e.step),
+      [0, 5],
+    );
     assert.equal(typeof c4!.lastLoss, 'number');
-    assert.deepEqual(c4!.rng, { version: 1, order: 'epochOrder', seed: 1, trainSize: 128, batchSize: 32, epoch: 1, position: 0 });
+    assert.deepEqual(c4!.rng, {
+      version: 1,
+      order: 'epochOrder',
+      seed: 1,
+      trainSize: 128,
+      batchSize: 32,
+      epoch: 1,
+      position: 0,
+    });
     assert.ok(Object.keys(c4!.optimizer).every((k) => k.startsWith('momentum/')));
-    assert.deepEqual(progress.map((p) => p.step), [0, 5, 10, 12]);
+    assert.deepEqual(
+      progress.map((p) => p.step),
+      [0, 5, 10, 12],
+    );
     assert.ok(progress.filter((p) => p.step > 0).every((p) => Number.isFinite(p.loss)));
-    assert.deepEqual(progress.filter((p) => p.testAccuracy !== undefined).map((p) => p.step), [0, 5, 10, 12]);
+    assert.deepEqual(
+      progress.filter((p) => p.testAccuracy !== undefined).map((p) => p.step),
+      [0, 5, 10, 12],
+    );
     assert.ok(ticks >= 12, `timers ran during training (${ticks} ticks)`);
   } finally {
     clearInterval(timer);
@@ -115,19 +135,40 @@ test('abort stops the run with an AbortError and leaks no tensors', async () => 
 test('bad input is a non-retryable MlInputError that says what is wrong', async () => {
   await selectBackend({ prefer: 'wasm', threads: 1, log: () => {} });
   const bad = async (cfg: TrainConfig, opts: Parameters<typeof train>[2], re: RegExp) =>
-    assert.rejects(train(cfg, data, opts), (e: Error) => e instanceof MlInputError && e.nonRetryable && re.test(e.message));
+    assert.rejects(
+      train(cfg, data, opts),
+      (e: Error) => e instanceof MlInputError && e.nonRetryable && re.test(e.message),
+    );
   await bad({ ...base, optimizer: { kind: 'sgd', lr: -1, momentum: 0 } }, {}, /optimizer\.lr/);
-  await bad({ ...base, optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, nesterov: true } }, {}, /nesterov needs momentum/);
+  await bad(
+    { ...base, optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, nesterov: true } },
+    {},
+    /nesterov needs momentum/,
+  );
   await bad({ ...base, batchSize: 0 }, {}, /batchSize/);
-  await bad({ ...base, model: 'resnet-50' }, {}, new RegExp(`unknown model 'resnet-50'; known models: ${MODEL_NAMES.join(', ')}`));
-  await bad({ ...base, dataset: 'fashion-mnist' }, {}, /train data is 'mnist' but the config says 'fashion-mnist'/);
+  await bad(
+    { ...base, model: 'resnet-50' },
+    {},
+    new RegExp(`unknown model 'resnet-50'; known models: ${MODEL_NAMES.join(', ')}`),
+  );
+  await bad(
+    { ...base, dataset: 'fashion-mnist' },
+    {},
+    /train data is 'mnist' but the config says 'fashion-mnist'/,
+  );
   await bad({ ...base, trainLimit: 64 }, {}, /trainLimit is 64/);
   const w = getModel('lenet-300-100').init(1);
   const missing = { ...w };
   delete missing['fc2.bias'];
   await bad(base, { initialWeights: missing }, /weights: missing 'fc2\.bias'/);
-  await bad(base, { masks: { 'fc1.weight': hostTensor('uint8', [300, 784]) } }, /mask 'fc1\.weight': shape \[300, 784\], expected \[784, 300\]/);
-  const twos: NamedTensors = { 'fc3.weight': hostTensor('float32', [100, 10], new Float32Array(1000).fill(2)) };
+  await bad(
+    base,
+    { masks: { 'fc1.weight': hostTensor('uint8', [300, 784]) } },
+    /mask 'fc1\.weight': shape \[300, 784\], expected \[784, 300\]/,
+  );
+  const twos: NamedTensors = {
+    'fc3.weight': hostTensor('float32', [100, 10], new Float32Array(1000).fill(2)),
+  };
   await bad(base, { masks: twos }, /masks must be 0 or 1/);
   await bad(base, { masks: { conv1: hostTensor('uint8', [1]) } }, /mask 'conv1' does not name a parameter/);
   await bad(base, { checkpointEvery: 3 }, /checkpointEvery given without onCheckpoint/);

@@ -21,7 +21,10 @@ test('defaults fill a minimal spec with open_lth settings', () => {
 
 test('every invalid field is named in the error', () => {
   assert.throws(
-    () => parseTrainSpec({ train: { dataset: 'cifar', batchSize: 0, iterations: 10, optimizer: { kind: 'adam', lr: -1 } } }),
+    () =>
+      parseTrainSpec({
+        train: { dataset: 'cifar', batchSize: 0, iterations: 10, optimizer: { kind: 'adam', lr: -1 } },
+      }),
     (err: unknown) => {
       assert.ok(err instanceof SpecError);
       assert.match(err.message, /train\.dataset/);
@@ -33,7 +36,10 @@ test('every invalid field is named in the error', () => {
 });
 
 test('exactly one of iterations and epochs', () => {
-  assert.throws(() => parseTrainSpec({ train: {} }), /train\.iterations: give exactly one of iterations or epochs/);
+  assert.throws(
+    () => parseTrainSpec({ train: {} }),
+    /train\.iterations: give exactly one of iterations or epochs/,
+  );
   assert.throws(() => parseTrainSpec({ train: { iterations: 5, epochs: 1 } }), /exactly one/);
 });
 
@@ -44,7 +50,10 @@ test('unknown fields are refused rather than silently ignored', () => {
 test('flags override the config file field by field', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-spec-'));
   const file = path.join(dir, 'spec.yaml');
-  fs.writeFileSync(file, 'experiment: a\ntrain:\n  dataset: mnist\n  iterations: 100\n  optimizer: { kind: sgd, lr: 0.05, momentum: 0.9 }\n');
+  fs.writeFileSync(
+    file,
+    'experiment: a\ntrain:\n  dataset: mnist\n  iterations: 100\n  optimizer: { kind: sgd, lr: 0.05, momentum: 0.9 }\n',
+  );
   const spec = specFromFlags({ config: file, dataset: 'fashion-mnist', epochs: 2, lr: 0.2 });
   assert.equal(spec.experiment, 'a');
   assert.equal(spec.train.dataset, 'fashion-mnist');

@@ -7,7 +7,9 @@ import { lightWorkerCommand } from '../../workers/light';
 import { spawnWorker, stopWorker } from '../../workers/spawn';
 
 export function registerWorkerCommand(program: Command): void {
-  const worker = program.command('worker').description('run workers (default: one light and one compute worker)');
+  const worker = program
+    .command('worker')
+    .description('run workers (default: one light and one compute worker)');
   worker.addCommand(computeWorkerCommand());
   worker.addCommand(lightWorkerCommand());
   worker

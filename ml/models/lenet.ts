@@ -41,7 +41,10 @@ export const lenet300100: ModelDef = {
     return tf.tidy(() => {
       let h: tf.Tensor2D = tf.reshape(x, [-1, DIMS[0]]);
       for (let i = 1; i < DIMS.length; i++) {
-        const z = tf.add(tf.matMul(h, param(params, `fc${i}.weight`) as tf.Tensor2D), param(params, `fc${i}.bias`));
+        const z = tf.add(
+          tf.matMul(h, param(params, `fc${i}.weight`) as tf.Tensor2D),
+          param(params, `fc${i}.bias`),
+        );
         h = (i < DIMS.length - 1 ? tf.relu(z) : z) as tf.Tensor2D;
       }
       return h;

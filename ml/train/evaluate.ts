@@ -42,7 +42,8 @@ export async function evaluateTensors(
   batchSize = 1000,
 ): Promise<{ loss: number; accuracy: number }> {
   if (data.n === 0) throw new Error(`cannot evaluate on an empty dataset (${data.name}/${data.split})`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`eval batchSize must be >= 1, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new Error(`eval batchSize must be >= 1, got ${batchSize}`);
   let lossSum = 0;
   let correct = 0;
   for (let start = 0; start < data.n; start += batchSize) {

@@ -25,7 +25,10 @@ const evalsSchema = z.array(
   z.object({ step: z.number().int().min(0), testLoss: numberLike, testAccuracy: numberLike }).strict(),
 );
 
-export function stateToTensors(state: TrainState): { tensors: NamedTensors; metadata: Record<string, string> } {
+export function stateToTensors(state: TrainState): {
+  tensors: NamedTensors;
+  metadata: Record<string, string>;
+} {
   const tensors: NamedTensors = {};
   for (const [k, v] of Object.entries(state.weights)) tensors[WEIGHTS + k] = cloneHost(v);
   for (const [k, v] of Object.entries(state.optimizer)) tensors[OPTIMIZER + k] = cloneHost(v);
@@ -69,7 +72,8 @@ function parseJsonWith<T>(name: string, raw: string, schema: z.ZodType<T>): T {
 }
 
 export function stateFromTensors(tensors: NamedTensors, metadata: Record<string, string>): TrainState {
-  if (metadata === null || typeof metadata !== 'object') throw new MlInputError('invalid train state: no metadata');
+  if (metadata === null || typeof metadata !== 'object')
+    throw new MlInputError('invalid train state: no metadata');
   const format = metadata.format;
   if (format !== TRAIN_STATE_FORMAT) {
     throw new MlInputError(
@@ -86,17 +90,21 @@ export function stateFromTensors(tensors: NamedTensors, metadata: Record<string,
   const rng = field(metadata, 'rng', (raw) => parseJsonWith('rng', raw, dataCursorSchema));
   const evals: EvalRecord[] = field(metadata, 'evals', (raw) => parseJsonWith('evals', raw, evalsSchema));
   evals.forEach((e, i) => {
-    if (e.step > step) throw new MlInputError(`invalid train state: metadata.evals[${i}].step ${e.step} > step ${step}`);
+    if (e.step > step)
+      throw new MlInputError(`invalid train state: metadata.evals[${i}].step ${e.step} > step ${step}`);
     const prev = evals[i - 1];
-    if (prev && prev.step >= e.step) throw new MlInputError(`invalid train state: metadata.evals steps not increasing`);
+    if (prev && prev.step >= e.step)
+      throw new MlInputError(`invalid train state: metadata.evals steps not increasing`);
   });
   const lastLoss = field(metadata, 'lastLoss', (raw) => {
     if (raw === 'null') return null;
     const x = Number(raw);
-    if (raw.trim() === '' || (Number.isNaN(x) && raw !== 'NaN')) throw new Error(`expected a number or null, got '${raw}'`);
+    if (raw.trim() === '' || (Number.isNaN(x) && raw !== 'NaN'))
+      throw new Error(`expected a number or null, got '${raw}'`);
     return x;
   });
-  if (step === 0 && lastLoss !== null) throw new MlInputError('invalid train state: metadata.lastLoss set at step 0');
+  if (step === 0 && lastLoss !== null)
+    throw new MlInputError('invalid train state: metadata.lastLoss set at step 0');
 
   const weights: NamedTensors = {};
   const optimizer: NamedTensors = {};
@@ -111,7 +119,8 @@ export function stateFromTensors(tensors: NamedTensors, metadata: Record<string,
     }
     const copy: HostTensor = cloneHost(t);
     if (name.startsWith(WEIGHTS) && name.length > WEIGHTS.length) weights[name.slice(WEIGHTS.length)] = copy;
-    else if (name.startsWith(OPTIMIZER) && name.length > OPTIMIZER.length) optimizer[name.slice(OPTIMIZER.length)] = copy;
+    else if (name.startsWith(OPTIMIZER) && name.length > OPTIMIZER.length)
+      optimizer[name.slice(OPTIMIZER.length)] = copy;
     else throw new MlInputError(`invalid train state: tensor '${name}' is neither weights/… nor optimizer/…`);
   }
   if (Object.keys(weights).length === 0) throw new MlInputError('invalid train state: no weights/… tensors');

@@ -86,7 +86,10 @@ const optimizerSchema = z.discriminatedUnion('kind', [
       nesterov: z.boolean().optional(),
       weightDecay: z.number().min(0).finite().optional(),
     })
-    .refine((o) => !o.nesterov || o.momentum > 0, { message: 'nesterov needs momentum > 0', path: ['nesterov'] }),
+    .refine((o) => !o.nesterov || o.momentum > 0, {
+      message: 'nesterov needs momentum > 0',
+      path: ['nesterov'],
+    }),
   z.object({
     kind: z.literal('adam'),
     lr: z.number().positive().finite(),
@@ -123,8 +126,10 @@ export function parseTrainConfig(config: unknown): TrainConfig {
 }
 
 export function stepsPerEpoch(trainSize: number, batchSize: number): number {
-  if (!Number.isInteger(trainSize) || trainSize < 1) throw new MlInputError(`trainSize must be >= 1, got ${trainSize}`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new MlInputError(`batchSize must be >= 1, got ${batchSize}`);
+  if (!Number.isInteger(trainSize) || trainSize < 1)
+    throw new MlInputError(`trainSize must be >= 1, got ${trainSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new MlInputError(`batchSize must be >= 1, got ${batchSize}`);
   return Math.ceil(trainSize / batchSize);
 }
 

@@ -16,7 +16,10 @@ async function main(): Promise<void> {
     threads: threadsArg === '-' ? undefined : Number(threadsArg),
     log: (m) => logs.push(m),
   });
-  const data = { train: loadDataset('mnist', 'train', { limit: 256 }), test: loadDataset('mnist', 'test', { limit: 64 }) };
+  const data = {
+    train: loadDataset('mnist', 'train', { limit: 256 }),
+    test: loadDataset('mnist', 'test', { limit: 64 }),
+  };
   const result = await train(
     {
       model: 'lenet-300-100',
@@ -35,7 +38,9 @@ async function main(): Promise<void> {
     const d = result.state.weights[name]!.data;
     h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
-  process.stdout.write(JSON.stringify({ info, logs, weightsSha256: h.digest('hex'), loss: result.state.lastLoss }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ info, logs, weightsSha256: h.digest('hex'), loss: result.state.lastLoss }) + '\n',
+  );
 }
 
 main().catch((e: unknown) => {

@@ -6,6 +6,7 @@
  * plot next to it.
  *
  *   node --import tsx bench/imp.ts                        # 3 seeds, 10 epochs per level, 8 levels
+ *   node --import tsx bench/imp.ts --levels 14            # ... continued to 14 levels, reusing levels 0-8
  *   node --import tsx bench/imp.ts --seeds 2 --epochs 5   # smaller
  *   node --import tsx bench/imp.ts --quick                # a 1-minute smoke run of this script (tiny data,
  *                                                         # written to .data/bench-imp-quick/, not bench/results)
@@ -151,11 +152,8 @@ async function main(): Promise<void> {
   }
   const wallSeconds = (performance.now() - started) / 1000;
 
-  const backend = [
-    ...new Set(
-      results.flatMap((r) => [...r.levels, ...r.branches.flatMap((b) => b.levels)]).map((l) => l.backend),
-    ),
-  ];
+  const allLevels = results.flatMap((r) => [...r.levels, ...r.branches.flatMap((b) => b.levels)]);
+  const backend = [...new Set(allLevels.map((l) => l.backend))];
   const byLevel = (pick: (r: LotteryResult) => LevelResult[], level: number) =>
     results
       .map((r) => pick(r).find((l) => l.level === level))
@@ -201,6 +199,11 @@ async function main(): Promise<void> {
     spec: { ...base, seeds: specs.map((s) => s.train.seed), branches: specs[0]?.branches },
     levels: levelRows,
     computeWorkers: workerCount,
+    // An invocation reuses every level an earlier one stored: wallSeconds covers only what this one trained.
+    levelRuns: {
+      trained: allLevels.filter((l) => !l.reused).length,
+      reused: allLevels.filter((l) => l.reused).length,
+    },
     wallSeconds,
     notes: [
       "accuracies are fractions of the MNIST test set; 'mean'/'std'/'n' are over seeds of the final test accuracy, 'best' of the best evaluated one (once per epoch)",

@@ -1,0 +1,88 @@
+/**
+ * Seeded data augmentation whose view of a sample is a pure function of (policy, seed, epoch, sample index), never
+ * of the batch it lands in. That is what lets a teacher's stored logits be reused by a student: the student can
+ * recompute exactly the view the teacher saw (Beyer et al. 2022; TinyViT keys its stored logits the same way).
+ *
+ * Policies:
+ * - `none`: the image as it is;
+ * - `random-shift`: translate by (dy, dx), each uniform in [-maxShift, maxShift] (default 2 pixels), filling
+ *   with the background (a raw pixel value of 0, normalised like the rest of the image).
+ */
+import { MlInputError } from '../errors.js';
+import { deriveSeed, Rng } from '../rng.js';
+import { IMAGE_SIZE, NORMALISATION, type Dataset } from './index.js';
+
+export const AUGMENTATION_POLICIES = ['none', 'random-shift'] as const;
+export type AugmentationPolicy = (typeof AUGMENTATION_POLICIES)[number];
+
+export interface AugmentationSpec {
+  policy: AugmentationPolicy;
+  seed: number;
+  /** random-shift: the largest shift in pixels along each axis (default 2). */
+  maxShift?: number;
+}
+
+const SIDE = 28;
+
+function checkSpec(spec: AugmentationSpec): number {
+  if (!(AUGMENTATION_POLICIES as readonly string[]).includes(spec.policy)) {
+    throw new MlInputError(
+      `augmentation.policy must be one of ${AUGMENTATION_POLICIES.join(', ')}, got ${JSON.stringify(spec.policy)}`,
+    );
+  }
+  if (!Number.isSafeInteger(spec.seed) || spec.seed < 0) {
+    throw new MlInputError(`augmentation.seed must be a non-negative integer, got ${spec.seed}`);
+  }
+  const maxShift = spec.maxShift ?? 2;
+  if (!Number.isInteger(maxShift) || maxShift < 0 || maxShift >= SIDE) {
+    throw new MlInputError(`augmentation.maxShift must be an integer in 0..${SIDE - 1}, got ${maxShift}`);
+  }
+  return maxShift;
+}
+
+/** The shift applied to sample `index` in `epoch`: (dy, dx). */
+export function shiftFor(spec: AugmentationSpec, epoch: number, index: number): [number, number] {
+  const maxShift = checkSpec(spec);
+  if (spec.policy === 'none' || maxShift === 0) return [0, 0];
+  const rng = new Rng(deriveSeed(spec.seed, 'augment', spec.policy, epoch, index));
+  const span = 2 * maxShift + 1;
+  return [rng.int(span) - maxShift, rng.int(span) - maxShift];
+}
+
+/**
+ * The augmented images of `indices` (rows of `data`) in `epoch`, as one [indices.length × 784] array. Pure: the
+ * same arguments give the same bits, whatever else is in the batch.
+ */
+export function augmentImages(
+  data: Dataset,
+  indices: ArrayLike<number>,
+  spec: AugmentationSpec,
+  epoch: number,
+): Float32Array {
+  checkSpec(spec);
+  const out = new Float32Array(indices.length * IMAGE_SIZE);
+  const { mean, std } = NORMALISATION[data.name];
+  const background = Math.fround((0 - mean) / std);
+  for (let j = 0; j < indices.length; j++) {
+    const i = indices[j] as number;
+    if (!Number.isInteger(i) || i < 0 || i >= data.n) {
+      throw new MlInputError(`sample index ${i} is outside 0..${data.n - 1}`);
+    }
+    const src = data.images.subarray(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE);
+    const dst = out.subarray(j * IMAGE_SIZE, (j + 1) * IMAGE_SIZE);
+    const [dy, dx] = shiftFor(spec, epoch, i);
+    if (dy === 0 && dx === 0) {
+      dst.set(src);
+      continue;
+    }
+    for (let y = 0; y < SIDE; y++) {
+      const sy = y - dy;
+      for (let x = 0; x < SIDE; x++) {
+        const sx = x - dx;
+        dst[y * SIDE + x] =
+          sy >= 0 && sy < SIDE && sx >= 0 && sx < SIDE ? (src[sy * SIDE + sx] as number) : background;
+      }
+    }
+  }
+  return out;
+}

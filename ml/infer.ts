@@ -1,0 +1,65 @@
+/**
+ * Logits of a model on a block of images (host arrays in, host arrays out), in batches, with the current backend.
+ * Used to precompute teacher outputs; the batch size changes nothing but speed and memory, up to float summation
+ * order inside the backend's kernels.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+import { MlInputError } from './errors.js';
+import { getModel } from './models/index.js';
+import type { NamedTensors } from './tensors.js';
+
+export interface LogitsOptions {
+  batchSize?: number;
+  /** Called after every batch with the number of images done (for heartbeats and progress). */
+  onBatch?: (done: number) => void | Promise<void>;
+}
+
+/** [n × classes] float32 logits of `images` ([n × H·W·C], normalised like ml/data). */
+export async function predictLogits(
+  modelName: string,
+  weights: NamedTensors,
+  images: Float32Array,
+  opts: LogitsOptions = {},
+): Promise<Float32Array> {
+  const model = getModel(modelName);
+  const [h, w, c] = model.inputShape as [number, number, number];
+  const size = h * w * c;
+  if (images.length % size !== 0) {
+    throw new MlInputError(`images: ${images.length} floats is not a whole number of ${h}x${w}x${c} images`);
+  }
+  const n = images.length / size;
+  const batchSize = opts.batchSize ?? 500;
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new MlInputError(`batchSize must be >= 1, got ${batchSize}`);
+  const params: Record<string, tf.Tensor> = {};
+  for (const p of model.params) {
+    const t = weights[p.name];
+    if (!t) throw new MlInputError(`weights: missing '${p.name}' of ${model.name}`);
+    if (t.shape.join() !== p.shape.join()) {
+      throw new MlInputError(
+        `weights '${p.name}': shape [${t.shape.join(', ')}], expected [${p.shape.join(', ')}]`,
+      );
+    }
+    params[p.name] = tf.tensor(t.data, t.shape, 'float32');
+  }
+  const out = new Float32Array(n * model.numClasses);
+  try {
+    for (let start = 0; start < n; start += batchSize) {
+      const end = Math.min(start + batchSize, n);
+      const logits = tf.tidy(() => {
+        const x = tf.tensor(images.subarray(start * size, end * size), [end - start, h, w, c], 'float32');
+        return model.forward(params, x, false);
+      });
+      try {
+        out.set(await logits.data<'float32'>(), start * model.numClasses);
+      } finally {
+        logits.dispose();
+      }
+      await opts.onBatch?.(end);
+    }
+  } finally {
+    tf.dispose(Object.values(params));
+  }
+  return out;
+}

@@ -5,3 +5,4 @@ export * from './keys.js';
 export * from './artifact-store.js';
 export * from './logit-shards.js';
 export * from './logit-manifest.js';
+export * from './logit-reader.js';

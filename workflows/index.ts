@@ -1,3 +1,4 @@
 // Everything the light worker registers as workflows.
 export { trainWorkflow } from './train';
 export { lotteryBranchWorkflow, lotteryWorkflow } from './lottery';
+export { precomputeLogitsWorkflow } from './logits';

@@ -1,0 +1,117 @@
+// The spec of a teacher-logit precompute: which trained teacher, on which data and views, stored how. Pure zod,
+// shared by the CLI, the workflow and the activities.
+import { z } from 'zod';
+
+import { DATASET_NAMES, parseSpec, trainConfigSchema } from './specs';
+
+export const LOGIT_FORMAT_NAMES = ['float32', 'float16', 'top-k'] as const;
+export const AUGMENTATION_POLICY_NAMES = ['none', 'random-shift'] as const;
+
+export const augmentationSpecSchema = z
+  .object({
+    policy: z.enum(AUGMENTATION_POLICY_NAMES).default('none'),
+    seed: z.number().int().min(0).default(0),
+    /** random-shift: the largest shift in pixels (default 2). */
+    maxShift: z.number().int().min(0).max(27).optional(),
+    /** Which epoch's views: each epoch of a seeded policy draws new ones. */
+    epoch: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+export const precomputeSpecSchema = z
+  .object({
+    experiment: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, dot, dash, underscore; at most 64')
+      .default('default'),
+    teacher: z
+      .object({
+        /** A readable name recorded in the manifest (e.g. cnn-teacher). */
+        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+        /** The teacher's training config: its finished run (`lth train`) holds the weights used. */
+        train: trainConfigSchema,
+      })
+      .strict(),
+    /** Defaults to the teacher's dataset. */
+    dataset: z.enum(DATASET_NAMES).optional(),
+    split: z.enum(['train', 'test']).default('train'),
+    limit: z.number().int().positive().optional(),
+    augmentation: augmentationSpecSchema.default({ policy: 'none', seed: 0, epoch: 0 }),
+    format: z.enum(LOGIT_FORMAT_NAMES).default('float16'),
+    /** top-k: probabilities kept per sample. */
+    k: z.number().int().positive().optional(),
+    shardSize: z.number().int().positive().default(10_000),
+    /** Shards computed at once (compute workers take them as they have slots). */
+    parallelism: z.number().int().positive().max(64).default(2),
+    heartbeatTimeoutSeconds: z.number().int().positive().default(60),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.format === 'top-k' && s.k === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['k'], message: 'required for format top-k' });
+    }
+    if (s.format !== 'top-k' && s.k !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['k'],
+        message: `only meaningful for format top-k, not ${s.format}`,
+      });
+    }
+  });
+
+export type AugmentationSpecValue = z.infer<typeof augmentationSpecSchema>;
+export type PrecomputeSpec = z.infer<typeof precomputeSpecSchema>;
+export type PrecomputeSpecInput = z.input<typeof precomputeSpecSchema>;
+
+export function parsePrecomputeSpec(input: unknown): PrecomputeSpec {
+  return parseSpec(precomputeSpecSchema, input, 'precompute spec');
+}
+
+/**
+ * How the augmentation is named in a logit manifest: the policy with everything that changes its views, so that
+ * a reader comparing names compares views ('none' has one view whatever the seed and epoch).
+ */
+export function augmentationLabel(a: AugmentationSpecValue): { policy: string; seed: number } {
+  if (a.policy === 'none') return { policy: 'none', seed: 0 };
+  return { policy: `random-shift(max=${a.maxShift ?? 2},epoch=${a.epoch})`, seed: a.seed };
+}
+
+export interface LogitShardResult {
+  key: string;
+  sha256: string;
+  bytes: number;
+  start: number;
+  end: number;
+  /** True when a valid shard was already stored and the teacher did not run. */
+  skipped: boolean;
+}
+
+export interface LogitPlan {
+  teacherRunId: string;
+  weightsSha256: string;
+  classes: number;
+  sampleCount: number;
+  shardCount: number;
+  manifestKey: string;
+  /** True when the manifest is already published and every shard verified: nothing to do. */
+  complete: boolean;
+}
+
+export interface PrecomputeResult {
+  manifestKey: string;
+  sampleCount: number;
+  shards: LogitShardResult[];
+  computedShards: number;
+  skippedShards: number;
+  /** True when the manifest was already there: no shard was even looked at by a teacher. */
+  reused: boolean;
+}
+
+export interface PrecomputeStatus {
+  phase: 'planning' | 'computing' | 'publishing' | 'done' | 'failed';
+  experiment: string;
+  shardCount: number | null;
+  done: number;
+  computed: number;
+  skipped: number;
+}

@@ -7,6 +7,7 @@ import { registerLotteryCommand } from './commands/lottery';
 import { registerReportCommand } from './commands/report';
 import { registerStackCommands } from './commands/stack';
 import { registerStatusCommand } from './commands/status';
+import { registerTeachersCommand } from './commands/teachers';
 import { registerTrainCommand } from './commands/train';
 import { registerWorkerCommand } from './commands/worker';
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerLotteryCommand(program);
   registerBranchCommand(program);
   registerReportCommand(program);
+  registerTeachersCommand(program);
   registerDemoCommand(program);
   return program;
 }

@@ -4,6 +4,8 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle 
 
 import { contentHash } from '../store';
 import * as sa from '../workflows/search-attributes';
+import type { precomputeLogitsWorkflow } from '../workflows/logits';
+import type { PrecomputeSpec } from '../workflows/logits-specs';
 import type { lotteryBranchWorkflow, lotteryWorkflow } from '../workflows/lottery';
 import { branchLabel, type BranchSpec, type LotterySpec } from '../workflows/lottery-specs';
 import type { TrainSpec } from '../workflows/specs';
@@ -14,7 +16,7 @@ export function trainWorkflowId(spec: TrainSpec): string {
   return `train-${spec.experiment}-${specHash(spec).slice(0, 16)}`;
 }
 
-export function specHash(spec: TrainSpec | LotterySpec): string {
+export function specHash(spec: TrainSpec | LotterySpec | PrecomputeSpec): string {
   return contentHash(spec);
 }
 
@@ -133,6 +135,53 @@ export async function startOrAttachTrain(client: Client, spec: TrainSpec): Promi
         started: false,
       };
     }
+    throw err;
+  }
+}
+
+export function precomputeWorkflowId(spec: PrecomputeSpec): string {
+  return `logits-${spec.experiment}-${spec.teacher.name}-${specHash(spec).slice(0, 16)}`;
+}
+
+export interface StartedPrecompute {
+  handle: WorkflowHandle<typeof precomputeLogitsWorkflow>;
+  workflowId: string;
+  /** False when an existing precompute with this spec was found and attached to. */
+  started: boolean;
+}
+
+/**
+ * Starts a teacher-logit precompute, or attaches to the one this spec already has (running or completed); a
+ * failed or cancelled one is started afresh, and reuses every shard that was stored and verifies.
+ */
+export async function startOrAttachPrecompute(
+  client: Client,
+  spec: PrecomputeSpec,
+): Promise<StartedPrecompute> {
+  const workflowId = precomputeWorkflowId(spec);
+  const existing = client.workflow.getHandle<typeof precomputeLogitsWorkflow>(workflowId);
+  const status = await existing
+    .describe()
+    .then((d) => d.status.name)
+    .catch(() => null);
+  if (status === 'RUNNING' || status === 'COMPLETED') return { handle: existing, workflowId, started: false };
+  try {
+    const handle = await client.workflow.start<typeof precomputeLogitsWorkflow>('precomputeLogitsWorkflow', {
+      args: [spec],
+      taskQueue: LIGHT_TASK_QUEUE,
+      workflowId,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      typedSearchAttributes: [
+        { key: sa.EXPERIMENT, value: spec.experiment },
+        { key: sa.RUN_KIND, value: 'logits' },
+        { key: sa.SPEC_HASH, value: specHash(spec) },
+      ],
+    });
+    return { handle, workflowId, started: true };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      return { handle: existing, workflowId, started: false };
     throw err;
   }
 }

@@ -27,9 +27,17 @@ export function specFromFlags(flags: Omit<TrainFlags, 'follow' | 'json'>): Train
 }
 
 export function registerTrainCommand(program: Command): void {
-  const cmd = program
-    .command('train')
-    .description('start (or attach to) a durable training run and follow it')
+  configureTrainCommand(
+    program.command('train').description('start (or attach to) a durable training run and follow it'),
+  );
+}
+
+/**
+ * The options and action of `lth train`, on any command: `lth teachers train` is the same command (a teacher is
+ * an ordinary training run; its finished run's weights are what `lth teachers precompute` uses).
+ */
+export function configureTrainCommand(command: Command): Command {
+  const cmd = command
     .option('-c, --config <file>', 'training spec, JSON or YAML')
     .option('-e, --experiment <name>', 'experiment label (search attribute Experiment)');
   addTrainOptions(cmd)
@@ -59,4 +67,5 @@ export function registerTrainCommand(program: Command): void {
         await client.connection.close();
       }
     });
+  return cmd;
 }

@@ -1,10 +1,15 @@
 // Teacher-logit precompute end to end on the real Temporal server and MinIO: a tiny trained teacher, its logits
 // in content-addressed shards with the manifest last, read back through LogitReader against the teacher run
 // in-process; an identical rerun does no teacher work; a corrupted shard is detected and only it is recomputed.
+// The first run's history replays, and is saved to test/histories/ with LTH_RECORD_HISTORIES=1.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import type { Client } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
 
 import { startOrAttachTrain } from '../cli/runs';
 import { endpointsToEnv } from '../infra/stack';
@@ -83,6 +88,15 @@ test('logits of a trained teacher are precomputed into shards, reused on rerun, 
       [200, 250],
     ],
   );
+
+  // The history of this run (plan, three shards, publish) must replay against the current workflow code; with
+  // LTH_RECORD_HISTORIES=1 it is also saved as a fixture for test/workflow-replay.test.ts.
+  const firstId = `${tag}-first`;
+  const history = await client.workflow.getHandle(firstId).fetchHistory();
+  await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows') }, history, firstId);
+  if (process.env.LTH_RECORD_HISTORIES === '1') {
+    fs.writeFileSync(path.join(__dirname, 'histories', 'logits-precompute.json'), historyToJSON(history));
+  }
 
   // The stored logits are the teacher's on the augmented views, bit for bit (same backend: wasm).
   const store = openStore(e);

@@ -1,7 +1,7 @@
 // Determinism guard: every saved workflow history must replay against the current workflow code.
 // Regenerate the fixtures with `LTH_RECORD_HISTORIES=1 npm test -- test/train-workflow.test.ts
-// test/lottery-history.test.ts` when a change to a workflow is intentionally incompatible (and
-// version it with patching).
+// test/lottery-history.test.ts test/logits-precompute.test.ts` when a change to a workflow is
+// intentionally incompatible (and version it with patching). Every *.json in test/histories/ is replayed.
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';

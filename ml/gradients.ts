@@ -184,6 +184,42 @@ const CONFIGS: tf.GradConfig[] = [
         ),
     }),
   },
+  {
+    kernelName: tf.Rsqrt,
+    outputsToSave: [true],
+    // y = x^(-1/2): dy/dx = -y³ / 2.
+    gradFunc: (dy, s) => ({
+      x: () => tf.mul(single(dy), tf.mul(tf.mul(saved(s, 0), tf.square(saved(s, 0))), -0.5)),
+    }),
+  },
+  {
+    kernelName: tf.Slice,
+    inputsToSave: ['x'],
+    // The slice's gradient sits where it was cut from, zeros elsewhere.
+    gradFunc: (dy, s, attrs) => ({
+      x: () => {
+        const x = saved(s, 0);
+        const [begin = [], size = []] = tf.slice_util.parseSliceParams(
+          x,
+          attrs.begin as number[],
+          attrs.size as number[],
+        );
+        const pads = x.shape.map((d, i) => [
+          begin[i] as number,
+          d - (begin[i] as number) - (size[i] as number),
+        ]);
+        return tf.pad(single(dy), pads as [number, number][]);
+      },
+    }),
+  },
+  {
+    kernelName: tf.Transpose,
+    gradFunc: (dy, _s, attrs) => {
+      const perm = attrs.perm as number[];
+      const inverse = perm.map((_, i) => perm.indexOf(i));
+      return { x: () => tf.transpose(single(dy), inverse) };
+    },
+  },
   { kernelName: tf.Identity, gradFunc: (dy) => ({ x: () => tf.clone(single(dy)) }) },
   { kernelName: tf.Cast, gradFunc: (dy) => ({ x: () => tf.clone(single(dy)) }) },
 ];

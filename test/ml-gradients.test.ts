@@ -80,6 +80,12 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     checkGrad('exp', (x) => tf.exp(x), [a34]);
     checkGrad('log', (x) => tf.log(x), [pos]);
     checkGrad('square', (x) => tf.square(x), [a34]);
+    checkGrad('rsqrt', (x) => tf.rsqrt(x), [pos]);
+    checkGrad('slice', (x) => tf.slice(x, [1, 1], [2, 2]), [a34]);
+    checkGrad('slice to the end', (x) => tf.slice(x, [0, 2], [-1, -1]), [a34]);
+    checkGrad('transpose', (x) => tf.transpose(x), [a34]);
+    const a234 = rand(rng, [2, 3, 4]);
+    checkGrad('transpose rank 3', (x) => tf.transpose(x, [1, 2, 0]), [a234]);
     const m23 = rand(rng, [2, 3]);
     const m34 = rand(rng, [3, 4]);
     const m32 = rand(rng, [3, 2]);
@@ -91,7 +97,7 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     checkGrad('batched matMul', (x, y) => tf.matMul(x, y), [rand(rng, [2, 2, 3]), rand(rng, [2, 3, 2])]);
     const labels = tf.cast(tf.oneHot(tf.tensor1d([1, 0, 3], 'int32'), 4), 'float32');
     checkGrad('softmax cross-entropy', (x) => crossEntropy(x as tf.Tensor2D, labels as tf.Tensor2D), [a34]);
-    tf.dispose([a34, b4, b14, a31, pos, away, m23, m34, m32, m43, labels]);
+    tf.dispose([a34, b4, b14, a31, pos, away, a234, m23, m34, m32, m43, labels]);
     assert.ok(
       tf.memory().numTensors <= before + 4,
       'gradient checks leak no tensors beyond the batched inputs',

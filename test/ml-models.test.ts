@@ -51,6 +51,28 @@ function expectedParams(name: string): [string, number[]][] {
         ...fc(2, 256, 256),
         ...fc(3, 256, 10),
       ];
+    case 'cnn-teacher':
+      return [...conv(1, 1, 32), ...conv(2, 32, 64), ...fc(1, 7 * 7 * 64, 128), ...fc(2, 128, 10)];
+    case 'involution-teacher': {
+      // Stem 3x3 conv + pool (28 -> 14), then per block: the kernel generator C -> C/4 -> G*K*K (K = 3; G = 4,
+      // then 8) and the 1x1 conv after the involution; pool after the first block only (14 -> 7).
+      const inv = (i: number, c: number, g: number, out: number): [string, number[]][] => [
+        [`inv${i}.reduce.weight`, [c, c / 4]],
+        [`inv${i}.reduce.bias`, [c / 4]],
+        [`inv${i}.span.weight`, [c / 4, g * 9]],
+        [`inv${i}.span.bias`, [g * 9]],
+        [`mix${i}.weight`, [c, out]],
+        [`mix${i}.bias`, [out]],
+      ];
+      return [
+        ['stem.weight', [3, 3, 1, 32]],
+        ['stem.bias', [32]],
+        ...inv(1, 32, 4, 64),
+        ...inv(2, 64, 8, 64),
+        ...fc(1, 7 * 7 * 64, 128),
+        ...fc(2, 128, 10),
+      ];
+    }
     default:
       throw new Error(`test has no architecture for '${name}': add it`);
   }
@@ -58,9 +80,18 @@ function expectedParams(name: string): [string, number[]][] {
 
 const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
-test('the registry holds LeNet-300-100, conv-2 and conv-4', () => {
-  for (const name of ['lenet-300-100', 'conv-2', 'conv-4']) assert.ok(MODEL_NAMES.includes(name), name);
+test('the registry holds LeNet-300-100, conv-2, conv-4 and the two teachers', () => {
+  for (const name of ['lenet-300-100', 'conv-2', 'conv-4', 'cnn-teacher', 'involution-teacher']) {
+    assert.ok(MODEL_NAMES.includes(name), name);
+  }
 });
+
+/**
+ * The std of a weight's initialisation relative to Kaiming's sqrt(2 / fan_in): the involution's span weights are
+ * scaled by 1/K (K = 3 in involution-teacher) so that a sum over K*K taps keeps its input's scale.
+ */
+const initScale = (model: string, param: string) =>
+  model === 'involution-teacher' && /^inv\d+\.span\.weight$/.test(param) ? 1 / 3 : 1;
 
 for (const name of MODEL_NAMES) {
   test(`${name}: parameter names, shapes, counts and prunability match the architecture`, () => {
@@ -75,7 +106,16 @@ for (const name of MODEL_NAMES) {
       assert.equal(p.prunable, p.kind === 'weight', `${p.name}: weights prunable, biases not`);
     }
     const total = model.params.reduce((n, p) => n + count(p.shape), 0);
-    assert.equal(total, { 'lenet-300-100': 266_610, 'conv-2': 3_317_450, 'conv-4': 1_933_258 }[name]);
+    assert.equal(
+      total,
+      {
+        'lenet-300-100': 266_610,
+        'conv-2': 3_317_450,
+        'conv-4': 1_933_258,
+        'cnn-teacher': 421_642,
+        'involution-teacher': 412_270,
+      }[name],
+    );
     assert.deepEqual(model.inputShape, [28, 28, 1]);
     assert.equal(model.numClasses, 10);
   });
@@ -102,14 +142,12 @@ for (const name of MODEL_NAMES) {
       assert.ok(!hostBytesEqual(ta, tc), `${p.name}: another seed, other values`);
       // N(0, 2 / fan_in), fan_in = K*K*Cin for a conv ([K, K, Cin, Cout]), the input width for a dense layer.
       const fanIn = count(p.shape.slice(0, -1));
+      const expected = Math.sqrt(2 / fanIn) * initScale(name, p.name);
       let sq = 0;
       for (const v of ta.data) sq += v * v;
       const std = Math.sqrt(sq / ta.data.length);
       const tol = 4 / Math.sqrt(2 * ta.data.length); // ~4 standard errors of a sample std
-      assert.ok(
-        Math.abs(std / Math.sqrt(2 / fanIn) - 1) < tol,
-        `${p.name}: std ${std} vs ${Math.sqrt(2 / fanIn)}`,
-      );
+      assert.ok(Math.abs(std / expected - 1) < tol, `${p.name}: std ${std} vs ${expected}`);
     }
   });
 

@@ -3,7 +3,13 @@
 // the deterministic workflow sandbox.
 import { z } from 'zod';
 
-export const MODEL_NAMES = ['lenet-300-100', 'conv-2', 'conv-4'] as const;
+export const MODEL_NAMES = [
+  'lenet-300-100',
+  'conv-2',
+  'conv-4',
+  'cnn-teacher',
+  'involution-teacher',
+] as const;
 export const DATASET_NAMES = ['mnist', 'fashion-mnist'] as const;
 
 const positiveInt = z.number().int().positive();

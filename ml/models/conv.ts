@@ -9,10 +9,19 @@ const KERNEL = 3;
 const HIDDEN = [256, 256] as const;
 const CLASSES = 10;
 
-interface ConvNetSpec {
+export interface ConvNetSpec {
   name: string;
   /** Output channels of the 3x3 convolutions; each inner list is one block, followed by a 2x2 max pool. */
   blocks: number[][];
+  /** Widths of the hidden dense layers between the flattened feature map and the 10 outputs (default 256, 256). */
+  hidden?: number[];
+  /**
+   * Max-pool before the ReLU instead of after. The two commute (ReLU is monotonic), so values and gradients are
+   * the same, but the ReLU and its gradient then touch a quarter of the elements: on native TensorFlow, whose
+   * ReLU gradient is several kernels per element, that is a third of cnn-teacher's step. conv-2/conv-4 keep the
+   * paper's order, as measured in bench/results/backends.json.
+   */
+  poolBeforeRelu?: boolean;
 }
 
 interface Layout {
@@ -50,7 +59,7 @@ function layout(spec: ConvNetSpec): Layout {
     w = Math.floor(w / 2);
   }
   const flat = h * w * c;
-  const widths = [flat, ...HIDDEN, CLASSES];
+  const widths = [flat, ...(spec.hidden ?? HIDDEN), CLASSES];
   for (let k = 0; k < widths.length - 1; k++) {
     const name = `fc${k + 1}`;
     params.push({
@@ -67,11 +76,11 @@ function layout(spec: ConvNetSpec): Layout {
 
 /**
  * Frankle & Carbin's Conv-2/4/6 family (VGG-like: 3x3 'same' convolutions, 2x2 max pooling, FC 256-256-10, ReLU),
- * sized for 28x28x1 inputs. NHWC; conv weights [3, 3, Cin, Cout]; dense weights [in, out] (x @ W); the feature
+ * sized for 28x28x1 inputs; other block and dense widths give other nets of the same kind (the CNN teacher). NHWC; conv weights [3, 3, Cin, Cout]; dense weights [in, out] (x @ W); the feature
  * map is flattened in (h, w, c) order. Convolution and pooling run on tf.conv2d / tf.maxPool, whose gradients
  * ml/gradients.ts builds from kernels every backend has (see ml/ops/conv.ts).
  */
-function convNet(spec: ConvNetSpec): ModelDef {
+export function convNet(spec: ConvNetSpec): ModelDef {
   const { params, fanIn, convs, flat, dense } = layout(spec);
   const param = (p: Record<string, tf.Tensor>, name: string): tf.Tensor => {
     const t = p[name];
@@ -101,8 +110,10 @@ function convNet(spec: ConvNetSpec): ModelDef {
               tf.conv2d(h, param(p, `${c.name}.weight`) as tf.Tensor4D, 1, 'same'),
               param(p, `${c.name}.bias`),
             );
-            const a = tf.relu(z) as tf.Tensor4D;
-            return c.poolAfter ? tf.maxPool(a, 2, 2, 'valid') : a;
+            if (!c.poolAfter) return tf.relu(z) as tf.Tensor4D;
+            return spec.poolBeforeRelu
+              ? (tf.relu(tf.maxPool(z as tf.Tensor4D, 2, 2, 'valid')) as tf.Tensor4D)
+              : tf.maxPool(tf.relu(z) as tf.Tensor4D, 2, 2, 'valid');
           });
         }
         let f = tf.reshape(h, [-1, flat]) as tf.Tensor2D;

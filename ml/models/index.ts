@@ -1,6 +1,7 @@
 import { MlInputError } from '../errors.js';
 import { conv2, conv4 } from './conv.js';
 import { lenet300100 } from './lenet.js';
+import { cnnTeacher, involutionTeacher } from './teachers.js';
 import type { ModelDef } from './types.js';
 
 export type { ModelDef, ParamSpec } from './types.js';
@@ -10,6 +11,8 @@ const MODELS: Record<string, ModelDef> = {
   [lenet300100.name]: lenet300100,
   [conv2.name]: conv2,
   [conv4.name]: conv4,
+  [cnnTeacher.name]: cnnTeacher,
+  [involutionTeacher.name]: involutionTeacher,
 };
 
 export const MODEL_NAMES: readonly string[] = Object.keys(MODELS);

@@ -1,13 +1,14 @@
 // Starting runs idempotently: the workflow id is derived from the spec, so the same spec attaches
 // to the run that exists instead of starting a second one.
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
 
 import { contentHash } from '../store';
 import * as sa from '../workflows/search-attributes';
 import type { precomputeLogitsWorkflow } from '../workflows/logits';
 import type { PrecomputeSpec } from '../workflows/logits-specs';
 import type { lotteryBranchWorkflow, lotteryWorkflow } from '../workflows/lottery';
-import { branchLabel, type BranchSpec, type LotterySpec } from '../workflows/lottery-specs';
+import { branchLabel, branchWorkflowId, type BranchSpec, type LotterySpec } from '../workflows/lottery-specs';
 import type { TrainSpec } from '../workflows/specs';
 import { LIGHT_TASK_QUEUE, COMPUTE_TASK_QUEUE } from '../workflows/task-queues';
 import type { trainWorkflow } from '../workflows/train';
@@ -20,16 +21,57 @@ export function specHash(spec: TrainSpec | LotterySpec | PrecomputeSpec): string
   return contentHash(spec);
 }
 
+/** A started or attached run; `started` is false when one with this spec was found and attached to. */
+export interface StartedWorkflow<W extends Workflow> {
+  handle: WorkflowHandle<W>;
+  workflowId: string;
+  started: boolean;
+}
+
+/**
+ * The shared start-or-attach: a running or completed execution with this id is attached to; a failed or
+ * cancelled one is started afresh (its stored, content-addressed work is reused by the activities).
+ */
+async function startOrAttach<W extends Workflow>(
+  client: Client,
+  workflowType: string,
+  workflowId: string,
+  args: unknown[],
+  searchAttributes: { experiment: string; runKind: string; specHash?: string },
+): Promise<StartedWorkflow<W>> {
+  const existing = client.workflow.getHandle<W>(workflowId);
+  const status = await existing
+    .describe()
+    .then((d) => d.status.name)
+    .catch(() => null);
+  if (status === 'RUNNING' || status === 'COMPLETED') return { handle: existing, workflowId, started: false };
+  try {
+    await client.workflow.start(workflowType, {
+      args,
+      taskQueue: LIGHT_TASK_QUEUE,
+      workflowId,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      typedSearchAttributes: [
+        { key: sa.EXPERIMENT, value: searchAttributes.experiment },
+        { key: sa.RUN_KIND, value: searchAttributes.runKind },
+        ...(searchAttributes.specHash ? [{ key: sa.SPEC_HASH, value: searchAttributes.specHash }] : []),
+      ],
+    });
+    return { handle: existing, workflowId, started: true };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      return { handle: existing, workflowId, started: false };
+    throw err;
+  }
+}
+
 /** Branches are left out: adding a branch to a spec attaches to the same trunk. */
 export function lotteryWorkflowId(spec: LotterySpec): string {
   return `lottery-${spec.experiment}-${specHash({ ...spec, branches: [] }).slice(0, 16)}`;
 }
 
-export interface StartedLottery {
-  handle: WorkflowHandle<typeof lotteryWorkflow>;
-  workflowId: string;
-  started: boolean;
-}
+export type StartedLottery = StartedWorkflow<typeof lotteryWorkflow>;
 
 /**
  * Starts the trunk, or attaches to the one this spec already has. A trunk that completed without some of the
@@ -69,86 +111,31 @@ export async function startOrAttachBranch(
   client: Client,
   spec: LotterySpec,
   branch: BranchSpec,
-): Promise<{ handle: WorkflowHandle<typeof lotteryBranchWorkflow>; workflowId: string; started: boolean }> {
-  const workflowId = `${lotteryWorkflowId(spec)}.${branchLabel(branch)}`;
-  const existing = client.workflow.getHandle<typeof lotteryBranchWorkflow>(workflowId);
-  const status = await existing
-    .describe()
-    .then((d) => d.status.name)
-    .catch(() => null);
-  if (status === 'RUNNING' || status === 'COMPLETED') return { handle: existing, workflowId, started: false };
-  try {
-    const handle = await client.workflow.start<typeof lotteryBranchWorkflow>('lotteryBranchWorkflow', {
-      args: [{ spec, branch }],
-      taskQueue: LIGHT_TASK_QUEUE,
-      workflowId,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-      typedSearchAttributes: [
-        { key: sa.EXPERIMENT, value: spec.experiment },
-        { key: sa.RUN_KIND, value: 'lottery-branch' },
-      ],
-    });
-    return { handle, workflowId, started: true };
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError)
-      return { handle: existing, workflowId, started: false };
-    throw err;
-  }
+): Promise<StartedWorkflow<typeof lotteryBranchWorkflow>> {
+  return startOrAttach<typeof lotteryBranchWorkflow>(
+    client,
+    'lotteryBranchWorkflow',
+    branchWorkflowId(lotteryWorkflowId(spec), branch),
+    [{ spec, branch }],
+    { experiment: spec.experiment, runKind: 'lottery-branch' },
+  );
 }
 
-export interface StartedRun {
-  handle: WorkflowHandle<typeof trainWorkflow>;
-  workflowId: string;
-  /** False when an existing run with this spec was found and attached to. */
-  started: boolean;
-}
+export type StartedRun = StartedWorkflow<typeof trainWorkflow>;
 
 export async function startOrAttachTrain(client: Client, spec: TrainSpec): Promise<StartedRun> {
-  const workflowId = trainWorkflowId(spec);
-  const existing = client.workflow.getHandle<typeof trainWorkflow>(workflowId);
-  const status = await existing
-    .describe()
-    .then((d) => d.status.name)
-    .catch(() => null);
-  if (status === 'RUNNING' || status === 'COMPLETED') return { handle: existing, workflowId, started: false };
-  try {
-    const handle = await client.workflow.start<typeof trainWorkflow>('trainWorkflow', {
-      args: [spec],
-      taskQueue: LIGHT_TASK_QUEUE,
-      workflowId,
-      // Running → attach; completed → attach (below); failed or cancelled → a fresh attempt.
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-      typedSearchAttributes: [
-        { key: sa.EXPERIMENT, value: spec.experiment },
-        { key: sa.RUN_KIND, value: 'train' },
-        { key: sa.SPEC_HASH, value: specHash(spec) },
-      ],
-    });
-    return { handle, workflowId, started: true };
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      return {
-        handle: client.workflow.getHandle<typeof trainWorkflow>(workflowId),
-        workflowId,
-        started: false,
-      };
-    }
-    throw err;
-  }
+  return startOrAttach<typeof trainWorkflow>(client, 'trainWorkflow', trainWorkflowId(spec), [spec], {
+    experiment: spec.experiment,
+    runKind: 'train',
+    specHash: specHash(spec),
+  });
 }
 
 export function precomputeWorkflowId(spec: PrecomputeSpec): string {
   return `logits-${spec.experiment}-${spec.teacher.name}-${specHash(spec).slice(0, 16)}`;
 }
 
-export interface StartedPrecompute {
-  handle: WorkflowHandle<typeof precomputeLogitsWorkflow>;
-  workflowId: string;
-  /** False when an existing precompute with this spec was found and attached to. */
-  started: boolean;
-}
+export type StartedPrecompute = StartedWorkflow<typeof precomputeLogitsWorkflow>;
 
 /**
  * Starts a teacher-logit precompute, or attaches to the one this spec already has (running or completed); a
@@ -158,32 +145,13 @@ export async function startOrAttachPrecompute(
   client: Client,
   spec: PrecomputeSpec,
 ): Promise<StartedPrecompute> {
-  const workflowId = precomputeWorkflowId(spec);
-  const existing = client.workflow.getHandle<typeof precomputeLogitsWorkflow>(workflowId);
-  const status = await existing
-    .describe()
-    .then((d) => d.status.name)
-    .catch(() => null);
-  if (status === 'RUNNING' || status === 'COMPLETED') return { handle: existing, workflowId, started: false };
-  try {
-    const handle = await client.workflow.start<typeof precomputeLogitsWorkflow>('precomputeLogitsWorkflow', {
-      args: [spec],
-      taskQueue: LIGHT_TASK_QUEUE,
-      workflowId,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-      typedSearchAttributes: [
-        { key: sa.EXPERIMENT, value: spec.experiment },
-        { key: sa.RUN_KIND, value: 'logits' },
-        { key: sa.SPEC_HASH, value: specHash(spec) },
-      ],
-    });
-    return { handle, workflowId, started: true };
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError)
-      return { handle: existing, workflowId, started: false };
-    throw err;
-  }
+  return startOrAttach<typeof precomputeLogitsWorkflow>(
+    client,
+    'precomputeLogitsWorkflow',
+    precomputeWorkflowId(spec),
+    [spec],
+    { experiment: spec.experiment, runKind: 'logits', specHash: specHash(spec) },
+  );
 }
 
 /** Number of workers polling a task queue right now (for "no worker is running" hints). */

@@ -134,3 +134,8 @@ export function branchLabel(b: BranchSpec): string {
       return `rewind-${b.to === 'init' ? 'init' : `step${b.to.step}`}`;
   }
 }
+
+/** The id a trunk gives a branch's child workflow (and `lth branch` uses to find or start it). */
+export function branchWorkflowId(trunkWorkflowId: string, b: BranchSpec): string {
+  return `${trunkWorkflowId}.${branchLabel(b)}`;
+}

@@ -14,9 +14,9 @@ import {
 import type { Activities } from '../activities';
 import {
   branchLabel,
+  branchWorkflowId,
   parseBranchSpec,
   parseLotterySpec,
-  type BranchSpec,
   type LotterySpec,
 } from './lottery-specs';
 import type {
@@ -161,10 +161,6 @@ export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<Lott
 
 function isContinueAsNew(err: unknown): boolean {
   return err instanceof ContinueAsNew;
-}
-
-export function branchWorkflowId(trunkWorkflowId: string, b: BranchSpec): string {
-  return `${trunkWorkflowId}.${branchLabel(b)}`;
 }
 
 /**

@@ -28,12 +28,44 @@ import { SpecError } from '../workflows/specs';
 import { toActivityFailure, type DurableTrainingDeps } from './durable-training';
 import { readTrainRun, trainRunId } from './train';
 
-function datasetOf(spec: PrecomputeSpec): Dataset {
-  return loadDataset(spec.dataset ?? spec.teacher.train.dataset, spec.split, { limit: spec.limit });
+/** What the shard and publish activities take from the plan instead of looking the teacher up again. */
+export interface LogitPlanRef {
+  weights: { key: string; sha256: string };
+  sampleCount: number;
 }
+
+type Weights = Awaited<ReturnType<ArtifactStore['getTensors']>>['tensors'];
 
 export function createLogitActivities(deps: DurableTrainingDeps) {
   const store: ArtifactStore = deps.store;
+
+  // A worker computes shard after shard of the same set: it keeps the last split it normalised and the last
+  // weights it downloaded (one of each: a 60k-image split is ~190 MB of floats) instead of redoing both per shard.
+  let lastData: { key: string; data: Dataset } | null = null;
+  let lastWeights: { sha256: string; weights: Weights } | null = null;
+
+  function datasetOf(spec: PrecomputeSpec): Dataset {
+    const name = spec.dataset ?? spec.teacher.train.dataset;
+    const key = JSON.stringify([name, spec.split, spec.limit ?? null]);
+    if (lastData?.key !== key) lastData = { key, data: loadDataset(name, spec.split, { limit: spec.limit }) };
+    return lastData.data;
+  }
+
+  async function weightsOf(ref: { key: string; sha256: string }): Promise<Weights> {
+    if (lastWeights?.sha256 !== ref.sha256) {
+      lastWeights = null;
+      const { tensors } = await store.getTensors(ref.key, { expectSha256: ref.sha256 });
+      lastWeights = { sha256: ref.sha256, weights: tensors };
+    }
+    return lastWeights.weights;
+  }
+
+  /** The plan's values, or (for a shard scheduled by a workflow started before plans travelled) looked up. */
+  async function planRefOf(spec: PrecomputeSpec, given: LogitPlanRef | undefined): Promise<LogitPlanRef> {
+    if (given) return given;
+    const run = await teacherRun(spec);
+    return { weights: run.weights, sampleCount: datasetOf(spec).n };
+  }
 
   /** The finished teacher run; a teacher that was never trained is a spec problem no retry fixes. */
   async function teacherRun(spec: PrecomputeSpec) {
@@ -78,6 +110,7 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     }
     return {
       teacherRunId: run.runId,
+      weights: { key: run.weights.key, sha256: run.weights.sha256 },
       weightsSha256: run.weights.sha256,
       classes: getModel(spec.teacher.train.model).numClasses,
       sampleCount: data.n,
@@ -109,22 +142,29 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     }
   }
 
-  async function shard(spec: PrecomputeSpec, index: number): Promise<LogitShardResult> {
+  async function shard(
+    spec: PrecomputeSpec,
+    index: number,
+    given: LogitPlanRef | undefined,
+  ): Promise<LogitShardResult> {
     const ctx = Context.current();
-    const run = await teacherRun(spec);
-    const data = datasetOf(spec);
+    const plan = await planRefOf(spec, given);
     const model = getModel(spec.teacher.train.model);
-    const keys = setKeys(spec, run.weights.sha256, data.n);
+    const keys = setKeys(spec, plan.weights.sha256, plan.sampleCount);
     const start = index * spec.shardSize;
-    const end = Math.min(start + spec.shardSize, data.n);
-    if (!Number.isInteger(index) || index < 0 || start >= data.n) {
-      throw new Error(`internal: shard ${index} is outside the ${data.n} samples`);
+    const end = Math.min(start + spec.shardSize, plan.sampleCount);
+    if (!Number.isInteger(index) || index < 0 || start >= plan.sampleCount) {
+      throw new Error(`internal: shard ${index} is outside the ${plan.sampleCount} samples`);
     }
     const key = keys.shardKey(index);
     const existing = await validShard(key, spec, model.numClasses, start, end);
     if (existing) return { key, sha256: existing.sha256, bytes: existing.bytes, start, end, skipped: true };
 
-    const weights = (await store.getTensors(run.weights.key, { expectSha256: run.weights.sha256 })).tensors;
+    const data = datasetOf(spec);
+    if (data.n !== plan.sampleCount) {
+      throw new Error(`internal: the plan counted ${plan.sampleCount} samples, the dataset has ${data.n}`);
+    }
+    const weights = await weightsOf(plan.weights);
     const indices = Int32Array.from({ length: end - start }, (_, i) => start + i);
     const images = augmentImages(data, indices, spec.augmentation, spec.augmentation.epoch);
     const logits = await predictLogits(model.name, weights, images, {
@@ -142,22 +182,25 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     return { key, sha256: ref.sha256, bytes: ref.bytes, start, end, skipped: false };
   }
 
-  async function publish(spec: PrecomputeSpec, shards: LogitShardResult[]): Promise<string> {
-    const run = await teacherRun(spec);
-    const data = datasetOf(spec);
-    const keys = setKeys(spec, run.weights.sha256, data.n);
+  async function publish(
+    spec: PrecomputeSpec,
+    shards: LogitShardResult[],
+    given: LogitPlanRef | undefined,
+  ): Promise<string> {
+    const plan = await planRefOf(spec, given);
+    const keys = setKeys(spec, plan.weights.sha256, plan.sampleCount);
     const refs: LogitShardRef[] = [...shards]
       .sort((a, b) => a.start - b.start)
       .map(({ key, sha256, bytes, start, end }) => ({ key, sha256, bytes, start, end }));
     await publishLogitManifest(store, keys.manifestKey, {
-      teacher: { name: spec.teacher.name, weightsSha256: run.weights.sha256 },
+      teacher: { name: spec.teacher.name, weightsSha256: plan.weights.sha256 },
       dataset: spec.dataset ?? spec.teacher.train.dataset,
       split: spec.split,
       augmentation: augmentationLabel(spec.augmentation),
       format: spec.format,
       ...(spec.k !== undefined ? { k: spec.k } : {}),
       classes: getModel(spec.teacher.train.model).numClasses,
-      sampleCount: data.n,
+      sampleCount: plan.sampleCount,
       shardSize: spec.shardSize,
       shards: refs,
     });
@@ -176,11 +219,12 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
 
   return {
     planLogits: guarded(async (input: { spec: unknown }) => plan(parsePrecomputeSpec(input.spec))),
-    precomputeLogitShard: guarded(async (input: { spec: unknown; shard: number }) =>
-      shard(parsePrecomputeSpec(input.spec), input.shard),
+    precomputeLogitShard: guarded(async (input: { spec: unknown; shard: number; plan?: LogitPlanRef }) =>
+      shard(parsePrecomputeSpec(input.spec), input.shard, input.plan),
     ),
-    publishLogits: guarded(async (input: { spec: unknown; shards: LogitShardResult[] }) =>
-      publish(parsePrecomputeSpec(input.spec), input.shards),
+    publishLogits: guarded(
+      async (input: { spec: unknown; shards: LogitShardResult[]; plan?: LogitPlanRef }) =>
+        publish(parsePrecomputeSpec(input.spec), input.shards, input.plan),
     ),
   };
 }

@@ -88,6 +88,8 @@ export interface LogitShardResult {
 
 export interface LogitPlan {
   teacherRunId: string;
+  /** The teacher's final weights object: shards load exactly these, whatever the run's manifest says later. */
+  weights: { key: string; sha256: string };
   weightsSha256: string;
   classes: number;
   sampleCount: number;

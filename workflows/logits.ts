@@ -74,6 +74,8 @@ export async function precomputeLogitsWorkflow(input: unknown): Promise<Precompu
         reused: true,
       };
     }
+    // What the shards and the publish need from the plan, so they do not look the teacher up again.
+    const planRef = { weights: plan.weights, sampleCount: plan.sampleCount };
     status.phase = 'computing';
     upsertSearchAttributes([{ key: sa.PHASE, value: 'computing' }]);
     const shards: LogitShardResult[] = new Array<LogitShardResult>(plan.shardCount);
@@ -82,7 +84,7 @@ export async function precomputeLogitsWorkflow(input: unknown): Promise<Precompu
     const lane = async (): Promise<void> => {
       while (next < plan.shardCount) {
         const i = next++;
-        const r = await precomputeLogitShard({ spec: input, shard: i });
+        const r = await precomputeLogitShard({ spec: input, shard: i, plan: planRef });
         shards[i] = r;
         status.done++;
         if (r.skipped) status.skipped++;
@@ -91,7 +93,7 @@ export async function precomputeLogitsWorkflow(input: unknown): Promise<Precompu
     };
     await Promise.all(Array.from({ length: Math.min(spec.parallelism, plan.shardCount) }, lane));
     status.phase = 'publishing';
-    const manifestKey = await publishLogits({ spec: input, shards });
+    const manifestKey = await publishLogits({ spec: input, shards, plan: planRef });
     status.phase = 'done';
     upsertSearchAttributes([{ key: sa.PHASE, value: 'done' }]);
     return {

@@ -574,3 +574,46 @@ export function toProbabilities(
   }
   return out;
 }
+
+/** How far a stored format's distributions are from the full-precision ones. */
+export interface ReconstructionError {
+  rows: number;
+  /** Mean over rows of KL(full ‖ stored), in nats. */
+  meanKl: number;
+  maxKl: number;
+}
+
+/**
+ * KL(p ‖ q) per row, p the full distribution and q the one a stored format gives back (both
+ * probability rows of `classes`), in float64. A q entry of exactly 0 where p has mass (a top-k
+ * set whose kept probabilities already sum to 1 in fp16) is floored at `floor`, so one such
+ * row costs p·ln(p/floor) instead of making the mean infinite; pass 0 to see the infinity.
+ */
+export function reconstructionError(
+  full: Float32Array,
+  stored: Float32Array,
+  classes: number,
+  floor = 1e-12,
+): ReconstructionError {
+  if (full.length !== stored.length)
+    throw new StoreUsageError(`full has ${full.length} values, stored ${stored.length}: not the same rows`);
+  if (!Number.isInteger(classes) || classes < 1 || full.length % classes !== 0)
+    throw new StoreUsageError(`${full.length} values are not a whole number of rows of ${classes} classes`);
+  const rows = full.length / classes;
+  let sum = 0;
+  let max = 0;
+  for (let base = 0; base < full.length; base += classes) {
+    let kl = 0;
+    for (let c = 0; c < classes; c++) {
+      const p = full[base + c] as number;
+      if (p <= 0) continue;
+      const q = Math.max(stored[base + c] as number, floor);
+      kl += p * Math.log(p / q);
+    }
+    // Rounding can push a row's sum a hair below zero when p and q agree to float precision.
+    kl = Math.max(kl, 0);
+    sum += kl;
+    if (kl > max) max = kl;
+  }
+  return { rows, meanKl: rows === 0 ? 0 : sum / rows, maxKl: max };
+}

@@ -14,6 +14,7 @@ import {
   logitSetKeys,
   parseLogitManifest,
   readLogitShardHeader,
+  reconstructionError,
   roundToFloat16,
   StoreUsageError,
   toProbabilities,
@@ -519,5 +520,49 @@ describe('logit manifest', () => {
       { teacherWeightsSha256: sha('b') },
     ])
       assert.notEqual(logitSetKeys({ ...id, ...other }).hash, a.hash, JSON.stringify(other));
+  });
+});
+
+describe('reconstruction error of a stored format', () => {
+  const C = 10;
+  const logits = randomLogits(200, C, 7);
+  const full = toProbabilities({ kind: 'logits', classes: C, values: logits });
+  const stored = (format: LogitFormat, k?: number): Float32Array =>
+    toProbabilities(
+      decodeLogitShard(
+        encodeLogitShard({ format, classes: C, ...(k !== undefined ? { k } : {}), start: 0, logits }),
+        'x',
+      ),
+    );
+
+  it('is zero for the same distribution and matches a hand-computed KL', () => {
+    assert.deepEqual(reconstructionError(full, full, C), { rows: 200, meanKl: 0, maxKl: 0 });
+    const p = Float32Array.of(0.5, 0.5);
+    const q = Float32Array.of(0.25, 0.75);
+    const want = 0.5 * Math.log(0.5 / 0.25) + 0.5 * Math.log(0.5 / 0.75);
+    const got = reconstructionError(p, q, 2);
+    assert.ok(Math.abs(got.meanKl - want) < 1e-7, `${got.meanKl} vs ${want}`);
+    assert.equal(got.maxKl, got.meanKl);
+  });
+
+  it('orders the formats: float32 exact, float16 tiny, top-k shrinking as k grows', () => {
+    assert.equal(reconstructionError(full, stored('float32'), C).meanKl, 0);
+    const half = reconstructionError(full, stored('float16'), C).meanKl;
+    assert.ok(half > 0 && half < 1e-5, `float16 KL ${half}`);
+    const kls = [1, 3, 5, 9].map((k) => reconstructionError(full, stored('top-k', k), C).meanKl);
+    for (let i = 1; i < kls.length; i++) assert.ok(kls[i]! < kls[i - 1]!, `top-k KLs ${kls.join(', ')}`);
+    assert.ok(kls[3]! < 1e-3 && kls[0]! > 0.01, `top-k KLs ${kls.join(', ')}`);
+  });
+
+  it('floors a zero reconstruction instead of returning infinity, unless asked not to', () => {
+    const p = Float32Array.of(0.9, 0.1);
+    const q = Float32Array.of(1, 0);
+    assert.ok(Number.isFinite(reconstructionError(p, q, 2).meanKl));
+    assert.equal(reconstructionError(p, q, 2, 0).meanKl, Infinity);
+  });
+
+  it('refuses rows that do not line up, naming both sizes', () => {
+    assert.throws(() => reconstructionError(full, full.subarray(10), C), /2000 values, stored 1990/);
+    assert.throws(() => reconstructionError(full, full, 7), /rows of 7 classes/);
   });
 });

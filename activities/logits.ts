@@ -28,6 +28,21 @@ import { SpecError } from '../workflows/specs';
 import { toActivityFailure, type DurableTrainingDeps } from './durable-training';
 import { readTrainRun, trainRunId } from './train';
 
+/** The keys of the logit set a precompute spec produces with these teacher weights over this many samples. */
+export function logitSetKeysFor(spec: PrecomputeSpec, weightsSha256: string, sampleCount: number) {
+  return logitSetKeys({
+    teacherWeightsSha256: weightsSha256,
+    dataset: spec.dataset ?? spec.teacher.train.dataset,
+    split: spec.split,
+    augmentation: augmentationLabel(spec.augmentation),
+    format: spec.format,
+    ...(spec.k !== undefined ? { k: spec.k } : {}),
+    classes: getModel(spec.teacher.train.model).numClasses,
+    sampleCount,
+    shardSize: spec.shardSize,
+  });
+}
+
 /** What the shard and publish activities take from the plan instead of looking the teacher up again. */
 export interface LogitPlanRef {
   weights: { key: string; sha256: string };
@@ -78,26 +93,11 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     return run;
   }
 
-  function setKeys(spec: PrecomputeSpec, weightsSha256: string, sampleCount: number) {
-    const model = getModel(spec.teacher.train.model);
-    return logitSetKeys({
-      teacherWeightsSha256: weightsSha256,
-      dataset: spec.dataset ?? spec.teacher.train.dataset,
-      split: spec.split,
-      augmentation: augmentationLabel(spec.augmentation),
-      format: spec.format,
-      ...(spec.k !== undefined ? { k: spec.k } : {}),
-      classes: model.numClasses,
-      sampleCount,
-      shardSize: spec.shardSize,
-    });
-  }
-
   async function plan(spec: PrecomputeSpec): Promise<LogitPlan> {
     await store.ensureBucket();
     const run = await teacherRun(spec);
     const data = datasetOf(spec);
-    const keys = setKeys(spec, run.weights.sha256, data.n);
+    const keys = logitSetKeysFor(spec, run.weights.sha256, data.n);
     let complete = false;
     if (await store.exists(keys.manifestKey)) {
       try {
@@ -150,7 +150,7 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     const ctx = Context.current();
     const plan = await planRefOf(spec, given);
     const model = getModel(spec.teacher.train.model);
-    const keys = setKeys(spec, plan.weights.sha256, plan.sampleCount);
+    const keys = logitSetKeysFor(spec, plan.weights.sha256, plan.sampleCount);
     const start = index * spec.shardSize;
     const end = Math.min(start + spec.shardSize, plan.sampleCount);
     if (!Number.isInteger(index) || index < 0 || start >= plan.sampleCount) {
@@ -188,7 +188,7 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     given: LogitPlanRef | undefined,
   ): Promise<string> {
     const plan = await planRefOf(spec, given);
-    const keys = setKeys(spec, plan.weights.sha256, plan.sampleCount);
+    const keys = logitSetKeysFor(spec, plan.weights.sha256, plan.sampleCount);
     const refs: LogitShardRef[] = [...shards]
       .sort((a, b) => a.start - b.start)
       .map(({ key, sha256, bytes, start, end }) => ({ key, sha256, bytes, start, end }));

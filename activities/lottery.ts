@@ -103,8 +103,30 @@ function loadData(spec: LotterySpec) {
   };
 }
 
+/** What a level publishes of its training, whether it trained now or reuses a finished dense run. */
+interface TrainedLevel {
+  weights: NamedTensors;
+  step: number;
+  final: TrainResult['final'];
+  evals: TrainResult['evals'];
+  backend: string;
+  resumedFromStep: number;
+}
+
+function trainedLevel(run: { result: TrainResult; backend: string; resumedFromStep: number }): TrainedLevel {
+  const { state, final, evals } = run.result;
+  return {
+    weights: state.weights,
+    step: state.step,
+    final,
+    evals,
+    backend: run.backend,
+    resumedFromStep: run.resumedFromStep,
+  };
+}
+
 /** Best test accuracy and the first step that reached it. */
-function best(result: TrainResult): { accuracy: number; step: number } {
+function best(result: { evals: TrainResult['evals'] }): { accuracy: number; step: number } {
   let top = { accuracy: -1, step: 0 };
   for (const e of result.evals)
     if (e.testAccuracy > top.accuracy) top = { accuracy: e.testAccuracy, step: e.step };
@@ -150,7 +172,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     source: LevelSource,
     masks: NamedTensors,
     start: TrainState,
-    pretrained: { result: TrainResult; backend: string; resumedFromStep: number } | null,
+    pretrained: TrainedLevel | null,
     extra: Record<string, unknown>,
   ): Promise<LevelResult> {
     const { level } = job;
@@ -168,14 +190,9 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       total: String(sparsity.total),
     });
 
-    let outcome: {
-      result: TrainResult;
-      backend: string;
-      resumedFromStep: number;
-      done?: () => Promise<void>;
-    };
+    let outcome: TrainedLevel & { done?: () => Promise<void> };
     if (pretrained) {
-      outcome = { ...pretrained };
+      outcome = pretrained;
     } else {
       const run = await runDurableTraining(deps, {
         runId: `${lineageId}-L${level}`,
@@ -188,20 +205,15 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
           ? { workflowId: job.progressWorkflowId, signal: 'levelProgress', extra: { level } }
           : null,
       });
-      outcome = { ...run, done: run.removeCheckpoints };
+      outcome = { ...trainedLevel(run), done: run.removeCheckpoints };
     }
-    const { result } = outcome;
-    const weights = await store.putTensors(
-      levelTensorKey(lineageId, level, 'weights'),
-      result.state.weights,
-      {
-        lineageId,
-        level: String(level),
-        step: String(result.state.step),
-        backend: outcome.backend,
-      },
-    );
-    const top = best(result);
+    const weights = await store.putTensors(levelTensorKey(lineageId, level, 'weights'), outcome.weights, {
+      lineageId,
+      level: String(level),
+      step: String(outcome.step),
+      backend: outcome.backend,
+    });
+    const top = best(outcome);
     const stored: StoredLevel = {
       lineageId,
       source,
@@ -210,12 +222,12 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       remaining: sparsity.remaining,
       prunable: sparsity.total,
       startStep: start.step,
-      steps: result.state.step,
+      steps: outcome.step,
       bestTestAccuracy: top.accuracy,
       bestIteration: top.step,
-      finalTestAccuracy: result.final.testAccuracy,
-      finalTestLoss: result.final.testLoss,
-      finalTrainAccuracy: result.final.trainAccuracy,
+      finalTestAccuracy: outcome.final.testAccuracy,
+      finalTestLoss: outcome.final.testLoss,
+      finalTrainAccuracy: outcome.final.trainAccuracy,
       backend: outcome.backend,
       weights,
       mask,
@@ -229,8 +241,8 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       config: job.config,
       strategy: job.strategy,
       sparsity,
-      final: result.final,
-      evals: result.evals,
+      final: outcome.final,
+      evals: outcome.evals,
       ...extra,
     });
     await store.publishManifest(stored.manifestKey, {
@@ -240,7 +252,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     });
     await outcome.done?.();
     deps.log(
-      `level ${level} (${source}, ${lineageId}): ${sparsity.remainingPct.toFixed(1)}% remaining, test accuracy ${(100 * result.final.testAccuracy).toFixed(2)}%`,
+      `level ${level} (${source}, ${lineageId}): ${sparsity.remainingPct.toFixed(1)}% remaining, test accuracy ${(100 * outcome.final.testAccuracy).toFixed(2)}%`,
     );
     return { ...stored, reused: false, resumedFromStep: outcome.resumedFromStep };
   }
@@ -252,31 +264,20 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     const runId = trainRunId(spec.train);
     const init = model.init(config.seed);
     const rewindKey = rewindStateKey(runId, k);
-    let dense: { result: TrainResult; backend: string; resumedFromStep: number };
+    let dense: TrainedLevel;
     const stored = await readTrainRun(store, runId);
     if (stored) {
       deps.log(`level 0: reusing the finished dense run ${runId}`);
-      const weights = await tensors(stored.weights);
-      const last = stored.evals[stored.evals.length - 1];
+      if (stored.evals.length === 0) throw new Error(`dense run ${runId} has no evaluations`);
       dense = {
+        weights: await tensors(stored.weights),
+        step: stored.steps,
+        final: stored.final,
+        evals: stored.evals,
         backend: stored.backend,
         // Reused, not trained: as for any reused result, it is complete at its last step.
         resumedFromStep: stored.steps,
-        result: {
-          // Only the weights and step of this state are used: optimizer slots are not needed downstream.
-          state: {
-            step: stored.steps,
-            weights,
-            optimizer: {},
-            rng: null,
-            evals: stored.evals,
-            lastLoss: null,
-          },
-          final: stored.final,
-          evals: stored.evals,
-        },
       };
-      if (!last) throw new Error(`dense run ${runId} has no evaluations`);
     } else {
       const run = await runDurableTraining(deps, {
         runId,
@@ -297,7 +298,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       });
       await publishTrainRun(store, runId, { spec: { kind: 'imp-level-0', train: spec.train }, config }, run);
       await run.removeCheckpoints();
-      dense = run;
+      dense = trainedLevel(run);
     }
 
     let start: TrainState;

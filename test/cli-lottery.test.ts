@@ -3,7 +3,6 @@
 //   lth lottery (followed)  ->  lth branch --no-follow  ->  lth status --watch --json  ->  lth report
 // and a spec with an unknown layer refused before anything starts.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,64 +13,31 @@ import type { Client } from '@temporalio/client';
 import { trunkLineageId } from '../activities/lottery-plan';
 import type { ExperimentView } from '../cli/experiments';
 import { lotteryWorkflowId } from '../cli/runs';
-import { endpointsToEnv, REPO_ROOT } from '../infra/stack';
+import { endpointsToEnv } from '../infra/stack';
 import { experimentReportKey } from '../store';
-import { connectClient, openStore } from '../workers/connection';
-import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+import { openStore } from '../workers/connection';
 import { parseLotterySpec } from '../workflows/lottery-specs';
 import { testEndpoints } from './support/env';
+import { lthRunner, ok } from './support/cli';
+import { startTestWorkers } from './support/workers';
 
 const e = testEndpoints();
 const env = { ...process.env, ...endpointsToEnv(e) };
 const tag = `cli${Date.now().toString(36)}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-cli-lottery-'));
 let client: Client;
-let workers: SpawnedWorker[] = [];
+let stopWorkers: () => Promise<void> = async () => {};
 
 before(async () => {
-  const workerEnv = { ...endpointsToEnv(e), LTH_BACKEND: 'wasm', LTH_PROGRESS_INTERVAL_MS: '200' };
-  workers = [spawnWorker('light', { env: workerEnv }), spawnWorker('compute', { env: workerEnv })];
-  await Promise.all(workers.map((w) => w.ready));
-  client = await connectClient(e);
+  ({ client, stop: stopWorkers } = await startTestWorkers(e));
 });
 
 after(async () => {
-  await client?.connection.close();
-  await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
+  await stopWorkers();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** `lth ...args` as a child process; its output is echoed on failure. */
-function lth(args: string[], timeoutMs = 90_000): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'cli/main.ts'), ...args], {
-      cwd: REPO_ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function ok(r: Ran, what: string): Ran {
-  assert.equal(r.code, 0, `${what} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
-  return r;
-}
+const lth = lthRunner(env);
 
 const specInput = {
   experiment: tag,

@@ -18,30 +18,26 @@ import { loadDataset } from '../ml/data';
 import { augmentImages } from '../ml/data/augment';
 import { predictLogits } from '../ml/infer';
 import { LogitReader, s3ConfigFromEnv } from '../store';
-import { connectClient, openStore } from '../workers/connection';
-import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+import { openStore } from '../workers/connection';
 import { precomputeLogitsWorkflow } from '../workflows/logits';
 import { augmentationLabel, parsePrecomputeSpec } from '../workflows/logits-specs';
 import { parseTrainSpec } from '../workflows/specs';
 import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
 import { testEndpoints } from './support/env';
+import { startTestWorkers } from './support/workers';
 import { rawClient } from './support/s3';
 
 const e = testEndpoints();
 const tag = `lg${Date.now().toString(36)}`;
 let client: Client;
-let workers: SpawnedWorker[] = [];
+let stopWorkers: () => Promise<void> = async () => {};
 
 before(async () => {
-  const env = { ...endpointsToEnv(e), LTH_BACKEND: 'wasm', LTH_PROGRESS_INTERVAL_MS: '200' };
-  workers = [spawnWorker('light', { env }), spawnWorker('compute', { env })];
-  await Promise.all(workers.map((w) => w.ready));
-  client = await connectClient(e);
+  ({ client, stop: stopWorkers } = await startTestWorkers(e));
 });
 
 after(async () => {
-  await client?.connection.close();
-  await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
+  await stopWorkers();
 });
 
 const teacherTrain = {

@@ -13,30 +13,24 @@ import type { Client } from '@temporalio/client';
 import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 
-import { endpointsToEnv } from '../infra/stack';
-import { connectClient } from '../workers/connection';
-import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
 import { lotteryWorkflow } from '../workflows/lottery';
 import { branchWorkflowId, parseLotterySpec, type BranchSpec } from '../workflows/lottery-specs';
 import type { LotteryStatus } from '../workflows/lottery-types';
 import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
 import { testEndpoints } from './support/env';
+import { startTestWorkers } from './support/workers';
 
 const e = testEndpoints();
 const tag = `lh${Date.now().toString(36)}`;
 let client: Client;
-let workers: SpawnedWorker[] = [];
+let stopWorkers: () => Promise<void> = async () => {};
 
 before(async () => {
-  const env = { ...endpointsToEnv(e), LTH_BACKEND: 'wasm', LTH_PROGRESS_INTERVAL_MS: '200' };
-  workers = [spawnWorker('light', { env }), spawnWorker('compute', { env })];
-  await Promise.all(workers.map((w) => w.ready));
-  client = await connectClient(e);
+  ({ client, stop: stopWorkers } = await startTestWorkers(e));
 });
 
 after(async () => {
-  await client?.connection.close();
-  await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
+  await stopWorkers();
 });
 
 const reinit: BranchSpec = { kind: 'reinit', seed: 1 };

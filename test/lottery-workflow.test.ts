@@ -8,33 +8,28 @@ import type { Client } from '@temporalio/client';
 
 import { trunkLineageId } from '../activities/lottery-plan';
 import { startOrAttachLottery } from '../cli/runs';
-import { endpointsToEnv } from '../infra/stack';
 import { getModel } from '../ml/models';
 import { denseMasks, prune } from '../ml/pruning';
 import { hostBytesEqual } from '../ml/tensors';
 import { stateFromTensors } from '../ml/train';
 import { levelTensorKey } from '../store';
-import { connectClient, openStore } from '../workers/connection';
-import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+import { openStore } from '../workers/connection';
 import { parseLotterySpec } from '../workflows/lottery-specs';
 import type { LotteryStatus } from '../workflows/lottery-types';
 import { testEndpoints } from './support/env';
+import { startTestWorkers } from './support/workers';
 
 const e = testEndpoints();
 const tag = `lt${Date.now().toString(36)}`;
 let client: Client;
-let workers: SpawnedWorker[] = [];
+let stopWorkers: () => Promise<void> = async () => {};
 
 before(async () => {
-  const env = { ...endpointsToEnv(e), LTH_BACKEND: 'wasm', LTH_PROGRESS_INTERVAL_MS: '200' };
-  workers = [spawnWorker('light', { env }), spawnWorker('compute', { env })];
-  await Promise.all(workers.map((w) => w.ready));
-  client = await connectClient(e);
+  ({ client, stop: stopWorkers } = await startTestWorkers(e));
 });
 
 after(async () => {
-  await client?.connection.close();
-  await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
+  await stopWorkers();
 });
 
 const spec = parseLotterySpec({

@@ -11,29 +11,25 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 
 import { startOrAttachTrain } from '../cli/runs';
-import { endpointsToEnv, temporalBinary } from '../infra/stack';
-import { connectClient, openStore } from '../workers/connection';
-import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+import { temporalBinary } from '../infra/stack';
+import { openStore } from '../workers/connection';
 import { parseTrainSpec } from '../workflows/specs';
 import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
 import type { TrainStatus } from '../workflows/train-types';
 import { testEndpoints } from './support/env';
+import { startTestWorkers } from './support/workers';
 
 const e = testEndpoints();
 const tag = `wf${Date.now().toString(36)}`;
 let client: Client;
-let workers: SpawnedWorker[] = [];
+let stopWorkers: () => Promise<void> = async () => {};
 
 before(async () => {
-  const env = { ...endpointsToEnv(e), LTH_BACKEND: 'wasm', LTH_PROGRESS_INTERVAL_MS: '200' };
-  workers = [spawnWorker('light', { env }), spawnWorker('compute', { env })];
-  await Promise.all(workers.map((w) => w.ready));
-  client = await connectClient(e);
+  ({ client, stop: stopWorkers } = await startTestWorkers(e));
 });
 
 after(async () => {
-  await client?.connection.close();
-  await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
+  await stopWorkers();
 });
 
 const spec = parseTrainSpec({

@@ -1,11 +1,9 @@
 // Compute worker: runs heavy activities on the compute task queue, one slot per device by default.
 // Usage: node --import tsx workers/compute.ts [--backend NAME] [--threads N] [--slots N]
-import { Runtime, Worker } from '@temporalio/worker';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
 
-import { createActivities } from '../activities';
-import { selectBackend, type BackendName } from '../ml/backend';
+import type { BackendName } from '../ml/backend';
 import { COMPUTE_TASK_QUEUE } from '../workflows/task-queues';
 import { connectClient, connectWorker, endpoints, openStore } from './connection';
 import { workerLog } from './log';
@@ -33,6 +31,12 @@ function workerEnv(): z.infer<typeof workerEnvSchema> {
 }
 
 export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void> {
+  // Loaded when a worker runs, not when `lth` defines its commands: together they cost every CLI call ~1 s.
+  const [{ Runtime, Worker }, { createActivities }, { selectBackend }] = await Promise.all([
+    import('@temporalio/worker'),
+    import('../activities/index.js'),
+    import('../ml/backend.js'),
+  ]);
   // Must precede any connection: the first one creates the runtime with default signal handling.
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const log = workerLog('compute');

@@ -1,5 +1,4 @@
 // Light worker: runs the workflows (and, later, small activities) on the light task queue.
-import { Runtime, Worker } from '@temporalio/worker';
 import { Command } from 'commander';
 
 import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
@@ -7,6 +6,8 @@ import { connectWorker, endpoints } from './connection';
 import { workerLog } from './log';
 
 export async function runLightWorker(): Promise<void> {
+  // Loaded when the worker runs, not when `lth` defines its commands.
+  const { Runtime, Worker } = await import('@temporalio/worker');
   // Must precede any connection: the first one creates the runtime with default signal handling.
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const log = workerLog('light');

@@ -28,10 +28,9 @@ import { SpecError } from '../workflows/specs';
 import { toActivityFailure, type DurableTrainingDeps } from './durable-training';
 import { readTrainRun, trainRunId } from './train';
 
-/** The keys of the logit set a precompute spec produces with these teacher weights over this many samples. */
-export function logitSetKeysFor(spec: PrecomputeSpec, weightsSha256: string, sampleCount: number) {
-  return logitSetKeys({
-    teacherWeightsSha256: weightsSha256,
+/** The fields besides the teacher that identify the logit set a precompute spec produces over this many samples. */
+function logitSetIdentity(spec: PrecomputeSpec, sampleCount: number) {
+  return {
     dataset: spec.dataset ?? spec.teacher.train.dataset,
     split: spec.split,
     augmentation: augmentationLabel(spec.augmentation),
@@ -40,7 +39,12 @@ export function logitSetKeysFor(spec: PrecomputeSpec, weightsSha256: string, sam
     classes: getModel(spec.teacher.train.model).numClasses,
     sampleCount,
     shardSize: spec.shardSize,
-  });
+  };
+}
+
+/** The keys of the logit set a precompute spec produces with these teacher weights over this many samples. */
+export function logitSetKeysFor(spec: PrecomputeSpec, weightsSha256: string, sampleCount: number) {
+  return logitSetKeys({ teacherWeightsSha256: weightsSha256, ...logitSetIdentity(spec, sampleCount) });
 }
 
 /** What the shard and publish activities take from the plan instead of looking the teacher up again. */
@@ -194,14 +198,7 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
       .map(({ key, sha256, bytes, start, end }) => ({ key, sha256, bytes, start, end }));
     await publishLogitManifest(store, keys.manifestKey, {
       teacher: { name: spec.teacher.name, weightsSha256: plan.weights.sha256 },
-      dataset: spec.dataset ?? spec.teacher.train.dataset,
-      split: spec.split,
-      augmentation: augmentationLabel(spec.augmentation),
-      format: spec.format,
-      ...(spec.k !== undefined ? { k: spec.k } : {}),
-      classes: getModel(spec.teacher.train.model).numClasses,
-      sampleCount: plan.sampleCount,
-      shardSize: spec.shardSize,
+      ...logitSetIdentity(spec, plan.sampleCount),
       shards: refs,
     });
     return keys.manifestKey;

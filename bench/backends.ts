@@ -20,6 +20,7 @@ import { selectBackend, type BackendName } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { getModel, MODEL_NAMES } from '../ml/models';
 import { Trainer, type OptimizerSpec, type TrainConfig } from '../ml/train';
+import { machineInfo } from './support';
 
 const BATCH = 128;
 /**
@@ -222,13 +223,8 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(result) + '\n');
     return;
   }
-  const cpus = os.cpus();
   const machine = {
-    cpuModel: cpus[0]?.model ?? 'unknown',
-    cores: cpus.length,
-    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    node: process.version,
-    platform: `${process.platform}-${process.arch}`,
+    ...machineInfo(),
     loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
   };
   const results: BenchResult[] = [];

@@ -21,10 +21,10 @@ import { Command } from 'commander';
 
 import { startOrAttachLottery } from '../cli/runs';
 import { renderAccuracyPlot, type PlotSeries } from '../cli/report/render';
-import { freePorts } from '../infra/ports';
-import { endpointsToEnv, REPO_ROOT, stackDown, stackOptionsFromEnv, stackUp } from '../infra/stack';
+import { endpointsToEnv, REPO_ROOT, stackDown } from '../infra/stack';
 import { connectClient } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+import { machineInfo, startBenchStack } from './support';
 import type { LevelResult, LotteryResult } from '../workflows/lottery-types';
 import { parseLotterySpec, type LotterySpecInput } from '../workflows/lottery-specs';
 
@@ -104,19 +104,8 @@ async function main(): Promise<void> {
   );
 
   const home = path.join(REPO_ROOT, '.data', o.quick ? 'bench-imp-quick' : 'bench-imp');
-  const [temporalPort, uiPort, minioPort, consolePort] = (await freePorts(4)) as [
-    number,
-    number,
-    number,
-    number,
-  ];
-  const opts = stackOptionsFromEnv(
-    {},
-    { home: path.join(home, 'stack'), temporalPort, uiPort, minioPort, consolePort },
-  );
   const started = performance.now();
-  const endpoints = await stackUp(opts, log);
-  log(`stack up: Temporal UI ${endpoints.temporal.uiUrl}`);
+  const { opts, endpoints } = await startBenchStack(home, log);
   const env = {
     ...endpointsToEnv(endpoints),
     LTH_PROGRESS_INTERVAL_MS: '10000',
@@ -186,15 +175,8 @@ async function main(): Promise<void> {
       randomPrune: summarise(byLevel(branch('random-prune'), level)),
     });
   }
-  const cpus = os.cpus();
   const out = {
-    machine: {
-      cpuModel: cpus[0]?.model ?? 'unknown',
-      cores: cpus.length,
-      memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-      node: process.version,
-      platform: `${process.platform}-${process.arch}`,
-    },
+    machine: machineInfo(),
     backend: backend.join(', '),
     spec: { ...base, seeds: specs.map((s) => s.train.seed), branches: specs[0]?.branches },
     levels: levelRows,

@@ -19,7 +19,6 @@
  * The stack lives in .data/bench-logits/: an interrupted bench started again reuses the trained teachers.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
 import { Command } from 'commander';
@@ -28,8 +27,7 @@ import { logitSetKeysFor } from '../activities/logits';
 import { readTrainRun, trainRunId } from '../activities/train';
 import { logitSetAccuracy } from '../cli/commands/teachers';
 import { startOrAttachPrecompute, startOrAttachTrain } from '../cli/runs';
-import { freePorts } from '../infra/ports';
-import { endpointsToEnv, REPO_ROOT, stackDown, stackOptionsFromEnv, stackUp } from '../infra/stack';
+import { endpointsToEnv, REPO_ROOT, stackDown } from '../infra/stack';
 import { selectBackend, type BackendName } from '../ml/backend';
 import { loadDataset, type DatasetName } from '../ml/data';
 import { predictLogits } from '../ml/infer';
@@ -45,6 +43,7 @@ import {
 } from '../store';
 import { connectClient, openStore } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+import { machineInfo, startBenchStack } from './support';
 import {
   parsePrecomputeSpec,
   type PrecomputeResult,
@@ -130,19 +129,8 @@ async function main(): Promise<void> {
     } satisfies PrecomputeSpecInput);
 
   const home = path.join(REPO_ROOT, '.data', quick ? 'bench-logits-quick' : 'bench-logits');
-  const [temporalPort, uiPort, minioPort, consolePort] = (await freePorts(4)) as [
-    number,
-    number,
-    number,
-    number,
-  ];
-  const opts = stackOptionsFromEnv(
-    {},
-    { home: path.join(home, 'stack'), temporalPort, uiPort, minioPort, consolePort },
-  );
   const started = performance.now();
-  const endpoints = await stackUp(opts, log);
-  log(`stack up: Temporal UI ${endpoints.temporal.uiUrl}`);
+  const { opts, endpoints } = await startBenchStack(home, log);
   const env = { ...endpointsToEnv(endpoints), LTH_PROGRESS_INTERVAL_MS: '10000' };
   const store = openStore(endpoints);
   const workers: SpawnedWorker[] = [];
@@ -301,15 +289,8 @@ async function main(): Promise<void> {
       manifestKey: (sets.find((s) => s.format === 'float16') as { manifestKey: string }).manifestKey,
     }));
     const epoch = await epochComparison(store, epochSets, trainLimit);
-    const cpus = os.cpus();
     result = {
-      machine: {
-        cpuModel: cpus[0]?.model ?? 'unknown',
-        cores: cpus.length,
-        memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-        node: process.version,
-        platform: `${process.platform}-${process.arch}`,
-      },
+      machine: machineInfo(),
       backend: 'tensorflow',
       teachers: teacherRows,
       formats: formatRows,

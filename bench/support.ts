@@ -1,0 +1,48 @@
+// What every benchmark shares: the machine it measured on, and a private embedded stack on free ports.
+import os from 'node:os';
+import path from 'node:path';
+
+import { freePorts } from '../infra/ports';
+import { stackOptionsFromEnv, stackUp, type StackEndpoints, type StackOptions } from '../infra/stack';
+
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  platform: string;
+}
+
+export function machineInfo(): MachineInfo {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+}
+
+/**
+ * Starts a benchmark's own stack with its data under `home`/stack (kept between runs, so an interrupted bench
+ * reuses what it stored) on ports picked now, so it never meets a developer's `lth up`. Stop it with stackDown(opts).
+ */
+export async function startBenchStack(
+  home: string,
+  log: (msg: string) => void,
+): Promise<{ opts: StackOptions; endpoints: StackEndpoints }> {
+  const [temporalPort, uiPort, minioPort, consolePort] = (await freePorts(4)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  const opts = stackOptionsFromEnv(
+    {},
+    { home: path.join(home, 'stack'), temporalPort, uiPort, minioPort, consolePort },
+  );
+  const endpoints = await stackUp(opts, log);
+  log(`stack up: Temporal UI ${endpoints.temporal.uiUrl}`);
+  return { opts, endpoints };
+}

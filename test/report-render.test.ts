@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { xTickValues } from '../cli/report/plot';
+import { Resvg } from '@resvg/resvg-js';
+
+import { pngFontOptions, svgToPng, xTickValues } from '../cli/report/plot';
 import {
   accuracyPlotSpec,
   formatReportMarkdown,
@@ -233,6 +235,30 @@ test('the PNG is a PNG of twice the SVG size', async () => {
   const svgWidth = Number(/width="(\d+)"/.exec(svg.toString('utf8'))![1]);
   assert.equal(width, 2 * svgWidth);
   assert.ok(height > 600 && height < width, `${width}x${height}`);
+});
+
+/** Pixels with any ink when resvg draws `svg` with these font settings. */
+function inkedPixels(svg: string, font: NonNullable<ConstructorParameters<typeof Resvg>[1]>['font']): number {
+  const { pixels } = new Resvg(svg, { font, logLevel: 'off' }).render();
+  let ink = 0;
+  for (let i = 3; i < pixels.length; i += 4) if (pixels[i]! > 0) ink++;
+  return ink;
+}
+
+test('PNG text is drawn with the bundled fonts, whatever fonts the system has', async () => {
+  const text = (weight: string) =>
+    `<svg xmlns="http://www.w3.org/2000/svg" width="300" height="40"><text x="5" y="30" font-family="DejaVu Sans, sans-serif" font-weight="${weight}" font-size="24">ticket 97.9%</text></svg>`;
+  const font = await pngFontOptions();
+  assert.equal(font.loadSystemFonts, false);
+  // Without any font resvg draws no text at all: that is what a fontless server gave before.
+  assert.equal(inkedPixels(text('normal'), { loadSystemFonts: false }), 0);
+  const regular = inkedPixels(text('normal'), font);
+  const bold = inkedPixels(text('bold'), font);
+  assert.ok(regular > 300, `${regular} inked pixels`);
+  assert.ok(bold > regular, `bold ${bold} vs regular ${regular}`);
+  // The same bytes on every call (and so on every machine with this package set).
+  const png = await svgToPng(text('normal'));
+  assert.deepEqual(await svgToPng(text('normal')), png);
 });
 
 test('one to six series with one to twenty points each all render', async () => {

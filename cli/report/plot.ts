@@ -7,8 +7,10 @@
 // dependency, nothing built or downloaded at install time). Both are loaded lazily: `vega` and
 // `vega-lite` are ESM-only and use top-level await, so they cannot be require()d from this
 // CommonJS code, only import()ed; and the rest of the CLI should not pay for loading them.
+import type { ResvgRenderOptions } from '@resvg/resvg-js';
 import type { TopLevelSpec } from 'vega-lite';
 
+import { PLOT_FONT_FAMILY, plotFontFiles } from './fonts';
 import { installTextWidth } from './text-width';
 
 export interface PlotPoint {
@@ -215,13 +217,26 @@ function loadVega(): Promise<{ vega: Vega; vl: VegaLite }> {
   return libs;
 }
 
-/** Rasterise an SVG to PNG with resvg, using the system's fonts. */
+/**
+ * resvg's font settings: the bundled DejaVu Sans only, not the system's fonts, so that a PNG has its text on a
+ * machine without fonts and the same pixels everywhere (plot text is ASCII: experiment names, branch labels).
+ */
+export async function pngFontOptions(): Promise<NonNullable<ResvgRenderOptions['font']>> {
+  return {
+    loadSystemFonts: false,
+    fontFiles: await plotFontFiles(),
+    defaultFontFamily: PLOT_FONT_FAMILY,
+    sansSerifFamily: PLOT_FONT_FAMILY,
+  };
+}
+
+/** Rasterise an SVG to PNG with resvg and the bundled fonts. */
 export async function svgToPng(svg: string, zoom = PNG_ZOOM): Promise<Buffer> {
   const { renderAsync }: ResvgModule = await import('@resvg/resvg-js');
   const image = await renderAsync(svg, {
     fitTo: { mode: 'zoom', value: zoom },
     background: 'white',
-    font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans', sansSerifFamily: 'DejaVu Sans' },
+    font: await pngFontOptions(),
     logLevel: 'off',
   });
   return image.asPng();

@@ -1,0 +1,67 @@
+// Every spec under examples/ is valid for the command its comments name, and every precompute example names a
+// teacher that an example trains: examples are what a new user runs first, so they must not rot.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { validateLotterySpec } from '../cli/lottery-spec';
+import { readSpecFile } from '../cli/spec-file';
+import { REPO_ROOT } from '../infra/stack';
+import { parsePrecomputeSpec } from '../workflows/logits-specs';
+import { parseTrainSpec } from '../workflows/specs';
+
+const EXAMPLES = path.join(REPO_ROOT, 'examples');
+
+function specFiles(dir: string): string[] {
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((d) => (d.isDirectory() ? specFiles(path.join(dir, d.name)) : [path.join(dir, d.name)]))
+    .filter((f) => /\.(ya?ml|json)$/.test(f))
+    .sort();
+}
+
+/** Which spec an example is, from its shape: a lottery has levels, a precompute a teacher, a train run neither. */
+function kindOf(spec: Record<string, unknown>): 'lottery' | 'precompute' | 'train' {
+  if ('levels' in spec) return 'lottery';
+  if ('teacher' in spec) return 'precompute';
+  return 'train';
+}
+
+const files = specFiles(EXAMPLES);
+
+test('there are examples of every kind of spec', () => {
+  const kinds = new Set(files.map((f) => kindOf(readSpecFile(f))));
+  assert.deepEqual([...kinds].sort(), ['lottery', 'precompute', 'train']);
+});
+
+for (const file of files) {
+  const name = path.relative(REPO_ROOT, file);
+  test(`${name} is a valid spec`, () => {
+    const spec = readSpecFile(file);
+    const kind = kindOf(spec);
+    if (kind === 'lottery') validateLotterySpec(spec);
+    else if (kind === 'precompute') parsePrecomputeSpec(spec);
+    else parseTrainSpec(spec);
+    // The commands in its comments point at this very file (a moved example keeps working instructions).
+    for (const m of fs.readFileSync(file, 'utf8').matchAll(/--config ([\w./-]+)/g)) {
+      assert.ok(fs.existsSync(path.join(REPO_ROOT, m[1] as string)), `${name} mentions missing ${m[1]}`);
+    }
+  });
+}
+
+test("every precompute example's teacher is trained by a train example", () => {
+  const trained = files
+    .map((f) => readSpecFile(f))
+    .filter((s) => kindOf(s) === 'train')
+    .map((s) => parseTrainSpec(s).train);
+  const precomputes = files.filter((f) => kindOf(readSpecFile(f)) === 'precompute');
+  assert.ok(precomputes.length >= 2, 'both teachers have a precompute example');
+  for (const f of precomputes) {
+    const { teacher } = parsePrecomputeSpec(readSpecFile(f));
+    assert.ok(
+      trained.some((t) => JSON.stringify(t) === JSON.stringify(teacher.train)),
+      `${path.relative(REPO_ROOT, f)}: teacher.train matches no train example's train section`,
+    );
+  }
+});

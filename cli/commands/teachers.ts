@@ -19,6 +19,7 @@ import {
 import { startOrAttachPrecompute, type StartedPrecompute } from '../runs';
 import { readSpecFile } from '../spec-file';
 import { int } from '../spec-flags';
+import { parseTrainSpec } from '../../workflows/specs';
 import { workflowLink } from './lottery';
 import { configureTrainCommand } from './train';
 
@@ -26,6 +27,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface PrecomputeFlags {
   config?: string;
+  teacherConfig?: string;
   experiment?: string;
   format?: (typeof LOGIT_FORMAT_NAMES)[number];
   k?: number;
@@ -42,6 +44,19 @@ interface PrecomputeFlags {
 /** The spec file with the flags applied field by field, validated (errors name the field). */
 export function precomputeSpecFromFlags(flags: Omit<PrecomputeFlags, 'follow' | 'json'>): PrecomputeSpec {
   const spec: Record<string, unknown> = flags.config ? readSpecFile(flags.config) : {};
+  if (flags.teacherConfig !== undefined) {
+    // The teacher's own training spec names it, so its train section is not copied by hand into this one.
+    const trained = parseTrainSpec(readSpecFile(flags.teacherConfig));
+    const given =
+      spec.teacher !== null && typeof spec.teacher === 'object'
+        ? (spec.teacher as Record<string, unknown>)
+        : {};
+    spec.teacher = {
+      name: given.name ?? `${trained.train.model}-${trained.train.dataset}`,
+      train: trained.train,
+    };
+    spec.experiment ??= trained.experiment;
+  }
   if (flags.experiment !== undefined) spec.experiment = flags.experiment;
   if (flags.format !== undefined) {
     spec.format = flags.format;
@@ -315,6 +330,10 @@ export function registerTeachersCommand(program: Command): void {
     .option(
       '-c, --config <file>',
       'precompute spec, JSON or YAML (see examples/teachers/precompute-mnist.yaml)',
+    )
+    .option(
+      '-t, --teacher-config <file>',
+      "the teacher's training spec (what `lth teachers train` ran): sets teacher.train, and teacher.name to <model>-<dataset> unless the spec names it",
     )
     .option('-e, --experiment <name>', 'experiment label (search attribute Experiment)')
     .addOption(new Option('--format <format>', 'stored format').choices([...LOGIT_FORMAT_NAMES]))

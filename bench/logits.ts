@@ -11,7 +11,7 @@
  * - one epoch of both teachers' logits read from MinIO (a shuffled order, batches of 128, through LogitReader)
  *   against both teachers run online over the same epoch.
  *
- *   npm run bench:logits                    # 2 epochs per teacher, both backends (~20 min on 2 cores)
+ *   npm run bench:logits                    # 2 epochs per teacher; native, WASM and cpu (~25 min on 2 cores)
  *   npm run bench:logits -- --epochs 3
  *   npm run bench:logits -- --quick         # a smoke run of this script on tiny data, written to
  *                                           # .data/bench-logits-quick/, not bench/results
@@ -53,7 +53,15 @@ import { parseTrainSpec, type TrainConfigSpec, type TrainSpecInput } from '../wo
 
 const TEACHERS = ['cnn-teacher', 'involution-teacher'] as const;
 const DATASETS: DatasetName[] = ['mnist', 'fashion-mnist'];
-const BACKENDS: BackendName[] = ['wasm', 'tensorflow'];
+/**
+ * Backends timed, native last (the later steps read its sets). The pure-JS cpu backend is ~100x slower than
+ * native: it labels a class-balanced subset (`samples`) so that the bench stays minutes long.
+ */
+const BACKENDS: { name: BackendName; samples?: number }[] = [
+  { name: 'cpu', samples: 500 },
+  { name: 'wasm' },
+  { name: 'tensorflow' },
+];
 const TOP_K = [1, 3, 5];
 const BATCH = 128;
 
@@ -178,13 +186,15 @@ async function main(): Promise<void> {
     // 2. Precompute throughput per backend, each run from an empty set. Native runs last, so that the float16
     //    sets the later steps read are the native ones.
     const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
-    for (const backend of BACKENDS) {
+    for (const { name: backend, samples: subset } of BACKENDS) {
       worker = await computeWorker(backend);
       for (const t of teachers) {
-        const spec = precomputeSpec(t, `bench-logits-${stamp}-${backend}`);
+        const limit =
+          subset !== undefined ? Math.min(subset / (quick ? 5 : 1), trainLimit ?? Infinity) : trainLimit;
+        const spec = precomputeSpec(t, `bench-logits-${stamp}-${backend}`, limit ? { limit } : {});
         const run = await readTrainRun(store, trainRunId(t.train));
         if (!run) throw new Error(`${t.name}: no finished training run`);
-        const samples = loadDataset(t.dataset, 'train', { limit: trainLimit }).n;
+        const samples = loadDataset(t.dataset, 'train', { limit }).n;
         const removed = await deleteLogitSet(
           store,
           logitSetKeysFor(spec, run.weights.sha256, samples).manifestKey,
@@ -305,7 +315,7 @@ async function main(): Promise<void> {
       wallSeconds: (performance.now() - started) / 1000,
       notes: [
         'testAccuracy: argmax of the stored float32 logits on the test split against its labels (trainingRunTestAccuracy: the training run evaluation of the same weights)',
-        'precomputeSamplesPerSec: training-split samples / seconds from workflow start to published manifest, native TensorFlow (precomputeByBackend: every backend), the set deleted before each timed run',
+        'precomputeSamplesPerSec: training-split samples / seconds from workflow start to published manifest, native TensorFlow (precomputeByBackend: every backend; cpu labels a 500-sample class-balanced subset), the set deleted before each timed run',
         'bytesPerSample: payload per sample of the format; storedBytesPerSample: shard objects (headers included) / samples',
         'klToFull: mean over the training split of KL(softmax(float32 logits) || distribution the format gives back), nats; top-k spreads the leftover probability evenly',
         'epoch: both MNIST teachers; readFromStoreSeconds reads their float16 sets from MinIO on this machine (loopback) in a seeded shuffled order; teachersOnlineSeconds runs both teachers forward over the same samples',

@@ -10,6 +10,7 @@ import { getModel } from './models/index.js';
 import type { NamedTensors } from './tensors.js';
 
 export interface LogitsOptions {
+  /** Images per forward pass (default 128). */
   batchSize?: number;
   /** Called after every batch with the number of images done (for heartbeats and progress). */
   onBatch?: (done: number) => void | Promise<void>;
@@ -29,7 +30,7 @@ export async function predictLogits(
     throw new MlInputError(`images: ${images.length} floats is not a whole number of ${h}x${w}x${c} images`);
   }
   const n = images.length / size;
-  const batchSize = opts.batchSize ?? 500;
+  const batchSize = opts.batchSize ?? 128;
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new MlInputError(`batchSize must be >= 1, got ${batchSize}`);
   const params: Record<string, tf.Tensor> = {};
@@ -57,6 +58,10 @@ export async function predictLogits(
         logits.dispose();
       }
       await opts.onBatch?.(end);
+      // A forward pass blocks the thread (a minute per 500 images for the involution teacher on the pure-JS
+      // backend); between batches, let the event loop run, so that heartbeats go out and sockets closed
+      // meanwhile are noticed before the next request would reuse them.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } finally {
     tf.dispose(Object.values(params));

@@ -119,6 +119,29 @@ export function checkKey(key: string): string {
   return key;
 }
 
+/**
+ * A request that died on a kept-alive connection the server had already closed: the socket sat in the client's
+ * pool while the thread was busy (a long forward pass blocks it), so the close was never noticed and the next
+ * request was written into a dead socket. Nothing reached the server, so sending the request again is safe.
+ */
+function isStaleConnection(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return (
+    code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/i.test((e as Error | null)?.message ?? '')
+  );
+}
+
+/** `f`, sent again once if it failed on a stale pooled connection (after the event loop has dropped it). */
+async function retryStaleConnection<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (!isStaleConnection(e)) throw e;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return f();
+  }
+}
+
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
@@ -212,10 +235,13 @@ export class ArtifactStore {
     try {
       // The checksum travels in the same PUT as the data, so no reader can ever see the
       // data without it or with a stale one.
-      await this.client.putObject(this.bucket, key, body, body.length, {
-        [SHA256_META]: sha256,
-        'Content-Type': opts.contentType ?? 'application/octet-stream',
-      });
+      // A PUT of the same bytes is idempotent, so a stale connection is simply tried again.
+      await retryStaleConnection(() =>
+        this.client.putObject(this.bucket, key, body, body.length, {
+          [SHA256_META]: sha256,
+          'Content-Type': opts.contentType ?? 'application/octet-stream',
+        }),
+      );
     } catch (e) {
       // The bucket was deleted after we created it: forget that, so the caller's retry
       // recreates it instead of failing the same way forever.
@@ -259,7 +285,7 @@ export class ArtifactStore {
   async remove(key: string): Promise<void> {
     checkKey(key);
     try {
-      await this.client.removeObject(this.bucket, key);
+      await retryStaleConnection(() => this.client.removeObject(this.bucket, key));
     } catch (e) {
       // Removing what is not there is success: remove is idempotent.
       if (isNotFound(e)) return;
@@ -314,7 +340,7 @@ export class ArtifactStore {
   async exists(key: string): Promise<boolean> {
     checkKey(key);
     try {
-      await this.client.statObject(this.bucket, key);
+      await retryStaleConnection(() => this.client.statObject(this.bucket, key));
       return true;
     } catch (e) {
       if (isNotFound(e)) return false;
@@ -327,7 +353,7 @@ export class ArtifactStore {
     checkKey(key);
     let st: Minio.BucketItemStat;
     try {
-      st = await this.client.statObject(this.bucket, key);
+      st = await retryStaleConnection(() => this.client.statObject(this.bucket, key));
     } catch (e) {
       if (isNotFound(e)) throw new ArtifactNotFoundError(key, this.bucket, { cause: e });
       throw e;
@@ -490,7 +516,7 @@ export class ArtifactStore {
     }
     let res: Readable;
     try {
-      res = await this.client.getObject(this.bucket, key);
+      res = await retryStaleConnection(() => this.client.getObject(this.bucket, key));
     } catch (e) {
       if (isNotFound(e)) throw new ArtifactNotFoundError(key, this.bucket, { cause: e });
       throw e;

@@ -10,7 +10,7 @@ import { getModel } from './models/index.js';
 import type { NamedTensors } from './tensors.js';
 
 export interface LogitsOptions {
-  /** Images per forward pass (default 128). */
+  /** Images per forward pass (default 500; 32 on the pure-JS cpu backend). */
   batchSize?: number;
   /** Called after every batch with the number of images done (for heartbeats and progress). */
   onBatch?: (done: number) => void | Promise<void>;
@@ -30,7 +30,9 @@ export async function predictLogits(
     throw new MlInputError(`images: ${images.length} floats is not a whole number of ${h}x${w}x${c} images`);
   }
   const n = images.length / size;
-  const batchSize = opts.batchSize ?? 128;
+  // Large batches are ~30% faster on native TensorFlow (and no slower on WASM); on the pure-JS backend a batch
+  // of 500 blocks the thread for a minute, longer than a heartbeat timeout, so it takes small ones.
+  const batchSize = opts.batchSize ?? (tf.getBackend() === 'cpu' ? 32 : 500);
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new MlInputError(`batchSize must be >= 1, got ${batchSize}`);
   const params: Record<string, tf.Tensor> = {};
@@ -58,9 +60,8 @@ export async function predictLogits(
         logits.dispose();
       }
       await opts.onBatch?.(end);
-      // A forward pass blocks the thread (a minute per 500 images for the involution teacher on the pure-JS
-      // backend); between batches, let the event loop run, so that heartbeats go out and sockets closed
-      // meanwhile are noticed before the next request would reuse them.
+      // A forward pass blocks the thread; between batches, let the event loop run, so that heartbeats go out
+      // and sockets closed meanwhile are noticed before the next request would reuse them.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } finally {

@@ -12,25 +12,55 @@ function fmt(x: number | null | undefined, digits = 4): string {
   return x === null || x === undefined ? '-' : x.toFixed(digits);
 }
 
-export async function followTrain(
-  client: Client,
-  handle: WorkflowHandle<typeof trainWorkflow>,
+/** Where a progress bar stands: position, total and the values its format names. */
+export interface BarPosition {
+  value: number;
+  total: number;
+  payload: Record<string, string | number>;
+}
+
+export interface BarFollow<S, R> {
+  /** cli-progress format string. */
+  format: string;
+  /** The bar's position from a `status` answer, or null when there is nothing to show yet. */
+  position: (status: S) => BarPosition | null;
+  /** The bar's last position, from the result. */
+  final: (result: R) => BarPosition;
+  /** Draw the final bar even if no status was ever shown (a run that was already done). */
+  showFinalIfNeverStarted: boolean;
+  /** Called at a poll that had nothing to show (e.g. to say that no worker is polling). */
+  idle?: () => Promise<void>;
+}
+
+/**
+ * A progress bar fed by a workflow's `status` query every `pollMs` until the workflow ends, then its result.
+ * Query failures (no worker has picked the workflow up yet, so nobody answers) just leave the bar as it is.
+ */
+export async function followWithBar<S, R>(
+  handle: { query: (name: string) => Promise<unknown>; result: () => Promise<R> },
+  follow: BarFollow<S, R>,
   opts: { pollMs?: number; out?: NodeJS.WriteStream } = {},
-): Promise<TrainRunResult> {
-  const out = opts.out ?? process.stderr;
+): Promise<R> {
   const bar = new cliProgress.SingleBar(
     {
-      format:
-        ' {bar} {percentage}% | step {value}/{total} | epoch {epoch} | loss {loss} | test acc {acc} | {phase}',
+      format: follow.format,
       hideCursor: true,
-      stream: out,
+      stream: opts.out ?? process.stderr,
       noTTYOutput: true,
       notTTYSchedule: 10_000,
     },
     cliProgress.Presets.shades_classic,
   );
   let started = false;
-  let warnedNoWorker = false;
+  const show = (p: BarPosition): void => {
+    if (!started) {
+      bar.start(p.total, p.value, p.payload);
+      started = true;
+    } else {
+      bar.setTotal(p.total);
+      bar.update(p.value, p.payload);
+    }
+  };
   const resultPromise = handle.result();
   let done = false;
   void resultPromise.finally(() => {
@@ -38,28 +68,52 @@ export async function followTrain(
   });
   try {
     while (!done) {
-      let status: TrainStatus | null = null;
-      try {
-        status = await handle.query<TrainStatus>('status');
-      } catch {
-        // No workflow worker has picked the run up yet: the query has nobody to answer it.
-      }
-      const p = status?.progress ?? null;
-      if (p) {
-        const payload = {
+      const status = (await handle.query('status').catch(() => null)) as S | null;
+      const p = status === null ? null : follow.position(status);
+      if (p) show(p);
+      else await follow.idle?.();
+      await Promise.race([sleep(opts.pollMs ?? 1000), resultPromise.catch(() => undefined)]);
+    }
+    const result = await resultPromise;
+    if (started || follow.showFinalIfNeverStarted) show(follow.final(result));
+    return result;
+  } finally {
+    if (started) bar.stop();
+  }
+}
+
+export async function followTrain(
+  client: Client,
+  handle: WorkflowHandle<typeof trainWorkflow>,
+  opts: { pollMs?: number; out?: NodeJS.WriteStream } = {},
+): Promise<TrainRunResult> {
+  const out = opts.out ?? process.stderr;
+  let warnedNoWorker = false;
+  let lastPayload: BarPosition['payload'] = {};
+  return followWithBar<TrainStatus, TrainRunResult>(
+    handle,
+    {
+      format:
+        ' {bar} {percentage}% | step {value}/{total} | epoch {epoch} | loss {loss} | test acc {acc} | {phase}',
+      position: (status) => {
+        const p = status.progress;
+        if (!p) return null;
+        lastPayload = {
           epoch: p.epoch.toFixed(2),
           loss: fmt(p.loss),
           acc: fmt(p.testAccuracy),
-          phase: status?.phase ?? '',
+          phase: status.phase,
         };
-        if (!started) {
-          bar.start(p.totalSteps, p.step, payload);
-          started = true;
-        } else {
-          bar.setTotal(p.totalSteps);
-          bar.update(p.step, payload);
-        }
-      } else if (!warnedNoWorker) {
+        return { value: p.step, total: p.totalSteps, payload: lastPayload };
+      },
+      final: (result) => ({
+        value: result.steps,
+        total: result.steps,
+        payload: { ...lastPayload, phase: 'done', acc: fmt(result.final.testAccuracy) },
+      }),
+      showFinalIfNeverStarted: false,
+      idle: async () => {
+        if (warnedNoWorker) return;
         const [light, compute] = await Promise.all([
           pollerCount(client, LIGHT_TASK_QUEUE, 'workflow').catch(() => -1),
           pollerCount(client, COMPUTE_TASK_QUEUE, 'activity').catch(() => -1),
@@ -70,15 +124,10 @@ export async function followTrain(
           );
           warnedNoWorker = true;
         }
-      }
-      await Promise.race([sleep(opts.pollMs ?? 1000), resultPromise.catch(() => undefined)]);
-    }
-    const result = await resultPromise;
-    if (started) bar.update(result.steps, { phase: 'done', acc: fmt(result.final.testAccuracy) });
-    return result;
-  } finally {
-    if (started) bar.stop();
-  }
+      },
+    },
+    opts,
+  );
 }
 
 export function describeResult(

@@ -2,7 +2,6 @@
 // shards once (precomputeLogitsWorkflow), and inspect a stored logit set: coverage, size, and the teacher's
 // accuracy computed from the stored logits alone.
 import type { Client } from '@temporalio/client';
-import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 
 import { loadDataset, type DatasetName } from '../../ml/data';
@@ -17,13 +16,12 @@ import {
   type PrecomputeStatus,
 } from '../../workflows/logits-specs';
 import { startOrAttachPrecompute, type StartedPrecompute } from '../runs';
+import { followWithBar } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { int } from '../spec-flags';
 import { parseTrainSpec } from '../../workflows/specs';
 import { workflowLink } from './lottery';
 import { configureTrainCommand } from './train';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface PrecomputeFlags {
   config?: string;
@@ -86,58 +84,31 @@ export async function followPrecompute(
   handle: StartedPrecompute['handle'],
   opts: { pollMs?: number; out?: NodeJS.WriteStream } = {},
 ): Promise<PrecomputeResult> {
-  const out = opts.out ?? process.stderr;
-  const bar = new cliProgress.SingleBar(
+  return followWithBar<PrecomputeStatus, PrecomputeResult>(
+    handle,
     {
       format:
         ' {bar} {percentage}% | shard {value}/{total} | computed {computed} | skipped {skipped} | {phase}',
-      hideCursor: true,
-      stream: out,
-      noTTYOutput: true,
-      notTTYSchedule: 10_000,
+      position: (s) =>
+        s.shardCount === null
+          ? null
+          : {
+              value: s.done,
+              total: s.shardCount,
+              payload: { computed: s.computed, skipped: s.skipped, phase: s.phase },
+            },
+      final: (r) => {
+        const shardCount = r.computedShards + r.skippedShards;
+        return {
+          value: shardCount,
+          total: shardCount,
+          payload: { computed: r.computedShards, skipped: r.skippedShards, phase: 'done' },
+        };
+      },
+      showFinalIfNeverStarted: true,
     },
-    cliProgress.Presets.shades_classic,
+    opts,
   );
-  let started = false;
-  let done = false;
-  const resultPromise = handle.result();
-  void resultPromise.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  const show = (s: PrecomputeStatus): void => {
-    if (s.shardCount === null) return;
-    const payload = { computed: s.computed, skipped: s.skipped, phase: s.phase };
-    if (!started) {
-      bar.start(s.shardCount, s.done, payload);
-      started = true;
-    } else {
-      bar.setTotal(s.shardCount);
-      bar.update(s.done, payload);
-    }
-  };
-  try {
-    while (!done) {
-      try {
-        show(await handle.query<PrecomputeStatus>('status'));
-      } catch {
-        // No light worker has picked the workflow up yet: nobody answers the query.
-      }
-      await Promise.race([sleep(opts.pollMs ?? 1000), resultPromise.catch(() => undefined)]);
-    }
-    const result = await resultPromise;
-    const shardCount = result.computedShards + result.skippedShards;
-    if (!started) bar.start(shardCount, shardCount, { computed: 0, skipped: 0, phase: '' });
-    started = true;
-    bar.update(shardCount, {
-      computed: result.computedShards,
-      skipped: result.skippedShards,
-      phase: 'done',
-    });
-    return result;
-  } finally {
-    if (started) bar.stop();
-  }
 }
 
 /** Contiguous index ranges the shards cover, merged, and whether they are exactly 0..sampleCount-1. */

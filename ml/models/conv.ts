@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../gradients.js';
 import type { NamedTensors } from '../tensors.js';
 import { kaimingNormal, zeros } from './init.js';
+import { paramGetter } from './params.js';
 import type { ModelDef, ParamSpec } from './types.js';
 
 const INPUT: readonly [number, number, number] = [28, 28, 1];
@@ -82,11 +83,7 @@ function layout(spec: ConvNetSpec): Layout {
  */
 export function convNet(spec: ConvNetSpec): ModelDef {
   const { params, fanIn, convs, flat, dense } = layout(spec);
-  const param = (p: Record<string, tf.Tensor>, name: string): tf.Tensor => {
-    const t = p[name];
-    if (!t) throw new Error(`${spec.name}: missing parameter '${name}'`);
-    return t;
-  };
+  const param = paramGetter(spec.name);
   return {
     name: spec.name,
     inputShape: [...INPUT],

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '../tensors.js';
 import { kaimingNormal, zeros } from './init.js';
+import { paramGetter } from './params.js';
 import type { ModelDef, ParamSpec } from './types.js';
 
 const DIMS = [784, 300, 100, 10] as const;
@@ -18,11 +19,7 @@ function lenetParams(): ParamSpec[] {
 
 const PARAMS = lenetParams();
 
-function param(params: Record<string, tf.Tensor>, name: string): tf.Tensor {
-  const p = params[name];
-  if (!p) throw new Error(`lenet-300-100: missing parameter '${name}'`);
-  return p;
-}
+const param = paramGetter('lenet-300-100');
 
 /** LeNet-300-100 (LeCun et al. 1998; the lottery-ticket paper's MNIST net): 784-300-100-10, ReLU. */
 export const lenet300100: ModelDef = {

@@ -31,6 +31,7 @@ import { involutionLayerCF, swapBatchAndChannels, type InvolutionOptions } from 
 import type { NamedTensors } from '../tensors.js';
 import { convNet } from './conv.js';
 import { kaimingNormal, zeros } from './init.js';
+import { paramGetter } from './params.js';
 import type { ModelDef, ParamSpec } from './types.js';
 
 export const cnnTeacher: ModelDef = convNet({
@@ -102,11 +103,7 @@ export function involutionNet(spec: InvolutionNetSpec): ModelDef {
   }
   const dense = widths.length - 1;
 
-  const param = (p: Record<string, tf.Tensor>, name: string): tf.Tensor => {
-    const t = p[name];
-    if (!t) throw new Error(`${spec.name}: missing parameter '${name}'`);
-    return t;
-  };
+  const param = paramGetter(spec.name);
   return {
     name: spec.name,
     inputShape: [...INPUT],

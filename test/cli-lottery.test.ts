@@ -6,9 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-
-import type { Client } from '@temporalio/client';
+import { after, test } from 'node:test';
 
 import { trunkLineageId } from '../activities/lottery-plan';
 import type { ExperimentView } from '../cli/experiments';
@@ -19,21 +17,15 @@ import { openStore } from '../workers/connection';
 import { parseLotterySpec } from '../workflows/lottery-specs';
 import { testEndpoints } from './support/env';
 import { lthRunner, ok } from './support/cli';
-import { startTestWorkers } from './support/workers';
+import { useTestWorkers } from './support/workers';
 
 const e = testEndpoints();
 const env = { ...process.env, ...endpointsToEnv(e) };
 const tag = `cli${Date.now().toString(36)}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-cli-lottery-'));
-let client: Client;
-let stopWorkers: () => Promise<void> = async () => {};
+const workers = useTestWorkers(e);
 
-before(async () => {
-  ({ client, stop: stopWorkers } = await startTestWorkers(e));
-});
-
-after(async () => {
-  await stopWorkers();
+after(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -69,7 +61,7 @@ const REMAINING = [covered + out, afterOne + out, afterTwo + out];
 
 async function count(query: string): Promise<number> {
   let n = 0;
-  for await (const info of client.workflow.list({ query })) if (info.workflowId) n++;
+  for await (const info of workers.client.workflow.list({ query })) if (info.workflowId) n++;
   return n;
 }
 

@@ -7,9 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-
-import type { Client } from '@temporalio/client';
+import { after, test } from 'node:test';
 
 import type { LogitSetView } from '../cli/commands/teachers';
 import { precomputeWorkflowId, trainWorkflowId } from '../cli/runs';
@@ -21,21 +19,15 @@ import { parsePrecomputeSpec } from '../workflows/logits-specs';
 import { parseTrainSpec } from '../workflows/specs';
 import { testEndpoints } from './support/env';
 import { lthRunner, ok } from './support/cli';
-import { startTestWorkers } from './support/workers';
+import { useTestWorkers } from './support/workers';
 
 const e = testEndpoints();
 const env = { ...process.env, ...endpointsToEnv(e) };
 const tag = `tch${Date.now().toString(36)}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-cli-teachers-'));
-let client: Client;
-let stopWorkers: () => Promise<void> = async () => {};
+const workers = useTestWorkers(e);
 
-before(async () => {
-  ({ client, stop: stopWorkers } = await startTestWorkers(e));
-});
-
-after(async () => {
-  await stopWorkers();
+after(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -66,7 +58,7 @@ const precomputeSpec = parsePrecomputeSpec({ ...precomputeInput, split: 'test', 
 
 async function count(query: string): Promise<number> {
   let n = 0;
-  for await (const info of client.workflow.list({ query })) if (info.workflowId) n++;
+  for await (const info of workers.client.workflow.list({ query })) if (info.workflowId) n++;
   return n;
 }
 
@@ -116,7 +108,7 @@ test('teachers train, precompute and inspect: coverage, size and accuracy from t
   assert.ok(key, followed.stdout);
   assert.match(followed.stdout, /^ {2}shards +3 computed, 0 skipped/m);
   assert.match(followed.stdout, /^ {2}bytes\/sample +9 /m);
-  const result = await client.workflow.getHandle(id).result();
+  const result = await workers.client.workflow.getHandle(id).result();
   assert.equal(result.manifestKey, key);
   assert.equal(await count(`Experiment = "${tag}" AND RunKind = "logits"`), 1);
 

@@ -4,45 +4,24 @@
 //  - SIGKILL mid-training: the retry resumes from the newest checkpoint.
 //  - SIGTERM (preemption notice): the worker checkpoints at once and hands the run over.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-
-import type { Client } from '@temporalio/client';
+import { test } from 'node:test';
 
 import { toMlConfig, trainRunId } from '../activities/train';
 import { startOrAttachTrain } from '../cli/runs';
-import { endpointsToEnv } from '../infra/stack';
-import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import type { NamedTensors } from '../ml/tensors';
 import { train } from '../ml/train';
-import { checkpointPrefix, parseCheckpointStep, type ArtifactStore } from '../store';
-import { connectClient, openStore } from '../workers/connection';
-import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+import { checkpointPrefix, parseCheckpointStep } from '../store';
+import { type SpawnedWorker } from '../workers/spawn';
 import { parseTrainSpec, type TrainSpec } from '../workflows/specs';
 import { testEndpoints } from './support/env';
+import { useFaultInjection } from './support/workers';
 
 const e = testEndpoints();
-const env = { ...endpointsToEnv(e), LTH_BACKEND: 'wasm', LTH_PROGRESS_INTERVAL_MS: '200' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tag = Date.now().toString(36);
-let client: Client;
-let store: ArtifactStore;
-const workers: SpawnedWorker[] = [];
-
-before(async () => {
-  client = await connectClient(e);
-  store = openStore(e);
-  await selectBackend({ prefer: 'wasm' });
-  const light = spawnWorker('light', { env });
-  workers.push(light);
-  await light.ready;
-});
-
-after(async () => {
-  await client?.connection.close();
-  await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
-});
+const harness = useFaultInjection(e, 200);
 
 function makeSpec(experiment: string, seed: number): TrainSpec {
   return parseTrainSpec({
@@ -75,21 +54,18 @@ async function uninterrupted(spec: TrainSpec) {
 }
 
 async function startComputeWorker(): Promise<SpawnedWorker> {
-  const w = spawnWorker('compute', { env });
-  workers.push(w);
+  const w = harness.spawnCompute();
   await w.ready;
   return w;
 }
 
 /** Each case owns the compute queue: no worker of an earlier case may pick up its run. */
-async function stopComputeWorkers(): Promise<void> {
-  await Promise.all(workers.filter((w) => w.role === 'compute').map((w) => stopWorker(w, 20_000)));
-}
+const stopComputeWorkers = (): Promise<void> => harness.stopCompute();
 
 async function waitForCheckpoint(spec: TrainSpec, atLeast: number): Promise<void> {
   const deadline = Date.now() + 180_000;
   for (;;) {
-    const steps = (await store.list(checkpointPrefix(trainRunId(spec.train)))).map(
+    const steps = (await harness.store.list(checkpointPrefix(trainRunId(spec.train)))).map(
       (o) => parseCheckpointStep(o.key) ?? 0,
     );
     if (steps.some((s) => s >= atLeast)) return;
@@ -99,7 +75,7 @@ async function waitForCheckpoint(spec: TrainSpec, atLeast: number): Promise<void
 }
 
 async function assertSameWeights(key: string, sha256: string, reference: NamedTensors): Promise<void> {
-  const stored = await store.getTensors(key, { expectSha256: sha256 });
+  const stored = await harness.store.getTensors(key, { expectSha256: sha256 });
   assert.deepEqual(Object.keys(stored.tensors).sort(), Object.keys(reference).sort());
   for (const [name, tensor] of Object.entries(stored.tensors)) {
     const ref = reference[name];
@@ -115,7 +91,7 @@ test('a SIGKILLed compute worker loses nothing: the resumed run is bit-identical
   const reference = await uninterrupted(spec);
 
   const victim = await startComputeWorker();
-  const run = await startOrAttachTrain(client, spec);
+  const run = await startOrAttachTrain(harness.client, spec);
   // Kill only after a checkpoint past the first interval, so the retry must resume mid-run.
   await waitForCheckpoint(spec, 200);
   victim.child.kill('SIGKILL');
@@ -139,13 +115,13 @@ test('a SIGTERMed compute worker checkpoints at once and the run resumes exactly
   const reference = await uninterrupted(spec);
 
   const drained = await startComputeWorker();
-  const run = await startOrAttachTrain(client, spec);
+  const run = await startOrAttachTrain(harness.client, spec);
   await waitForCheckpoint(spec, 100);
   await sleep(300);
   drained.child.kill('SIGTERM');
   // A graceful stop: the worker exits by itself, well before its grace period forces anything.
   assert.equal(await drained.exited, 0);
-  const steps = (await store.list(checkpointPrefix(trainRunId(spec.train)))).map(
+  const steps = (await harness.store.list(checkpointPrefix(trainRunId(spec.train)))).map(
     (o) => parseCheckpointStep(o.key) ?? 0,
   );
   const drainStep = Math.max(...steps);

@@ -4,13 +4,9 @@
 // as they were, and every shard of the published set verifies and holds exactly the logits that an undisturbed
 // in-process computation with ml/ gives on the same (deterministic) WASM backend.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-
-import type { Client } from '@temporalio/client';
+import { test } from 'node:test';
 
 import { startOrAttachTrain } from '../cli/runs';
-import { endpointsToEnv } from '../infra/stack';
-import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { augmentImages } from '../ml/data/augment';
 import { predictLogits } from '../ml/infer';
@@ -21,37 +17,18 @@ import {
   readLogitManifest,
   readLogitShardHeader,
   roundToFloat16,
-  type ArtifactStore,
 } from '../store';
-import { connectClient, openStore } from '../workers/connection';
-import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
 import { precomputeLogitsWorkflow } from '../workflows/logits';
 import { augmentationLabel, parsePrecomputeSpec, type PrecomputeStatus } from '../workflows/logits-specs';
 import { parseTrainSpec } from '../workflows/specs';
 import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
 import { testEndpoints } from './support/env';
+import { useFaultInjection } from './support/workers';
 
 const e = testEndpoints();
-const env = { ...endpointsToEnv(e), LTH_BACKEND: 'wasm', LTH_PROGRESS_INTERVAL_MS: '100' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tag = `lgk${Date.now().toString(36)}`;
-let client: Client;
-let store: ArtifactStore;
-const workers: SpawnedWorker[] = [];
-
-before(async () => {
-  client = await connectClient(e);
-  store = openStore(e);
-  await selectBackend({ prefer: 'wasm', log: () => {} });
-  const light = spawnWorker('light', { env });
-  workers.push(light);
-  await light.ready;
-});
-
-after(async () => {
-  await client?.connection.close();
-  await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
-});
+const harness = useFaultInjection(e, 100);
 
 const teacherTrain = {
   model: 'lenet-300-100' as const,
@@ -83,10 +60,12 @@ const spec = parsePrecomputeSpec({
 });
 
 test('a compute worker SIGKILLed mid-precompute: stored shards are kept and every logit is exact', async () => {
-  const trainer = spawnWorker('compute', { env });
-  workers.push(trainer);
+  const trainer = harness.spawnCompute();
   await trainer.ready;
-  const trained = await startOrAttachTrain(client, parseTrainSpec({ experiment: tag, train: teacherTrain }));
+  const trained = await startOrAttachTrain(
+    harness.client,
+    parseTrainSpec({ experiment: tag, train: teacherTrain }),
+  );
   const teacher = await trained.handle.result();
 
   // The set's keys, as activities/logits.ts derives them, to watch the shards appear.
@@ -101,9 +80,9 @@ test('a compute worker SIGKILLed mid-precompute: stored shards are kept and ever
     sampleCount: LIMIT,
     shardSize: SHARD_SIZE,
   });
-  assert.ok(!(await store.exists(keys.manifestKey)), 'a fresh logit set');
+  assert.ok(!(await harness.store.exists(keys.manifestKey)), 'a fresh logit set');
 
-  const handle = await client.workflow.start(precomputeLogitsWorkflow, {
+  const handle = await harness.client.workflow.start(precomputeLogitsWorkflow, {
     args: [spec],
     taskQueue: LIGHT_TASK_QUEUE,
     workflowId: `${tag}-precompute`,
@@ -130,13 +109,12 @@ test('a compute worker SIGKILLed mid-precompute: stored shards are kept and ever
   const stored = new Map<string, Date>();
   for (let i = 0; i < SHARDS; i++) {
     const key = keys.shardKey(i);
-    if (await store.exists(key)) stored.set(key, (await store.stat(key)).lastModified);
+    if (await harness.store.exists(key)) stored.set(key, (await harness.store.stat(key)).lastModified);
   }
   assert.ok(stored.size >= during.done, `${stored.size} shards stored, ${during.done} reported done`);
   assert.ok(stored.size < SHARDS, 'some shards are still to be computed');
 
-  const rescuer = spawnWorker('compute', { env });
-  workers.push(rescuer);
+  const rescuer = harness.spawnCompute();
   await rescuer.ready;
   const result = await handle.result();
 
@@ -156,22 +134,23 @@ test('a compute worker SIGKILLed mid-precompute: stored shards are kept and ever
   // Shards stored before the kill were kept, not rewritten.
   for (const [key, modified] of stored) {
     assert.equal(
-      (await store.stat(key)).lastModified.getTime(),
+      (await harness.store.stat(key)).lastModified.getTime(),
       modified.getTime(),
       `${key} was rewritten after the kill`,
     );
   }
 
   // Every shard of the published set verifies and holds the undisturbed computation's logits (float16-rounded).
-  const manifest = await readLogitManifest(store, result.manifestKey, { verify: 'content' });
+  const manifest = await readLogitManifest(harness.store, result.manifestKey, { verify: 'content' });
   assert.equal(manifest.shards.length, SHARDS);
   assert.deepEqual(
     manifest.shards.map((s) => s.key),
     result.shards.map((s) => s.key),
   );
   const data = loadDataset('mnist', 'train', { limit: LIMIT });
-  const weights = (await store.getTensors(teacher.weights.key, { expectSha256: teacher.weights.sha256 }))
-    .tensors;
+  const weights = (
+    await harness.store.getTensors(teacher.weights.key, { expectSha256: teacher.weights.sha256 })
+  ).tensors;
   const images = augmentImages(
     data,
     Int32Array.from({ length: LIMIT }, (_, i) => i),
@@ -182,7 +161,7 @@ test('a compute worker SIGKILLed mid-precompute: stored shards are kept and ever
   const C = model.numClasses;
   for (const [i, ref] of manifest.shards.entries()) {
     assert.equal(ref.key, keys.shardKey(i));
-    const { bytes } = await store.getBytes(ref.key, { expectSha256: ref.sha256 });
+    const { bytes } = await harness.store.getBytes(ref.key, { expectSha256: ref.sha256 });
     assert.equal(bytes.length, ref.bytes);
     const want = { format: 'float16' as const, classes: C, start: ref.start, end: ref.end };
     readLogitShardHeader(bytes, ref.key, want);
@@ -192,7 +171,7 @@ test('a compute worker SIGKILLed mid-precompute: stored shards are kept and ever
   }
 
   // Once published, the same spec is reused without any shard work.
-  const again = await client.workflow.execute(precomputeLogitsWorkflow, {
+  const again = await harness.client.workflow.execute(precomputeLogitsWorkflow, {
     args: [spec],
     taskQueue: LIGHT_TASK_QUEUE,
     workflowId: `${tag}-again`,

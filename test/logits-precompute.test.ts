@@ -5,9 +5,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 
@@ -24,21 +23,12 @@ import { augmentationLabel, parsePrecomputeSpec } from '../workflows/logits-spec
 import { parseTrainSpec } from '../workflows/specs';
 import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
 import { testEndpoints } from './support/env';
-import { startTestWorkers } from './support/workers';
+import { useTestWorkers } from './support/workers';
 import { rawClient } from './support/s3';
 
 const e = testEndpoints();
 const tag = `lg${Date.now().toString(36)}`;
-let client: Client;
-let stopWorkers: () => Promise<void> = async () => {};
-
-before(async () => {
-  ({ client, stop: stopWorkers } = await startTestWorkers(e));
-});
-
-after(async () => {
-  await stopWorkers();
-});
+const workers = useTestWorkers(e);
 
 const teacherTrain = {
   model: 'lenet-300-100' as const,
@@ -53,7 +43,7 @@ const teacherTrain = {
 };
 
 async function precompute(spec: ReturnType<typeof parsePrecomputeSpec>, id: string) {
-  return client.workflow.execute(precomputeLogitsWorkflow, {
+  return workers.client.workflow.execute(precomputeLogitsWorkflow, {
     args: [spec],
     taskQueue: LIGHT_TASK_QUEUE,
     workflowId: `${tag}-${id}`,
@@ -61,7 +51,10 @@ async function precompute(spec: ReturnType<typeof parsePrecomputeSpec>, id: stri
 }
 
 test('logits of a trained teacher are precomputed into shards, reused on rerun, and repaired when corrupt', async () => {
-  const trained = await startOrAttachTrain(client, parseTrainSpec({ experiment: tag, train: teacherTrain }));
+  const trained = await startOrAttachTrain(
+    workers.client,
+    parseTrainSpec({ experiment: tag, train: teacherTrain }),
+  );
   const run = await trained.handle.result();
 
   const spec = parsePrecomputeSpec({
@@ -88,7 +81,7 @@ test('logits of a trained teacher are precomputed into shards, reused on rerun, 
   // The history of this run (plan, three shards, publish) must replay against the current workflow code; with
   // LTH_RECORD_HISTORIES=1 it is also saved as a fixture for test/workflow-replay.test.ts.
   const firstId = `${tag}-first`;
-  const history = await client.workflow.getHandle(firstId).fetchHistory();
+  const history = await workers.client.workflow.getHandle(firstId).fetchHistory();
   await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows') }, history, firstId);
   if (process.env.LTH_RECORD_HISTORIES === '1') {
     fs.writeFileSync(path.join(__dirname, 'histories', 'logits-precompute.json'), historyToJSON(history));

@@ -3,15 +3,11 @@
 // newest checkpoint, and the experiment must end with every level's mask and final weights bit-identical to the
 // same IMP computed here in-process with ml/ directly, on the same (deterministic) WASM backend.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-
-import type { Client } from '@temporalio/client';
+import { test } from 'node:test';
 
 import { resolvePruning, trunkLineageId } from '../activities/lottery-plan';
 import { toMlConfig } from '../activities/train';
 import { startOrAttachLottery } from '../cli/runs';
-import { endpointsToEnv } from '../infra/stack';
-import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import { denseMasks, prune, sparsityReport } from '../ml/pruning';
@@ -24,40 +20,16 @@ import {
   type TrainResult,
   type TrainState,
 } from '../ml/train';
-import {
-  checkpointPrefix,
-  levelManifestKey,
-  levelTensorKey,
-  parseCheckpointStep,
-  type ArtifactStore,
-} from '../store';
-import { connectClient, openStore } from '../workers/connection';
-import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+import { checkpointPrefix, levelManifestKey, levelTensorKey, parseCheckpointStep } from '../store';
 import { parseLotterySpec, rewindStep, type LotterySpec } from '../workflows/lottery-specs';
 import type { LotteryStatus } from '../workflows/lottery-types';
 import { testEndpoints } from './support/env';
+import { useFaultInjection } from './support/workers';
 
 const e = testEndpoints();
-const env = { ...endpointsToEnv(e), LTH_BACKEND: 'wasm', LTH_PROGRESS_INTERVAL_MS: '100' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tag = Date.now().toString(36);
-let client: Client;
-let store: ArtifactStore;
-const workers: SpawnedWorker[] = [];
-
-before(async () => {
-  client = await connectClient(e);
-  store = openStore(e);
-  await selectBackend({ prefer: 'wasm' });
-  const light = spawnWorker('light', { env });
-  workers.push(light);
-  await light.ready;
-});
-
-after(async () => {
-  await client?.connection.close();
-  await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
-});
+const harness = useFaultInjection(e, 100);
 
 const ITERATIONS = 120;
 const REWIND = 20;
@@ -127,11 +99,11 @@ async function reference(s: LotterySpec): Promise<ReferenceLevel[]> {
 }
 
 async function checkpointSteps(runId: string): Promise<number[]> {
-  return (await store.list(checkpointPrefix(runId))).map((o) => parseCheckpointStep(o.key) ?? -1);
+  return (await harness.store.list(checkpointPrefix(runId))).map((o) => parseCheckpointStep(o.key) ?? -1);
 }
 
 async function assertSameTensors(key: string, sha256: string, expected: NamedTensors, what: string) {
-  const stored = (await store.getTensors(key, { expectSha256: sha256 })).tensors;
+  const stored = (await harness.store.getTensors(key, { expectSha256: sha256 })).tensors;
   assert.deepEqual(Object.keys(stored).sort(), Object.keys(expected).sort(), what);
   for (const [name, t] of Object.entries(expected)) {
     const got = stored[name];
@@ -146,10 +118,9 @@ test('a compute worker SIGKILLed during an IMP level: the level resumes and ever
   const lineage = trunkLineageId(spec);
   const level1Run = `${lineage}-L1`;
 
-  const victim = spawnWorker('compute', { env });
-  workers.push(victim);
+  const victim = harness.spawnCompute();
   await victim.ready;
-  const run = await startOrAttachLottery(client, spec);
+  const run = await startOrAttachLottery(harness.client, spec);
   assert.equal(run.started, true);
 
   // Level 1 starts at the rewind step (20) and checkpoints at 30, 40, ...: kill once a checkpoint past its first
@@ -160,14 +131,17 @@ test('a compute worker SIGKILLed during an IMP level: the level resumes and ever
   for (;;) {
     seen = Math.max(-1, ...(await checkpointSteps(level1Run)));
     if (seen >= past) break;
-    assert.ok(!(await store.exists(levelManifestKey(lineage, 1))), 'level 1 finished before it was killed');
+    assert.ok(
+      !(await harness.store.exists(levelManifestKey(lineage, 1))),
+      'level 1 finished before it was killed',
+    );
     assert.ok(Date.now() < deadline, `no level-1 checkpoint at step >= ${past} within five minutes`);
     await sleep(20);
   }
   victim.child.kill('SIGKILL');
   assert.equal(await victim.exited, 'SIGKILL');
   assert.ok(
-    !(await store.exists(levelManifestKey(lineage, 1))),
+    !(await harness.store.exists(levelManifestKey(lineage, 1))),
     'the kill must land while level 1 is still training',
   );
   assert.ok(seen < ITERATIONS, `checkpoint at step ${seen}`);
@@ -183,8 +157,7 @@ test('a compute worker SIGKILLed during an IMP level: the level resumes and ever
   assert.ok(running, `status shows level 1 running: ${JSON.stringify(during.running)}`);
   assert.ok(running.step > REWIND && running.step < ITERATIONS, `level 1 progress at step ${running.step}`);
 
-  const rescuer = spawnWorker('compute', { env });
-  workers.push(rescuer);
+  const rescuer = harness.spawnCompute();
   await rescuer.ready;
   const result = await run.handle.result();
 
@@ -228,7 +201,7 @@ test('a compute worker SIGKILLed during an IMP level: the level resumes and ever
     assert.equal(got.remaining, sparsityReport(ref.masks).remaining, `level ${level} remaining`);
   }
   // The rewind point each pruned level trained from is the dense run's step-20 state under its mask.
-  const r1 = await store.getTensors(levelTensorKey(lineage, 1, 'rewind'));
+  const r1 = await harness.store.getTensors(levelTensorKey(lineage, 1, 'rewind'));
   assert.equal(stateFromTensors(r1.tensors, r1.metadata).step, REWIND);
 
   // A finished level leaves no checkpoints behind, not even those of the killed attempt.

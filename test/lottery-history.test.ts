@@ -7,9 +7,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import type { Client } from '@temporalio/client';
 import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 
@@ -18,20 +17,11 @@ import { branchWorkflowId, parseLotterySpec, type BranchSpec } from '../workflow
 import type { LotteryStatus } from '../workflows/lottery-types';
 import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
 import { testEndpoints } from './support/env';
-import { startTestWorkers } from './support/workers';
+import { useTestWorkers } from './support/workers';
 
 const e = testEndpoints();
 const tag = `lh${Date.now().toString(36)}`;
-let client: Client;
-let stopWorkers: () => Promise<void> = async () => {};
-
-before(async () => {
-  ({ client, stop: stopWorkers } = await startTestWorkers(e));
-});
-
-after(async () => {
-  await stopWorkers();
-});
+const workers = useTestWorkers(e);
 
 const reinit: BranchSpec = { kind: 'reinit', seed: 1 };
 const rewind: BranchSpec = { kind: 'rewind', to: { step: 8 } };
@@ -66,7 +56,7 @@ async function chain(workflowId: string, firstRunId: string): Promise<RunHistory
   const runs: RunHistory[] = [];
   let runId: string | null | undefined = firstRunId;
   while (runId) {
-    const history: History = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const history: History = await workers.client.workflow.getHandle(workflowId, runId).fetchHistory();
     runs.push({ workflowId, runId, history });
     const last = history.events?.[history.events.length - 1];
     runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
@@ -97,7 +87,7 @@ function countSignals(h: History, name: string): number {
 
 test('every run of a lottery trunk and its branches replays against the current workflow code', async () => {
   const workflowId = `lottery-replay-${tag}`;
-  const handle = await client.workflow.start(lotteryWorkflow, {
+  const handle = await workers.client.workflow.start(lotteryWorkflow, {
     args: [{ spec }],
     taskQueue: LIGHT_TASK_QUEUE,
     workflowId,
@@ -111,7 +101,7 @@ test('every run of a lottery trunk and its branches replays against the current 
     result.branches.map((b) => b.label),
     ['reinit-s1', 'rewind-step8'],
   );
-  const status = await client.workflow.getHandle(workflowId).query<LotteryStatus>('status');
+  const status = await workers.client.workflow.getHandle(workflowId).query<LotteryStatus>('status');
   assert.equal(status.phase, 'done');
 
   // One run per level: level 0 continues as new, the last level's run starts the branches and completes.

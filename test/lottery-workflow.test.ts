@@ -2,9 +2,7 @@
 // (levels 0..2, global magnitude), its level artifacts and exact sparsity, reuse of finished levels, and the
 // control branches reusing the trunk's artifacts without retraining it.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-
-import type { Client } from '@temporalio/client';
+import { test } from 'node:test';
 
 import { trunkLineageId } from '../activities/lottery-plan';
 import { startOrAttachLottery } from '../cli/runs';
@@ -17,20 +15,11 @@ import { openStore } from '../workers/connection';
 import { parseLotterySpec } from '../workflows/lottery-specs';
 import type { LotteryStatus } from '../workflows/lottery-types';
 import { testEndpoints } from './support/env';
-import { startTestWorkers } from './support/workers';
+import { useTestWorkers } from './support/workers';
 
 const e = testEndpoints();
 const tag = `lt${Date.now().toString(36)}`;
-let client: Client;
-let stopWorkers: () => Promise<void> = async () => {};
-
-before(async () => {
-  ({ client, stop: stopWorkers } = await startTestWorkers(e));
-});
-
-after(async () => {
-  await stopWorkers();
-});
+const workers = useTestWorkers(e);
 
 const spec = parseLotterySpec({
   experiment: tag,
@@ -52,7 +41,7 @@ const spec = parseLotterySpec({
 });
 
 test('lotteryWorkflow trains levels 0..2 with exact global-magnitude masks rewound to step 10', async () => {
-  const run = await startOrAttachLottery(client, spec);
+  const run = await startOrAttachLottery(workers.client, spec);
   const result = await run.handle.result();
   assert.deepEqual(
     result.levels.map((l) => l.level),
@@ -123,7 +112,7 @@ test('a rerun with more levels reuses the finished ones; branches reuse the trun
       { kind: 'one-shot' },
     ],
   });
-  const run = await startOrAttachLottery(client, more);
+  const run = await startOrAttachLottery(workers.client, more);
   const result = await run.handle.result();
   assert.deepEqual(
     result.levels.map((l) => [l.level, l.reused]),
@@ -177,7 +166,7 @@ test('a rerun with more levels reuses the finished ones; branches reuse the trun
   assert.equal(reinit.levels[0]!.startStep, 0);
 
   // The same spec again attaches to the finished run instead of starting anything.
-  const again = await startOrAttachLottery(client, more);
+  const again = await startOrAttachLottery(workers.client, more);
   assert.equal(again.started, false);
   assert.equal(again.workflowId, run.workflowId);
 });
@@ -204,7 +193,7 @@ test('a Conv-2 trunk prunes layerwise (Frankle & Carbin rates) with exact per-la
       fractions: { 'conv1.weight': 0.1, 'conv2.weight': 0.1 },
     },
   });
-  const run = await startOrAttachLottery(client, conv);
+  const run = await startOrAttachLottery(workers.client, conv);
   const result = await run.handle.result();
   const store = openStore(e);
   const mask = (await store.getTensors(result.levels[1]!.mask.key)).tensors;

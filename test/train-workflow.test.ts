@@ -1,13 +1,13 @@
 // The first workflow end to end on the real Temporal server and MinIO: a small LeNet-300-100 run,
 // its artifacts in the store, its progress query, its search attributes, and idempotent starts.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 
 import { startOrAttachTrain } from '../cli/runs';
@@ -17,20 +17,11 @@ import { parseTrainSpec } from '../workflows/specs';
 import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
 import type { TrainStatus } from '../workflows/train-types';
 import { testEndpoints } from './support/env';
-import { startTestWorkers } from './support/workers';
+import { useTestWorkers } from './support/workers';
 
 const e = testEndpoints();
 const tag = `wf${Date.now().toString(36)}`;
-let client: Client;
-let stopWorkers: () => Promise<void> = async () => {};
-
-before(async () => {
-  ({ client, stop: stopWorkers } = await startTestWorkers(e));
-});
-
-after(async () => {
-  await stopWorkers();
-});
+const workers = useTestWorkers(e);
 
 const spec = parseTrainSpec({
   experiment: tag,
@@ -49,7 +40,7 @@ const spec = parseTrainSpec({
 });
 
 test('trainWorkflow trains on the compute worker and publishes its artifacts', async () => {
-  const run = await startOrAttachTrain(client, spec);
+  const run = await startOrAttachTrain(workers.client, spec);
   assert.equal(run.started, true);
   const result = await run.handle.result();
 
@@ -117,7 +108,7 @@ test('trainWorkflow trains on the compute worker and publishes its artifacts', a
 });
 
 test('starting the same spec again attaches to the finished run', async () => {
-  const again = await startOrAttachTrain(client, spec);
+  const again = await startOrAttachTrain(workers.client, spec);
   assert.equal(again.started, false);
   const first = await again.handle.result();
   const description = await again.handle.describe();
@@ -127,16 +118,16 @@ test('starting the same spec again attaches to the finished run', async () => {
 
 test('the same training under another experiment label reuses the stored artifacts', async () => {
   const relabelled = parseTrainSpec({ ...spec, experiment: `${tag}-copy` });
-  const run = await startOrAttachTrain(client, relabelled);
+  const run = await startOrAttachTrain(workers.client, relabelled);
   assert.equal(run.started, true);
   const result = await run.handle.result();
   assert.equal(result.reused, true);
-  const original = await startOrAttachTrain(client, spec);
+  const original = await startOrAttachTrain(workers.client, spec);
   assert.equal(result.weights.sha256, (await original.handle.result()).weights.sha256);
 });
 
 test('an invalid spec fails the workflow at once, without retries, naming the field', async () => {
-  const handle = await client.workflow.start('trainWorkflow', {
+  const handle = await workers.client.workflow.start('trainWorkflow', {
     args: [{ experiment: tag, train: { iterations: -5, batchSize: 'big' } }],
     taskQueue: LIGHT_TASK_QUEUE,
     workflowId: `${tag}-invalid`,

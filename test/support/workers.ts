@@ -1,10 +1,12 @@
 // The light and compute workers a workflow test runs against: real worker processes (as `lth worker` starts
 // them) on the test's stack, on WASM so that results do not depend on which native build a machine has.
 import type { Client } from '@temporalio/client';
+import { after, before } from 'node:test';
 
 import { endpointsToEnv, type StackEndpoints } from '../../infra/stack';
-import { connectClient } from '../../workers/connection';
-import { spawnWorker, stopWorker } from '../../workers/spawn';
+import type { ArtifactStore } from '../../store';
+import { connectClient, openStore } from '../../workers/connection';
+import { spawnWorker, stopWorker, type SpawnedWorker } from '../../workers/spawn';
 
 export interface TestWorkers {
   client: Client;
@@ -33,4 +35,79 @@ export async function startTestWorkers(
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * Starts the workers before the file's tests and stops them after; `client` is usable inside tests and hooks
+ * that run after the first `before`.
+ */
+export function useTestWorkers(
+  e: StackEndpoints,
+  env: Record<string, string> = {},
+): { readonly client: Client } {
+  let running: TestWorkers | null = null;
+  before(async () => {
+    running = await startTestWorkers(e, env);
+  });
+  after(async () => {
+    await running?.stop();
+  });
+  return {
+    get client(): Client {
+      if (!running) throw new Error('the test workers are not started yet (use the client inside a test)');
+      return running.client;
+    },
+  };
+}
+
+export interface FaultInjection {
+  readonly client: Client;
+  readonly store: ArtifactStore;
+  /** A compute worker the test may kill; whatever is still running is stopped after the file's tests. */
+  spawnCompute: () => SpawnedWorker;
+  /** Stops every compute worker started so far (so that the next case owns the compute queue). */
+  stopCompute: () => Promise<void>;
+}
+
+/**
+ * What the fault-injection tests share: a client, the store, one light worker for the whole file, compute
+ * workers the tests start and kill themselves, and WASM in this process for the reference computations.
+ */
+export function useFaultInjection(e: StackEndpoints, progressIntervalMs: number): FaultInjection {
+  const env = {
+    ...endpointsToEnv(e),
+    LTH_BACKEND: 'wasm',
+    LTH_PROGRESS_INTERVAL_MS: String(progressIntervalMs),
+  };
+  const workers: SpawnedWorker[] = [];
+  let client: Client | null = null;
+  const store = openStore(e);
+  before(async () => {
+    client = await connectClient(e);
+    // Loaded here so that the workflow tests using useTestWorkers do not load the ML backends.
+    const { selectBackend } = await import('../../ml/backend.js');
+    await selectBackend({ prefer: 'wasm', log: () => {} });
+    const light = spawnWorker('light', { env });
+    workers.push(light);
+    await light.ready;
+  });
+  after(async () => {
+    await client?.connection.close();
+    await Promise.all(workers.map((w) => stopWorker(w, 20_000)));
+  });
+  return {
+    get client(): Client {
+      if (!client) throw new Error('the client is not connected yet (use it inside a test)');
+      return client;
+    },
+    store,
+    spawnCompute: () => {
+      const w = spawnWorker('compute', { env });
+      workers.push(w);
+      return w;
+    },
+    stopCompute: async () => {
+      await Promise.all(workers.filter((w) => w.role === 'compute').map((w) => stopWorker(w, 20_000)));
+    },
+  };
 }

@@ -25,31 +25,21 @@ import {
 } from '../store/index.js';
 
 import { dropBucket, NO_S3, rawClient, s3, uniqueBucket } from './support/s3.js';
+import { uniform } from './support/uniform';
 
 const SAMPLES = 1000;
 const CLASSES = 10;
 const SHARD = 128; // 8 shards, the last one of 104 samples
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function teacherLogits(seed: number): Float32Array {
-  const r = rng(seed);
+  const r = uniform(seed);
   const out = new Float32Array(SAMPLES * CLASSES);
   for (let i = 0; i < out.length; i++) out[i] = (r() - 0.5) * 8;
   return out;
 }
 
 function permutation(n: number, seed: number): Int32Array {
-  const r = rng(seed);
+  const r = uniform(seed);
   const p = Int32Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));

@@ -21,21 +21,11 @@ import {
   type LogitFormat,
   type LogitManifestInput,
 } from '../store/index.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { uniform } from './support/uniform';
 
 /** Teacher-like logits: one class clearly ahead per sample, the rest spread. */
 function randomLogits(samples: number, classes: number, seed: number): Float32Array {
-  const r = rng(seed);
+  const r = uniform(seed);
   const out = new Float32Array(samples * classes);
   for (let s = 0; s < samples; s++) {
     const hot = Math.floor(r() * classes);
@@ -126,7 +116,7 @@ describe('float16 conversion', () => {
   });
 
   it('rounds random float32 values to the nearest half, ties to even', () => {
-    const r = rng(1);
+    const r = uniform(1);
     const f = new Float32Array(1);
     const u = new Uint32Array(f.buffer);
     let checked = 0;

@@ -10,6 +10,7 @@ import { selectBackend, type BackendName } from '../ml/backend';
 import { REGISTERED_GRADIENT_KERNELS } from '../ml/gradients';
 import { conv2dFilterGrad, conv2dInputGrad, conv2dPadding, type Padding4 } from '../ml/ops/conv';
 import { Rng } from '../ml/rng';
+import { assertClose } from './support/assert-close';
 
 const BACKENDS: BackendName[] = ['cpu', 'wasm'];
 const quiet = { log: () => {} };
@@ -109,22 +110,6 @@ function maxPoolLoop(
           if (dy) dx[at] = (dx[at] as number) + (dy[yi] as number);
         }
   return { y, dx, ys };
-}
-
-function assertClose(
-  name: string,
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  rtol: number,
-): void {
-  assert.equal(actual.length, expected.length, `${name}: length`);
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i] as number));
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i] as number;
-    const e = expected[i] as number;
-    assert.ok(Math.abs(a - e) <= rtol * Math.max(1, scale), `${name}[${i}]: ${a} vs ${e} (scale ${scale})`);
-  }
 }
 
 /** The same check as test/ml-gradients.test.ts: tf.grads of sum(f(xs) * R) against central differences. */

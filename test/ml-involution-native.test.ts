@@ -10,17 +10,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../ml/backend';
-import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import { Rng } from '../ml/rng';
 import { fromHost } from '../ml/tensors';
-import { train } from '../ml/train';
-import { CASES, checkAggregation, checkLayer, LEARN_CONFIG } from './support/involution-reference';
+import {
+  assertTeacherLearns,
+  CASES,
+  checkAggregation,
+  checkLayer,
+  TEACHERS,
+} from './support/involution-reference';
 
 const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
 const quiet = { log: () => {} };
 const native = () => selectBackend({ prefer: 'tensorflow', ...quiet });
-const TEACHERS = ['cnn-teacher', 'involution-teacher'];
 
 test(
   'involution matches the direct loop, forward and gradients, on the native backend',
@@ -63,23 +66,9 @@ test('the teachers’ native forward is deterministic and agrees with the cpu ba
   }
 });
 
-const trainData = loadDataset('mnist', 'train', { limit: 512 });
-const testData = loadDataset('mnist', 'test', { limit: 200 });
-
 for (const name of TEACHERS) {
   test(`${name} learns MNIST (512 train / 200 test images) on the native backend`, { skip }, async () => {
     await native();
-    const result = await train(LEARN_CONFIG(name), { train: trainData, test: testData });
-    const first = result.evals[0]!;
-    assert.ok(first.testAccuracy < 0.3, `untrained accuracy ${first.testAccuracy}`);
-    assert.ok(result.final.testAccuracy > 0.75, `final test accuracy ${result.final.testAccuracy}`);
-    assert.ok(
-      result.final.testLoss < first.testLoss / 3,
-      `test loss ${first.testLoss} -> ${result.final.testLoss}`,
-    );
-    console.log(
-      `native ${name}: test accuracy ${first.testAccuracy} -> ${result.final.testAccuracy}, ` +
-        `train accuracy ${result.final.trainAccuracy}`,
-    );
+    await assertTeacherLearns(name, 'native');
   });
 }

@@ -8,13 +8,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, type BackendName } from '../ml/backend';
-import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import { involution, involutionCF, involutionLayer } from '../ml/ops/involution';
 import { Rng } from '../ml/rng';
 import { fromHost, hostTensor } from '../ml/tensors';
-import { train } from '../ml/train';
-import { CASES, checkAggregation, checkLayer, LEARN_CONFIG } from './support/involution-reference';
+import {
+  assertTeacherLearns,
+  CASES,
+  checkAggregation,
+  checkLayer,
+  TEACHERS,
+} from './support/involution-reference';
 
 const quiet = { log: () => {} };
 async function use(backend: BackendName): Promise<void> {
@@ -82,8 +86,6 @@ test('with a kernel that is 1 at the centre tap and 0 elsewhere, involution is t
   tf.dispose([x, y]);
 });
 
-const TEACHERS = ['cnn-teacher', 'involution-teacher'];
-
 test('the teachers’ forward pass is deterministic: the same logits, bit for bit, from the same weights and input', async () => {
   await use('wasm');
   const rng = new Rng(6);
@@ -102,25 +104,11 @@ test('the teachers’ forward pass is deterministic: the same logits, bit for bi
   }
 });
 
-const trainData = loadDataset('mnist', 'train', { limit: 512 });
-const testData = loadDataset('mnist', 'test', { limit: 200 });
-
 for (const name of TEACHERS) {
   test(`${name} learns MNIST (512 train / 200 test images) on wasm`, async () => {
     await use('wasm');
     const before = tf.memory().numTensors;
-    const result = await train(LEARN_CONFIG(name), { train: trainData, test: testData });
+    await assertTeacherLearns(name, 'wasm');
     assert.equal(tf.memory().numTensors, before, 'train() leaves no tensors behind');
-    const first = result.evals[0]!;
-    assert.ok(first.testAccuracy < 0.3, `untrained accuracy ${first.testAccuracy}`);
-    assert.ok(result.final.testAccuracy > 0.75, `final test accuracy ${result.final.testAccuracy}`);
-    assert.ok(
-      result.final.testLoss < first.testLoss / 3,
-      `test loss ${first.testLoss} -> ${result.final.testLoss}`,
-    );
-    console.log(
-      `wasm ${name}: test accuracy ${first.testAccuracy} -> ${result.final.testAccuracy}, ` +
-        `train accuracy ${result.final.trainAccuracy}`,
-    );
   });
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../gradients.js';
 import type { NamedTensors } from '../tensors.js';
-import { kaimingNormal, zeros } from './init.js';
+import { initParams } from './init.js';
 import { paramGetter } from './params.js';
 import type { ModelDef, ParamSpec } from './types.js';
 
@@ -90,11 +90,7 @@ export function convNet(spec: ConvNetSpec): ModelDef {
     numClasses: CLASSES,
     params,
     init(seed: number): NamedTensors {
-      const out: NamedTensors = {};
-      for (const p of params) {
-        out[p.name] = p.kind === 'weight' ? kaimingNormal(seed, p, fanIn.get(p.name) as number) : zeros(p);
-      }
-      return out;
+      return initParams(seed, params, (p) => fanIn.get(p.name) as number);
     },
     forward(p, x, _training) {
       return tf.tidy(() => {

@@ -1,5 +1,5 @@
 import { Rng, deriveSeed } from '../rng.js';
-import { hostTensor, sizeOf, type HostTensor } from '../tensors.js';
+import { hostTensor, sizeOf, type HostTensor, type NamedTensors } from '../tensors.js';
 import type { ParamSpec } from './types.js';
 
 /**
@@ -18,4 +18,28 @@ export function kaimingNormal(seed: number, spec: ParamSpec, fanIn: number): Hos
 
 export function zeros(spec: ParamSpec): HostTensor {
   return hostTensor('float32', spec.shape);
+}
+
+/**
+ * A model's initial parameters: Kaiming-normal weights with the given fan-in, their std divided by `divisor`
+ * where a layer wants a smaller start, and zero biases.
+ */
+export function initParams(
+  seed: number,
+  params: readonly ParamSpec[],
+  fanIn: (p: ParamSpec) => number,
+  divisor: (p: ParamSpec) => number = () => 1,
+): NamedTensors {
+  const out: NamedTensors = {};
+  for (const p of params) {
+    if (p.kind === 'bias') {
+      out[p.name] = zeros(p);
+      continue;
+    }
+    const t = kaimingNormal(seed, p, fanIn(p));
+    const div = divisor(p);
+    if (div !== 1) for (let i = 0; i < t.data.length; i++) t.data[i] = (t.data[i] as number) / div;
+    out[p.name] = t;
+  }
+  return out;
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '../tensors.js';
-import { kaimingNormal, zeros } from './init.js';
+import { initParams } from './init.js';
 import { paramGetter } from './params.js';
 import type { ModelDef, ParamSpec } from './types.js';
 
@@ -28,11 +28,7 @@ export const lenet300100: ModelDef = {
   numClasses: 10,
   params: PARAMS,
   init(seed: number): NamedTensors {
-    const out: NamedTensors = {};
-    for (const p of PARAMS) {
-      out[p.name] = p.kind === 'weight' ? kaimingNormal(seed, p, p.shape[0] as number) : zeros(p);
-    }
-    return out;
+    return initParams(seed, PARAMS, (p) => p.shape[0] as number);
   },
   forward(params, x, _training) {
     return tf.tidy(() => {

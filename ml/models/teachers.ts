@@ -30,7 +30,7 @@ import '../gradients.js';
 import { involutionLayerCF, swapBatchAndChannels, type InvolutionOptions } from '../ops/involution.js';
 import type { NamedTensors } from '../tensors.js';
 import { convNet } from './conv.js';
-import { kaimingNormal, zeros } from './init.js';
+import { initParams } from './init.js';
 import { paramGetter } from './params.js';
 import type { ModelDef, ParamSpec } from './types.js';
 
@@ -110,18 +110,12 @@ export function involutionNet(spec: InvolutionNetSpec): ModelDef {
     numClasses: CLASSES,
     params,
     init(seed: number): NamedTensors {
-      const out: NamedTensors = {};
-      for (const p of params) {
-        if (p.kind === 'bias') {
-          out[p.name] = zeros(p);
-          continue;
-        }
-        const t = kaimingNormal(seed, p, fanIn.get(p.name) as number);
-        const div = initDivisor(p.name, spec.blocks);
-        if (div !== 1) for (let i = 0; i < t.data.length; i++) t.data[i] = (t.data[i] as number) / div;
-        out[p.name] = t;
-      }
-      return out;
+      return initParams(
+        seed,
+        params,
+        (p) => fanIn.get(p.name) as number,
+        (p) => initDivisor(p.name, spec.blocks),
+      );
     },
     forward(p, x, _training) {
       return tf.tidy(() => {

@@ -15,8 +15,7 @@ import {
 } from './logits-specs';
 import * as sa from './search-attributes';
 import { SpecError } from './specs';
-import { COMPUTE_TASK_QUEUE } from './task-queues';
-import { NON_RETRYABLE_ERROR_TYPES } from './train';
+import { computeActivityOptions } from './compute-activities';
 
 export const precomputeStatusQuery = defineQuery<PrecomputeStatus>('status');
 
@@ -47,17 +46,9 @@ export async function precomputeLogitsWorkflow(input: unknown): Promise<Precompu
     { key: sa.RUN_KIND, value: 'logits' },
     { key: sa.PHASE, value: 'planning' },
   ]);
-  const { planLogits, precomputeLogitShard, publishLogits } = proxyActivities<Activities>({
-    taskQueue: COMPUTE_TASK_QUEUE,
-    startToCloseTimeout: '1 day',
-    heartbeatTimeout: `${spec.heartbeatTimeoutSeconds} seconds`,
-    retry: {
-      initialInterval: '2 seconds',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
-    },
-  });
+  const { planLogits, precomputeLogitShard, publishLogits } = proxyActivities<Activities>(
+    computeActivityOptions(spec.heartbeatTimeoutSeconds, { startToCloseTimeout: '1 day' }),
+  );
   try {
     const plan = await planLogits({ spec: input });
     status.shardCount = plan.shardCount;

@@ -30,8 +30,7 @@ import type {
 } from './lottery-types';
 import * as sa from './search-attributes';
 import { SpecError } from './specs';
-import { COMPUTE_TASK_QUEUE } from './task-queues';
-import { NON_RETRYABLE_ERROR_TYPES } from './train';
+import { computeActivityOptions } from './compute-activities';
 
 export const levelProgressSignal = defineSignal<[LevelProgressUpdate]>('levelProgress');
 export const lotteryStatusQuery = defineQuery<LotteryStatus>('status');
@@ -46,18 +45,10 @@ function parseOrFail<T>(parse: () => T): T {
 }
 
 function levelActivities(spec: LotterySpec) {
-  return proxyActivities<Activities>({
-    taskQueue: COMPUTE_TASK_QUEUE,
-    // A level may take hours; liveness is judged by heartbeats, not by this bound.
-    startToCloseTimeout: '7 days',
-    heartbeatTimeout: `${spec.heartbeatTimeoutSeconds} seconds`,
-    retry: {
-      initialInterval: '2 seconds',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES, 'LevelNotFinishedError'],
-    },
-  });
+  // A level may take hours; liveness is judged by heartbeats.
+  return proxyActivities<Activities>(
+    computeActivityOptions(spec.heartbeatTimeoutSeconds, { nonRetryable: ['LevelNotFinishedError'] }),
+  );
 }
 
 /** Live state of a workflow: finished levels, progress of running ones; shared by trunk and branch. */

@@ -9,16 +9,13 @@ import {
 } from '@temporalio/workflow';
 
 import type { Activities } from '../activities';
+import { computeActivityOptions } from './compute-activities';
 import * as sa from './search-attributes';
 import { parseTrainSpec, SpecError, type TrainSpec } from './specs';
-import { COMPUTE_TASK_QUEUE } from './task-queues';
 import type { TrainProgressUpdate, TrainRunResult, TrainStatus } from './train-types';
 
 export const trainProgressSignal = defineSignal<[TrainProgressUpdate]>('trainProgress');
 export const trainStatusQuery = defineQuery<TrainStatus>('status');
-
-/** Errors that no retry can fix: the activity throws them as non-retryable failures by type. */
-export const NON_RETRYABLE_ERROR_TYPES = ['SpecError', 'IntegrityError', 'ArtifactNotFoundError'];
 
 /**
  * One durable training run. The activity checkpoints to the store and heartbeats the checkpoint key,
@@ -58,18 +55,7 @@ export async function trainWorkflow(input: unknown): Promise<TrainRunResult> {
     { key: sa.PHASE, value: 'queued' },
   ]);
 
-  const { train } = proxyActivities<Activities>({
-    taskQueue: COMPUTE_TASK_QUEUE,
-    // A run may take hours; liveness is judged by heartbeats, not by this bound.
-    startToCloseTimeout: '7 days',
-    heartbeatTimeout: `${spec.heartbeatTimeoutSeconds} seconds`,
-    retry: {
-      initialInterval: '2 seconds',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
-    },
-  });
+  const { train } = proxyActivities<Activities>(computeActivityOptions(spec.heartbeatTimeoutSeconds));
 
   try {
     const result = await train({ spec, progressWorkflowId: workflowInfo().workflowId });

@@ -24,7 +24,6 @@ import path from 'node:path';
 import { Command } from 'commander';
 
 import { logitSetKeysFor } from '../activities/logits';
-import { readTrainRun, trainRunId } from '../activities/train';
 import { logitSetAccuracy } from '../cli/commands/teachers';
 import { startOrAttachPrecompute, startOrAttachTrain } from '../cli/runs';
 import { endpointsToEnv, REPO_ROOT, stackDown } from '../infra/stack';
@@ -157,7 +156,26 @@ async function main(): Promise<void> {
     workers.splice(workers.indexOf(w), 1);
   };
 
-  const trained = new Map<string, { testAccuracy: number; backend: string; reused: boolean }>();
+  const trained = new Map<
+    string,
+    { testAccuracy: number; backend: string; reused: boolean; weights: { key: string; sha256: string } }
+  >();
+  const weightsOf = (t: Teacher): { key: string; sha256: string } => {
+    const w = trained.get(t.name)?.weights;
+    if (!w) throw new Error(`${t.name}: no finished training run`);
+    return w;
+  };
+  // Sample counts per (dataset, limit), so that each split is loaded once for them, not once per backend.
+  const sampleCounts = new Map<string, number>();
+  const sampleCount = (dataset: DatasetName, limit: number | undefined): number => {
+    const key = `${dataset}/${limit ?? 'all'}`;
+    let n = sampleCounts.get(key);
+    if (n === undefined) {
+      n = loadDataset(dataset, 'train', { limit }).n;
+      sampleCounts.set(key, n);
+    }
+    return n;
+  };
   const throughput = new Map<string, Record<string, { samples: number; seconds: number; perSec: number }>>();
   const testSets = new Map<string, string>();
   const formatSets = new Map<string, { format: LogitFormat; k?: number; manifestKey: string }[]>();
@@ -178,7 +196,12 @@ async function main(): Promise<void> {
       const run = await startOrAttachTrain(c, parseTrainSpec({ experiment: 'bench-logits', train: t.train }));
       log(`${t.name}: ${run.started ? 'training' : 'attached to'} ${run.workflowId}`);
       const r = await run.handle.result();
-      trained.set(t.name, { testAccuracy: r.final.testAccuracy, backend: r.backend, reused: r.reused });
+      trained.set(t.name, {
+        testAccuracy: r.final.testAccuracy,
+        backend: r.backend,
+        reused: r.reused,
+        weights: r.weights,
+      });
       log(`${t.name}: test accuracy ${(100 * r.final.testAccuracy).toFixed(2)}% (${r.backend})`);
     }
     await retire(worker);
@@ -192,12 +215,9 @@ async function main(): Promise<void> {
         const limit =
           subset !== undefined ? Math.min(subset / (quick ? 5 : 1), trainLimit ?? Infinity) : trainLimit;
         const spec = precomputeSpec(t, `bench-logits-${stamp}-${backend}`, limit ? { limit } : {});
-        const run = await readTrainRun(store, trainRunId(t.train));
-        if (!run) throw new Error(`${t.name}: no finished training run`);
-        const samples = loadDataset(t.dataset, 'train', { limit }).n;
         const removed = await deleteLogitSet(
           store,
-          logitSetKeysFor(spec, run.weights.sha256, samples).manifestKey,
+          logitSetKeysFor(spec, weightsOf(t).sha256, sampleCount(t.dataset, limit)).manifestKey,
         );
         const t0 = performance.now();
         const r = await precompute(spec);
@@ -296,6 +316,7 @@ async function main(): Promise<void> {
 
     const epochSets = [...formatSets].map(([name, sets]) => ({
       teacher: teachers.find((t) => t.name === name) as Teacher,
+      weights: weightsOf(teachers.find((t) => t.name === name) as Teacher),
       manifestKey: (sets.find((s) => s.format === 'float16') as { manifestKey: string }).manifestKey,
     }));
     const epoch = await epochComparison(store, epochSets, trainLimit);
@@ -356,13 +377,12 @@ async function readAllProbabilities(store: ArtifactStore, manifestKey: string): 
  */
 async function epochComparison(
   store: ArtifactStore,
-  sets: { teacher: Teacher; manifestKey: string }[],
+  sets: { teacher: Teacher; weights: { key: string; sha256: string }; manifestKey: string }[],
   trainLimit: number | undefined,
 ): Promise<Record<string, unknown>> {
   const data = loadDataset('mnist', 'train', { limit: trainLimit });
   const order = new Rng(2026).permutation(data.n);
   const keys = sets.map((s) => s.manifestKey);
-  const teachers = sets.map((s) => s.teacher);
   const identity = { dataset: 'mnist', split: 'train', augmentation: { policy: 'none', seed: 0 } };
   const t0 = performance.now();
   const reader = await LogitReader.open(store, keys, identity);
@@ -377,10 +397,9 @@ async function epochComparison(
 
   const backend = await selectBackend({ prefer: 'tensorflow', log });
   const weights = [];
-  for (const t of teachers) {
-    const run = await readTrainRun(store, trainRunId(t.train));
-    if (!run) throw new Error(`${t.name}: no finished training run`);
-    weights.push({ model: t.model, weights: (await store.getTensors(run.weights.key)).tensors });
+  for (const s of sets) {
+    const { tensors } = await store.getTensors(s.weights.key, { expectSha256: s.weights.sha256 });
+    weights.push({ model: s.teacher.model, weights: tensors });
   }
   const t1 = performance.now();
   // The student's batches in the epoch's order, gathered once (a student's input pipeline does that anyway).
@@ -397,7 +416,7 @@ async function epochComparison(
   );
   return {
     samples: data.n,
-    teachers: teachers.map((t) => t.model),
+    teachers: sets.map((s) => s.teacher.model),
     batchSize: BATCH,
     readFromStoreSeconds,
     readFromStore: { rows, bytes: readStats.fetchedBytes, shardDownloads: readStats.fetched },

@@ -2,17 +2,17 @@
 // heartbeat the checkpoint's key, hand over on drain, signal throttled progress to a workflow. Shared by the
 // `train` activity and the IMP level activities; the caller decides what the run starts from and what it
 // publishes when it is done.
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { z } from 'zod';
 
 import type { Dataset } from '../ml/data';
 import type { NamedTensors } from '../ml/tensors';
+import type { TrainProgressUpdate } from '../contract/train';
 import {
   stateFromTensors,
   stateToTensors,
   train,
-  TrainingStoppedError,
   type TrainConfig,
   type TrainResult,
   type TrainState,
@@ -24,8 +24,6 @@ import {
   checkpointPrefix,
   parseCheckpointStep,
 } from '../store';
-import { SpecError } from '../workflows/specs';
-import type { TrainProgressUpdate } from '../workflows/train-types';
 
 export interface DurableTrainingDeps {
   store: ArtifactStore;
@@ -72,19 +70,6 @@ const checkpointRefSchema = z.object({
   step: z.number().int(),
 });
 type CheckpointRef = z.infer<typeof checkpointRefSchema>;
-
-/** Turns errors into the failures Temporal should see: drains retry elsewhere, bad input never retries. */
-export function toActivityFailure(err: unknown): unknown {
-  if (err instanceof TrainingStoppedError) {
-    // Retryable on purpose: the next attempt, on any worker, resumes from this checkpoint.
-    return ApplicationFailure.retryable(`compute worker is shutting down; ${err.message}`, 'WorkerDraining');
-  }
-  if (err instanceof SpecError) return ApplicationFailure.nonRetryable(err.message, 'SpecError');
-  if (err instanceof Error && (err as { nonRetryable?: unknown }).nonRetryable === true) {
-    return ApplicationFailure.nonRetryable(err.message, err.name);
-  }
-  return err;
-}
 
 async function loadResumePoint(
   deps: DurableTrainingDeps,

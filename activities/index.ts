@@ -1,12 +1,12 @@
+import type { ComputeActivities } from '../contract/activities';
+import type { DurableTrainingDeps } from './durable-training';
 import { createLogitActivities } from './logits';
 import { createLotteryActivities } from './lottery';
-import { createTrainActivities, type TrainActivityDeps } from './train';
+import { createTrainActivities } from './train';
 
-export type ActivityDeps = TrainActivityDeps;
+export type ActivityDeps = DurableTrainingDeps;
 
-/** All activities, bound to the worker's store, client and backend. */
-export function createActivities(deps: ActivityDeps) {
+/** All activities, bound to the worker's store, client and backend: the contract's ComputeActivities. */
+export function createActivities(deps: ActivityDeps): ComputeActivities {
   return { ...createTrainActivities(deps), ...createLotteryActivities(deps), ...createLogitActivities(deps) };
 }
-
-export type Activities = ReturnType<typeof createActivities>;

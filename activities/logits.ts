@@ -17,16 +17,22 @@ import {
   type ArtifactStore,
   type LogitShardRef,
 } from '../store';
+import { trainRunId } from '../contract/ids';
 import {
   augmentationLabel,
   parsePrecomputeSpec,
   type LogitPlan,
+  type LogitPlanRef,
+  type LogitShardInput,
   type LogitShardResult,
+  type PlanLogitsInput,
   type PrecomputeSpec,
-} from '../workflows/logits-specs';
-import { SpecError } from '../workflows/specs';
-import { toActivityFailure, type DurableTrainingDeps } from './durable-training';
-import { readTrainRun, trainRunId } from './train';
+  type PublishLogitsInput,
+} from '../contract/precompute';
+import { specError } from '../contract/spec';
+import type { DurableTrainingDeps } from './durable-training';
+import { activity } from './failures';
+import { readTrainRun } from './run-records';
 
 /** The fields besides the teacher that identify the logit set a precompute spec produces over this many samples. */
 function logitSetIdentity(spec: PrecomputeSpec, sampleCount: number) {
@@ -45,12 +51,6 @@ function logitSetIdentity(spec: PrecomputeSpec, sampleCount: number) {
 /** The keys of the logit set a precompute spec produces with these teacher weights over this many samples. */
 export function logitSetKeysFor(spec: PrecomputeSpec, weightsSha256: string, sampleCount: number) {
   return logitSetKeys({ teacherWeightsSha256: weightsSha256, ...logitSetIdentity(spec, sampleCount) });
-}
-
-/** What the shard and publish activities take from the plan instead of looking the teacher up again. */
-export interface LogitPlanRef {
-  weights: { key: string; sha256: string };
-  sampleCount: number;
 }
 
 type Weights = Awaited<ReturnType<ArtifactStore['getTensors']>>['tensors'];
@@ -91,8 +91,11 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     const runId = trainRunId(spec.teacher.train);
     const run = await readTrainRun(store, runId);
     if (!run) {
-      const msg = `teacher.train: no finished training run ${runId} for this config; train it first (lth train or lth teachers train)`;
-      throw new SpecError(`invalid precompute spec:\n  ${msg}`, [msg]);
+      throw specError(
+        'precompute spec',
+        'teacher.train',
+        `no finished training run ${runId} for this config; train it first (lth train or lth teachers train)`,
+      );
     }
     return run;
   }
@@ -204,24 +207,13 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     return keys.manifestKey;
   }
 
-  const guarded =
-    <A extends unknown[], R>(f: (...a: A) => Promise<R>) =>
-    async (...a: A): Promise<R> => {
-      try {
-        return await f(...a);
-      } catch (err) {
-        throw toActivityFailure(err);
-      }
-    };
-
   return {
-    planLogits: guarded(async (input: { spec: unknown }) => plan(parsePrecomputeSpec(input.spec))),
-    precomputeLogitShard: guarded(async (input: { spec: unknown; shard: number; plan?: LogitPlanRef }) =>
+    planLogits: activity(async (input: PlanLogitsInput) => plan(parsePrecomputeSpec(input.spec))),
+    precomputeLogitShard: activity(async (input: LogitShardInput) =>
       shard(parsePrecomputeSpec(input.spec), input.shard, input.plan),
     ),
-    publishLogits: guarded(
-      async (input: { spec: unknown; shards: LogitShardResult[]; plan?: LogitPlanRef }) =>
-        publish(parsePrecomputeSpec(input.spec), input.shards, input.plan),
+    publishLogits: activity(async (input: PublishLogitsInput) =>
+      publish(parsePrecomputeSpec(input.spec), input.shards, input.plan),
     ),
   };
 }

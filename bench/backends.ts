@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { selectBackend, type BackendName } from '../ml/backend';
 import { loadDataset } from '../ml/data';
-import { getModel, MODEL_NAMES } from '../ml/models';
+import { getModel, isModelName, MODEL_NAMES } from '../ml/models';
 import { Trainer, type OptimizerSpec, type TrainConfig } from '../ml/train';
 import { machineInfo } from './support';
 
@@ -182,8 +182,8 @@ function plannedRuns(filter: string[]): RunSpec[] {
       all.push({ ...b, model, batch: slowCpu ? CPU_CONV_BATCH : BATCH, rounds: slowCpu ? 1 : ROUNDS });
     }
   }
-  const models = filter.filter((f) => MODEL_NAMES.includes(f));
-  const backendFilter = filter.filter((f) => !MODEL_NAMES.includes(f));
+  const models: string[] = filter.filter((f) => isModelName(f));
+  const backendFilter = filter.filter((f) => !isModelName(f));
   return all.filter(
     (r) =>
       (models.length === 0 || models.includes(r.model)) &&

@@ -25,8 +25,8 @@ import { endpointsToEnv, REPO_ROOT, stackDown } from '../infra/stack';
 import { connectClient } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
 import { machineInfo, startBenchStack } from './support';
-import type { LevelResult, LotteryResult } from '../workflows/lottery-types';
-import { parseLotterySpec, type LotterySpecInput } from '../workflows/lottery-specs';
+import { type LevelResult, type LotteryResult } from '../contract/lottery';
+import { parseLotterySpec, type LotterySpecInput } from '../contract/lottery';
 
 interface Stat {
   mean: number;

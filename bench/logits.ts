@@ -43,12 +43,8 @@ import {
 import { connectClient, openStore } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
 import { machineInfo, startBenchStack } from './support';
-import {
-  parsePrecomputeSpec,
-  type PrecomputeResult,
-  type PrecomputeSpecInput,
-} from '../workflows/logits-specs';
-import { parseTrainSpec, type TrainConfigSpec, type TrainSpecInput } from '../workflows/specs';
+import { parsePrecomputeSpec, type PrecomputeResult, type PrecomputeSpecInput } from '../contract/precompute';
+import { parseTrainSpec, type TrainConfigSpec, type TrainSpecInput } from '../contract/train';
 
 const TEACHERS = ['cnn-teacher', 'involution-teacher'] as const;
 const DATASETS: DatasetName[] = ['mnist', 'fashion-mnist'];

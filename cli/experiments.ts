@@ -11,21 +11,19 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { z } from 'zod';
 
-import type {
-  BranchSummary,
-  LevelProgressUpdate,
-  LevelResult,
-  LotteryResult,
-  LotteryStatus,
-} from '../workflows/lottery-types';
-
-/** The experiment label, as the specs allow it (it goes into a visibility query). */
-export const experimentNameSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, dot, dash, underscore; at most 64');
+import { branchTrunkWorkflowId, isBranchTrunkWorkflowId } from '../contract/branches';
+import { nameSchema } from '../contract/spec';
+import {
+  type BranchSummary,
+  type LevelProgressUpdate,
+  type LevelResult,
+  type LotteryResult,
+  type LotteryStatus,
+} from '../contract/lottery';
 
 export function parseExperimentName(value: string, what = 'EXPERIMENT'): string {
-  const r = experimentNameSchema.safeParse(value);
+  // As the specs allow it: it goes into a visibility query.
+  const r = nameSchema.safeParse(value);
   if (!r.success)
     throw new Error(`${what}: "${value}" is not an experiment name (${r.error.issues[0]?.message})`);
   return r.data;
@@ -84,7 +82,7 @@ export async function listLotteryExecutions(
 }
 
 function isNestedTrunk(id: string): boolean {
-  return id.endsWith('.trunk');
+  return isBranchTrunkWorkflowId(id);
 }
 
 /** Top-level trunks of an experiment (not the IMP lineages that rewind branches train as children). */
@@ -220,7 +218,7 @@ export async function readExperiment(client: Client, experiment: string): Promis
         ...g.branches.map(async (b) => {
           const label = b.workflowId.slice(workflowId.length + 1);
           const view = await readRun(client, b, label);
-          const nested = executions.get(`${b.workflowId}.trunk`);
+          const nested = executions.get(branchTrunkWorkflowId(b.workflowId));
           if (nested) mergeNested(view, await readRun(client, nested, label));
           return view;
         }),

@@ -3,8 +3,9 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import cliProgress from 'cli-progress';
 
 import type { trainWorkflow } from '../workflows/train';
-import type { TrainRunResult, TrainStatus } from '../workflows/train-types';
-import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE, pollerCount } from './runs';
+import { type TrainRunResult, type TrainStatus } from '../contract/train';
+import { pollerCount } from './runs';
+import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

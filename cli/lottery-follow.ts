@@ -6,18 +6,19 @@
 import type { Client } from '@temporalio/client';
 import cliProgress from 'cli-progress';
 
-import { branchLabel, type BranchSpec } from '../workflows/lottery-specs';
-import type {
-  BranchSummary,
-  LevelProgressUpdate,
-  LevelResult,
-  LotteryResult,
-  LotteryStatus,
-} from '../workflows/lottery-types';
+import { branchKind, branchLabel, branchTrunkWorkflowId, type BranchSpec } from '../contract/branches';
+import {
+  type BranchSummary,
+  type LevelProgressUpdate,
+  type LevelResult,
+  type LotteryResult,
+  type LotteryStatus,
+} from '../contract/lottery';
 import { queryStatus } from './experiments';
 import { progressLine } from './progress-text';
 import { formatAccuracyPct, formatRemainingPct } from './report/table';
-import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE, pollerCount } from './runs';
+import { pollerCount } from './runs';
+import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -245,7 +246,7 @@ export async function branchSnapshot(
   const label = branchLabel(branch);
   const status: LotteryStatus | null = await queryStatus(
     client,
-    branch.kind === 'rewind' ? `${workflowId}.trunk` : workflowId,
+    branchKind(branch).runs === 'trunk' ? branchTrunkWorkflowId(workflowId) : workflowId,
   );
   return status ? { label, levels: status.levels, running: status.running } : null;
 }

@@ -3,9 +3,13 @@
 // bad spec fails here, before anything is started.
 import { InvalidArgumentError } from 'commander';
 
-import { resolvePruning } from '../activities/lottery-plan';
-import { getModel } from '../ml/models';
-import { branchLabel, parseLotterySpec, type LotterySpec } from '../workflows/lottery-specs';
+import type { z } from 'zod';
+
+import { BRANCH_FLAG_HELP, branchFromFlag, branchLabel, branchSpecSchema } from '../contract/branches';
+import type { LotterySpec } from '../contract/lottery';
+import type { RewindSpec } from '../contract/rewind';
+import { validateLotterySpec } from '../contract/spec-kinds';
+import { issueLines } from '../store/errors';
 import { readSpecFile } from './spec-file';
 import { applyTrainFlags, type TrainFieldFlags } from './spec-flags';
 
@@ -21,13 +25,9 @@ export interface LotteryFieldFlags extends TrainFieldFlags {
   checkpointEvery?: number;
 }
 
-export type RewindFlag = 'init' | { step: number };
-export type BranchFlag =
-  | { kind: 'reinit' | 'one-shot' }
-  | { kind: 'random-prune'; scope?: 'layerwise' | 'global' }
-  | { kind: 'rewind'; to: RewindFlag };
-
-export const BRANCH_FLAG_HELP = 'reinit, random-prune[:global], one-shot or rewind:<step|init>';
+export type RewindFlag = RewindSpec;
+/** A branch as written (defaults not filled in), checked against its kind's schema. */
+export type BranchFlag = z.input<typeof branchSpecSchema>;
 
 /** `--rewind init` or `--rewind <step>`. */
 export function parseRewindFlag(v: string): RewindFlag {
@@ -39,16 +39,13 @@ export function parseRewindFlag(v: string): RewindFlag {
   return { step: n };
 }
 
-/** One `--branch` value. */
+/** One `--branch` value, in any of the ways the branch kinds write themselves (contract/branches). */
 export function parseBranchFlag(v: string, prev: BranchFlag[] = []): BranchFlag[] {
-  let b: BranchFlag;
-  if (v === 'reinit' || v === 'random-prune' || v === 'one-shot') b = { kind: v };
-  // Layerwise is the default; it is left out so that it names the same lineage as a spec without a scope.
-  else if (v === 'random-prune:layerwise') b = { kind: 'random-prune' };
-  else if (v === 'random-prune:global') b = { kind: 'random-prune', scope: 'global' };
-  else if (v.startsWith('rewind:')) b = { kind: 'rewind', to: parseRewindFlag(v.slice('rewind:'.length)) };
-  else throw new InvalidArgumentError(`expected ${BRANCH_FLAG_HELP}, got "${v}"`);
-  return [...prev, b];
+  const raw = branchFromFlag(v);
+  if (raw === null) throw new InvalidArgumentError(`expected ${BRANCH_FLAG_HELP}, got "${v}"`);
+  const r = branchSpecSchema.safeParse(raw);
+  if (!r.success) throw new InvalidArgumentError(`"${v}": ${issueLines(r.error).join('; ')}`);
+  return [...prev, raw as BranchFlag];
 }
 
 /** The spec file with the flags applied, parsed and checked (see validateLotterySpec). */
@@ -68,16 +65,6 @@ export function lotterySpecFromFlags(flags: LotteryFieldFlags): LotterySpec {
         : { kind: 'global-magnitude', fraction: flags.fraction };
   }
   return validateLotterySpec(spec);
-}
-
-/**
- * Parses a lottery spec and checks what the schema cannot: that every layer it names (pruning.exclude,
- * pruning.fractions) is a prunable weight of its model. Throws SpecError with one line per offending field.
- */
-export function validateLotterySpec(input: unknown): LotterySpec {
-  const spec = parseLotterySpec(input);
-  resolvePruning(spec.pruning, getModel(spec.train.model));
-  return spec;
 }
 
 /** One line for people: what the spec trains, prunes and compares. */

@@ -3,23 +3,17 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
 
-import { contentHash } from '../store';
-import * as sa from '../workflows/search-attributes';
+import { branchLabel, branchWorkflowId, type BranchSpec } from '../contract/branches';
+import { lotteryWorkflowId, specHash } from '../contract/ids';
+import type { LotterySpec } from '../contract/lottery';
+import type { PrecomputeSpec } from '../contract/precompute';
+import * as sa from '../contract/search-attributes';
+import { lotteryKind, precomputeKind, trainKind, type SpecKind } from '../contract/spec-kinds';
+import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
+import type { TrainSpec } from '../contract/train';
 import type { precomputeLogitsWorkflow } from '../workflows/logits';
-import type { PrecomputeSpec } from '../workflows/logits-specs';
 import type { lotteryBranchWorkflow, lotteryWorkflow } from '../workflows/lottery';
-import { branchLabel, branchWorkflowId, type BranchSpec, type LotterySpec } from '../workflows/lottery-specs';
-import type { TrainSpec } from '../workflows/specs';
-import { LIGHT_TASK_QUEUE, COMPUTE_TASK_QUEUE } from '../workflows/task-queues';
 import type { trainWorkflow } from '../workflows/train';
-
-export function trainWorkflowId(spec: TrainSpec): string {
-  return `train-${spec.experiment}-${specHash(spec).slice(0, 16)}`;
-}
-
-export function specHash(spec: TrainSpec | LotterySpec | PrecomputeSpec): string {
-  return contentHash(spec);
-}
 
 /** A started or attached run; `started` is false when one with this spec was found and attached to. */
 export interface StartedWorkflow<W extends Workflow> {
@@ -66,9 +60,17 @@ async function startOrAttach<W extends Workflow>(
   }
 }
 
-/** Branches are left out: adding a branch to a spec attaches to the same trunk. */
-export function lotteryWorkflowId(spec: LotterySpec): string {
-  return `lottery-${spec.experiment}-${specHash({ ...spec, branches: [] }).slice(0, 16)}`;
+/** A spec of a registered kind, started as that kind's workflow under the id the kind derives from it. */
+function startOrAttachSpec<W extends Workflow, S extends TrainSpec | PrecomputeSpec>(
+  client: Client,
+  kind: SpecKind<S>,
+  spec: S,
+): Promise<StartedWorkflow<W>> {
+  return startOrAttach<W>(client, kind.workflowType, kind.workflowId(spec), [spec], {
+    experiment: kind.experiment(spec),
+    runKind: kind.runKind,
+    specHash: specHash(spec),
+  });
 }
 
 export type StartedLottery = StartedWorkflow<typeof lotteryWorkflow>;
@@ -78,7 +80,7 @@ export type StartedLottery = StartedWorkflow<typeof lotteryWorkflow>;
  * spec's branches is started again: its levels are all in the store, so the new run goes straight to them.
  */
 export async function startOrAttachLottery(client: Client, spec: LotterySpec): Promise<StartedLottery> {
-  const workflowId = lotteryWorkflowId(spec);
+  const workflowId = lotteryKind.workflowId(spec);
   const existing = client.workflow.getHandle<typeof lotteryWorkflow>(workflowId);
   const desc = await existing.describe().catch(() => null);
   if (desc?.status.name === 'RUNNING') return { handle: existing, workflowId, started: false };
@@ -88,7 +90,7 @@ export async function startOrAttachLottery(client: Client, spec: LotterySpec): P
     if (spec.branches.every((b) => have.has(branchLabel(b))))
       return { handle: existing, workflowId, started: false };
   }
-  const handle = await client.workflow.start<typeof lotteryWorkflow>('lotteryWorkflow', {
+  const handle = await client.workflow.start<typeof lotteryWorkflow>(lotteryKind.workflowType, {
     args: [{ spec }],
     taskQueue: LIGHT_TASK_QUEUE,
     workflowId,
@@ -96,7 +98,7 @@ export async function startOrAttachLottery(client: Client, spec: LotterySpec): P
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
     typedSearchAttributes: [
       { key: sa.EXPERIMENT, value: spec.experiment },
-      { key: sa.RUN_KIND, value: 'lottery' },
+      { key: sa.RUN_KIND, value: lotteryKind.runKind },
       { key: sa.SPEC_HASH, value: specHash(spec) },
     ],
   });
@@ -124,15 +126,7 @@ export async function startOrAttachBranch(
 export type StartedRun = StartedWorkflow<typeof trainWorkflow>;
 
 export async function startOrAttachTrain(client: Client, spec: TrainSpec): Promise<StartedRun> {
-  return startOrAttach<typeof trainWorkflow>(client, 'trainWorkflow', trainWorkflowId(spec), [spec], {
-    experiment: spec.experiment,
-    runKind: 'train',
-    specHash: specHash(spec),
-  });
-}
-
-export function precomputeWorkflowId(spec: PrecomputeSpec): string {
-  return `logits-${spec.experiment}-${spec.teacher.name}-${specHash(spec).slice(0, 16)}`;
+  return startOrAttachSpec<typeof trainWorkflow, TrainSpec>(client, trainKind, spec);
 }
 
 export type StartedPrecompute = StartedWorkflow<typeof precomputeLogitsWorkflow>;
@@ -145,13 +139,7 @@ export async function startOrAttachPrecompute(
   client: Client,
   spec: PrecomputeSpec,
 ): Promise<StartedPrecompute> {
-  return startOrAttach<typeof precomputeLogitsWorkflow>(
-    client,
-    'precomputeLogitsWorkflow',
-    precomputeWorkflowId(spec),
-    [spec],
-    { experiment: spec.experiment, runKind: 'logits', specHash: specHash(spec) },
-  );
+  return startOrAttachSpec<typeof precomputeLogitsWorkflow, PrecomputeSpec>(client, precomputeKind, spec);
 }
 
 /** Number of workers polling a task queue right now (for "no worker is running" hints). */

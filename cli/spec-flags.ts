@@ -2,7 +2,7 @@
 // that fail on the flag, the training options, and how they override the spec file's `train` section.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 
-import { MODEL_NAMES } from '../workflows/specs';
+import { DATASET_NAMES, MODEL_NAMES } from '../contract/train';
 
 export const int = (v: string): number => {
   const n = Number(v);
@@ -36,7 +36,7 @@ export interface TrainFieldFlags {
 export function addTrainOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--model <name>', 'model').choices([...MODEL_NAMES]))
-    .addOption(new Option('--dataset <name>', 'dataset').choices(['mnist', 'fashion-mnist']))
+    .addOption(new Option('--dataset <name>', 'dataset').choices([...DATASET_NAMES]))
     .option('--iterations <n>', 'training steps', int)
     .option('--epochs <n>', 'training epochs (instead of iterations)', num)
     .option('--batch-size <n>', 'batch size', int)

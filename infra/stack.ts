@@ -18,7 +18,7 @@ export const DEV_S3_SECRET_KEY = 'lthadmin-secret';
 
 /**
  * Custom search attributes registered on the embedded server. Must match
- * workflows/search-attributes.ts (test/stack-endpoints.test.ts checks it); a production
+ * contract/search-attributes.ts (test/stack-endpoints.test.ts checks it); a production
  * namespace needs them created once by an operator.
  */
 export const SEARCH_ATTRIBUTES = {

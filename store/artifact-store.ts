@@ -27,15 +27,13 @@ import {
   IntegrityError,
   S3ConfigError,
   StoreUsageError,
+  formatIssues,
 } from './errors.js';
 import { canonicalJson } from './keys.js';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, type TensorSet } from './safetensors.js';
+import { objectRefSchema, sha256Schema, type ObjectRef } from './refs.js';
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensors } from './safetensors.js';
 
-export interface ObjectRef {
-  key: string;
-  sha256: string;
-  bytes: number;
-}
+export type { ObjectRef };
 
 export interface ObjectStat extends ObjectRef {
   lastModified: Date;
@@ -72,13 +70,6 @@ export const SHA256_META = 'sha256';
 const SHA256_HEADER = `x-amz-meta-${SHA256_META}`;
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const sha256Schema = z.string().regex(HEX64, 'must be 64 lowercase hex digits');
-
-export const objectRefSchema = z.object({
-  key: z.string().min(1),
-  sha256: sha256Schema,
-  bytes: z.number().int().nonnegative(),
-});
 
 export const manifestSchema = z.looseObject({ entries: z.array(objectRefSchema) });
 
@@ -95,10 +86,6 @@ function isNotFound(err: unknown): boolean {
 
 function s3Code(err: unknown): string | undefined {
   return err instanceof Minio.S3Error ? err.code : undefined;
-}
-
-function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
 }
 
 /** Rejects keys that S3 would accept but that break the readable layout or alias other keys. */
@@ -253,7 +240,7 @@ export class ArtifactStore {
 
   async putTensors(
     key: string,
-    tensors: TensorSet,
+    tensors: NamedTensors,
     metadata: Record<string, string> = {},
   ): Promise<ObjectRef> {
     checkKey(key);
@@ -303,7 +290,7 @@ export class ArtifactStore {
   async getTensors(
     key: string,
     opts: ReadOptions = {},
-  ): Promise<{ tensors: TensorSet; metadata: Record<string, string>; ref: ObjectRef }> {
+  ): Promise<{ tensors: NamedTensors; metadata: Record<string, string>; ref: ObjectRef }> {
     const { body, ref } = await this.readVerified(key, opts.expectSha256, true);
     try {
       const { tensors, metadata } = decodeSafetensors(body);

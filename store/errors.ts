@@ -4,6 +4,19 @@
  * activities turn them into non-retryable ApplicationFailures. Anything else the
  * store throws (connection refused, timeouts, 5xx) is transient and must be retried.
  */
+import type { z } from 'zod';
+
+/** One `field: message` line per problem a schema found, `(root)` for the value itself. */
+export function issueLines(error: z.ZodError): string[] {
+  return error.issues.map(
+    (i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(root)'}: ${i.message}`,
+  );
+}
+
+/** The problems a schema found, on one line: what the store's errors about a bad object or manifest quote. */
+export function formatIssues(error: z.ZodError): string {
+  return issueLines(error).join('; ');
+}
 
 /** Stored bytes do not hash to the checksum recorded with them or expected by the caller. */
 export class IntegrityError extends Error {

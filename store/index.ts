@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './refs.js';
 export * from './safetensors.js';
 export * from './config.js';
 export * from './keys.js';

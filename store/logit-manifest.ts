@@ -16,11 +16,11 @@
  */
 import { z } from 'zod';
 import type { ArtifactStore, ObjectRef, ReadManifestOptions } from './artifact-store.js';
-import { ArtifactFormatError, StoreUsageError } from './errors.js';
+import { ArtifactFormatError, formatIssues, StoreUsageError } from './errors.js';
+import { objectRefSchema, sha256Schema } from './refs.js';
 import { contentHash, logitManifestKey, logitShardKey } from './keys.js';
 import { LOGIT_FORMATS, MAX_LOGIT_CLASSES, type LogitFormat } from './logit-shards.js';
 
-const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 export const augmentationSchema = z.object({
@@ -38,16 +38,8 @@ export interface DataIdentity {
   augmentation: Augmentation;
 }
 
-export const logitShardRefSchema = z.object({
-  key: z.string().min(1),
-  sha256: hex64,
-  bytes: count,
-  start: count,
-  end: count,
-});
+export const logitShardRefSchema = objectRefSchema.extend({ start: count, end: count });
 export type LogitShardRef = z.infer<typeof logitShardRefSchema>;
-
-const objectRefSchema = z.object({ key: z.string().min(1), sha256: hex64, bytes: count });
 
 export const logitManifestSchema = z
   .object({
@@ -55,7 +47,7 @@ export const logitManifestSchema = z
     teacher: z.object({
       name: z.string().min(1),
       /** SHA-256 of the teacher's weights object: which trained teacher produced these. */
-      weightsSha256: hex64,
+      weightsSha256: sha256Schema,
     }),
     dataset: z.string().min(1),
     split: z.string().min(1),
@@ -110,10 +102,6 @@ export type LogitManifest = z.infer<typeof logitManifestSchema>;
 
 /** The manifest's fields without `kind` and `entries`, which `buildLogitManifest` fills in. */
 export type LogitManifestInput = Omit<LogitManifest, 'kind' | 'entries'>;
-
-function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
-}
 
 /** Validates a manifest read from `key`; ArtifactFormatError naming the key and every bad field. */
 export function parseLogitManifest(raw: unknown, key: string): LogitManifest {

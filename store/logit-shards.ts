@@ -32,7 +32,7 @@
  * the ones the format implies, and throws ArtifactFormatError naming the key and the field.
  */
 import { z } from 'zod';
-import { ArtifactFormatError, StoreUsageError } from './errors.js';
+import { ArtifactFormatError, formatIssues, StoreUsageError } from './errors.js';
 
 export const LOGIT_FORMATS = ['float32', 'float16', 'top-k'] as const;
 export type LogitFormat = (typeof LOGIT_FORMATS)[number];
@@ -234,10 +234,6 @@ function expectedHeader(
     stores: format === 'top-k' ? 'probabilities' : 'logits',
     sections,
   };
-}
-
-function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
 }
 
 /** The first field where `got` differs from `want`, as `path: expected X, got Y`; null if equal. */

@@ -10,18 +10,13 @@
 import { endianness } from 'node:os';
 import { z } from 'zod';
 
-export type TensorDType = 'float32' | 'int32' | 'uint8';
+// The tensors ml/ produces, by the same names: the store imports only these types from ml/, which has no imports.
+import type { HostDType, HostTensor, NamedTensors } from '../ml/host-tensor.js';
 
-export interface TensorEntry {
-  dtype: TensorDType;
-  shape: number[];
-  data: Float32Array | Int32Array | Uint8Array;
-}
-
-export type TensorSet = Record<string, TensorEntry>;
+export type { HostDType, HostTensor, NamedTensors };
 
 export interface DecodedSafetensors {
-  tensors: TensorSet;
+  tensors: NamedTensors;
   metadata: Record<string, string>;
 }
 
@@ -37,13 +32,13 @@ interface DTypeInfo {
   ctor: Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor;
 }
 
-const DTYPES: Record<TensorDType, DTypeInfo> = {
+const DTYPES: Record<HostDType, DTypeInfo> = {
   float32: { st: 'F32', bytes: 4, ctor: Float32Array },
   int32: { st: 'I32', bytes: 4, ctor: Int32Array },
   uint8: { st: 'U8', bytes: 1, ctor: Uint8Array },
 };
 
-const FROM_ST: Record<string, TensorDType> = { F32: 'float32', I32: 'int32', U8: 'uint8' };
+const FROM_ST: Record<string, HostDType> = { F32: 'float32', I32: 'int32', U8: 'uint8' };
 
 // Dtypes the format defines but this project does not compute in: named so the
 // refusal says "unsupported" rather than "invalid".
@@ -90,7 +85,7 @@ function checkShape(name: string, shape: unknown): asserts shape is number[] {
 }
 
 /** Serialises a tensor set; tensors are laid out in sorted-name order, metadata keys sorted. */
-export function encodeSafetensors(tensors: TensorSet, metadata: Record<string, string> = {}): Uint8Array {
+export function encodeSafetensors(tensors: NamedTensors, metadata: Record<string, string> = {}): Uint8Array {
   assertLittleEndian();
   const names = Object.keys(tensors).sort();
   const entries: string[] = [];
@@ -110,7 +105,7 @@ export function encodeSafetensors(tensors: TensorSet, metadata: Record<string, s
   for (const name of names) {
     if (name === '' || name === METADATA_KEY)
       throw new SafetensorsError(`invalid tensor name ${JSON.stringify(name)}`);
-    const t = tensors[name] as TensorEntry;
+    const t = tensors[name] as HostTensor;
     const info = DTYPES[t.dtype] as DTypeInfo | undefined;
     if (!info) throw new SafetensorsError(`tensor '${name}': unsupported dtype ${JSON.stringify(t.dtype)}`);
     checkShape(name, t.shape);
@@ -208,7 +203,7 @@ export function decodeSafetensors(file: Uint8Array): DecodedSafetensors {
 
   const data = file.subarray(8 + headerLen);
   let metadata: Record<string, string> = {};
-  const parsed: { name: string; dtype: TensorDType; shape: number[]; begin: number; end: number }[] = [];
+  const parsed: { name: string; dtype: HostDType; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, raw] of Object.entries(header)) {
     if (name === METADATA_KEY) {
       const m = metadataSchema.safeParse(raw);
@@ -260,7 +255,7 @@ export function decodeSafetensors(file: Uint8Array): DecodedSafetensors {
     );
   }
 
-  const tensors: TensorSet = Object.fromEntries(
+  const tensors: NamedTensors = Object.fromEntries(
     parsed.map((t) => {
       const info = DTYPES[t.dtype];
       const arr = new info.ctor((t.end - t.begin) / info.bytes);

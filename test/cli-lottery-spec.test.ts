@@ -9,8 +9,8 @@ import { test } from 'node:test';
 import { branchFromFlags } from '../cli/commands/branch';
 import { lotterySpecFromFlags, parseBranchFlag, parseRewindFlag } from '../cli/lottery-spec';
 import { plotSeries, reportSeries, TRUNK_SERIES } from '../cli/report/lottery';
-import type { LevelResult } from '../workflows/lottery-types';
-import { SpecError } from '../workflows/specs';
+import { type LevelResult } from '../contract/lottery';
+import { SpecError } from '../contract/spec';
 
 const EXAMPLE = path.join(__dirname, '..', 'examples', 'lottery-lenet-mnist.yaml');
 

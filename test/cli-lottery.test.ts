@@ -8,13 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { trunkLineageId } from '../activities/lottery-plan';
+import { trunkLineageId } from '../contract/ids';
 import type { ExperimentView } from '../cli/experiments';
-import { lotteryWorkflowId } from '../cli/runs';
+import { lotteryWorkflowId } from '../contract/ids';
 import { endpointsToEnv } from '../infra/stack';
 import { experimentReportKey } from '../store';
 import { openStore } from '../workers/connection';
-import { parseLotterySpec } from '../workflows/lottery-specs';
+import { parseLotterySpec } from '../contract/lottery';
 import { testEndpoints } from './support/env';
 import { lthRunner, ok } from './support/cli';
 import { useTestWorkers } from './support/workers';

@@ -9,7 +9,7 @@ import { after, test } from 'node:test';
 import { precomputeSpecFromFlags } from '../cli/commands/teachers';
 import { readSpecFile } from '../cli/spec-file';
 import { REPO_ROOT } from '../infra/stack';
-import { parsePrecomputeSpec } from '../workflows/logits-specs';
+import { parsePrecomputeSpec } from '../contract/precompute';
 
 const example = (name: string) => path.join(REPO_ROOT, 'examples', 'teachers', name);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-teachers-spec-'));

@@ -10,13 +10,13 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 
 import type { LogitSetView } from '../cli/commands/teachers';
-import { precomputeWorkflowId, trainWorkflowId } from '../cli/runs';
+import { precomputeWorkflowId, trainWorkflowId } from '../contract/ids';
 import { endpointsToEnv } from '../infra/stack';
 import { loadDataset } from '../ml/data';
 import { LogitReader } from '../store';
 import { openStore } from '../workers/connection';
-import { parsePrecomputeSpec } from '../workflows/logits-specs';
-import { parseTrainSpec } from '../workflows/specs';
+import { parsePrecomputeSpec } from '../contract/precompute';
+import { parseTrainSpec } from '../contract/train';
 import { testEndpoints } from './support/env';
 import { lthRunner, ok } from './support/cli';
 import { useTestWorkers } from './support/workers';

@@ -5,11 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { validateLotterySpec } from '../cli/lottery-spec';
+import { validateLotterySpec } from '../contract/spec-kinds';
 import { readSpecFile } from '../cli/spec-file';
 import { REPO_ROOT } from '../infra/stack';
-import { parsePrecomputeSpec } from '../workflows/logits-specs';
-import { parseTrainSpec } from '../workflows/specs';
+import { parsePrecomputeSpec } from '../contract/precompute';
+import { parseTrainSpec } from '../contract/train';
 
 const EXAMPLES = path.join(REPO_ROOT, 'examples');
 

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { toMlConfig, trainRunId } from '../activities/train';
+import { toTrainConfig } from '../contract/train';
+import { trainRunId } from '../contract/ids';
 import { startOrAttachTrain } from '../cli/runs';
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
@@ -14,7 +15,7 @@ import type { NamedTensors } from '../ml/tensors';
 import { train } from '../ml/train';
 import { checkpointPrefix, parseCheckpointStep } from '../store';
 import { type SpawnedWorker } from '../workers/spawn';
-import { parseTrainSpec, type TrainSpec } from '../workflows/specs';
+import { parseTrainSpec, type TrainSpec } from '../contract/train';
 import { testEndpoints } from './support/env';
 import { useFaultInjection } from './support/workers';
 
@@ -45,7 +46,7 @@ function makeSpec(experiment: string, seed: number): TrainSpec {
 async function uninterrupted(spec: TrainSpec) {
   const trainData = loadDataset('mnist', 'train', { limit: spec.train.trainLimit });
   const testData = loadDataset('mnist', 'test', { limit: spec.train.testLimit });
-  const config = toMlConfig(spec.train, trainData.n);
+  const config = toTrainConfig(spec.train, trainData.n);
   return train(
     config,
     { train: trainData, test: testData },

@@ -19,9 +19,9 @@ import {
   roundToFloat16,
 } from '../store';
 import { precomputeLogitsWorkflow } from '../workflows/logits';
-import { augmentationLabel, parsePrecomputeSpec, type PrecomputeStatus } from '../workflows/logits-specs';
-import { parseTrainSpec } from '../workflows/specs';
-import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
+import { augmentationLabel, parsePrecomputeSpec, type PrecomputeStatus } from '../contract/precompute';
+import { parseTrainSpec } from '../contract/train';
+import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import { testEndpoints } from './support/env';
 import { useFaultInjection } from './support/workers';
 

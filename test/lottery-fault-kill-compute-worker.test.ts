@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { resolvePruning, trunkLineageId } from '../activities/lottery-plan';
-import { toMlConfig } from '../activities/train';
+import { resolvePruning } from '../contract/pruning';
+import { trunkLineageId } from '../contract/ids';
+import { toTrainConfig } from '../contract/train';
 import { startOrAttachLottery } from '../cli/runs';
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
@@ -21,8 +22,9 @@ import {
   type TrainState,
 } from '../ml/train';
 import { checkpointPrefix, levelManifestKey, levelTensorKey, parseCheckpointStep } from '../store';
-import { parseLotterySpec, rewindStep, type LotterySpec } from '../workflows/lottery-specs';
-import type { LotteryStatus } from '../workflows/lottery-types';
+import { parseLotterySpec, type LotterySpec } from '../contract/lottery';
+import { rewindStep } from '../contract/rewind';
+import { type LotteryStatus } from '../contract/lottery';
 import { testEndpoints } from './support/env';
 import { useFaultInjection } from './support/workers';
 
@@ -71,7 +73,7 @@ async function reference(s: LotterySpec): Promise<ReferenceLevel[]> {
     train: loadDataset(s.train.dataset, 'train', { limit: s.train.trainLimit }),
     test: loadDataset(s.train.dataset, 'test', { limit: s.train.testLimit }),
   };
-  const config = toMlConfig(s.train, data.train.n);
+  const config = toTrainConfig(s.train, data.train.n);
   const model = getModel(config.model);
   const strategy = resolvePruning(s.pruning, model);
   const k = rewindStep(s.rewind);

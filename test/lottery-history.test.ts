@@ -13,9 +13,10 @@ import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils'
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 
 import { lotteryWorkflow } from '../workflows/lottery';
-import { branchWorkflowId, parseLotterySpec, type BranchSpec } from '../workflows/lottery-specs';
-import type { LotteryStatus } from '../workflows/lottery-types';
-import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
+import { branchWorkflowId, type BranchSpec } from '../contract/branches';
+import { parseLotterySpec } from '../contract/lottery';
+import { type LotteryStatus } from '../contract/lottery';
+import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import { testEndpoints } from './support/env';
 import { useTestWorkers } from './support/workers';
 

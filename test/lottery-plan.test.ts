@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { branchLineageId, oneShotStrategy, resolvePruning, trunkLineageId } from '../activities/lottery-plan';
+import { branchLineageId, trunkLineageId } from '../contract/ids';
+import { oneShotStrategy, resolvePruning } from '../contract/pruning';
 import { getModel } from '../ml/models';
 import {
   denseMasks,
@@ -15,13 +16,9 @@ import {
   type PruningStrategy,
 } from '../ml/pruning';
 import type { NamedTensors } from '../ml/tensors';
-import {
-  parseLotterySpec,
-  type BranchSpec,
-  type LotterySpec,
-  type LotterySpecInput,
-} from '../workflows/lottery-specs';
-import { SpecError } from '../workflows/specs';
+import { parseLotterySpec, type LotterySpec, type LotterySpecInput } from '../contract/lottery';
+import { type BranchSpec } from '../contract/branches';
+import { SpecError } from '../contract/spec';
 
 const lenet = getModel('lenet-300-100');
 const SIZES: Record<string, number> = {

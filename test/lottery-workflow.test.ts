@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { trunkLineageId } from '../activities/lottery-plan';
+import { trunkLineageId } from '../contract/ids';
 import { startOrAttachLottery } from '../cli/runs';
 import { getModel } from '../ml/models';
 import { denseMasks, prune } from '../ml/pruning';
@@ -12,8 +12,8 @@ import { hostBytesEqual } from '../ml/tensors';
 import { stateFromTensors } from '../ml/train';
 import { levelTensorKey } from '../store';
 import { openStore } from '../workers/connection';
-import { parseLotterySpec } from '../workflows/lottery-specs';
-import type { LotteryStatus } from '../workflows/lottery-types';
+import { parseLotterySpec } from '../contract/lottery';
+import { type LotteryStatus } from '../contract/lottery';
 import { testEndpoints } from './support/env';
 import { useTestWorkers } from './support/workers';
 

@@ -111,7 +111,7 @@ test('binaries: an override that is not executable is named', () => {
 // workflows/ defines the keys workflows set; the embedded server must register exactly those.
 const saModule = path.join(REPO_ROOT, 'workflows', 'search-attributes.ts');
 test(
-  'registered search attributes match workflows/search-attributes.ts',
+  'registered search attributes match contract/search-attributes.ts',
   { skip: !fs.existsSync(saModule) },
   async () => {
     const mod = (await import(saModule)) as Record<string, unknown>;

@@ -16,7 +16,7 @@ import {
   isNonRetryable,
   StoreUsageError,
   type S3Config,
-  type TensorSet,
+  type NamedTensors,
 } from '../store/index.js';
 
 import { dropBucket, NO_S3, rawClient, s3, uniqueBucket } from './support/s3.js';
@@ -24,7 +24,7 @@ import { dropBucket, NO_S3, rawClient, s3, uniqueBucket } from './support/s3.js'
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-function weights(seed: number): TensorSet {
+function weights(seed: number): NamedTensors {
   const w = new Float32Array(64);
   for (let i = 0; i < w.length; i++) w[i] = Math.cos(i * seed);
   return { w: { dtype: 'float32', shape: [8, 8], data: w } };

@@ -14,7 +14,7 @@ import {
   contentHash,
   storeFromEnv,
   type S3Config,
-  type TensorSet,
+  type NamedTensors,
 } from '../store/index.js';
 
 import { dropBucket, NO_S3, rawClient, s3, uniqueBucket } from './support/s3.js';
@@ -23,7 +23,7 @@ function bytesOf(a: Float32Array | Int32Array | Uint8Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function checkpointTensors(): TensorSet {
+function checkpointTensors(): NamedTensors {
   const w = new Float32Array(1000);
   for (let i = 0; i < w.length; i++) w[i] = Math.sin(i) * 1e-3;
   w[0] = -0;

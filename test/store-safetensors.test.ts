@@ -24,7 +24,7 @@ import {
   S3ConfigError,
   SafetensorsError,
   StoreUsageError,
-  type TensorSet,
+  type NamedTensors,
 } from '../store/index.js';
 
 function bytesOf(a: Float32Array | Int32Array | Uint8Array): Buffer {
@@ -48,7 +48,7 @@ function pythonHas(module: string | null): boolean {
 
 // Covers every dtype, a scalar, an empty tensor, an odd-length U8 tensor that leaves the
 // following F32 data unaligned in the file, and names that JS objects would reorder.
-function sampleSet(): TensorSet {
+function sampleSet(): NamedTensors {
   const special = new Float32Array([1.5, -0, Infinity, -Infinity, 1e-45, 3.4028234663852886e38, Number.NaN]);
   // A NaN with a payload: a codec that converts values instead of copying bytes loses it.
   new DataView(special.buffer).setUint32(6 * 4, 0x7fc00abc, true);
@@ -131,7 +131,7 @@ describe('safetensors encoding', () => {
   });
 
   it('refuses inconsistent input with the tensor named', () => {
-    const cases: [TensorSet, RegExp][] = [
+    const cases: [NamedTensors, RegExp][] = [
       [
         { w: { dtype: 'float32', shape: [3], data: new Float32Array(2) } },
         /tensor 'w'.*3 elements but data has 2/,

@@ -6,9 +6,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { specFromFlags } from '../cli/commands/train';
-import { specHash, trainWorkflowId } from '../cli/runs';
+import { specHash, trainWorkflowId } from '../contract/ids';
 import { MODEL_NAMES as ML_MODEL_NAMES } from '../ml/models';
-import { MODEL_NAMES, parseTrainSpec, SpecError } from '../workflows/specs';
+import { MODEL_NAMES, parseTrainSpec } from '../contract/train';
+import { SpecError } from '../contract/spec';
 
 test('defaults fill a minimal spec with open_lth settings', () => {
   const spec = parseTrainSpec({ train: { epochs: 1 } });

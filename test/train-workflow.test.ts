@@ -13,9 +13,9 @@ import { Worker } from '@temporalio/worker';
 import { startOrAttachTrain } from '../cli/runs';
 import { temporalBinary } from '../infra/stack';
 import { openStore } from '../workers/connection';
-import { parseTrainSpec } from '../workflows/specs';
-import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
-import type { TrainStatus } from '../workflows/train-types';
+import { parseTrainSpec } from '../contract/train';
+import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
+import { type TrainStatus } from '../contract/train';
 import { testEndpoints } from './support/env';
 import { useTestWorkers } from './support/workers';
 

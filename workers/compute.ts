@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { z } from 'zod';
 
 import type { BackendName } from '../ml/backend';
-import { COMPUTE_TASK_QUEUE } from '../workflows/task-queues';
+import { COMPUTE_TASK_QUEUE } from '../contract/task-queues';
 import { connectClient, connectWorker, endpoints, openStore } from './connection';
 import { workerLog } from './log';
 

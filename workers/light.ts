@@ -1,7 +1,7 @@
 // Light worker: runs the workflows (and, later, small activities) on the light task queue.
 import { Command } from 'commander';
 
-import { LIGHT_TASK_QUEUE } from '../workflows/task-queues';
+import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import { connectWorker, endpoints } from './connection';
 import { workerLog } from './log';
 

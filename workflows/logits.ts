@@ -1,21 +1,14 @@
-import {
-  ApplicationFailure,
-  defineQuery,
-  proxyActivities,
-  setHandler,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { defineQuery, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 
-import type { Activities } from '../activities';
 import {
   parsePrecomputeSpec,
   type LogitShardResult,
   type PrecomputeResult,
   type PrecomputeStatus,
-} from './logits-specs';
-import * as sa from './search-attributes';
-import { SpecError } from './specs';
-import { computeActivityOptions } from './compute-activities';
+} from '../contract/precompute';
+import * as sa from '../contract/search-attributes';
+import { computeActivities } from './compute-activities';
+import { parseInput } from './spec-input';
 
 export const precomputeStatusQuery = defineQuery<PrecomputeStatus>('status');
 
@@ -25,13 +18,7 @@ export const precomputeStatusQuery = defineQuery<PrecomputeStatus>('status');
  * is returned at once; stored shards that verify are kept and only missing or damaged ones are recomputed.
  */
 export async function precomputeLogitsWorkflow(input: unknown): Promise<PrecomputeResult> {
-  let spec;
-  try {
-    spec = parsePrecomputeSpec(input);
-  } catch (err) {
-    if (err instanceof SpecError) throw ApplicationFailure.nonRetryable(err.message, 'SpecError');
-    throw err;
-  }
+  const spec = parseInput(parsePrecomputeSpec, input);
   const status: PrecomputeStatus = {
     phase: 'planning',
     experiment: spec.experiment,
@@ -46,11 +33,14 @@ export async function precomputeLogitsWorkflow(input: unknown): Promise<Precompu
     { key: sa.RUN_KIND, value: 'logits' },
     { key: sa.PHASE, value: 'planning' },
   ]);
-  const { planLogits, precomputeLogitShard, publishLogits } = proxyActivities<Activities>(
-    computeActivityOptions(spec.heartbeatTimeoutSeconds, { startToCloseTimeout: '1 day' }),
+  const { planLogits, precomputeLogitShard, publishLogits } = computeActivities(
+    spec.heartbeatTimeoutSeconds,
+    {
+      startToCloseTimeout: '1 day',
+    },
   );
   try {
-    const plan = await planLogits({ spec: input });
+    const plan = await planLogits({ spec });
     status.shardCount = plan.shardCount;
     if (plan.complete) {
       status.phase = 'done';
@@ -75,7 +65,7 @@ export async function precomputeLogitsWorkflow(input: unknown): Promise<Precompu
     const lane = async (): Promise<void> => {
       while (next < plan.shardCount) {
         const i = next++;
-        const r = await precomputeLogitShard({ spec: input, shard: i, plan: planRef });
+        const r = await precomputeLogitShard({ spec, shard: i, plan: planRef });
         shards[i] = r;
         status.done++;
         if (r.skipped) status.skipped++;
@@ -84,7 +74,7 @@ export async function precomputeLogitsWorkflow(input: unknown): Promise<Precompu
     };
     await Promise.all(Array.from({ length: Math.min(spec.parallelism, plan.shardCount) }, lane));
     status.phase = 'publishing';
-    const manifestKey = await publishLogits({ spec: input, shards, plan: planRef });
+    const manifestKey = await publishLogits({ spec, shards, plan: planRef });
     status.phase = 'done';
     upsertSearchAttributes([{ key: sa.PHASE, value: 'done' }]);
     return {

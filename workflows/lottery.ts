@@ -1,55 +1,35 @@
 import {
-  ApplicationFailure,
   ContinueAsNew,
   continueAsNew,
   defineQuery,
   defineSignal,
   executeChild,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 
-import type { Activities } from '../activities';
+import { branchKind, branchTrunkWorkflowId } from '../contract/branches';
 import {
   branchLabel,
   branchWorkflowId,
   parseBranchSpec,
   parseLotterySpec,
+  type BranchSummary,
+  type BranchWorkflowInput,
+  type LevelProgressUpdate,
+  type LevelResult,
+  type LotteryResult,
   type LotterySpec,
-} from './lottery-specs';
-import type {
-  BranchSummary,
-  BranchWorkflowInput,
-  LevelProgressUpdate,
-  LevelResult,
-  LotteryResult,
-  LotteryStatus,
-  LotteryWorkflowInput,
-} from './lottery-types';
-import * as sa from './search-attributes';
-import { SpecError } from './specs';
-import { computeActivityOptions } from './compute-activities';
+  type LotteryStatus,
+  type LotteryWorkflowInput,
+} from '../contract/lottery';
+import * as sa from '../contract/search-attributes';
+import { computeActivities } from './compute-activities';
+import { parseInput } from './spec-input';
 
 export const levelProgressSignal = defineSignal<[LevelProgressUpdate]>('levelProgress');
 export const lotteryStatusQuery = defineQuery<LotteryStatus>('status');
-
-function parseOrFail<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (err instanceof SpecError) throw ApplicationFailure.nonRetryable(err.message, 'SpecError');
-    throw err;
-  }
-}
-
-function levelActivities(spec: LotterySpec) {
-  // A level may take hours; liveness is judged by heartbeats.
-  return proxyActivities<Activities>(
-    computeActivityOptions(spec.heartbeatTimeoutSeconds, { nonRetryable: ['LevelNotFinishedError'] }),
-  );
-}
 
 /** Live state of a workflow: finished levels, progress of running ones; shared by trunk and branch. */
 function trackStatus(spec: LotterySpec, kind: string, levelsPlanned: number, done: LevelResult[]) {
@@ -97,7 +77,7 @@ function trackStatus(spec: LotterySpec, kind: string, levelsPlanned: number, don
  * last level is done the spec's branches run as child workflows.
  */
 export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<LotteryResult> {
-  const spec = parseOrFail(() => parseLotterySpec(input.spec));
+  const spec = parseInput(parseLotterySpec, input.spec);
   const done = [...(input.completed ?? [])].sort((a, b) => a.level - b.level);
   const { status, finish } = trackStatus(spec, 'trunk', spec.levels, done);
   upsertSearchAttributes([
@@ -105,7 +85,7 @@ export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<Lott
     { key: sa.RUN_KIND, value: input.role === 'rewind-branch' ? 'lottery-rewind-trunk' : 'lottery' },
     { key: sa.PHASE, value: done.length > 0 ? 'training' : 'queued' },
   ]);
-  const { lotteryLevel } = levelActivities(spec);
+  const { lotteryLevel } = computeActivities(spec.heartbeatTimeoutSeconds);
   const { workflowId } = workflowInfo();
 
   try {
@@ -161,8 +141,8 @@ function isContinueAsNew(err: unknown): boolean {
  * dense level 0.
  */
 export async function lotteryBranchWorkflow(input: BranchWorkflowInput): Promise<BranchSummary> {
-  const spec = parseOrFail(() => parseLotterySpec(input.spec));
-  const branch = parseOrFail(() => parseBranchSpec(input.branch));
+  const spec = parseInput(parseLotterySpec, input.spec);
+  const branch = parseInput(parseBranchSpec, input.branch);
   const label = branchLabel(branch);
   const { workflowId } = workflowInfo();
   upsertSearchAttributes([
@@ -170,12 +150,13 @@ export async function lotteryBranchWorkflow(input: BranchWorkflowInput): Promise
     { key: sa.RUN_KIND, value: `lottery-branch` },
     { key: sa.PHASE, value: 'queued' },
   ]);
-  if (branch.kind === 'rewind') {
+  const kind = branchKind(branch);
+  if (kind.runs === 'trunk') {
     const { status } = trackStatus(spec, label, spec.levels, []);
     status.phase = 'training';
     const trunk = await executeChild(lotteryWorkflow, {
-      args: [{ spec: { ...spec, rewind: branch.to, branches: [] }, role: 'rewind-branch' }],
-      workflowId: `${workflowId}.trunk`,
+      args: [{ spec: { ...spec, rewind: kind.rewind(branch), branches: [] }, role: 'rewind-branch' }],
+      workflowId: branchTrunkWorkflowId(workflowId),
     });
     status.levels = trunk.levels;
     status.phase = 'done';
@@ -183,7 +164,7 @@ export async function lotteryBranchWorkflow(input: BranchWorkflowInput): Promise
     return { label, branch, workflowId, levels: trunk.levels };
   }
   const { status, finish } = trackStatus(spec, label, spec.levels, []);
-  const { lotteryLevel } = levelActivities(spec);
+  const { lotteryLevel } = computeActivities(spec.heartbeatTimeoutSeconds);
   const levels = Array.from({ length: spec.levels }, (_, i) => i + 1);
   try {
     await Promise.all(

@@ -1,18 +1,20 @@
 import {
-  ApplicationFailure,
   defineQuery,
   defineSignal,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 
-import type { Activities } from '../activities';
-import { computeActivityOptions } from './compute-activities';
-import * as sa from './search-attributes';
-import { parseTrainSpec, SpecError, type TrainSpec } from './specs';
-import type { TrainProgressUpdate, TrainRunResult, TrainStatus } from './train-types';
+import * as sa from '../contract/search-attributes';
+import {
+  parseTrainSpec,
+  type TrainProgressUpdate,
+  type TrainRunResult,
+  type TrainStatus,
+} from '../contract/train';
+import { computeActivities } from './compute-activities';
+import { parseInput } from './spec-input';
 
 export const trainProgressSignal = defineSignal<[TrainProgressUpdate]>('trainProgress');
 export const trainStatusQuery = defineQuery<TrainStatus>('status');
@@ -23,13 +25,7 @@ export const trainStatusQuery = defineQuery<TrainStatus>('status');
  * latest progress for queries and search attributes.
  */
 export async function trainWorkflow(input: unknown): Promise<TrainRunResult> {
-  let spec: TrainSpec;
-  try {
-    spec = parseTrainSpec(input);
-  } catch (err) {
-    if (err instanceof SpecError) throw ApplicationFailure.nonRetryable(err.message, 'SpecError');
-    throw err;
-  }
+  const spec = parseInput(parseTrainSpec, input);
 
   const status: TrainStatus = { phase: 'queued', experiment: spec.experiment, progress: null, result: null };
   let lastReportedAccuracy: number | null = null;
@@ -55,7 +51,7 @@ export async function trainWorkflow(input: unknown): Promise<TrainRunResult> {
     { key: sa.PHASE, value: 'queued' },
   ]);
 
-  const { train } = proxyActivities<Activities>(computeActivityOptions(spec.heartbeatTimeoutSeconds));
+  const { train } = computeActivities(spec.heartbeatTimeoutSeconds);
 
   try {
     const result = await train({ spec, progressWorkflowId: workflowInfo().workflowId });

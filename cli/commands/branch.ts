@@ -7,15 +7,19 @@ import fs from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
-import { trunkLineageId } from '../../activities/lottery-plan';
+import {
+  BRANCH_KIND_NAMES,
+  BRANCH_KINDS,
+  branchKind,
+  branchLabel,
+  type BranchOptions,
+  type BranchSpec,
+} from '../../contract/branches';
+import { lotteryWorkflowId, trunkLineageId } from '../../contract/ids';
+import { parseBranchSpec, type LotterySpec } from '../../contract/lottery';
+import { validateLotterySpec } from '../../contract/spec-kinds';
 import { levelManifestKey } from '../../store';
 import { connectClient, endpoints, openStore } from '../../workers/connection';
-import {
-  branchLabel,
-  parseBranchSpec,
-  type BranchSpec,
-  type LotterySpec,
-} from '../../workflows/lottery-specs';
 import {
   listLotteryExecutions,
   noExperiment,
@@ -24,49 +28,41 @@ import {
   trunkIds,
 } from '../experiments';
 import { branchResultSource, branchSnapshot, followLevels } from '../lottery-follow';
-import { lotterySpecFromFlags, parseRewindFlag, validateLotterySpec, type RewindFlag } from '../lottery-spec';
+import { lotterySpecFromFlags, parseRewindFlag } from '../lottery-spec';
 import { formatReportTable } from '../report/table';
-import { lotteryWorkflowId, startOrAttachBranch } from '../runs';
+import { startOrAttachBranch } from '../runs';
 import { int } from '../spec-flags';
 import { workflowLink } from './lottery';
 
-const KINDS = ['reinit', 'random-prune', 'one-shot', 'rewind'] as const;
+/** How `lth branch` spells each option a branch kind may take (contract/branches/kind.ts BranchOptions). */
+const OPTION_FLAGS: Record<keyof BranchOptions, string> = {
+  seed: '--seed',
+  scope: '--scope',
+  rewindStep: '--rewind-step <step|init>',
+};
 
-interface BranchFlags {
-  kind: (typeof KINDS)[number];
-  seed?: number;
-  scope?: 'layerwise' | 'global';
-  rewindStep?: RewindFlag;
+interface BranchFlags extends BranchOptions {
+  kind: string;
   trunk?: string;
   follow: boolean;
   json?: boolean;
 }
 
 /** The branch the flags describe; a flag that does not apply to the kind is an error, not ignored. */
-export function branchFromFlags(
-  flags: Pick<BranchFlags, 'kind' | 'seed' | 'scope' | 'rewindStep'>,
-): BranchSpec {
-  const { kind, seed, scope, rewindStep } = flags;
-  if (seed !== undefined && kind !== 'reinit' && kind !== 'random-prune') {
-    throw new InvalidArgumentError(`--seed applies to --kind reinit and random-prune, not ${kind}`);
+export function branchFromFlags(flags: Pick<BranchFlags, 'kind' | keyof BranchOptions>): BranchSpec {
+  const kind = BRANCH_KINDS.find((k) => k.kind === flags.kind);
+  if (!kind) throw new InvalidArgumentError(`--kind: expected one of ${BRANCH_KIND_NAMES.join(', ')}`);
+  for (const option of Object.keys(OPTION_FLAGS) as (keyof BranchOptions)[]) {
+    const flag = OPTION_FLAGS[option].split(' ')[0] as string;
+    if (flags[option] !== undefined && !(kind.options as string[]).includes(option)) {
+      const takers = BRANCH_KINDS.filter((k) => (k.options as string[]).includes(option)).map((k) => k.kind);
+      throw new InvalidArgumentError(`${flag} applies to --kind ${takers.join(' and ')}, not ${kind.kind}`);
+    }
+    if (flags[option] === undefined && (kind.requires as string[] | undefined)?.includes(option)) {
+      throw new InvalidArgumentError(`--kind ${kind.kind} needs ${OPTION_FLAGS[option]}`);
+    }
   }
-  if (scope !== undefined && kind !== 'random-prune') {
-    throw new InvalidArgumentError(`--scope applies to --kind random-prune only`);
-  }
-  if (rewindStep !== undefined && kind !== 'rewind') {
-    throw new InvalidArgumentError(`--rewind-step applies to --kind rewind only`);
-  }
-  if (kind === 'rewind') {
-    if (rewindStep === undefined)
-      throw new InvalidArgumentError('--kind rewind needs --rewind-step <step|init>');
-    return parseBranchSpec({ kind, to: rewindStep });
-  }
-  // Layerwise is the default; it is left out so that it names the same lineage as a spec without a scope.
-  return parseBranchSpec({
-    kind,
-    ...(seed === undefined ? {} : { seed }),
-    ...(scope === 'global' ? { scope } : {}),
-  });
+  return parseBranchSpec(kind.fromOptions(flags));
 }
 
 function isConfigFile(arg: string): boolean {
@@ -115,7 +111,14 @@ export function registerBranchCommand(program: Command): void {
     .command('branch')
     .description('start (or attach to) one control branch of a finished lottery-ticket trunk and follow it')
     .argument('<experiment-or-config>', "the trunk's experiment name, or its spec file (JSON or YAML)")
-    .addOption(new Option('--kind <kind>', 'the control').choices([...KINDS]).makeOptionMandatory())
+    .addOption(
+      new Option(
+        '--kind <kind>',
+        `the control: ${BRANCH_KINDS.map((k) => `${k.kind} (${k.summary})`).join('; ')}`,
+      )
+        .choices(BRANCH_KIND_NAMES)
+        .makeOptionMandatory(),
+    )
     .option(
       '--seed <n>',
       'seed of the new initialisation (reinit) or random masks (random-prune); default 1',
@@ -141,20 +144,15 @@ export function registerBranchCommand(program: Command): void {
       const client = await connectClient(e);
       try {
         const trunk = await trunkSpec(client, arg, flags.trunk);
-        const end = trunk.train.iterations;
-        if (branch.kind === 'rewind' && branch.to !== 'init' && end !== undefined && branch.to.step >= end) {
-          throw new InvalidArgumentError(
-            `--rewind-step ${branch.to.step} must be before the end of the trunk's training (${end} iterations)`,
-          );
-        }
-        // The spec's own checks apply to the branch as well.
+        // The spec's own checks apply to the branch as well (e.g. a rewind point before the end of training).
         const spec = validateLotterySpec({ ...trunk, branches: [branch] });
-        if (branch.kind !== 'rewind') await requireTrunkLevels(spec);
+        const perLevel = branchKind(branch).runs === 'per-level';
+        if (perLevel) await requireTrunkLevels(spec);
         const run = await startOrAttachBranch(client, spec, branch);
         const say = (line: string) => process.stderr.write(`${line}\n`);
         say(`${run.started ? 'started' : 'attached to'} ${run.workflowId}`);
         say(
-          `  branch ${branchLabel(branch)} of trunk ${lotteryWorkflowId(spec)} (levels ${branch.kind === 'rewind' ? 0 : 1}..${spec.levels})`,
+          `  branch ${branchLabel(branch)} of trunk ${lotteryWorkflowId(spec)} (levels ${perLevel ? 1 : 0}..${spec.levels})`,
         );
         const link = workflowLink(e.temporal.uiUrl, e.temporal.namespace, run.workflowId);
         if (link) say(`  ${link}`);

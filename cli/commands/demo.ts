@@ -15,9 +15,9 @@ import {
 } from '../../infra/stack';
 import { connectClient } from '../../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../../workers/spawn';
-import { parseLotterySpec, type LotterySpec } from '../../workflows/lottery-specs';
-import type { LotteryResult } from '../../workflows/lottery-types';
-import { parseTrainSpec } from '../../workflows/specs';
+import { parseLotterySpec, type LotterySpec } from '../../contract/lottery';
+import { type LotteryResult } from '../../contract/lottery';
+import { parseTrainSpec } from '../../contract/train';
 import { describeResult, followTrain } from '../follow';
 import { formatReportTable } from '../report/table';
 import { startOrAttachLottery, startOrAttachTrain } from '../runs';

@@ -5,17 +5,18 @@ import { Command } from 'commander';
 
 import type { StackEndpoints } from '../../infra/stack';
 import { connectClient, endpoints } from '../../workers/connection';
-import { branchLabel, parseLotterySpec, type LotterySpec } from '../../workflows/lottery-specs';
-import type { LotteryResult } from '../../workflows/lottery-types';
+import { branchLabel } from '../../contract/branches';
+import { parseLotterySpec, type LotterySpec } from '../../contract/lottery';
+import { type LotteryResult } from '../../contract/lottery';
 import { startInput } from '../experiments';
 import {
-  BRANCH_FLAG_HELP,
   describeLotterySpec,
   lotterySpecFromFlags,
   parseBranchFlag,
   parseRewindFlag,
   type LotteryFieldFlags,
 } from '../lottery-spec';
+import { BRANCH_FLAG_HELP } from '../../contract/branches';
 import { followLevels, lotterySnapshot, resultSources } from '../lottery-follow';
 import { reportSeries } from '../report/lottery';
 import { formatReportTable } from '../report/table';

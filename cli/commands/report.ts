@@ -19,7 +19,8 @@ import {
   type ExperimentView,
   type TrunkView,
 } from '../experiments';
-import { describeLotterySpec, validateLotterySpec } from '../lottery-spec';
+import { describeLotterySpec } from '../lottery-spec';
+import { validateLotterySpec } from '../../contract/spec-kinds';
 import { metricLabel, plotSeries, reportSeries, TRUNK_SERIES, type ReportMetric } from '../report/lottery';
 import { renderAccuracyPlot } from '../report/plot';
 import { formatReportMarkdown, formatReportTable, type ReportSeries } from '../report/table';

@@ -14,12 +14,12 @@ import {
   type PrecomputeResult,
   type PrecomputeSpec,
   type PrecomputeStatus,
-} from '../../workflows/logits-specs';
+} from '../../contract/precompute';
 import { startOrAttachPrecompute, type StartedPrecompute } from '../runs';
 import { followWithBar } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { int } from '../spec-flags';
-import { parseTrainSpec } from '../../workflows/specs';
+import { parseTrainSpec } from '../../contract/train';
 import { workflowLink } from './lottery';
 import { configureTrainCommand } from './train';
 

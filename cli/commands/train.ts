@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 
 import { connectClient, endpoints } from '../../workers/connection';
-import { parseTrainSpec, type TrainSpec } from '../../workflows/specs';
+import { parseTrainSpec, type TrainSpec } from '../../contract/train';
 import { describeResult, followTrain } from '../follow';
 import { startOrAttachTrain } from '../runs';
 import { readSpecFile } from '../spec-file';

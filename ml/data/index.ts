@@ -18,8 +18,9 @@ import path from 'node:path';
 import { Rng, deriveSeed } from '../rng.js';
 import { parseIdx } from './idx.js';
 
-export type DatasetName = 'mnist' | 'fashion-mnist';
-export const DATASET_NAMES: readonly DatasetName[] = ['mnist', 'fashion-mnist'];
+import { DATASET_NAMES, type DatasetName } from './names.js';
+
+export { DATASET_NAMES, type DatasetName };
 
 export interface Dataset {
   name: DatasetName;
@@ -226,7 +227,7 @@ export function loadDataset(
   split: 'train' | 'test',
   opts: { limit?: number } = {},
 ): Dataset {
-  if (!DATASET_NAMES.includes(name)) {
+  if (!(DATASET_NAMES as readonly string[]).includes(name)) {
     throw new Error(`unknown dataset '${String(name)}'; known: ${DATASET_NAMES.join(', ')}`);
   }
   if (split !== 'train' && split !== 'test')

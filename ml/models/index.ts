@@ -1,24 +1,31 @@
 import { MlInputError } from '../errors.js';
 import { conv2, conv4 } from './conv.js';
 import { lenet300100 } from './lenet.js';
+import { MODEL_NAMES, type ModelName } from './names.js';
 import { cnnTeacher, involutionTeacher } from './teachers.js';
 import type { ModelDef } from './types.js';
 
 export type { ModelDef, ParamSpec } from './types.js';
 export { kaimingNormal } from './init.js';
+export { MODEL_NAMES, type ModelName };
 
-const MODELS: Record<string, ModelDef> = {
-  [lenet300100.name]: lenet300100,
-  [conv2.name]: conv2,
-  [conv4.name]: conv4,
-  [cnnTeacher.name]: cnnTeacher,
-  [involutionTeacher.name]: involutionTeacher,
+/** The model registry: one line per model, keyed by its name in names.ts. */
+const MODELS: { [name in ModelName]: ModelDef } = {
+  'lenet-300-100': lenet300100,
+  'conv-2': conv2,
+  'conv-4': conv4,
+  'cnn-teacher': cnnTeacher,
+  'involution-teacher': involutionTeacher,
 };
 
-export const MODEL_NAMES: readonly string[] = Object.keys(MODELS);
+export function isModelName(name: string): name is ModelName {
+  return (MODEL_NAMES as readonly string[]).includes(name);
+}
 
 export function getModel(name: string): ModelDef {
+  if (!isModelName(name))
+    throw new MlInputError(`unknown model '${name}'; known models: ${MODEL_NAMES.join(', ')}`);
   const m = MODELS[name];
-  if (!m) throw new MlInputError(`unknown model '${name}'; known models: ${MODEL_NAMES.join(', ')}`);
+  if (m.name !== name) throw new Error(`internal: model registry maps '${name}' to '${m.name}'`);
   return m;
 }

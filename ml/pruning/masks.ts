@@ -8,7 +8,7 @@
  */
 import { MlInputError } from '../errors.js';
 import type { ParamSpec } from '../models/types.js';
-import { cloneHost, sizeOf, type HostTensor, type NamedTensors } from '../tensors.js';
+import { cloneHost, sizeOf, type HostTensor, type NamedTensors } from '../host-tensor.js';
 
 /** Layer names sorted by UTF-16 code units: the one layer order every machine and every key order agrees on. */
 export function canonicalOrder(names: Iterable<string>): string[] {

@@ -1,6 +1,6 @@
 import { MlInputError } from '../errors.js';
 import { Rng, deriveSeed } from '../rng.js';
-import type { NamedTensors } from '../tensors.js';
+import type { NamedTensors } from '../host-tensor.js';
 import { canonicalOrder, readMask, readWeight } from './masks.js';
 import { pruneRandom, pruneSmallest, randomKeep, type Layer } from './select.js';
 import { parsePruningStrategy, type PruningStrategy } from './strategy.js';

@@ -4,24 +4,36 @@
  * restores the dense run's optimizer moments and data order at step k as well as its weights, and "rewind to
  * initialisation" is the state at step 0 (fresh optimizer, first batch).
  */
+import { MlInputError } from '../errors.js';
 import { getModel } from '../models/index.js';
 import { applyMasks } from '../pruning/index.js';
 import { hostTensor, type NamedTensors } from '../tensors.js';
 import { slotSpecs } from './optimizers.js';
 import { cursorAt, parseTrainConfig, type TrainConfig, type TrainState } from './types.js';
 
-/** The state a run is in before its first step: these weights, zero optimizer slots, the first batch next. */
-export function initialTrainState(config: TrainConfig, trainSize: number, weights: NamedTensors): TrainState {
+/**
+ * The state a run is in before its first step: these weights, zero optimizer slots, the first batch next. With
+ * `step` > 0, the same weights placed at that step of the schedule: the data order continues from there, as for a
+ * rewind point, but nothing was learned (a re-initialised control that starts where the ticket starts).
+ */
+export function initialTrainState(
+  config: TrainConfig,
+  trainSize: number,
+  weights: NamedTensors,
+  step = 0,
+): TrainState {
   const cfg = parseTrainConfig(config);
   const model = getModel(cfg.model);
   const optimizer: NamedTensors = {};
   for (const s of slotSpecs(cfg.optimizer, model.params)) optimizer[s.name] = hostTensor('float32', s.shape);
   const copy = applyMasks(weights, {});
+  if (!Number.isInteger(step) || step < 0 || (step > 0 && step >= cfg.iterations))
+    throw new MlInputError(`start step ${step} must be in 0..${cfg.iterations - 1}`);
   return {
-    step: 0,
+    step,
     weights: copy,
     optimizer,
-    rng: cursorAt(0, cfg.seed, trainSize, cfg.batchSize),
+    rng: cursorAt(step, cfg.seed, trainSize, cfg.batchSize),
     evals: [],
     lastLoss: null,
   };

@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { logitSetKeysFor } from '../../activities/logits';
-import { branchLineageId, trunkLineageId } from '../../activities/lottery-plan';
-import { trainRunId } from '../../activities/train';
-import { validateLotterySpec } from '../../cli/lottery-spec';
-import { lotteryWorkflowId, precomputeWorkflowId, trainWorkflowId } from '../../cli/runs';
+import { branchLineageId, trunkLineageId } from '../../contract/ids';
+import { trainRunId } from '../../contract/ids';
+import { validateLotterySpec } from '../../contract/spec-kinds';
+import { lotteryWorkflowId, precomputeWorkflowId, trainWorkflowId } from '../../contract/ids';
 import { readSpecFile } from '../../cli/spec-file';
 import {
   checkpointKey,
@@ -21,9 +21,11 @@ import {
   runManifestKey,
   runMetricsKey,
 } from '../../store';
-import { parsePrecomputeSpec } from '../../workflows/logits-specs';
-import { branchWorkflowId, rewindStep, type LotterySpec } from '../../workflows/lottery-specs';
-import { parseTrainSpec } from '../../workflows/specs';
+import { parsePrecomputeSpec } from '../../contract/precompute';
+import { branchWorkflowId } from '../../contract/branches';
+import { rewindStep } from '../../contract/rewind';
+import { type LotterySpec } from '../../contract/lottery';
+import { parseTrainSpec } from '../../contract/train';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 

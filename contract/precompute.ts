@@ -1,8 +1,10 @@
-// The spec of a teacher-logit precompute: which trained teacher, on which data and views, stored how. Pure zod,
-// shared by the CLI, the workflow and the activities.
+// The spec of a teacher-logit precompute (which trained teacher, on which data and views, stored how) and the
+// values its workflow and activities exchange.
 import { z } from 'zod';
 
-import { DATASET_NAMES, parseSpec, trainConfigSchema } from './specs';
+import { DATASET_NAMES } from '../ml/data/names';
+import { experimentSchema, heartbeatTimeoutSchema, nameSchema, objectRefSchema, parseSpec } from './spec';
+import { trainConfigSpecSchema } from './train';
 
 export const LOGIT_FORMAT_NAMES = ['float32', 'float16', 'top-k'] as const;
 export const AUGMENTATION_POLICY_NAMES = ['none', 'random-shift'] as const;
@@ -20,16 +22,13 @@ export const augmentationSpecSchema = z
 
 export const precomputeSpecSchema = z
   .object({
-    experiment: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, dot, dash, underscore; at most 64')
-      .default('default'),
+    experiment: experimentSchema,
     teacher: z
       .object({
         /** A readable name recorded in the manifest (e.g. cnn-teacher). */
-        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+        name: nameSchema,
         /** The teacher's training config: its finished run (`lth train`) holds the weights used. */
-        train: trainConfigSchema,
+        train: trainConfigSpecSchema,
       })
       .strict(),
     /** Defaults to the teacher's dataset. */
@@ -43,7 +42,7 @@ export const precomputeSpecSchema = z
     shardSize: z.number().int().positive().default(10_000),
     /** Shards computed at once (compute workers take them as they have slots). */
     parallelism: z.number().int().positive().max(64).default(2),
-    heartbeatTimeoutSeconds: z.number().int().positive().default(60),
+    heartbeatTimeoutSeconds: heartbeatTimeoutSchema,
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -76,10 +75,7 @@ export function augmentationLabel(a: AugmentationSpecValue): { policy: string; s
   return { policy: `random-shift(max=${a.maxShift ?? 2},epoch=${a.epoch})`, seed: a.seed };
 }
 
-export interface LogitShardResult {
-  key: string;
-  sha256: string;
-  bytes: number;
+export interface LogitShardResult extends z.infer<typeof objectRefSchema> {
   start: number;
   end: number;
   /** True when a valid shard was already stored and the teacher did not run. */
@@ -97,6 +93,29 @@ export interface LogitPlan {
   manifestKey: string;
   /** True when the manifest is already published and every shard verified: nothing to do. */
   complete: boolean;
+}
+
+/** What the shard and publish activities take from the plan instead of looking the teacher up again. */
+export interface LogitPlanRef {
+  weights: { key: string; sha256: string };
+  sampleCount: number;
+}
+
+export interface PlanLogitsInput {
+  spec: PrecomputeSpec;
+}
+
+export interface LogitShardInput {
+  spec: PrecomputeSpec;
+  shard: number;
+  /** Absent in shards scheduled by workflows started before plans travelled: the activity looks it up. */
+  plan?: LogitPlanRef;
+}
+
+export interface PublishLogitsInput {
+  spec: PrecomputeSpec;
+  shards: LogitShardResult[];
+  plan?: LogitPlanRef;
 }
 
 export interface PrecomputeResult {

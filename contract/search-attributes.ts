@@ -1,5 +1,5 @@
-// Custom search attributes; `lth up` registers the same names on the embedded server
-// (infra/stack.ts), and a production namespace needs them created once by an operator.
+// Custom search attributes: declared once here. `lth up` registers them on the embedded server (infra/), and a
+// production namespace needs them created once by an operator (the README lists the command).
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const EXPERIMENT = defineSearchAttributeKey('Experiment', SearchAttributeType.KEYWORD);
@@ -9,3 +9,14 @@ export const PHASE = defineSearchAttributeKey('Phase', SearchAttributeType.KEYWO
 export const LEVEL = defineSearchAttributeKey('Level', SearchAttributeType.INT);
 export const REMAINING_PCT = defineSearchAttributeKey('RemainingPct', SearchAttributeType.DOUBLE);
 export const TEST_ACCURACY = defineSearchAttributeKey('TestAccuracy', SearchAttributeType.DOUBLE);
+
+/** Every custom search attribute, for registering them with a namespace. */
+export const SEARCH_ATTRIBUTES = [
+  EXPERIMENT,
+  RUN_KIND,
+  SPEC_HASH,
+  PHASE,
+  LEVEL,
+  REMAINING_PCT,
+  TEST_ACCURACY,
+];

@@ -1,0 +1,32 @@
+// The compute activities as workflows call them: names, inputs and results. activities/ implements this
+// interface; workflows proxy it, so neither imports the other.
+import type { LevelActivityInput, LevelResult } from './lottery';
+import type {
+  LogitPlan,
+  LogitShardInput,
+  LogitShardResult,
+  PlanLogitsInput,
+  PublishLogitsInput,
+} from './precompute';
+import type { TrainActivityInput, TrainRunResult } from './train';
+
+export interface ComputeActivities {
+  /** One durable training run (checkpoints, heartbeats, exact resume), published under runs/<runId>/. */
+  train(input: TrainActivityInput): Promise<TrainRunResult>;
+  /** One IMP level of the trunk or of a per-level control branch. */
+  lotteryLevel(input: LevelActivityInput): Promise<LevelResult>;
+  /** The logit set a precompute spec produces: its keys, shard count, and whether it is already complete. */
+  planLogits(input: PlanLogitsInput): Promise<LogitPlan>;
+  /** One shard of teacher logits (or the stored one when it verifies). */
+  precomputeLogitShard(input: LogitShardInput): Promise<LogitShardResult>;
+  /** The logit set's manifest, last; returns its key. */
+  publishLogits(input: PublishLogitsInput): Promise<string>;
+}
+
+/** Errors that no retry can fix: the activities throw them as non-retryable failures by these types. */
+export const NON_RETRYABLE_ERROR_TYPES = [
+  'SpecError',
+  'IntegrityError',
+  'ArtifactNotFoundError',
+  'LevelNotFinishedError',
+];

@@ -1,0 +1,14 @@
+import { precomputeWorkflowId } from '../ids';
+import { parsePrecomputeSpec, type PrecomputeSpec } from '../precompute';
+import type { SpecKind } from './kind';
+
+export const precomputeKind: SpecKind<PrecomputeSpec> = {
+  kind: 'precompute',
+  summary: "a teacher's logits precomputed once into content-addressed shards",
+  recognises: (raw) => 'teacher' in raw,
+  parse: parsePrecomputeSpec,
+  workflowType: 'precomputeLogitsWorkflow',
+  workflowId: precomputeWorkflowId,
+  runKind: 'logits',
+  experiment: (s) => s.experiment,
+};

@@ -1,0 +1,4 @@
+// The datasets ml/ can load, as a list with no loader behind it: specs validate against it inside the workflow
+// sandbox, which cannot import the loaders (they read files).
+export const DATASET_NAMES = ['mnist', 'fashion-mnist'] as const;
+export type DatasetName = (typeof DATASET_NAMES)[number];

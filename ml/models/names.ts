@@ -1,0 +1,11 @@
+// The models ml/ provides, as a list with no TensorFlow behind it: specs validate model names against it inside the
+// workflow sandbox, which cannot import the models. ml/models/index.ts maps each name to its definition, and the
+// compiler rejects a name without a definition or a definition without a name.
+export const MODEL_NAMES = [
+  'lenet-300-100',
+  'conv-2',
+  'conv-4',
+  'cnn-teacher',
+  'involution-teacher',
+] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];

@@ -60,7 +60,9 @@ export function isBranchTrunkWorkflowId(workflowId: string): boolean {
 }
 
 /** How `--branch` values are written, for help texts. */
-export const BRANCH_FLAG_HELP = BRANCH_KINDS.map((k) => k.flag.usage).join(', ');
+export const BRANCH_FLAG_HELP = BRANCH_KINDS.map((k) => k.flag.usage)
+  .join(', ')
+  .replace(/, ([^,]*)$/, ' or $1');
 
 /** The raw branch a `--branch` value means, or null when no kind knows the value. */
 export function branchFromFlag(value: string): unknown {

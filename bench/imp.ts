@@ -19,8 +19,8 @@ import path from 'node:path';
 
 import { Command } from 'commander';
 
-import { startOrAttachLottery } from '../cli/runs';
-import { renderAccuracyPlot, type PlotSeries } from '../cli/report/render';
+import { startOrAttachLottery } from '../client/runs';
+import { renderAccuracyPlot, type PlotSeries } from '../report/render';
 import { endpointsToEnv, REPO_ROOT, stackDown } from '../infra/stack';
 import { connectClient } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';

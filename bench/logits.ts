@@ -24,8 +24,8 @@ import path from 'node:path';
 import { Command } from 'commander';
 
 import { logitSetKeysFor } from '../activities/logits';
-import { logitSetAccuracy } from '../cli/commands/teachers';
-import { startOrAttachPrecompute, startOrAttachTrain } from '../cli/runs';
+import { logitSetAccuracy } from '../client/logit-sets';
+import { startOrAttachPrecompute, startOrAttachTrain } from '../client/runs';
 import { endpointsToEnv, REPO_ROOT, stackDown } from '../infra/stack';
 import { selectBackend, type BackendName } from '../ml/backend';
 import { loadDataset, type DatasetName } from '../ml/data';

@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 
 import type { trainWorkflow } from '../workflows/train';
 import { type TrainRunResult, type TrainStatus } from '../contract/train';
-import { pollerCount } from './runs';
+import { pollerCount } from '../client/runs';
 import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -16,8 +16,8 @@ import {
 } from '../contract/lottery';
 import { queryStatus } from './experiments';
 import { progressLine } from './progress-text';
-import { formatAccuracyPct, formatRemainingPct } from './report/table';
-import { pollerCount } from './runs';
+import { formatAccuracyPct, formatRemainingPct } from '../report/table';
+import { pollerCount } from '../client/runs';
 import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

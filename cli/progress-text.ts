@@ -1,7 +1,7 @@
 // Progress as plain text, for where a live bar cannot redraw (`lth status`, logs, pipes): a static bar in
 // cli-progress's shades_classic style and one line per level being trained.
 import { type LevelProgressUpdate } from '../contract/lottery';
-import { formatAccuracyPct } from './report/table';
+import { formatAccuracyPct } from '../report/table';
 
 /** `██████░░░░░░  40%` */
 export function textBar(value: number, total: number, width = 24): string {

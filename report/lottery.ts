@@ -1,7 +1,7 @@
 // From a lottery experiment's levels to what the report renders: one series for the IMP trunk (the ticket) and
 // one per control branch. A branch trains levels 1..L from the trunk's artifacts; its level 0 is the trunk's
 // dense level 0, so that row is added to it and every line starts at 100%.
-import { type LevelResult } from '../../contract/lottery';
+import { type LevelResult } from '../contract/lottery';
 import type { PlotSeries } from './plot';
 import type { LevelRow, ReportSeries } from './table';
 

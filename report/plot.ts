@@ -1,3 +1,4 @@
+// report/: report rendering for `lth report` and the benchmarks (bench/imp.ts); imports contract/ only.
 // The accuracy-vs-sparsity plot of `lth report`, drawn the way the lottery-ticket papers draw it:
 // test accuracy (%) against % of weights remaining on a reversed log axis (dense on the left,
 // sparser to the right), one line with markers per branch, error bars where a std is known.

@@ -1,3 +1,4 @@
+// report/: report rendering for `lth report` and the benchmarks (bench/imp.ts); imports contract/ only.
 // Tables for `lth report`: the per-level results of each branch of a lottery-ticket experiment
 // (the ticket itself and its controls), as aligned plain text for the terminal and as Markdown
 // for a file. Pure string formatting: no I/O, no dependencies.

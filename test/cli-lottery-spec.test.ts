@@ -8,7 +8,7 @@ import { test } from 'node:test';
 
 import { branchFromFlags } from '../cli/commands/branch';
 import { lotterySpecFromFlags, parseBranchFlag, parseRewindFlag } from '../cli/lottery-spec';
-import { plotSeries, reportSeries, TRUNK_SERIES } from '../cli/report/lottery';
+import { plotSeries, reportSeries, TRUNK_SERIES } from '../report/lottery';
 import { type LevelResult } from '../contract/lottery';
 import { SpecError } from '../contract/spec';
 

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 
 import { toTrainConfig } from '../contract/train';
 import { trainRunId } from '../contract/ids';
-import { startOrAttachTrain } from '../cli/runs';
+import { startOrAttachTrain } from '../client/runs';
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import type { NamedTensors } from '../ml/tensors';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { startOrAttachTrain } from '../cli/runs';
+import { startOrAttachTrain } from '../client/runs';
 import { loadDataset } from '../ml/data';
 import { augmentImages } from '../ml/data/augment';
 import { predictLogits } from '../ml/infer';

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 
-import { startOrAttachTrain } from '../cli/runs';
+import { startOrAttachTrain } from '../client/runs';
 import { endpointsToEnv } from '../infra/stack';
 import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';

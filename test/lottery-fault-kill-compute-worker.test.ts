@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { resolvePruning } from '../contract/pruning';
 import { trunkLineageId } from '../contract/ids';
 import { toTrainConfig } from '../contract/train';
-import { startOrAttachLottery } from '../cli/runs';
+import { startOrAttachLottery } from '../client/runs';
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import { denseMasks, prune, sparsityReport } from '../ml/pruning';

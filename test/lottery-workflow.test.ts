@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { trunkLineageId } from '../contract/ids';
-import { startOrAttachLottery } from '../cli/runs';
+import { startOrAttachLottery } from '../client/runs';
 import { getModel } from '../ml/models';
 import { denseMasks, prune } from '../ml/pruning';
 import { hostBytesEqual } from '../ml/tensors';

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 
 import { Resvg } from '@resvg/resvg-js';
 
-import { pngFontOptions, svgToPng, xTickValues } from '../cli/report/plot';
+import { pngFontOptions, svgToPng, xTickValues } from '../report/plot';
 import {
   accuracyPlotSpec,
   formatReportMarkdown,
@@ -13,8 +13,8 @@ import {
   renderAccuracyPlot,
   type PlotSeries,
   type ReportSeries,
-} from '../cli/report/render';
-import { textWidth } from '../cli/report/text-width';
+} from '../report/render';
+import { textWidth } from '../report/text-width';
 
 const LEVELS = Array.from({ length: 12 }, (_, i) => 100 * 0.8 ** i); // 100, 80, 64, 51.2, ... 8.59
 

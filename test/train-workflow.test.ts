@@ -10,7 +10,7 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 
-import { startOrAttachTrain } from '../cli/runs';
+import { startOrAttachTrain } from '../client/runs';
 import { temporalBinary } from '../infra/stack';
 import { openStore } from '../workers/connection';
 import { parseTrainSpec } from '../contract/train';

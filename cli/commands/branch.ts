@@ -29,8 +29,8 @@ import {
 } from '../experiments';
 import { branchResultSource, branchSnapshot, followLevels } from '../lottery-follow';
 import { lotterySpecFromFlags, parseRewindFlag } from '../lottery-spec';
-import { formatReportTable } from '../report/table';
-import { startOrAttachBranch } from '../runs';
+import { formatReportTable } from '../../report/table';
+import { startOrAttachBranch } from '../../client/runs';
 import { int } from '../spec-flags';
 import { workflowLink } from './lottery';
 

@@ -18,9 +18,9 @@ import {
 } from '../lottery-spec';
 import { BRANCH_FLAG_HELP } from '../../contract/branches';
 import { followLevels, lotterySnapshot, resultSources } from '../lottery-follow';
-import { reportSeries } from '../report/lottery';
-import { formatReportTable } from '../report/table';
-import { startOrAttachLottery, type StartedLottery } from '../runs';
+import { reportSeries } from '../../report/lottery';
+import { formatReportTable } from '../../report/table';
+import { startOrAttachLottery, type StartedLottery } from '../../client/runs';
 import { addTrainOptions, int, num } from '../spec-flags';
 
 interface LotteryFlags extends LotteryFieldFlags {

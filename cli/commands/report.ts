@@ -21,9 +21,9 @@ import {
 } from '../experiments';
 import { describeLotterySpec } from '../lottery-spec';
 import { validateLotterySpec } from '../../contract/spec-kinds';
-import { metricLabel, plotSeries, reportSeries, TRUNK_SERIES, type ReportMetric } from '../report/lottery';
-import { renderAccuracyPlot } from '../report/plot';
-import { formatReportMarkdown, formatReportTable, type ReportSeries } from '../report/table';
+import { metricLabel, plotSeries, reportSeries, TRUNK_SERIES, type ReportMetric } from '../../report/lottery';
+import { renderAccuracyPlot } from '../../report/plot';
+import { formatReportMarkdown, formatReportTable, type ReportSeries } from '../../report/table';
 
 export interface ReportOptions {
   /** Folder for report.md and the plot; default reports/<experiment>. */

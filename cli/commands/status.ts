@@ -12,7 +12,7 @@ import {
   type RunView,
 } from '../experiments';
 import { progressLine } from '../progress-text';
-import { formatReportTable } from '../report/table';
+import { formatReportTable } from '../../report/table';
 import { printStackStatus, withStackFlags, type StackFlags } from './stack';
 
 interface StatusFlags extends StackFlags {

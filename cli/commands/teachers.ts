@@ -4,8 +4,8 @@
 import type { Client } from '@temporalio/client';
 import { Command, Option } from 'commander';
 
-import { loadDataset, type DatasetName } from '../../ml/data';
-import { bytesPerSample, LogitReader, readLogitManifest, type LogitManifest } from '../../store';
+import { logitSetAccuracy } from '../../client/logit-sets';
+import { bytesPerSample, readLogitManifest, type LogitManifest } from '../../store';
 import { connectClient, endpoints, openStore } from '../../workers/connection';
 import {
   AUGMENTATION_POLICY_NAMES,
@@ -15,7 +15,7 @@ import {
   type PrecomputeSpec,
   type PrecomputeStatus,
 } from '../../contract/precompute';
-import { startOrAttachPrecompute, type StartedPrecompute } from '../runs';
+import { startOrAttachPrecompute, type StartedPrecompute } from '../../client/runs';
 import { followWithBar } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { int } from '../spec-flags';
@@ -146,46 +146,6 @@ export interface LogitSetView {
   coverage: { ranges: [number, number][]; complete: boolean };
   /** argmax of the stored outputs against the dataset's labels, on the views the teacher saw. */
   accuracy: { correct: number; total: number; value: number; views: string };
-}
-
-/**
- * Argmax of every stored row against the labels of the data the set was computed on. A precompute with `limit`
- * stores the class-balanced subset loadDataset(name, split, {limit}) gives, so loading with limit = sampleCount
- * reproduces it (and gives the whole split when sampleCount is its size).
- */
-export async function logitSetAccuracy(
-  store: ReturnType<typeof openStore>,
-  key: string,
-  m: LogitManifest,
-): Promise<{ correct: number; total: number }> {
-  const data = loadDataset(m.dataset as DatasetName, m.split as 'train' | 'test', { limit: m.sampleCount });
-  if (data.n !== m.sampleCount)
-    throw new Error(
-      `${m.dataset} ${m.split} has ${data.n} samples, the logit set ${key} has ${m.sampleCount}: cannot match labels`,
-    );
-  const reader = await LogitReader.open(store, [key], {
-    dataset: m.dataset,
-    split: m.split,
-    augmentation: m.augmentation,
-  });
-  try {
-    let correct = 0;
-    const C = m.classes;
-    const chunk = Math.max(m.shardSize, 1024);
-    for (let start = 0; start < m.sampleCount; start += chunk) {
-      const end = Math.min(start + chunk, m.sampleCount);
-      const indices = Int32Array.from({ length: end - start }, (_, i) => start + i);
-      const values = (await reader.read(indices)).teachers[0]!.values;
-      for (let r = 0; r < indices.length; r++) {
-        let best = 0;
-        for (let c = 1; c < C; c++) if (values[r * C + c]! > values[r * C + best]!) best = c;
-        if (best === data.labels[start + r]) correct++;
-      }
-    }
-    return { correct, total: m.sampleCount };
-  } finally {
-    await reader.close();
-  }
 }
 
 export async function inspectLogitSet(

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { connectClient, endpoints } from '../../workers/connection';
 import { parseTrainSpec, type TrainSpec } from '../../contract/train';
 import { describeResult, followTrain } from '../follow';
-import { startOrAttachTrain } from '../runs';
+import { startOrAttachTrain } from '../../client/runs';
 import { readSpecFile } from '../spec-file';
 import { addTrainOptions, applyTrainFlags, int, type TrainFieldFlags } from '../spec-flags';
 

@@ -8,6 +8,7 @@ import { z } from 'zod';
 
 import type { Dataset } from '../ml/data';
 import type { NamedTensors } from '../ml/tensors';
+import { objectRefSchema } from '../contract/spec';
 import type { TrainProgressUpdate } from '../contract/train';
 import {
   stateFromTensors,
@@ -63,12 +64,8 @@ export interface DurableTrainingOutcome {
   removeCheckpoints(): Promise<void>;
 }
 
-const checkpointRefSchema = z.object({
-  key: z.string(),
-  sha256: z.string(),
-  bytes: z.number(),
-  step: z.number().int(),
-});
+/** What a heartbeat carries: the newest checkpoint written, so a retry resumes from it. */
+const checkpointRefSchema = objectRefSchema.extend({ step: z.number().int() });
 type CheckpointRef = z.infer<typeof checkpointRefSchema>;
 
 async function loadResumePoint(

@@ -162,8 +162,14 @@ test('a rerun with more levels reuses the finished ones; branches reuse the trun
     trunkMask2('fc1.weight') + trunkMask2('fc2.weight'),
   );
   assert.notEqual(count(globalMask, 'fc1.weight'), trunkMask2('fc1.weight'));
-  // Reinit starts from another initialisation, at step 0.
-  assert.equal(reinit.levels[0]!.startStep, 0);
+  // Reinit starts from another initialisation where the ticket starts, at the rewind step (10), so it trains as
+  // many steps as the ticket with the same data order.
+  assert.equal(reinit.levels[0]!.startStep, 10);
+  assert.equal(reinit.levels[0]!.steps, trunk.get(1)!.steps);
+  const reinitStart = (await store.getTensors(reinit.levels[0]!.rewind.key)).tensors;
+  const ticketStart = (await store.getTensors(trunk.get(1)!.rewind.key)).tensors;
+  const fc1 = 'weights/fc1.weight';
+  assert.ok(!hostBytesEqual(reinitStart[fc1]!, ticketStart[fc1]!), 'reinit starts from other weights');
 
   // The same spec again attaches to the finished run instead of starting anything.
   const again = await startOrAttachLottery(workers.client, more);

@@ -5,11 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { validateLotterySpec } from '../contract/spec-kinds';
 import { readSpecFile } from '../cli/spec-file';
-import { REPO_ROOT } from '../infra/stack';
 import { parsePrecomputeSpec } from '../contract/precompute';
+import { recogniseSpecKind, SPEC_KINDS } from '../contract/spec-kinds';
 import { parseTrainSpec } from '../contract/train';
+import { REPO_ROOT } from '../infra/paths';
 
 const EXAMPLES = path.join(REPO_ROOT, 'examples');
 
@@ -21,28 +21,26 @@ function specFiles(dir: string): string[] {
     .sort();
 }
 
-/** Which spec an example is, from its shape: a lottery has levels, a precompute a teacher, a train run neither. */
-function kindOf(spec: Record<string, unknown>): 'lottery' | 'precompute' | 'train' {
-  if ('levels' in spec) return 'lottery';
-  if ('teacher' in spec) return 'precompute';
-  return 'train';
+/** Which spec kind an example is, from its shape (contract/spec-kinds). */
+function kindOf(spec: Record<string, unknown>): string {
+  const kind = recogniseSpecKind(spec);
+  assert.ok(kind, `no spec kind recognises ${JSON.stringify(spec).slice(0, 80)}`);
+  return kind.kind;
 }
 
 const files = specFiles(EXAMPLES);
 
 test('there are examples of every kind of spec', () => {
   const kinds = new Set(files.map((f) => kindOf(readSpecFile(f))));
-  assert.deepEqual([...kinds].sort(), ['lottery', 'precompute', 'train']);
+  assert.deepEqual([...kinds].sort(), SPEC_KINDS.map((k) => k.kind).sort());
 });
 
 for (const file of files) {
   const name = path.relative(REPO_ROOT, file);
   test(`${name} is a valid spec`, () => {
     const spec = readSpecFile(file);
-    const kind = kindOf(spec);
-    if (kind === 'lottery') validateLotterySpec(spec);
-    else if (kind === 'precompute') parsePrecomputeSpec(spec);
-    else parseTrainSpec(spec);
+    recogniseSpecKind(spec)?.parse(spec);
+    assert.ok(recogniseSpecKind(spec), name);
     // The commands in its comments point at this very file (a moved example keeps working instructions).
     for (const m of fs.readFileSync(file, 'utf8').matchAll(/--config ([\w./-]+)/g)) {
       assert.ok(fs.existsSync(path.join(REPO_ROOT, m[1] as string)), `${name} mentions missing ${m[1]}`);

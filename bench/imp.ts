@@ -21,7 +21,9 @@ import { Command } from 'commander';
 
 import { startOrAttachLottery } from '../client/runs';
 import { renderAccuracyPlot, type PlotSeries } from '../report/render';
-import { endpointsToEnv, REPO_ROOT, stackDown } from '../infra/stack';
+import { stackDown } from '../infra/embedded-stack';
+import { endpointsToEnv } from '../infra/endpoints';
+import { REPO_ROOT } from '../infra/paths';
 import { connectClient } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
 import { machineInfo, startBenchStack } from './support';

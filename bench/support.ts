@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { freePorts } from '../infra/ports';
-import { stackOptionsFromEnv, stackUp, type StackEndpoints, type StackOptions } from '../infra/stack';
+import { stackUp } from '../infra/embedded-stack';
+import { stackOptionsFromEnv, type StackEndpoints, type StackOptions } from '../infra/endpoints';
 
 export interface MachineInfo {
   cpuModel: string;

@@ -1,65 +1,51 @@
-// The embedded service stack: a Temporal dev server (SQLite file, UI, our search attributes)
-// and a single-drive MinIO, both living under one home folder, started detached so they
-// outlive the `lth up` that started them, and found again through pid files.
-// Production deployments skip all of this and name their services in the environment;
-// resolveEndpoints() is the one place that decides which of the two applies.
+/**
+ * The embedded service stack: a Temporal dev server (SQLite file, UI, the search attributes of
+ * contract/search-attributes.ts) and a single-drive MinIO, both living under one home folder,
+ * started detached so they outlive the `lth up` that started them, and found again through pid
+ * files. Where the services are is infra/endpoints.ts's business; this module only runs them.
+ *
+ * Guarantees:
+ * - everything a stack writes (database, object data, logs, pid files, lock) is under opts.home;
+ * - up and down on one home are serialised by a lock file, so two `lth up` at once never start
+ *   a service twice; a lock left by a dead process is taken over;
+ * - stackUp() is idempotent: services of this home that already run on the same ports are
+ *   reused; a port held by anything else is refused, every conflict reported before anything
+ *   starts; a service this call started is stopped again if the stack cannot be brought up;
+ * - a process is ours only if its pid file names it, it is alive and (where /proc exists) its
+ *   command line holds this home's paths: nothing else is ever signalled;
+ * - stackDown() sends SIGTERM, then SIGKILL after the grace period, and removes the pid files;
+ * - binaries come from .tools/bin (`npm run setup`) or LTH_TEMPORAL_BIN / LTH_MINIO_BIN, and
+ *   run without the caller's TEMPORAL_* / MINIO_* variables; nothing is downloaded.
+ */
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
-export const REPO_ROOT = path.resolve(__dirname, '..');
-export const TOOLS_BIN = path.join(REPO_ROOT, '.tools', 'bin');
-
-/** Credentials of the embedded MinIO; it listens on 127.0.0.1 only, so these guard nothing real. */
-export const DEV_S3_ACCESS_KEY = 'lthadmin';
-export const DEV_S3_SECRET_KEY = 'lthadmin-secret';
+import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
+import { embeddedEndpoints, s3Client, type Env, type StackEndpoints, type StackOptions } from './endpoints';
+import { TOOLS_BIN } from './paths';
+import { canBind, isListening, LOOPBACK } from './ports';
 
 /**
- * Custom search attributes registered on the embedded server. Must match
- * contract/search-attributes.ts (test/stack-endpoints.test.ts checks it); a production
- * namespace needs them created once by an operator.
+ * The Temporal CLI's spelling of a search-attribute type, from the SDK's (`KEYWORD_LIST`) or
+ * the server's (`INDEXED_VALUE_TYPE_KEYWORD_LIST`): `KeywordList`.
  */
-export const SEARCH_ATTRIBUTES = {
-  Experiment: 'Keyword',
-  RunKind: 'Keyword',
-  SpecHash: 'Keyword',
-  Phase: 'Keyword',
-  Level: 'Int',
-  RemainingPct: 'Double',
-  TestAccuracy: 'Double',
-} as const satisfies Record<
-  string,
-  'Keyword' | 'Int' | 'Double' | 'Text' | 'Bool' | 'Datetime' | 'KeywordList'
->;
-export type SearchAttributeName = keyof typeof SEARCH_ATTRIBUTES;
-
-export interface StackOptions {
-  /** Folder holding the SQLite file, the MinIO data, logs and pid files. */
-  home: string;
-  temporalPort: number;
-  uiPort: number;
-  minioPort: number;
-  consolePort: number;
-  namespace: string;
-  s3AccessKey: string;
-  s3SecretKey: string;
-  bucket: string;
+export function cliTypeName(type: string): string {
+  return type
+    .replace(/^INDEXED_VALUE_TYPE_/, '')
+    .toLowerCase()
+    .replace(/(^|_)([a-z])/g, (_m, _u: string, c: string) => c.toUpperCase());
 }
 
-export interface TemporalTlsPaths {
-  certPath?: string;
-  keyPath?: string;
-  caPath?: string;
-}
-
-export interface StackEndpoints {
-  temporal: { address: string; namespace: string; uiUrl: string | null; tls?: TemporalTlsPaths };
-  s3: { endpoint: string; accessKey: string; secretKey: string; bucket: string; consoleUrl: string | null };
-  /** True when these are the services of the embedded stack (ours to start and stop). */
-  embedded: boolean;
-}
+/**
+ * The custom search attributes registered on the embedded server, name → CLI type, derived
+ * from contract/search-attributes.ts (where they are declared); a production namespace needs
+ * them created once by an operator.
+ */
+export const SEARCH_ATTRIBUTE_CLI_TYPES: Readonly<Record<string, string>> = Object.freeze(
+  Object.fromEntries(SEARCH_ATTRIBUTES.map((k) => [k.name, cliTypeName(k.type)])),
+);
 
 export type ServiceName = 'temporal' | 'minio';
 
@@ -94,186 +80,6 @@ export interface StopResult {
 }
 
 export type Log = (line: string) => void;
-
-const HOST = '127.0.0.1';
-
-// ------------------------------------------------------------------------------- env ------
-
-const port = z.coerce.number().int().min(1).max(65535);
-// An empty variable counts as unset, as shells make it easy to export one by accident.
-const unsetIfEmpty = (v: unknown): unknown => (v === '' ? undefined : v);
-const opt = <T extends z.ZodType>(s: T) => z.preprocess(unsetIfEmpty, s.optional());
-
-const stackEnvSchema = z.object({
-  LTH_HOME: opt(z.string()),
-  LTH_TEMPORAL_PORT: opt(port),
-  LTH_UI_PORT: opt(port),
-  LTH_MINIO_PORT: opt(port),
-  LTH_CONSOLE_PORT: opt(port),
-  LTH_NAMESPACE: opt(z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')),
-  LTH_BUCKET: opt(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name')),
-});
-
-type Env = Record<string, string | undefined>;
-
-/** Parses env with schema; every problem names its variable. */
-function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
-  const r = schema.safeParse(env);
-  if (r.success) return r.data;
-  const lines = r.error.issues.map((i) => {
-    const name = String(i.path[0] ?? '?');
-    return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
-  });
-  throw new Error(`invalid environment:\n${lines.join('\n')}`);
-}
-
-export function defaultStackOptions(): StackOptions {
-  return {
-    home: path.join(REPO_ROOT, '.data', 'stack'),
-    temporalPort: 7233,
-    uiPort: 8233,
-    minioPort: 9000,
-    consolePort: 9001,
-    namespace: 'default',
-    s3AccessKey: DEV_S3_ACCESS_KEY,
-    s3SecretKey: DEV_S3_SECRET_KEY,
-    bucket: 'lth',
-  };
-}
-
-/**
- * Options of the embedded stack from LTH_HOME, LTH_TEMPORAL_PORT, LTH_UI_PORT, LTH_MINIO_PORT,
- * LTH_CONSOLE_PORT, LTH_NAMESPACE, LTH_BUCKET; `overrides` (e.g. CLI flags) win over env.
- */
-export function stackOptionsFromEnv(
-  env: Env = process.env,
-  overrides: Partial<StackOptions> = {},
-): StackOptions {
-  const e = parseEnv(stackEnvSchema, env);
-  const d = defaultStackOptions();
-  const o: StackOptions = {
-    home: e.LTH_HOME ?? d.home,
-    temporalPort: e.LTH_TEMPORAL_PORT ?? d.temporalPort,
-    uiPort: e.LTH_UI_PORT ?? d.uiPort,
-    minioPort: e.LTH_MINIO_PORT ?? d.minioPort,
-    consolePort: e.LTH_CONSOLE_PORT ?? d.consolePort,
-    namespace: e.LTH_NAMESPACE ?? d.namespace,
-    s3AccessKey: d.s3AccessKey,
-    s3SecretKey: d.s3SecretKey,
-    bucket: e.LTH_BUCKET ?? d.bucket,
-  };
-  for (const [k, v] of Object.entries(overrides) as [
-    keyof StackOptions,
-    StackOptions[keyof StackOptions],
-  ][]) {
-    if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
-  }
-  o.home = path.resolve(o.home);
-  const ports = [o.temporalPort, o.uiPort, o.minioPort, o.consolePort];
-  if (new Set(ports).size !== ports.length) {
-    throw new Error(
-      `the stack's ports must differ: temporal ${o.temporalPort}, ui ${o.uiPort}, minio ${o.minioPort}, console ${o.consolePort}`,
-    );
-  }
-  return o;
-}
-
-/** The environment variables (TEMPORAL_*, S3_*) that hand endpoints to a child process. */
-export function endpointsToEnv(e: StackEndpoints): Record<string, string> {
-  const out: Record<string, string> = {
-    TEMPORAL_ADDRESS: e.temporal.address,
-    TEMPORAL_NAMESPACE: e.temporal.namespace,
-    S3_ENDPOINT: e.s3.endpoint,
-    S3_ACCESS_KEY: e.s3.accessKey,
-    S3_SECRET_KEY: e.s3.secretKey,
-    S3_BUCKET: e.s3.bucket,
-  };
-  if (e.temporal.uiUrl) out.TEMPORAL_UI_URL = e.temporal.uiUrl;
-  if (e.s3.consoleUrl) out.S3_CONSOLE_URL = e.s3.consoleUrl;
-  if (e.temporal.tls?.certPath) out.TEMPORAL_TLS_CERT = e.temporal.tls.certPath;
-  if (e.temporal.tls?.keyPath) out.TEMPORAL_TLS_KEY = e.temporal.tls.keyPath;
-  if (e.temporal.tls?.caPath) out.TEMPORAL_TLS_CA = e.temporal.tls.caPath;
-  // Lets a child (a test, a worker) know these are embedded services it may treat as disposable.
-  if (e.embedded) out.LTH_STACK_EMBEDDED = '1';
-  return out;
-}
-
-const externalEnvSchema = z.object({
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/, 'expected host:port'),
-  TEMPORAL_NAMESPACE: opt(z.string().min(1)),
-  TEMPORAL_UI_URL: opt(z.url()),
-  TEMPORAL_TLS_CERT: opt(z.string()),
-  TEMPORAL_TLS_KEY: opt(z.string()),
-  TEMPORAL_TLS_CA: opt(z.string()),
-  S3_ENDPOINT: z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' }),
-  S3_ACCESS_KEY: z.string({ error: 'required when S3_ENDPOINT is set' }).min(1),
-  S3_SECRET_KEY: z.string({ error: 'required when S3_ENDPOINT is set' }).min(1),
-  S3_BUCKET: opt(z.string().min(3)),
-  S3_CONSOLE_URL: opt(z.url()),
-  LTH_STACK_EMBEDDED: opt(z.enum(['0', '1'])),
-});
-
-/**
- * Where the services are. With TEMPORAL_ADDRESS and S3_ENDPOINT set (plus TEMPORAL_NAMESPACE,
- * S3_ACCESS_KEY, S3_SECRET_KEY, S3_BUCKET, TEMPORAL_TLS_CERT/KEY/CA) those are used;
- * with neither set, the embedded stack's addresses from stackOptionsFromEnv().
- * Setting only one of the two is refused rather than silently mixing worlds.
- */
-export function resolveEndpoints(env: Env = process.env): StackEndpoints {
-  const hasT = !!env.TEMPORAL_ADDRESS;
-  const hasS = !!env.S3_ENDPOINT;
-  if (hasT !== hasS) {
-    const [set, unset] = hasT ? ['TEMPORAL_ADDRESS', 'S3_ENDPOINT'] : ['S3_ENDPOINT', 'TEMPORAL_ADDRESS'];
-    throw new Error(
-      `${set} is set but ${unset} is not: set both (external services) or neither (embedded stack from \`lth up\`)`,
-    );
-  }
-  if (!hasT) return embeddedEndpoints(stackOptionsFromEnv(env));
-  const e = parseEnv(externalEnvSchema, env);
-  const tls: TemporalTlsPaths = {};
-  if (e.TEMPORAL_TLS_CERT) tls.certPath = e.TEMPORAL_TLS_CERT;
-  if (e.TEMPORAL_TLS_KEY) tls.keyPath = e.TEMPORAL_TLS_KEY;
-  if (e.TEMPORAL_TLS_CA) tls.caPath = e.TEMPORAL_TLS_CA;
-  if (!!tls.certPath !== !!tls.keyPath) {
-    throw new Error(
-      'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (mTLS client certificate and key)',
-    );
-  }
-  return {
-    temporal: {
-      address: e.TEMPORAL_ADDRESS,
-      namespace: e.TEMPORAL_NAMESPACE ?? 'default',
-      uiUrl: e.TEMPORAL_UI_URL ?? null,
-      ...(Object.keys(tls).length > 0 ? { tls } : {}),
-    },
-    s3: {
-      endpoint: e.S3_ENDPOINT.replace(/\/+$/, ''),
-      accessKey: e.S3_ACCESS_KEY,
-      secretKey: e.S3_SECRET_KEY,
-      bucket: e.S3_BUCKET ?? 'lth',
-      consoleUrl: e.S3_CONSOLE_URL ?? null,
-    },
-    embedded: e.LTH_STACK_EMBEDDED === '1',
-  };
-}
-
-export function embeddedEndpoints(o: StackOptions): StackEndpoints {
-  return {
-    temporal: {
-      address: `${HOST}:${o.temporalPort}`,
-      namespace: o.namespace,
-      uiUrl: `http://${HOST}:${o.uiPort}`,
-    },
-    s3: {
-      endpoint: `http://${HOST}:${o.minioPort}`,
-      accessKey: o.s3AccessKey,
-      secretKey: o.s3SecretKey,
-      bucket: o.bucket,
-      consoleUrl: `http://${HOST}:${o.consolePort}`,
-    },
-    embedded: true,
-  };
-}
 
 // -------------------------------------------------------------------------- binaries ------
 
@@ -347,8 +153,8 @@ function specs(o: StackOptions): Record<ServiceName, ServiceSpec> {
       marker: path.join(o.home, 'temporal.sqlite'),
       pidFile: path.join(o.home, 'temporal.pid'),
       logFile: path.join(o.home, 'temporal.log'),
-      address: `${HOST}:${o.temporalPort}`,
-      url: `http://${HOST}:${o.uiPort}`,
+      address: `${LOOPBACK}:${o.temporalPort}`,
+      url: `http://${LOOPBACK}:${o.uiPort}`,
     },
     minio: {
       name: 'minio',
@@ -360,8 +166,8 @@ function specs(o: StackOptions): Record<ServiceName, ServiceSpec> {
       marker: path.join(o.home, 'minio'),
       pidFile: path.join(o.home, 'minio.pid'),
       logFile: path.join(o.home, 'minio.log'),
-      address: `${HOST}:${o.minioPort}`,
-      url: `http://${HOST}:${o.consolePort}`,
+      address: `${LOOPBACK}:${o.minioPort}`,
+      url: `http://${LOOPBACK}:${o.consolePort}`,
     },
   };
 }
@@ -428,29 +234,6 @@ const errText = (err: unknown) => (err instanceof Error ? err.message : String(e
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Whether something accepts connections on host:port. */
-export function isListening(port: number, host = HOST, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ port, host });
-    const done = (v: boolean) => {
-      sock.destroy();
-      resolve(v);
-    };
-    sock.setTimeout(timeoutMs, () => done(false));
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
-  });
-}
-
-/** Whether we could bind host:port right now (the reliable "is it free" test). */
-function canBind(port: number, host = HOST): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
 function tail(file: string, lines = 15): string {
   try {
     const text = fs.readFileSync(file, 'utf8');
@@ -510,7 +293,7 @@ async function temporalHealthy(bin: string | null, address: string, port: number
 
 async function minioHealthy(port: number): Promise<boolean> {
   try {
-    const res = await fetch(`http://${HOST}:${port}/minio/health/live`, {
+    const res = await fetch(`http://${LOOPBACK}:${port}/minio/health/live`, {
       signal: AbortSignal.timeout(2000),
     });
     return res.status === 200;
@@ -663,7 +446,7 @@ function temporalArgs(o: StackOptions): string[] {
     '--db-filename',
     path.join(o.home, 'temporal.sqlite'),
     '--ip',
-    HOST,
+    LOOPBACK,
     '--port',
     String(o.temporalPort),
     '--ui-port',
@@ -675,7 +458,7 @@ function temporalArgs(o: StackOptions): string[] {
   ];
   if (o.namespace !== 'default') args.push('--namespace', o.namespace);
   // Registers them on a fresh database only; ensureSearchAttributes() covers an existing one.
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES))
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_CLI_TYPES))
     args.push('--search-attribute', `${name}=${type}`);
   return args;
 }
@@ -701,11 +484,7 @@ export async function listSearchAttributes(
   const parsed = saListSchema.parse(JSON.parse(r.stdout));
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(parsed.customAttributes ?? {})) {
-    // INDEXED_VALUE_TYPE_KEYWORD_LIST → KeywordList
-    out[k] = v
-      .replace(/^INDEXED_VALUE_TYPE_/, '')
-      .toLowerCase()
-      .replace(/(^|_)([a-z])/g, (_m, _u: string, c: string) => c.toUpperCase());
+    out[k] = cliTypeName(v);
   }
   return out;
 }
@@ -729,7 +508,7 @@ async function ensureSearchAttributes(
 ): Promise<void> {
   const have = await listSearchAttributes(bin, address, namespace);
   const missingByType = new Map<string, string[]>();
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_CLI_TYPES)) {
     const got = have[name];
     if (got === undefined) missingByType.set(type, [...(missingByType.get(type) ?? []), name]);
     else if (got !== type) {
@@ -747,20 +526,6 @@ async function ensureSearchAttributes(
       throw new Error(`could not register search attributes ${names.join(', ')}: ${r.stderr.trim()}`);
     log(`temporal: registered search attributes ${names.join(', ')} (${type})`);
   }
-}
-
-async function s3Client(e: StackEndpoints['s3']) {
-  const { Client } = await import('minio');
-  const u = new URL(e.endpoint);
-  const useSSL = u.protocol === 'https:';
-  return new Client({
-    endPoint: u.hostname,
-    port: u.port ? Number(u.port) : useSSL ? 443 : 80,
-    useSSL,
-    accessKey: e.accessKey,
-    secretKey: e.secretKey,
-    pathStyle: true,
-  });
 }
 
 async function ensureBucket(e: StackEndpoints['s3'], log: Log): Promise<void> {
@@ -812,7 +577,7 @@ export async function stackUp(
           '--address',
           s.minio.address,
           '--console-address',
-          `${HOST}:${opts.consolePort}`,
+          `${LOOPBACK}:${opts.consolePort}`,
         ],
         cleanEnv({
           MINIO_ROOT_USER: opts.s3AccessKey,
@@ -926,63 +691,4 @@ export async function stackStatus(opts: StackOptions): Promise<StackStatus> {
     one(s.minio, () => minioHealthy(opts.minioPort)),
   ]);
   return { home: opts.home, temporal, minio };
-}
-
-// -------------------------------------------------------------------- external check ------
-
-export interface EndpointCheck {
-  temporal: { reachable: boolean; namespace: boolean; missingSearchAttributes: string[]; error?: string };
-  s3: { reachable: boolean; bucket: boolean; error?: string };
-}
-
-/**
- * Checks that configured (typically external) services answer: Temporal's gRPC health,
- * the namespace and our search attributes; the S3 endpoint, credentials and bucket.
- * Never throws; the caller decides what is fatal.
- */
-export async function checkEndpoints(e: StackEndpoints, timeoutMs = 10_000): Promise<EndpointCheck> {
-  const out: EndpointCheck = {
-    temporal: { reachable: false, namespace: false, missingSearchAttributes: [] },
-    s3: { reachable: false, bucket: false },
-  };
-  const temporalCheck = async () => {
-    const { Connection } = await import('@temporalio/client');
-    const t = e.temporal.tls;
-    const tls =
-      t && (t.certPath || t.caPath)
-        ? {
-            ...(t.caPath ? { serverRootCACertificate: fs.readFileSync(t.caPath) } : {}),
-            ...(t.certPath && t.keyPath
-              ? { clientCertPair: { crt: fs.readFileSync(t.certPath), key: fs.readFileSync(t.keyPath) } }
-              : {}),
-          }
-        : undefined;
-    let conn: Awaited<ReturnType<typeof Connection.connect>> | undefined;
-    try {
-      conn = await Connection.connect({ address: e.temporal.address, tls, connectTimeout: timeoutMs });
-      await conn.healthService.check({});
-      out.temporal.reachable = true;
-      await conn.workflowService.describeNamespace({ namespace: e.temporal.namespace });
-      out.temporal.namespace = true;
-      const sa = await conn.operatorService.listSearchAttributes({ namespace: e.temporal.namespace });
-      const have = new Set(Object.keys(sa.customAttributes ?? {}));
-      out.temporal.missingSearchAttributes = Object.keys(SEARCH_ATTRIBUTES).filter((n) => !have.has(n));
-    } catch (err) {
-      out.temporal.error = errText(err);
-    } finally {
-      await conn?.close();
-    }
-  };
-  const s3Check = async () => {
-    try {
-      const c = await s3Client(e.s3);
-      const exists = await c.bucketExists(e.s3.bucket);
-      out.s3.reachable = true;
-      out.s3.bucket = exists;
-    } catch (err) {
-      out.s3.error = errText(err);
-    }
-  };
-  await Promise.all([temporalCheck(), s3Check()]);
-  return out;
 }

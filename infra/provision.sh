@@ -7,7 +7,7 @@
 #
 # Idempotent: each step records the pinned version it installed in .tools/stamps/ and is
 # skipped while the stamp and the binary agree, so a second run takes seconds.
-# LTH_TEMPORAL_BIN / LTH_MINIO_BIN name binaries to use instead (infra/stack.ts honours
+# LTH_TEMPORAL_BIN / LTH_MINIO_BIN name binaries to use instead (infra/embedded-stack.ts honours
 # them too); a binary already on PATH is linked instead of building only when it is
 # exactly the pinned version, because the stack relies on that version's flags.
 set -Eeuo pipefail

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { demoLotterySpec } from '../cli/commands/demo';
-import { REPO_ROOT } from '../infra/stack';
+import { REPO_ROOT } from '../infra/paths';
 
 function lth(args: string[]) {
   return spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'cli/main.ts'), ...args], {

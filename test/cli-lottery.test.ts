@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import { trunkLineageId } from '../contract/ids';
 import type { ExperimentView } from '../cli/experiments';
 import { lotteryWorkflowId } from '../contract/ids';
-import { endpointsToEnv } from '../infra/stack';
+import { endpointsToEnv } from '../infra/endpoints';
 import { experimentReportKey } from '../store';
 import { openStore } from '../workers/connection';
 import { parseLotterySpec } from '../contract/lottery';

@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 
 import { precomputeSpecFromFlags } from '../cli/commands/teachers';
 import { readSpecFile } from '../cli/spec-file';
-import { REPO_ROOT } from '../infra/stack';
+import { REPO_ROOT } from '../infra/paths';
 import { parsePrecomputeSpec } from '../contract/precompute';
 
 const example = (name: string) => path.join(REPO_ROOT, 'examples', 'teachers', name);

@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 
 import type { LogitSetView } from '../cli/commands/teachers';
 import { precomputeWorkflowId, trainWorkflowId } from '../contract/ids';
-import { endpointsToEnv } from '../infra/stack';
+import { endpointsToEnv } from '../infra/endpoints';
 import { loadDataset } from '../ml/data';
 import { LogitReader } from '../store';
 import { openStore } from '../workers/connection';

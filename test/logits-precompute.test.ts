@@ -11,7 +11,7 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 
 import { startOrAttachTrain } from '../client/runs';
-import { endpointsToEnv } from '../infra/stack';
+import { endpointsToEnv } from '../infra/endpoints';
 import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { augmentImages } from '../ml/data/augment';

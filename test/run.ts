@@ -11,16 +11,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { stackDown, stackUp } from '../infra/embedded-stack';
 import {
   endpointsToEnv,
-  REPO_ROOT,
   resolveEndpoints,
-  stackDown,
   stackOptionsFromEnv,
-  stackUp,
   type StackEndpoints,
   type StackOptions,
-} from '../infra/stack';
+} from '../infra/endpoints';
+import { REPO_ROOT } from '../infra/paths';
 import { freePorts } from './support/ports';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

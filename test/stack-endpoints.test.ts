@@ -1,18 +1,18 @@
 // Which services a process talks to, decided from the environment alone (no services needed).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
+import { SearchAttributeType } from '@temporalio/common';
+
 import {
-  endpointsToEnv,
+  cliTypeName,
   minioBinary,
-  REPO_ROOT,
-  resolveEndpoints,
-  SEARCH_ATTRIBUTES,
-  stackOptionsFromEnv,
+  SEARCH_ATTRIBUTE_CLI_TYPES,
   temporalBinary,
-} from '../infra/stack';
+} from '../infra/embedded-stack';
+import { endpointsToEnv, resolveEndpoints, stackOptionsFromEnv } from '../infra/endpoints';
+import { REPO_ROOT } from '../infra/paths';
 
 const external = {
   TEMPORAL_ADDRESS: 'temporal.prod:7233',
@@ -108,23 +108,34 @@ test('binaries: an override that is not executable is named', () => {
   assert.throws(() => minioBinary({ LTH_MINIO_BIN: '/nonexistent/minio' }), /LTH_MINIO_BIN=/);
 });
 
-// workflows/ defines the keys workflows set; the embedded server must register exactly those.
-const saModule = path.join(REPO_ROOT, 'workflows', 'search-attributes.ts');
-test(
-  'registered search attributes match contract/search-attributes.ts',
-  { skip: !fs.existsSync(saModule) },
-  async () => {
-    const mod = (await import(saModule)) as Record<string, unknown>;
-    const declared: Record<string, string> = {};
-    for (const v of Object.values(mod)) {
-      if (v && typeof v === 'object' && 'name' in v && 'type' in v) {
-        const { name, type } = v as { name: string; type: string };
-        // KEYWORD_LIST → KeywordList, the spelling the Temporal CLI uses.
-        declared[name] = type
-          .toLowerCase()
-          .replace(/(^|_)([a-z])/g, (_m, _u: string, c: string) => c.toUpperCase());
-      }
-    }
-    assert.deepEqual(declared, { ...SEARCH_ATTRIBUTES });
-  },
-);
+// contract/search-attributes.ts declares them; infra derives what the embedded server registers.
+test('the embedded server registers the declared search attributes, with the CLI type names', () => {
+  assert.deepEqual(
+    { ...SEARCH_ATTRIBUTE_CLI_TYPES },
+    {
+      Experiment: 'Keyword',
+      RunKind: 'Keyword',
+      SpecHash: 'Keyword',
+      Phase: 'Keyword',
+      Level: 'Int',
+      RemainingPct: 'Double',
+      TestAccuracy: 'Double',
+    },
+  );
+  // Every SDK type, and the server's spelling that `search-attribute list` prints, map to the
+  // `--type` the CLI takes; a registered attribute is compared with the declared one that way.
+  const cli = {
+    TEXT: 'Text',
+    KEYWORD: 'Keyword',
+    INT: 'Int',
+    DOUBLE: 'Double',
+    BOOL: 'Bool',
+    DATETIME: 'Datetime',
+    KEYWORD_LIST: 'KeywordList',
+  } satisfies Record<SearchAttributeType, string>;
+  assert.deepEqual(Object.values(SearchAttributeType).sort(), Object.keys(cli).sort());
+  for (const [sdk, name] of Object.entries(cli)) {
+    assert.equal(cliTypeName(sdk), name, sdk);
+    assert.equal(cliTypeName(`INDEXED_VALUE_TYPE_${sdk}`), name, `INDEXED_VALUE_TYPE_${sdk}`);
+  }
+});

@@ -8,17 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import {
-  defaultStackOptions,
-  isListening,
-  SEARCH_ATTRIBUTES,
-  stackDown,
-  stackStatus,
-  stackUp,
-  temporalBinary,
-  type StackEndpoints,
-  type StackOptions,
-} from '../infra/stack';
+import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
+import { stackDown, stackStatus, stackUp, temporalBinary } from '../infra/embedded-stack';
+import { defaultStackOptions, type StackEndpoints, type StackOptions } from '../infra/endpoints';
+import { isListening } from '../infra/ports';
 import { freePorts } from './support/ports';
 
 let tmp: string;
@@ -95,8 +88,8 @@ test('stackUp on a fresh home starts both services healthy, with search attribut
     ),
   ) as { customAttributes?: Record<string, string> };
   const custom = listed.customAttributes ?? {};
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
-    assert.equal(custom[name], `INDEXED_VALUE_TYPE_${type.toUpperCase()}`, `search attribute ${name}`);
+  for (const { name, type } of SEARCH_ATTRIBUTES) {
+    assert.equal(custom[name], `INDEXED_VALUE_TYPE_${type}`, `search attribute ${name}`);
   }
 
   const { Client } = await import('minio');

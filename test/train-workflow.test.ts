@@ -11,7 +11,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 
 import { startOrAttachTrain } from '../client/runs';
-import { temporalBinary } from '../infra/stack';
+import { temporalBinary } from '../infra/embedded-stack';
 import { openStore } from '../workers/connection';
 import { parseTrainSpec } from '../contract/train';
 import { LIGHT_TASK_QUEUE } from '../contract/task-queues';

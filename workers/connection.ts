@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 
-import { endpointsToEnv, resolveEndpoints, type StackEndpoints } from '../infra/stack';
+import { endpointsToEnv, resolveEndpoints, type StackEndpoints } from '../infra/endpoints';
 import { ArtifactStore, s3ConfigFromEnv } from '../store';
 
 interface TlsFiles {

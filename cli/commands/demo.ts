@@ -6,13 +6,13 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 
+import { stackUp } from '../../infra/embedded-stack';
 import {
   endpointsToEnv,
   resolveEndpoints,
   stackOptionsFromEnv,
-  stackUp,
   type StackEndpoints,
-} from '../../infra/stack';
+} from '../../infra/endpoints';
 import { connectClient } from '../../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../../workers/spawn';
 import { parseLotterySpec, type LotterySpec } from '../../contract/lottery';

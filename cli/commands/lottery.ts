@@ -3,7 +3,7 @@
 import type { Client } from '@temporalio/client';
 import { Command } from 'commander';
 
-import type { StackEndpoints } from '../../infra/stack';
+import type { StackEndpoints } from '../../infra/endpoints';
 import { connectClient, endpoints } from '../../workers/connection';
 import { branchLabel } from '../../contract/branches';
 import { parseLotterySpec, type LotterySpec } from '../../contract/lottery';

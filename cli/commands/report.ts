@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Command, Option } from 'commander';
 
-import type { StackEndpoints } from '../../infra/stack';
+import type { StackEndpoints } from '../../infra/endpoints';
 import { experimentReportKey } from '../../store';
 import { connectClient, endpoints, openStore } from '../../workers/connection';
 import {

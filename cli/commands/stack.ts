@@ -1,18 +1,15 @@
 // `lth up`, `lth down`, `lth status` (without an experiment): the embedded Temporal + MinIO stack
-// (infra/stack.ts), or, when TEMPORAL_ADDRESS / S3_ENDPOINT name external services, a reachability check.
+// (infra/embedded-stack.ts), or, when TEMPORAL_ADDRESS / S3_ENDPOINT name external services, a reachability check.
 import { Command, InvalidArgumentError } from 'commander';
 
+import { stackDown, stackStatus, stackUp, type ServiceStatus } from '../../infra/embedded-stack';
 import {
   checkEndpoints,
   resolveEndpoints,
-  stackDown,
   stackOptionsFromEnv,
-  stackStatus,
-  stackUp,
   type StackEndpoints,
   type StackOptions,
-  type ServiceStatus,
-} from '../../infra/stack';
+} from '../../infra/endpoints';
 
 export interface StackFlags {
   home?: string;

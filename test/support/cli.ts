@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 
-import { REPO_ROOT } from '../../infra/stack';
+import { REPO_ROOT } from '../../infra/paths';
 
 export interface Ran {
   code: number | null;

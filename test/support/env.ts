@@ -1,5 +1,5 @@
 // The services a test talks to: the ones test/run.ts started (or was given) and exported.
-import { resolveEndpoints, type StackEndpoints } from '../../infra/stack';
+import { resolveEndpoints, type StackEndpoints } from '../../infra/endpoints';
 
 export function testEndpoints(): StackEndpoints {
   if (!process.env.TEMPORAL_ADDRESS || !process.env.S3_ENDPOINT) {

@@ -3,7 +3,7 @@
 import type { Client } from '@temporalio/client';
 import { after, before } from 'node:test';
 
-import { endpointsToEnv, type StackEndpoints } from '../../infra/stack';
+import { endpointsToEnv, type StackEndpoints } from '../../infra/endpoints';
 import type { ArtifactStore } from '../../store';
 import { connectClient, openStore } from '../../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../../workers/spawn';

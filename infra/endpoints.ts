@@ -1,0 +1,310 @@
+/**
+ * Which Temporal and S3 services a process talks to, decided at run time by every worker,
+ * command, test and benchmark; and a reachability check of those services.
+ *
+ * Guarantees:
+ * - resolveEndpoints() is a pure function of the environment it is given: no file, process or
+ *   network is touched, so it answers the same with or without services running;
+ * - TEMPORAL_ADDRESS and S3_ENDPOINT are both set (external services) or both unset (the
+ *   embedded stack of LTH_HOME and the LTH_*_PORT variables); one without the other is refused,
+ *   never silently mixed with the embedded defaults;
+ * - an invalid variable is refused with an Error that names it and its value;
+ * - endpointsToEnv() hands endpoints to a child process: for any e that resolveEndpoints()
+ *   returned, resolveEndpoints(endpointsToEnv(e)) deep-equals e;
+ * - checkEndpoints() is the only function here that does I/O; an unreachable service, a
+ *   missing namespace, bucket or search attribute is reported in its result, not thrown.
+ * Starting, stopping and inspecting the embedded services is infra/embedded-stack.ts's job.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
+import { REPO_ROOT } from './paths';
+import { LOOPBACK } from './ports';
+
+/** Credentials of the embedded MinIO; it listens on 127.0.0.1 only, so these guard nothing real. */
+export const DEV_S3_ACCESS_KEY = 'lthadmin';
+export const DEV_S3_SECRET_KEY = 'lthadmin-secret';
+
+/** Where the embedded stack lives and listens (stackOptionsFromEnv() reads them from LTH_*). */
+export interface StackOptions {
+  /** Folder holding the SQLite file, the MinIO data, logs and pid files. */
+  home: string;
+  temporalPort: number;
+  uiPort: number;
+  minioPort: number;
+  consolePort: number;
+  namespace: string;
+  s3AccessKey: string;
+  s3SecretKey: string;
+  bucket: string;
+}
+
+export interface TemporalTlsPaths {
+  certPath?: string;
+  keyPath?: string;
+  caPath?: string;
+}
+
+export interface StackEndpoints {
+  temporal: { address: string; namespace: string; uiUrl: string | null; tls?: TemporalTlsPaths };
+  s3: { endpoint: string; accessKey: string; secretKey: string; bucket: string; consoleUrl: string | null };
+  /** True when these are the services of the embedded stack (ours to start and stop). */
+  embedded: boolean;
+}
+
+// ------------------------------------------------------------------------------- env ------
+
+const port = z.coerce.number().int().min(1).max(65535);
+// An empty variable counts as unset, as shells make it easy to export one by accident.
+const unsetIfEmpty = (v: unknown): unknown => (v === '' ? undefined : v);
+const opt = <T extends z.ZodType>(s: T) => z.preprocess(unsetIfEmpty, s.optional());
+
+const stackEnvSchema = z.object({
+  LTH_HOME: opt(z.string()),
+  LTH_TEMPORAL_PORT: opt(port),
+  LTH_UI_PORT: opt(port),
+  LTH_MINIO_PORT: opt(port),
+  LTH_CONSOLE_PORT: opt(port),
+  LTH_NAMESPACE: opt(z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')),
+  LTH_BUCKET: opt(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name')),
+});
+
+/** An environment, e.g. process.env; an unset variable and an empty one are the same. */
+export type Env = Record<string, string | undefined>;
+
+/** Parses env with schema; every problem names its variable. */
+function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
+  const r = schema.safeParse(env);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => {
+    const name = String(i.path[0] ?? '?');
+    return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
+  });
+  throw new Error(`invalid environment:\n${lines.join('\n')}`);
+}
+
+export function defaultStackOptions(): StackOptions {
+  return {
+    home: path.join(REPO_ROOT, '.data', 'stack'),
+    temporalPort: 7233,
+    uiPort: 8233,
+    minioPort: 9000,
+    consolePort: 9001,
+    namespace: 'default',
+    s3AccessKey: DEV_S3_ACCESS_KEY,
+    s3SecretKey: DEV_S3_SECRET_KEY,
+    bucket: 'lth',
+  };
+}
+
+/**
+ * Options of the embedded stack from LTH_HOME, LTH_TEMPORAL_PORT, LTH_UI_PORT, LTH_MINIO_PORT,
+ * LTH_CONSOLE_PORT, LTH_NAMESPACE, LTH_BUCKET; `overrides` (e.g. CLI flags) win over env.
+ */
+export function stackOptionsFromEnv(
+  env: Env = process.env,
+  overrides: Partial<StackOptions> = {},
+): StackOptions {
+  const e = parseEnv(stackEnvSchema, env);
+  const d = defaultStackOptions();
+  const o: StackOptions = {
+    home: e.LTH_HOME ?? d.home,
+    temporalPort: e.LTH_TEMPORAL_PORT ?? d.temporalPort,
+    uiPort: e.LTH_UI_PORT ?? d.uiPort,
+    minioPort: e.LTH_MINIO_PORT ?? d.minioPort,
+    consolePort: e.LTH_CONSOLE_PORT ?? d.consolePort,
+    namespace: e.LTH_NAMESPACE ?? d.namespace,
+    s3AccessKey: d.s3AccessKey,
+    s3SecretKey: d.s3SecretKey,
+    bucket: e.LTH_BUCKET ?? d.bucket,
+  };
+  for (const [k, v] of Object.entries(overrides) as [
+    keyof StackOptions,
+    StackOptions[keyof StackOptions],
+  ][]) {
+    if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
+  }
+  o.home = path.resolve(o.home);
+  const ports = [o.temporalPort, o.uiPort, o.minioPort, o.consolePort];
+  if (new Set(ports).size !== ports.length) {
+    throw new Error(
+      `the stack's ports must differ: temporal ${o.temporalPort}, ui ${o.uiPort}, minio ${o.minioPort}, console ${o.consolePort}`,
+    );
+  }
+  return o;
+}
+
+/** The environment variables (TEMPORAL_*, S3_*) that hand endpoints to a child process. */
+export function endpointsToEnv(e: StackEndpoints): Record<string, string> {
+  const out: Record<string, string> = {
+    TEMPORAL_ADDRESS: e.temporal.address,
+    TEMPORAL_NAMESPACE: e.temporal.namespace,
+    S3_ENDPOINT: e.s3.endpoint,
+    S3_ACCESS_KEY: e.s3.accessKey,
+    S3_SECRET_KEY: e.s3.secretKey,
+    S3_BUCKET: e.s3.bucket,
+  };
+  if (e.temporal.uiUrl) out.TEMPORAL_UI_URL = e.temporal.uiUrl;
+  if (e.s3.consoleUrl) out.S3_CONSOLE_URL = e.s3.consoleUrl;
+  if (e.temporal.tls?.certPath) out.TEMPORAL_TLS_CERT = e.temporal.tls.certPath;
+  if (e.temporal.tls?.keyPath) out.TEMPORAL_TLS_KEY = e.temporal.tls.keyPath;
+  if (e.temporal.tls?.caPath) out.TEMPORAL_TLS_CA = e.temporal.tls.caPath;
+  // Lets a child (a test, a worker) know these are embedded services it may treat as disposable.
+  if (e.embedded) out.LTH_STACK_EMBEDDED = '1';
+  return out;
+}
+
+const externalEnvSchema = z.object({
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/, 'expected host:port'),
+  TEMPORAL_NAMESPACE: opt(z.string().min(1)),
+  TEMPORAL_UI_URL: opt(z.url()),
+  TEMPORAL_TLS_CERT: opt(z.string()),
+  TEMPORAL_TLS_KEY: opt(z.string()),
+  TEMPORAL_TLS_CA: opt(z.string()),
+  S3_ENDPOINT: z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' }),
+  S3_ACCESS_KEY: z.string({ error: 'required when S3_ENDPOINT is set' }).min(1),
+  S3_SECRET_KEY: z.string({ error: 'required when S3_ENDPOINT is set' }).min(1),
+  S3_BUCKET: opt(z.string().min(3)),
+  S3_CONSOLE_URL: opt(z.url()),
+  LTH_STACK_EMBEDDED: opt(z.enum(['0', '1'])),
+});
+
+/**
+ * Where the services are. With TEMPORAL_ADDRESS and S3_ENDPOINT set (plus TEMPORAL_NAMESPACE,
+ * S3_ACCESS_KEY, S3_SECRET_KEY, S3_BUCKET, TEMPORAL_TLS_CERT/KEY/CA) those are used;
+ * with neither set, the embedded stack's addresses from stackOptionsFromEnv().
+ * Setting only one of the two is refused rather than silently mixing worlds.
+ */
+export function resolveEndpoints(env: Env = process.env): StackEndpoints {
+  const hasT = !!env.TEMPORAL_ADDRESS;
+  const hasS = !!env.S3_ENDPOINT;
+  if (hasT !== hasS) {
+    const [set, unset] = hasT ? ['TEMPORAL_ADDRESS', 'S3_ENDPOINT'] : ['S3_ENDPOINT', 'TEMPORAL_ADDRESS'];
+    throw new Error(
+      `${set} is set but ${unset} is not: set both (external services) or neither (embedded stack from \`lth up\`)`,
+    );
+  }
+  if (!hasT) return embeddedEndpoints(stackOptionsFromEnv(env));
+  const e = parseEnv(externalEnvSchema, env);
+  const tls: TemporalTlsPaths = {};
+  if (e.TEMPORAL_TLS_CERT) tls.certPath = e.TEMPORAL_TLS_CERT;
+  if (e.TEMPORAL_TLS_KEY) tls.keyPath = e.TEMPORAL_TLS_KEY;
+  if (e.TEMPORAL_TLS_CA) tls.caPath = e.TEMPORAL_TLS_CA;
+  if (!!tls.certPath !== !!tls.keyPath) {
+    throw new Error(
+      'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (mTLS client certificate and key)',
+    );
+  }
+  return {
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE ?? 'default',
+      uiUrl: e.TEMPORAL_UI_URL ?? null,
+      ...(Object.keys(tls).length > 0 ? { tls } : {}),
+    },
+    s3: {
+      endpoint: e.S3_ENDPOINT.replace(/\/+$/, ''),
+      accessKey: e.S3_ACCESS_KEY,
+      secretKey: e.S3_SECRET_KEY,
+      bucket: e.S3_BUCKET ?? 'lth',
+      consoleUrl: e.S3_CONSOLE_URL ?? null,
+    },
+    embedded: e.LTH_STACK_EMBEDDED === '1',
+  };
+}
+
+export function embeddedEndpoints(o: StackOptions): StackEndpoints {
+  return {
+    temporal: {
+      address: `${LOOPBACK}:${o.temporalPort}`,
+      namespace: o.namespace,
+      uiUrl: `http://${LOOPBACK}:${o.uiPort}`,
+    },
+    s3: {
+      endpoint: `http://${LOOPBACK}:${o.minioPort}`,
+      accessKey: o.s3AccessKey,
+      secretKey: o.s3SecretKey,
+      bucket: o.bucket,
+      consoleUrl: `http://${LOOPBACK}:${o.consolePort}`,
+    },
+    embedded: true,
+  };
+}
+
+/** A MinIO client for an S3 endpoint (path-style requests, TLS for https://). */
+export async function s3Client(e: StackEndpoints['s3']) {
+  const { Client } = await import('minio');
+  const u = new URL(e.endpoint);
+  const useSSL = u.protocol === 'https:';
+  return new Client({
+    endPoint: u.hostname,
+    port: u.port ? Number(u.port) : useSSL ? 443 : 80,
+    useSSL,
+    accessKey: e.accessKey,
+    secretKey: e.secretKey,
+    pathStyle: true,
+  });
+}
+
+// -------------------------------------------------------------------- external check ------
+
+const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export interface EndpointCheck {
+  temporal: { reachable: boolean; namespace: boolean; missingSearchAttributes: string[]; error?: string };
+  s3: { reachable: boolean; bucket: boolean; error?: string };
+}
+
+/**
+ * Checks that configured (typically external) services answer: Temporal's gRPC health,
+ * the namespace and our search attributes; the S3 endpoint, credentials and bucket.
+ * Never throws; the caller decides what is fatal.
+ */
+export async function checkEndpoints(e: StackEndpoints, timeoutMs = 10_000): Promise<EndpointCheck> {
+  const out: EndpointCheck = {
+    temporal: { reachable: false, namespace: false, missingSearchAttributes: [] },
+    s3: { reachable: false, bucket: false },
+  };
+  const temporalCheck = async () => {
+    const { Connection } = await import('@temporalio/client');
+    const t = e.temporal.tls;
+    const tls =
+      t && (t.certPath || t.caPath)
+        ? {
+            ...(t.caPath ? { serverRootCACertificate: fs.readFileSync(t.caPath) } : {}),
+            ...(t.certPath && t.keyPath
+              ? { clientCertPair: { crt: fs.readFileSync(t.certPath), key: fs.readFileSync(t.keyPath) } }
+              : {}),
+          }
+        : undefined;
+    let conn: Awaited<ReturnType<typeof Connection.connect>> | undefined;
+    try {
+      conn = await Connection.connect({ address: e.temporal.address, tls, connectTimeout: timeoutMs });
+      await conn.healthService.check({});
+      out.temporal.reachable = true;
+      await conn.workflowService.describeNamespace({ namespace: e.temporal.namespace });
+      out.temporal.namespace = true;
+      const sa = await conn.operatorService.listSearchAttributes({ namespace: e.temporal.namespace });
+      const have = new Set(Object.keys(sa.customAttributes ?? {}));
+      out.temporal.missingSearchAttributes = SEARCH_ATTRIBUTES.map((k) => k.name).filter((n) => !have.has(n));
+    } catch (err) {
+      out.temporal.error = errText(err);
+    } finally {
+      await conn?.close();
+    }
+  };
+  const s3Check = async () => {
+    try {
+      const c = await s3Client(e.s3);
+      const exists = await c.bucketExists(e.s3.bucket);
+      out.s3.reachable = true;
+      out.s3.bucket = exists;
+    } catch (err) {
+      out.s3.error = errText(err);
+    }
+  };
+  await Promise.all([temporalCheck(), s3Check()]);
+  return out;
+}

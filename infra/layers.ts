@@ -13,7 +13,7 @@ export const LAYER_IMPORTS: Record<string, readonly string[]> = {
   contract: ['ml', 'store'],
   workflows: ['contract'],
   activities: ['contract', 'ml', 'store'],
-  client: ['contract', 'store', 'workflows', 'workers', 'infra', 'ml'],
+  client: ['contract', 'store', 'workflows', 'infra', 'ml'],
   report: ['contract'],
   infra: ['contract', 'ml'],
   workers: ['activities', 'workflows', 'contract', 'ml', 'store', 'infra'],

@@ -17,37 +17,5 @@ export default tseslint.config(
     languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
-  {
-    files: ['workflows/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['@tensorflow/*', 'minio', '../ml/*', '../store/*', '../activities/*'],
-              allowTypeImports: true,
-              message: 'workflows are deterministic orchestration: import types only',
-            },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ['ml/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['@temporalio/*', 'minio', '../store/*', '../../store/*'],
-              message: 'ml/ knows nothing of Temporal or the store',
-            },
-          ],
-        },
-      ],
-    },
-  },
+  // The import direction of ARCHITECTURE.md (and what the workflow sandbox may load) is checked by infra/layers.ts.
 );

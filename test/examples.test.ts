@@ -10,16 +10,9 @@ import { parsePrecomputeSpec } from '../contract/precompute';
 import { recogniseSpecKind, SPEC_KINDS } from '../contract/spec-kinds';
 import { parseTrainSpec } from '../contract/train';
 import { REPO_ROOT } from '../infra/paths';
+import { specFiles } from './support/identities';
 
 const EXAMPLES = path.join(REPO_ROOT, 'examples');
-
-function specFiles(dir: string): string[] {
-  return fs
-    .readdirSync(dir, { withFileTypes: true })
-    .flatMap((d) => (d.isDirectory() ? specFiles(path.join(dir, d.name)) : [path.join(dir, d.name)]))
-    .filter((f) => /\.(ya?ml|json)$/.test(f))
-    .sort();
-}
 
 /** Which spec kind an example is, from its shape (contract/spec-kinds). */
 function kindOf(spec: Record<string, unknown>): string {

@@ -140,7 +140,8 @@ function lotteryVariants(): Record<string, Record<string, unknown>> {
   };
 }
 
-function specFiles(dir: string): string[] {
+/** The spec files under `dir`, recursively, sorted. */
+export function specFiles(dir: string): string[] {
   return fs
     .readdirSync(dir, { withFileTypes: true })
     .flatMap((d) => (d.isDirectory() ? specFiles(path.join(dir, d.name)) : [path.join(dir, d.name)]))

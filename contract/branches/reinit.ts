@@ -22,7 +22,7 @@ export const reinit: PerLevelBranchKind<typeof schema> = {
   lineage: (b, trunk) => (trunk.rewindStep > 0 ? { ...b, startStep: trunk.rewindStep } : b),
   async derive(b, t) {
     const masks = await t.trunkMask();
-    const weights = t.freshStart(deriveSeed(t.spec.train.seed, 'reinit', b.seed));
-    return { masks, start: weights };
+    const start = t.freshStart(deriveSeed(t.spec.train.seed, 'reinit', b.seed));
+    return { masks, start };
   },
 };

@@ -220,6 +220,41 @@ const CONFIGS: tf.GradConfig[] = [
       return { x: () => tf.transpose(single(dy), inverse) };
     },
   },
+  {
+    kernelName: tf.Erf,
+    inputsToSave: ['x'],
+    // d/dx erf(x) = 2/√π · exp(-x²).
+    gradFunc: (dy, s) => ({
+      x: () => tf.mul(single(dy), tf.mul(tf.exp(tf.neg(tf.square(saved(s, 0)))), 2 / Math.sqrt(Math.PI))),
+    }),
+  },
+  {
+    kernelName: tf.Softmax,
+    outputsToSave: [true],
+    // y = softmax(x) along `dim`: dx = y ⊙ (dy − Σ_dim dy ⊙ y).
+    gradFunc: (dy, s, attrs) => {
+      const y = saved(s, 0);
+      const g = single(dy);
+      const dim = attrs.dim as number;
+      return { logits: () => tf.mul(y, tf.sub(g, tf.sum(tf.mul(g, y), dim, true))) };
+    },
+  },
+  {
+    kernelName: tf.Concat,
+    saveAllInputs: true,
+    // Each input gets the slice of dy it was concatenated into.
+    gradFunc: (dy, s, attrs) => {
+      const axis = tf.util.parseAxisParam(
+        attrs.axis as number,
+        (saved(s, 0) as tf.Tensor).shape,
+      )[0] as number;
+      const sizes = s.map((t) => t.shape[axis] as number);
+      const parts = tf.split(single(dy), sizes, axis);
+      const out: Record<string, () => tf.Tensor> = {};
+      parts.forEach((p, i) => (out[i] = () => p));
+      return out;
+    },
+  },
   { kernelName: tf.Identity, gradFunc: (dy) => ({ x: () => tf.clone(single(dy)) }) },
   { kernelName: tf.Cast, gradFunc: (dy) => ({ x: () => tf.clone(single(dy)) }) },
 ];

@@ -95,11 +95,16 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     checkGrad('matMul transposeA', (x, y) => tf.matMul(x, y, true, false), [m32, m34]);
     checkGrad('matMul both', (x, y) => tf.matMul(x, y, true, true), [m32, m43]);
     checkGrad('batched matMul', (x, y) => tf.matMul(x, y), [rand(rng, [2, 2, 3]), rand(rng, [2, 3, 2])]);
+    checkGrad('erf', (x) => tf.erf(x), [a34]);
+    checkGrad('softmax', (x) => tf.softmax(x), [a34]);
+    checkGrad('softmax rank 3', (x) => tf.softmax(x), [a234]);
+    checkGrad('concat axis 1', (x, y) => tf.concat([x, y], 1), [a34, rand(rng, [3, 2])]);
+    checkGrad('concat axis 0', (x, y) => tf.concat([x, y], 0), [a34, b14]);
     const labels = tf.cast(tf.oneHot(tf.tensor1d([1, 0, 3], 'int32'), 4), 'float32');
     checkGrad('softmax cross-entropy', (x) => crossEntropy(x as tf.Tensor2D, labels as tf.Tensor2D), [a34]);
     tf.dispose([a34, b4, b14, a31, pos, away, a234, m23, m34, m32, m43, labels]);
     assert.ok(
-      tf.memory().numTensors <= before + 4,
+      tf.memory().numTensors <= before + 5,
       'gradient checks leak no tensors beyond the batched inputs',
     );
   });

@@ -93,7 +93,10 @@ test('the registry holds LeNet-300-100, conv-2, conv-4 and the two teachers', ()
 const initScale = (model: string, param: string) =>
   model === 'involution-teacher' && /^inv\d+\.span\.weight$/.test(param) ? 1 / 3 : 1;
 
-for (const name of MODEL_NAMES) {
+// The ViT student has its own architecture and initialisation tests (test/ml-vit.test.ts).
+const KAIMING_MODELS = MODEL_NAMES.filter((n) => !n.startsWith('vit-'));
+
+for (const name of KAIMING_MODELS) {
   test(`${name}: parameter names, shapes, counts and prunability match the architecture`, () => {
     const model = getModel(name);
     const expected = expectedParams(name);
@@ -106,16 +109,14 @@ for (const name of MODEL_NAMES) {
       assert.equal(p.prunable, p.kind === 'weight', `${p.name}: weights prunable, biases not`);
     }
     const total = model.params.reduce((n, p) => n + count(p.shape), 0);
-    assert.equal(
-      total,
-      {
-        'lenet-300-100': 266_610,
-        'conv-2': 3_317_450,
-        'conv-4': 1_933_258,
-        'cnn-teacher': 421_642,
-        'involution-teacher': 412_270,
-      }[name],
-    );
+    const totals: Record<string, number> = {
+      'lenet-300-100': 266_610,
+      'conv-2': 3_317_450,
+      'conv-4': 1_933_258,
+      'cnn-teacher': 421_642,
+      'involution-teacher': 412_270,
+    };
+    assert.equal(total, totals[name]);
     assert.deepEqual(model.inputShape, [28, 28, 1]);
     assert.equal(model.numClasses, 10);
   });
@@ -150,7 +151,9 @@ for (const name of MODEL_NAMES) {
       assert.ok(Math.abs(std / expected - 1) < tol, `${p.name}: std ${std} vs ${expected}`);
     }
   });
+}
 
+for (const name of MODEL_NAMES) {
   test(`${name}: forward on a batch of 2 gives finite [2, 10] logits that agree across cpu and wasm`, async () => {
     const model = getModel(name);
     const weights = model.init(1);
@@ -189,7 +192,9 @@ const train128 = loadDataset('mnist', 'train', { limit: 128 });
 // train() also evaluates a test set at the start and the end; a small one keeps that cheap.
 const test16 = loadDataset('mnist', 'test', { limit: 16 });
 
-for (const name of MODEL_NAMES) {
+// The ViT starts slowly from its small DeiT initialisation (8 Adam steps cut its loss by 5%, 100 by 26%);
+// test/ml-vit.test.ts trains it longer and checks that it learns.
+for (const name of KAIMING_MODELS) {
   test(`${name}: a few Adam steps on 128 MNIST samples reduce the training loss on wasm`, async () => {
     await use('wasm');
     const model = getModel(name);

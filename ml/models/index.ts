@@ -4,9 +4,11 @@ import { lenet300100 } from './lenet.js';
 import { MODEL_NAMES, type ModelName } from './names.js';
 import { cnnTeacher, involutionTeacher } from './teachers.js';
 import type { ModelDef } from './types.js';
+import { vitTiny } from './vit.js';
 
 export type { ModelDef, ParamSpec } from './types.js';
 export { kaimingNormal } from './init.js';
+export { vitConfigSchema, vitModel, type VitConfig, type VitModelDef } from './vit.js';
 export { MODEL_NAMES, type ModelName };
 
 /** The model registry: one line per model, keyed by its name in names.ts. */
@@ -16,6 +18,7 @@ const MODELS: { [name in ModelName]: ModelDef } = {
   'conv-4': conv4,
   'cnn-teacher': cnnTeacher,
   'involution-teacher': involutionTeacher,
+  'vit-tiny': vitTiny,
 };
 
 export function isModelName(name: string): name is ModelName {

@@ -36,6 +36,10 @@ export function initParams(
       out[p.name] = zeros(p);
       continue;
     }
+    if (p.kind === 'gain') {
+      out[p.name] = hostTensor('float32', p.shape, new Float32Array(sizeOf(p.shape)).fill(1));
+      continue;
+    }
     const t = kaimingNormal(seed, p, fanIn(p));
     const div = divisor(p);
     if (div !== 1) for (let i = 0; i < t.data.length; i++) t.data[i] = (t.data[i] as number) / div;

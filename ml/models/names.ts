@@ -7,5 +7,6 @@ export const MODEL_NAMES = [
   'conv-4',
   'cnn-teacher',
   'involution-teacher',
+  'vit-tiny',
 ] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];

@@ -4,7 +4,8 @@ import type { NamedTensors } from '../tensors.js';
 export interface ParamSpec {
   name: string;
   shape: number[];
-  kind: 'weight' | 'bias';
+  /** weight: drawn at random; bias: starts at 0; gain (a normalisation's scale): starts at 1. */
+  kind: 'weight' | 'bias' | 'gain';
   prunable: boolean;
 }
 

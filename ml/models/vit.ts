@@ -1,0 +1,210 @@
+/**
+ * A tiny Vision Transformer for 28×28×1 inputs: the distillation student (LIB-KD, arXiv 2310.00369; DeiT's and
+ * CiT's distillation tokens, ../shared/REFERENCES.md).
+ *
+ *   patches  p×p, flattened, linear to D                         [B, (28/p)², p²]  → [B, P, D]
+ *   tokens   a class token and T distillation tokens (one per teacher), prepended; learned position embedding
+ *   blocks   depth × pre-norm: x += MHSA(LN(x)); x += MLP(LN(x)), MLP = fc(D → r·D), GELU, fc(r·D → D)
+ *   heads    final LN; one linear head per token (class head, then one per distillation token)
+ *
+ * The prediction is the average of the heads' probabilities (as LIB-KD and DeiT at test time), returned as its log
+ * so that it serves as logits (argmax, cross-entropy); `predict: 'class'` uses the class head alone. With T = 0
+ * it is a plain ViT. `tokenLogits` gives every head's logits, for the distillation losses.
+ *
+ * Initialisation (DeiT/timm): weights, the tokens and the position embedding N(0, 0.02²); LayerNorm gains 1;
+ * biases 0. Linear weights are prunable; embeddings, gains and biases are not. No dropout: the models here are
+ * deterministic functions of their weights (dropout or drop-path would need a seeded mask per step).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import '../gradients.js';
+import { MlInputError } from '../errors.js';
+import { gelu, layerNorm, linear, patchify, selfAttention } from '../ops/transformer.js';
+import { Rng, deriveSeed } from '../rng.js';
+import { hostTensor, sizeOf, type NamedTensors } from '../tensors.js';
+import { paramGetter } from './params.js';
+import type { ModelDef, ParamSpec } from './types.js';
+
+const INPUT: readonly [number, number, number] = [28, 28, 1];
+const CLASSES = 10;
+const INIT_STD = 0.02;
+
+export const vitConfigSchema = z
+  .object({
+    /** Patch side in pixels; must divide 28. */
+    patch: z
+      .number()
+      .int()
+      .refine((p) => p >= 1 && 28 % p === 0, 'must divide 28 (1, 2, 4, 7, 14 or 28)'),
+    dim: z.number().int().min(1),
+    depth: z.number().int().min(1),
+    heads: z.number().int().min(1),
+    mlpRatio: z.number().positive(),
+    /** Distillation tokens, one per teacher (0: a plain ViT). */
+    distillTokens: z.number().int().min(0).max(8),
+    /** The prediction: the average of all heads' probabilities, or the class head's. */
+    predict: z.enum(['average', 'class']).default('average'),
+  })
+  .strict()
+  .refine((c) => c.dim % c.heads === 0, { message: 'dim must be a multiple of heads', path: ['heads'] })
+  .refine((c) => Number.isInteger(c.dim * c.mlpRatio), {
+    message: 'dim × mlpRatio must be an integer',
+    path: ['mlpRatio'],
+  });
+
+export type VitConfig = z.output<typeof vitConfigSchema>;
+
+export interface VitModelDef extends ModelDef {
+  config: VitConfig;
+  /** Logits of every head, [B, classes] each: the class head first, then one per distillation token. */
+  tokenLogits(params: Record<string, tf.Tensor>, x: tf.Tensor, training: boolean): tf.Tensor2D[];
+}
+
+function vitParams(c: VitConfig): ParamSpec[] {
+  const d = c.dim;
+  const hidden = d * c.mlpRatio;
+  const patches = (INPUT[0] / c.patch) * (INPUT[1] / c.patch);
+  const out: ParamSpec[] = [];
+  const weight = (name: string, shape: number[], prunable = true) =>
+    out.push({ name, shape, kind: 'weight', prunable });
+  const bias = (name: string, shape: number[]) => out.push({ name, shape, kind: 'bias', prunable: false });
+  const norm = (name: string) => {
+    out.push({ name: `${name}.gain`, shape: [d], kind: 'gain', prunable: false });
+    bias(`${name}.bias`, [d]);
+  };
+  weight('patch.weight', [c.patch * c.patch * INPUT[2], d]);
+  bias('patch.bias', [d]);
+  weight('tokens', [1 + c.distillTokens, d], false);
+  weight('position', [1 + c.distillTokens + patches, d], false);
+  for (let i = 1; i <= c.depth; i++) {
+    norm(`block${i}.norm1`);
+    for (const m of ['query', 'key', 'value', 'out']) {
+      weight(`block${i}.attn.${m}.weight`, [d, d]);
+      bias(`block${i}.attn.${m}.bias`, [d]);
+    }
+    norm(`block${i}.norm2`);
+    weight(`block${i}.mlp.fc1.weight`, [d, hidden]);
+    bias(`block${i}.mlp.fc1.bias`, [hidden]);
+    weight(`block${i}.mlp.fc2.weight`, [hidden, d]);
+    bias(`block${i}.mlp.fc2.bias`, [d]);
+  }
+  norm('norm');
+  for (let t = 0; t <= c.distillTokens; t++) {
+    weight(`${headName(t)}.weight`, [d, CLASSES]);
+    bias(`${headName(t)}.bias`, [CLASSES]);
+  }
+  return out;
+}
+
+/** The class head is `head`; distillation token t's is `dist<t>`. */
+function headName(token: number): string {
+  return token === 0 ? 'head' : `dist${token}`;
+}
+
+/** A ViT with this configuration; `name` is what it is registered and recorded as. */
+export function vitModel(name: string, config: z.input<typeof vitConfigSchema>): VitModelDef {
+  const parsed = vitConfigSchema.safeParse(config);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new MlInputError(`${name}: ${issue?.path.join('.') || '(config)'}: ${issue?.message}`);
+  }
+  const c = parsed.data;
+  const params = vitParams(c);
+  const param = paramGetter(name);
+  const tokens = 1 + c.distillTokens;
+
+  function tokenLogits(p: Record<string, tf.Tensor>, x: tf.Tensor): tf.Tensor2D[] {
+    return tf.tidy(() => {
+      const images = tf.reshape(x, [-1, ...INPUT]) as tf.Tensor4D;
+      const batch = images.shape[0];
+      const embedded = linear(patchify(images, c.patch), param(p, 'patch.weight'), param(p, 'patch.bias'));
+      // The learned tokens, the same for every image: broadcast by adding to zeros (Add's gradient sums them).
+      const prefix = tf.add(tf.zeros([batch, tokens, c.dim]), param(p, 'tokens'));
+      let h = tf.add(tf.concat([prefix, embedded], 1), param(p, 'position')) as tf.Tensor3D;
+      for (let i = 1; i <= c.depth; i++) {
+        const b = `block${i}`;
+        // One tidy per block frees its temporaries at once (the tape keeps what backprop needs).
+        h = tf.tidy(() => {
+          const n1 = layerNorm(h, param(p, `${b}.norm1.gain`), param(p, `${b}.norm1.bias`)) as tf.Tensor3D;
+          const attended = selfAttention(
+            n1,
+            {
+              query: param(p, `${b}.attn.query.weight`),
+              queryBias: param(p, `${b}.attn.query.bias`),
+              key: param(p, `${b}.attn.key.weight`),
+              keyBias: param(p, `${b}.attn.key.bias`),
+              value: param(p, `${b}.attn.value.weight`),
+              valueBias: param(p, `${b}.attn.value.bias`),
+              out: param(p, `${b}.attn.out.weight`),
+              outBias: param(p, `${b}.attn.out.bias`),
+            },
+            c.heads,
+          );
+          const h1 = tf.add(h, attended) as tf.Tensor3D;
+          const n2 = layerNorm(h1, param(p, `${b}.norm2.gain`), param(p, `${b}.norm2.bias`)) as tf.Tensor3D;
+          const up = gelu(linear(n2, param(p, `${b}.mlp.fc1.weight`), param(p, `${b}.mlp.fc1.bias`)));
+          const down = linear(
+            up as tf.Tensor3D,
+            param(p, `${b}.mlp.fc2.weight`),
+            param(p, `${b}.mlp.fc2.bias`),
+          );
+          return tf.add(h1, down) as tf.Tensor3D;
+        });
+      }
+      // Only the token positions feed the heads: normalise those.
+      const cls = tf.slice(h, [0, 0, 0], [batch, tokens, c.dim]);
+      const normed = layerNorm(cls, param(p, 'norm.gain'), param(p, 'norm.bias'));
+      return Array.from({ length: tokens }, (_, t) => {
+        const token = tf.reshape(tf.slice(normed, [0, t, 0], [batch, 1, c.dim]), [batch, c.dim]);
+        const head = headName(t);
+        return tf.add(
+          tf.matMul(token as tf.Tensor2D, param(p, `${head}.weight`) as tf.Tensor2D),
+          param(p, `${head}.bias`),
+        ) as tf.Tensor2D;
+      });
+    });
+  }
+
+  return {
+    name,
+    config: c,
+    inputShape: [...INPUT],
+    numClasses: CLASSES,
+    params,
+    init(seed: number): NamedTensors {
+      const out: NamedTensors = {};
+      for (const s of params) {
+        const t = hostTensor('float32', s.shape);
+        if (s.kind === 'gain') t.data.fill(1);
+        else if (s.kind === 'weight') {
+          const rng = new Rng(deriveSeed(seed, 'init', s.name));
+          for (let i = 0; i < sizeOf(s.shape); i++) t.data[i] = rng.normal() * INIT_STD;
+        }
+        out[s.name] = t;
+      }
+      return out;
+    },
+    tokenLogits: (p, x) => tokenLogits(p, x),
+    forward(p, x) {
+      return tf.tidy(() => {
+        const heads = tokenLogits(p, x);
+        if (heads.length === 1 || c.predict === 'class') return heads[0] as tf.Tensor2D;
+        const sum = heads.map((l) => tf.softmax(l)).reduce((a, b) => tf.add(a, b));
+        // + 1e-30: a probability that underflowed to 0 gives a finite (very negative) logit, not -inf.
+        return tf.log(tf.add(tf.mul(sum, 1 / heads.length), 1e-30)) as tf.Tensor2D;
+      });
+    },
+  };
+}
+
+/** The default student: patch 4 (49 patches), dim 64, depth 4, 4 heads, MLP ratio 2, no distillation token. */
+export const VIT_TINY: z.input<typeof vitConfigSchema> = {
+  patch: 4,
+  dim: 64,
+  depth: 4,
+  heads: 4,
+  mlpRatio: 2,
+  distillTokens: 0,
+};
+
+export const vitTiny: VitModelDef = vitModel('vit-tiny', VIT_TINY);

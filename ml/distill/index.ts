@@ -1,0 +1,23 @@
+/**
+ * Knowledge distillation losses for the ViT student (ml/models/vit.ts): pure functions of the student's head
+ * logits, the labels and the teachers' stored outputs. See README.md here.
+ */
+export {
+  distillationLoss,
+  distillTokensFor,
+  KD_MODES,
+  objectiveFor,
+  type DistillLoss,
+  type DistillObjective,
+  type KdMode,
+  type KdTerm,
+  type ObjectiveOptions,
+} from './objective.js';
+export { crossEntropyToLabels, hardKd, softKd } from './losses.js';
+export {
+  averageDistribution,
+  teacherDistribution,
+  teacherLabels,
+  type TeacherKind,
+  type TeacherTargets,
+} from './targets.js';

@@ -1,0 +1,159 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { MlInputError } from '../errors.js';
+import { crossEntropyToLabels, hardKd, softKd } from './losses.js';
+import { averageDistribution, teacherDistribution, teacherLabels, type TeacherTargets } from './targets.js';
+
+/**
+ * How a student learns from its teachers (../shared/REFERENCES.md):
+ * - `none`: cross-entropy on the class head, no teacher (the plain student);
+ * - `tokens` (CiT / Co-advise, LIB-KD): one distillation token per teacher, soft KD from that teacher on its head;
+ * - `average`: one distillation token, soft KD from the mean of the teachers' distributions;
+ * - `deit-soft` / `deit-hard` (DeiT): one distillation token taught by the first teacher, softly or by its argmax,
+ *   the loss (1 − α)·CE + α·KD.
+ */
+export const KD_MODES = ['none', 'tokens', 'average', 'deit-soft', 'deit-hard'] as const;
+export type KdMode = (typeof KD_MODES)[number];
+
+export interface KdTerm {
+  /** The student head it trains: 1..T (head 0 is the class head). */
+  head: number;
+  /** The teachers whose distributions it averages (one for every mode but `average`). */
+  teachers: number[];
+  kind: 'soft' | 'hard';
+  weight: number;
+  temperature: number;
+}
+
+export interface DistillObjective {
+  /** Weight of the cross-entropy of the class head with the labels. */
+  classWeight: number;
+  terms: KdTerm[];
+}
+
+export interface ObjectiveOptions {
+  /** τ of the soft terms (default 1, as CiT). */
+  temperature?: number;
+  /** DeiT's α (default 0.5). */
+  alpha?: number;
+  /** Weight of each KD term in `tokens` and `average` (default 1, as CiT); the class term's is 1. */
+  kdWeight?: number;
+}
+
+/** The objective of a mode for this many teachers; refuses what cannot work, naming the option. */
+export function objectiveFor(mode: KdMode, teachers: number, opts: ObjectiveOptions = {}): DistillObjective {
+  const temperature = opts.temperature ?? 1;
+  const alpha = opts.alpha ?? 0.5;
+  const kdWeight = opts.kdWeight ?? 1;
+  if (!(temperature > 0) || !Number.isFinite(temperature))
+    throw new MlInputError(`temperature: must be > 0, got ${temperature}`);
+  if (!(alpha >= 0 && alpha <= 1)) throw new MlInputError(`alpha: must be in [0, 1], got ${alpha}`);
+  if (!(kdWeight >= 0) || !Number.isFinite(kdWeight))
+    throw new MlInputError(`kdWeight: must be >= 0, got ${kdWeight}`);
+  const need = mode === 'none' ? 0 : 1;
+  if (teachers < need)
+    throw new MlInputError(`teachers: mode ${mode} needs at least ${need}, got ${teachers}`);
+  if (mode.startsWith('deit') && teachers !== 1)
+    throw new MlInputError(`teachers: mode ${mode} distils one teacher, got ${teachers}`);
+  const soft = (head: number, from: number[], weight: number): KdTerm => ({
+    head,
+    teachers: from,
+    kind: 'soft',
+    weight,
+    temperature,
+  });
+  switch (mode) {
+    case 'none':
+      return { classWeight: 1, terms: [] };
+    case 'tokens':
+      return {
+        classWeight: 1,
+        terms: Array.from({ length: teachers }, (_, i) => soft(i + 1, [i], kdWeight)),
+      };
+    case 'average':
+      return {
+        classWeight: 1,
+        terms: [
+          soft(
+            1,
+            Array.from({ length: teachers }, (_, i) => i),
+            kdWeight,
+          ),
+        ],
+      };
+    case 'deit-soft':
+      return { classWeight: 1 - alpha, terms: [soft(1, [0], alpha)] };
+    case 'deit-hard':
+      return {
+        classWeight: 1 - alpha,
+        terms: [{ head: 1, teachers: [0], kind: 'hard', weight: alpha, temperature: 1 }],
+      };
+  }
+}
+
+/** Distillation tokens a student needs for this objective: its highest head. */
+export function distillTokensFor(objective: DistillObjective): number {
+  return objective.terms.reduce((m, t) => Math.max(m, t.head), 0);
+}
+
+export interface DistillLoss {
+  total: tf.Scalar;
+  /** Each term's unweighted value, for progress and metrics: `ce`, then `kd<head>`. */
+  parts: Record<string, number>;
+}
+
+/**
+ * The objective's loss for one batch: classWeight·CE(head 0, labels) + Σ weight·KD(head, teachers). `heads` are the
+ * student's logits per head (class head first), `teachers` the batch's targets of every teacher in spec order.
+ */
+export function distillationLoss(
+  heads: tf.Tensor2D[],
+  labels: tf.Tensor1D,
+  teachers: TeacherTargets[],
+  objective: DistillObjective,
+): DistillLoss {
+  const tokens = distillTokensFor(objective);
+  if (heads.length !== tokens + 1) {
+    throw new MlInputError(
+      `the student has ${heads.length - 1} distillation tokens, the objective uses ${tokens}`,
+    );
+  }
+  const total = objective.classWeight + objective.terms.reduce((s, t) => s + t.weight, 0);
+  if (!(total > 0)) throw new MlInputError('weights: the loss terms weigh 0 in all');
+  const parts: Record<string, number> = {};
+  const lossTensors: tf.Scalar[] = [];
+  const scalar = tf.tidy(() => {
+    const terms: tf.Scalar[] = [];
+    const add = (name: string, weight: number, value: tf.Scalar) => {
+      lossTensors.push(tf.keep(value));
+      parts[name] = Number.NaN;
+      if (weight !== 0) terms.push(tf.mul(value, weight) as tf.Scalar);
+    };
+    add('ce', objective.classWeight, crossEntropyToLabels(heads[0] as tf.Tensor2D, labels));
+    for (const t of objective.terms) {
+      const from = t.teachers.map((i) => {
+        const target = teachers[i];
+        if (!target)
+          throw new MlInputError(`teachers: the objective uses teacher ${i}, ${teachers.length} given`);
+        return target;
+      });
+      const head = heads[t.head] as tf.Tensor2D;
+      const value =
+        t.kind === 'hard'
+          ? hardKd(head, teacherLabels(from[0] as TeacherTargets))
+          : softKd(
+              head,
+              from.length === 1
+                ? teacherDistribution(from[0] as TeacherTargets, t.temperature)
+                : averageDistribution(from, t.temperature),
+              t.temperature,
+            );
+      add(`kd${t.head}`, t.weight, value);
+    }
+    return terms.reduce((a, b) => tf.add(a, b)) as tf.Scalar;
+  });
+  Object.keys(parts).forEach((name, i) => {
+    parts[name] = (lossTensors[i] as tf.Scalar).dataSync()[0] as number;
+  });
+  tf.dispose(lossTensors);
+  return { total: scalar, parts };
+}

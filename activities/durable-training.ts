@@ -7,6 +7,7 @@ import type { Client } from '@temporalio/client';
 import { z } from 'zod';
 
 import type { Dataset } from '../ml/data';
+import type { ModelDef } from '../ml/models';
 import type { NamedTensors } from '../ml/tensors';
 import { objectRefSchema } from '../contract/spec';
 import type { TrainProgressUpdate } from '../contract/train';
@@ -14,6 +15,7 @@ import {
   stateFromTensors,
   stateToTensors,
   train,
+  type StepObjective,
   type TrainConfig,
   type TrainResult,
   type TrainState,
@@ -48,6 +50,10 @@ export interface DurableTrainingJob {
   /** Where a run with no checkpoint starts: initial weights, or a whole state (a rewind point). */
   start: { weights: NamedTensors } | { state: TrainState };
   masks?: NamedTensors;
+  /** The model, when it is not the registry's `config.model` (a student with distillation tokens). */
+  model?: ModelDef;
+  /** What each step minimises (distillation); default the cross-entropy. */
+  objective?: StepObjective<unknown>;
   checkpointEvery: number;
   snapshotAt?: number[];
   onSnapshot?: (state: TrainState) => Promise<void>;
@@ -157,6 +163,8 @@ export async function runDurableTraining(
       initialWeights: resumeFrom ? undefined : 'weights' in job.start ? job.start.weights : undefined,
       resumeFrom,
       masks: job.masks,
+      ...(job.model ? { model: job.model } : {}),
+      ...(job.objective ? { objective: job.objective } : {}),
       checkpointEvery: job.checkpointEvery,
       snapshotAt: job.snapshotAt?.filter((k) => k > (resumeFrom?.step ?? 0)),
       onSnapshot: job.onSnapshot,

@@ -11,6 +11,6 @@ export { cursorAt, epochsToIterations, parseTrainConfig, stepsPerEpoch, trainCon
 export { stateFromTensors, stateToTensors, TRAIN_STATE_FORMAT } from './state.js';
 export { crossEntropy, evaluate } from './evaluate.js';
 export { applyUpdate, slotSpecs, type SlotSpec } from './optimizers.js';
-export { train, Trainer, type TrainOptions } from './trainer.js';
+export { train, Trainer, type StepBatch, type StepObjective, type TrainOptions } from './trainer.js';
 export { initialTrainState, maskTrainState } from './rewind.js';
 export { MlInputError, TrainingAbortedError, TrainingStoppedError } from '../errors.js';

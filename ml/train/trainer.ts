@@ -31,7 +31,38 @@ import {
 
 type Tensors = Record<string, tf.Tensor>;
 
+/** A batch as a step sees it: its samples, the epoch they are drawn in, and the images to train on. */
+export interface StepBatch<E> {
+  indices: Int32Array;
+  labels: Int32Array;
+  x: tf.Tensor;
+  /** What the objective prepared for these samples (e.g. the teachers' stored targets). */
+  extras: E;
+}
+
+/**
+ * What a step minimises, when it is not the cross-entropy of the model's prediction (e.g. distillation). Everything
+ * it uses must be a pure function of (indices, epoch), so that a resumed run sees exactly what it would have seen.
+ */
+export interface StepObjective<E> {
+  /** Awaited before the step: reads what the batch needs (stored teacher targets, ...). */
+  prepare(indices: Int32Array, epoch: number): Promise<E>;
+  /** The batch's images, row-major [b, ...inputShape] (e.g. an augmented view); default the dataset's. */
+  images?(indices: Int32Array, epoch: number, extras: E): Float32Array;
+  /** The step's loss, inside the step's tidy (tensors made here are freed after it). */
+  loss(model: ModelDef, params: Tensors, batch: StepBatch<E>): tf.Scalar;
+  /** Frees what `prepare` made; called after the step. */
+  release?(extras: E): void;
+}
+
 export interface TrainOptions {
+  /**
+   * The model to train, when it is not the registry's `config.model` itself (e.g. a ViT student with distillation
+   * tokens, built by vitModel); its name is recorded, the registry's name stays the config's.
+   */
+  model?: ModelDef;
+  /** What each step minimises; default the cross-entropy of the prediction with the labels. */
+  objective?: StepObjective<unknown>;
   /** Starting weights (e.g. rewound ones); default model.init(config.seed). Ignored when resumeFrom is given. */
   initialWeights?: NamedTensors;
   /** 1 = keep, 0 = pruned, keyed by parameter name; any host dtype. Pass the same masks again on resume. */
@@ -153,10 +184,11 @@ export class Trainer {
       masks?: NamedTensors;
       step?: number;
       lastLoss?: number | null;
+      model?: ModelDef;
     },
   ) {
     this.config = parseTrainConfig(config);
-    this.model = getModel(this.config.model);
+    this.model = init.model ?? getModel(this.config.model);
     checkDataset(this.model, this.config, data, 'train');
     this.stepsPerEpoch = stepsPerEpoch(data.n, this.config.batchSize);
     this.names = this.model.params.map((p) => p.name);
@@ -239,16 +271,33 @@ export class Trainer {
     return this.orderCache.order.subarray(start, Math.min(start + this.config.batchSize, this.data.n));
   }
 
-  /** Takes one optimizer step. The loss stays on the device until someone asks (see readLoss). */
-  trainStep(): void {
+  /** The epoch the batch of (0-based) step s is drawn in. */
+  epochOf(s: number): number {
+    return Math.floor(s / this.stepsPerEpoch);
+  }
+
+  /**
+   * Takes one optimizer step, minimising `objective` (prepared for this step's batch) or else the cross-entropy.
+   * The loss stays on the device until someone asks (see readLoss).
+   */
+  trainStep<E>(objective?: { def: StepObjective<E>; extras: E }): void {
     const s = this._step;
-    const { x, y } = batchTensors(this.model, this.data, this.batchIndices(s));
+    const indices = this.batchIndices(s);
+    const { x: plain, y, labels } = batchTensors(this.model, this.data, indices);
+    let x = plain;
+    const images = objective?.def.images?.(indices, this.epochOf(s), objective.extras);
+    if (images) {
+      plain.dispose();
+      x = tf.tensor(images, [indices.length, ...this.model.inputShape], 'float32');
+    }
     const spec = this.config.optimizer;
     const names = this.names;
     const out = tf.tidy(() => {
       const f = (...ws: tf.Tensor[]): tf.Scalar => {
         const p: Tensors = {};
         names.forEach((n, i) => (p[n] = ws[i] as tf.Tensor));
+        if (objective)
+          return objective.def.loss(this.model, p, { indices, labels, x, extras: objective.extras });
         return crossEntropy(this.model.forward(p, x, true), y);
       };
       const { value, grads } = tf.valueAndGrads(f)(names.map((n) => this.params[n] as tf.Tensor));
@@ -368,7 +417,7 @@ export async function train(
   opts: TrainOptions = {},
 ): Promise<TrainResult> {
   const cfg = parseTrainConfig(config);
-  const model = getModel(cfg.model);
+  const model = opts.model ?? getModel(cfg.model);
   checkDataset(model, cfg, data.train, 'train');
   checkDataset(model, cfg, data.test, 'test');
   const checkpointEvery = opts.checkpointEvery ?? 0;
@@ -400,6 +449,7 @@ export async function train(
     masks: opts.masks,
     step: resume?.step ?? 0,
     lastLoss: resume?.lastLoss ?? null,
+    ...(opts.model ? { model: opts.model } : {}),
   });
   const evals: EvalRecord[] = resume ? resume.evals.map((e) => ({ ...e })) : [];
   const total = cfg.iterations;
@@ -440,7 +490,20 @@ export async function train(
       // Let heartbeats, cancellation and I/O run between batches.
       await new Promise<void>((resolve) => setImmediate(resolve));
       checkAbort(trainer.step);
-      trainer.trainStep();
+      const objective = opts.objective;
+      if (objective) {
+        const extras = await objective.prepare(
+          trainer.batchIndices(trainer.step),
+          trainer.epochOf(trainer.step),
+        );
+        try {
+          trainer.trainStep({ def: objective, extras });
+        } finally {
+          objective.release?.(extras);
+        }
+      } else {
+        trainer.trainStep();
+      }
       const s = trainer.step;
       const rec = evalDue(s) ? await runEval(s) : null;
       if (rec || s % progressEvery === 0 || s === total) await report(s, rec);

@@ -1,4 +1,5 @@
 import type { ComputeActivities } from '../contract/activities';
+import { createDistillActivities } from './distill';
 import type { DurableTrainingDeps } from './durable-training';
 import { createLogitActivities } from './logits';
 import { createLotteryActivities } from './lottery';
@@ -8,5 +9,10 @@ export type ActivityDeps = DurableTrainingDeps;
 
 /** All activities, bound to the worker's store, client and backend: the contract's ComputeActivities. */
 export function createActivities(deps: ActivityDeps): ComputeActivities {
-  return { ...createTrainActivities(deps), ...createLotteryActivities(deps), ...createLogitActivities(deps) };
+  return {
+    ...createTrainActivities(deps),
+    ...createLotteryActivities(deps),
+    ...createLogitActivities(deps),
+    ...createDistillActivities(deps),
+  };
 }

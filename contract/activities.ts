@@ -1,5 +1,6 @@
 // The compute activities as workflows call them: names, inputs and results. activities/ implements this
 // interface; workflows proxy it, so neither imports the other.
+import type { DistillActivityInput, DistillPlanInput, DistillResult, PlannedTeacher } from './distill';
 import type { LevelActivityInput, LevelResult } from './lottery';
 import type {
   LogitPlan,
@@ -21,6 +22,10 @@ export interface ComputeActivities {
   precomputeLogitShard(input: LogitShardInput): Promise<LogitShardResult>;
   /** The logit set's manifest, last; returns its key. */
   publishLogits(input: PublishLogitsInput): Promise<string>;
+  /** Each teacher's stored logit set, or the training and precompute that make it. */
+  planDistill(input: DistillPlanInput): Promise<PlannedTeacher[]>;
+  /** The ViT student trained durably on the teachers' stored outputs. */
+  distill(input: DistillActivityInput): Promise<DistillResult>;
 }
 
 /** Errors that no retry can fix: the activities throw them as non-retryable failures by these types. */

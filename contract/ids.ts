@@ -4,6 +4,7 @@
 import { getModel } from '../ml/models';
 import { contentHash } from '../store/keys';
 import { branchKind, type BranchSpec } from './branches';
+import type { DistillSpec } from './distill';
 import type { LotterySpec } from './lottery';
 import type { PrecomputeSpec } from './precompute';
 import { canonicalStrategy, resolvePruning } from './pruning';
@@ -42,7 +43,21 @@ export function branchLineageId(spec: LotterySpec, branch: BranchSpec): string {
   }).slice(0, 24);
 }
 
-export function specHash(spec: TrainSpec | LotterySpec | PrecomputeSpec): string {
+/**
+ * Identity of a distillation run's artifacts (runs/<runId>/, like a training run's): the student's training and
+ * architecture, how it learns, and the exact teacher outputs it learns from (their content-addressed manifests).
+ */
+export function distillRunId(spec: DistillSpec, teacherManifests: readonly string[]): string {
+  return contentHash({
+    kind: 'distill',
+    train: spec.train,
+    student: spec.student,
+    kd: spec.kd,
+    teachers: teacherManifests,
+  }).slice(0, 24);
+}
+
+export function specHash(spec: TrainSpec | LotterySpec | PrecomputeSpec | DistillSpec): string {
   return contentHash(spec);
 }
 
@@ -57,4 +72,8 @@ export function lotteryWorkflowId(spec: LotterySpec): string {
 
 export function precomputeWorkflowId(spec: PrecomputeSpec): string {
   return `logits-${spec.experiment}-${spec.teacher.name}-${specHash(spec).slice(0, 16)}`;
+}
+
+export function distillWorkflowId(spec: DistillSpec): string {
+  return `distill-${spec.experiment}-${specHash(spec).slice(0, 16)}`;
 }

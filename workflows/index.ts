@@ -2,3 +2,4 @@
 export { trainWorkflow } from './train';
 export { lotteryBranchWorkflow, lotteryWorkflow } from './lottery';
 export { precomputeLogitsWorkflow } from './logits';
+export { distillWorkflow } from './distill';

@@ -1,15 +1,16 @@
 // The registry of spec kinds: one file each, one line here.
+import { distillKind } from './distill';
 import type { SpecKind } from './kind';
 import { lotteryKind } from './lottery';
 import { precomputeKind } from './precompute';
 import { trainKind } from './train';
 
-export const SPEC_KINDS = [trainKind, lotteryKind, precomputeKind] as const;
+export const SPEC_KINDS = [trainKind, lotteryKind, precomputeKind, distillKind] as const;
 
 /** The kind a spec file's object is, from its shape; null when it is none of them. */
 export function recogniseSpecKind(raw: Record<string, unknown>): (typeof SPEC_KINDS)[number] | null {
   return SPEC_KINDS.find((k) => k.recognises(raw)) ?? null;
 }
 
-export { lotteryKind, precomputeKind, trainKind, type SpecKind };
+export { distillKind, lotteryKind, precomputeKind, trainKind, type SpecKind };
 export { validateLotterySpec } from './lottery';

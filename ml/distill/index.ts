@@ -4,6 +4,7 @@
  */
 export {
   distillationLoss,
+  distillationTotal,
   distillTokensFor,
   KD_MODES,
   objectiveFor,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MlInputError } from '../errors.js';
 import { crossEntropyToLabels, hardKd, softKd } from './losses.js';
+import { KD_MODES, type KdMode } from './modes.js';
 import { averageDistribution, teacherDistribution, teacherLabels, type TeacherTargets } from './targets.js';
 
 /**
@@ -11,8 +12,7 @@ import { averageDistribution, teacherDistribution, teacherLabels, type TeacherTa
  * - `deit-soft` / `deit-hard` (DeiT): one distillation token taught by the first teacher, softly or by its argmax,
  *   the loss (1 − α)·CE + α·KD.
  */
-export const KD_MODES = ['none', 'tokens', 'average', 'deit-soft', 'deit-hard'] as const;
-export type KdMode = (typeof KD_MODES)[number];
+export { KD_MODES, type KdMode };
 
 export interface KdTerm {
   /** The student head it trains: 1..T (head 0 is the class head). */
@@ -101,59 +101,91 @@ export interface DistillLoss {
   parts: Record<string, number>;
 }
 
-/**
- * The objective's loss for one batch: classWeight·CE(head 0, labels) + Σ weight·KD(head, teachers). `heads` are the
- * student's logits per head (class head first), `teachers` the batch's targets of every teacher in spec order.
- */
-export function distillationLoss(
+interface Term {
+  name: string;
+  weight: number;
+  value: tf.Scalar;
+}
+
+/** The objective's terms for one batch, unweighted, with their weights. */
+function terms(
   heads: tf.Tensor2D[],
   labels: tf.Tensor1D,
   teachers: TeacherTargets[],
   objective: DistillObjective,
-): DistillLoss {
+): Term[] {
   const tokens = distillTokensFor(objective);
   if (heads.length !== tokens + 1) {
     throw new MlInputError(
       `the student has ${heads.length - 1} distillation tokens, the objective uses ${tokens}`,
     );
   }
-  const total = objective.classWeight + objective.terms.reduce((s, t) => s + t.weight, 0);
-  if (!(total > 0)) throw new MlInputError('weights: the loss terms weigh 0 in all');
+  const weightSum = objective.classWeight + objective.terms.reduce((s, t) => s + t.weight, 0);
+  if (!(weightSum > 0)) throw new MlInputError('weights: the loss terms weigh 0 in all');
+  const out: Term[] = [
+    {
+      name: 'ce',
+      weight: objective.classWeight,
+      value: crossEntropyToLabels(heads[0] as tf.Tensor2D, labels),
+    },
+  ];
+  for (const t of objective.terms) {
+    const from = t.teachers.map((i) => {
+      const target = teachers[i];
+      if (!target)
+        throw new MlInputError(`teachers: the objective uses teacher ${i}, ${teachers.length} given`);
+      return target;
+    });
+    const head = heads[t.head] as tf.Tensor2D;
+    const value =
+      t.kind === 'hard'
+        ? hardKd(head, teacherLabels(from[0] as TeacherTargets))
+        : softKd(
+            head,
+            from.length === 1
+              ? teacherDistribution(from[0] as TeacherTargets, t.temperature)
+              : averageDistribution(from, t.temperature),
+            t.temperature,
+          );
+    out.push({ name: `kd${t.head}`, weight: t.weight, value });
+  }
+  return out;
+}
+
+/**
+ * The objective's loss for one batch: classWeight·CE(head 0, labels) + Σ weight·KD(head, teachers). `heads` are the
+ * student's logits per head (class head first), `teachers` the batch's targets of every teacher in spec order.
+ * What a training step differentiates; `distillationLoss` also reports each term.
+ */
+export function distillationTotal(
+  heads: tf.Tensor2D[],
+  labels: tf.Tensor1D,
+  teachers: TeacherTargets[],
+  objective: DistillObjective,
+): tf.Scalar {
+  return tf.tidy(() =>
+    terms(heads, labels, teachers, objective)
+      .filter((t) => t.weight !== 0)
+      .map((t) => tf.mul(t.value, t.weight) as tf.Scalar)
+      .reduce((a, b) => tf.add(a, b) as tf.Scalar),
+  );
+}
+
+/** distillationTotal and each term's unweighted value (read from the device: not for the inner loop). */
+export function distillationLoss(
+  heads: tf.Tensor2D[],
+  labels: tf.Tensor1D,
+  teachers: TeacherTargets[],
+  objective: DistillObjective,
+): DistillLoss {
   const parts: Record<string, number> = {};
-  const lossTensors: tf.Scalar[] = [];
-  const scalar = tf.tidy(() => {
-    const terms: tf.Scalar[] = [];
-    const add = (name: string, weight: number, value: tf.Scalar) => {
-      lossTensors.push(tf.keep(value));
-      parts[name] = Number.NaN;
-      if (weight !== 0) terms.push(tf.mul(value, weight) as tf.Scalar);
-    };
-    add('ce', objective.classWeight, crossEntropyToLabels(heads[0] as tf.Tensor2D, labels));
-    for (const t of objective.terms) {
-      const from = t.teachers.map((i) => {
-        const target = teachers[i];
-        if (!target)
-          throw new MlInputError(`teachers: the objective uses teacher ${i}, ${teachers.length} given`);
-        return target;
-      });
-      const head = heads[t.head] as tf.Tensor2D;
-      const value =
-        t.kind === 'hard'
-          ? hardKd(head, teacherLabels(from[0] as TeacherTargets))
-          : softKd(
-              head,
-              from.length === 1
-                ? teacherDistribution(from[0] as TeacherTargets, t.temperature)
-                : averageDistribution(from, t.temperature),
-              t.temperature,
-            );
-      add(`kd${t.head}`, t.weight, value);
-    }
-    return terms.reduce((a, b) => tf.add(a, b)) as tf.Scalar;
+  const total = tf.tidy(() => {
+    const ts = terms(heads, labels, teachers, objective);
+    for (const t of ts) parts[t.name] = t.value.dataSync()[0] as number;
+    return ts
+      .filter((t) => t.weight !== 0)
+      .map((t) => tf.mul(t.value, t.weight) as tf.Scalar)
+      .reduce((a, b) => tf.add(a, b) as tf.Scalar);
   });
-  Object.keys(parts).forEach((name, i) => {
-    parts[name] = (lossTensors[i] as tf.Scalar).dataSync()[0] as number;
-  });
-  tf.dispose(lossTensors);
-  return { total: scalar, parts };
+  return { total, parts };
 }

@@ -1,0 +1,156 @@
+// The spec of a distillation run (LIB-KD): a ViT student, its teachers (stored logit sets, or teachers to train and
+// precompute first), how it learns from them, and its training; and the values its workflow and activities exchange.
+import { z } from 'zod';
+
+import { KD_MODES } from '../ml/distill/modes';
+import { MODEL_NAMES } from '../ml/models/names';
+import { parseSpec, experimentSchema, heartbeatTimeoutSchema, nameSchema } from './spec';
+import { LOGIT_FORMAT_NAMES, type PrecomputeSpec } from './precompute';
+import {
+  trainConfigSpecSchema,
+  type TrainProgressUpdate,
+  type TrainRunResult,
+  type TrainSpec,
+} from './train';
+
+const STUDENT_MODELS = MODEL_NAMES.filter((m) => m.startsWith('vit-'));
+
+/** A teacher: a stored logit set (its manifest key), or a training spec (trained and precomputed if missing). */
+export const teacherSpecSchema = z.union([
+  z.object({ name: nameSchema, logits: z.string().min(1) }).strict(),
+  z
+    .object({
+      name: nameSchema,
+      train: trainConfigSpecSchema,
+      /** How its logits are stored when they are precomputed here. */
+      format: z.enum(LOGIT_FORMAT_NAMES).default('float16'),
+      k: z.number().int().positive().optional(),
+    })
+    .strict(),
+]);
+
+export const kdSpecSchema = z
+  .object({
+    mode: z.enum(KD_MODES).default('tokens'),
+    temperature: z.number().positive().finite().default(1),
+    /** DeiT's α: (1 − α)·CE + α·KD. */
+    alpha: z.number().min(0).max(1).default(0.5),
+    /** The weight of each KD term in `tokens` and `average` (the class term's is 1). */
+    kdWeight: z.number().min(0).finite().default(1),
+  })
+  .strict();
+
+/** Changes to the registered student's ViT configuration (patch, width, depth, ...). */
+export const studentSpecSchema = z
+  .object({
+    patch: z.number().int().positive().optional(),
+    dim: z.number().int().positive().optional(),
+    depth: z.number().int().positive().optional(),
+    heads: z.number().int().positive().optional(),
+    mlpRatio: z.number().positive().optional(),
+    predict: z.enum(['average', 'class']).optional(),
+  })
+  .strict();
+
+export const distillSpecSchema = z
+  .object({
+    experiment: experimentSchema,
+    student: studentSpecSchema.default({}),
+    teachers: z.array(teacherSpecSchema).max(8).default([]),
+    kd: kdSpecSchema.default({ mode: 'tokens', temperature: 1, alpha: 0.5, kdWeight: 1 }),
+    /** The student's training; `model` names the registered ViT it starts from. */
+    train: trainConfigSpecSchema,
+    checkpointEvery: z.number().int().positive().default(200),
+    heartbeatTimeoutSeconds: heartbeatTimeoutSchema,
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (!(STUDENT_MODELS as readonly string[]).includes(s.train.model)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['train', 'model'],
+        message: `the student must be a ViT (${STUDENT_MODELS.join(', ')}), not ${s.train.model}`,
+      });
+    }
+    const n = s.teachers.length;
+    const need = s.kd.mode === 'none' ? [0, 0] : s.kd.mode.startsWith('deit') ? [1, 1] : [1, 8];
+    if (n < (need[0] as number) || n > (need[1] as number)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['teachers'],
+        message: `kd.mode ${s.kd.mode} takes ${need[0] === need[1] ? need[0] : `${need[0]} to ${need[1]}`} teacher(s), got ${n}`,
+      });
+    }
+    const classWeight = s.kd.mode.startsWith('deit') ? 1 - s.kd.alpha : 1;
+    const kdWeight = s.kd.mode.startsWith('deit') ? s.kd.alpha : s.kd.kdWeight;
+    if (classWeight + (n > 0 ? kdWeight : 0) <= 0) {
+      ctx.addIssue({ code: 'custom', path: ['kd'], message: 'the loss terms weigh 0 in all' });
+    }
+    const names = new Set<string>();
+    s.teachers.forEach((t, i) => {
+      if (names.has(t.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['teachers', i, 'name'],
+          message: `duplicate teacher ${t.name}`,
+        });
+      names.add(t.name);
+      if ('format' in t && (t.format === 'top-k') !== (t.k !== undefined)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['teachers', i, 'k'],
+          message: t.format === 'top-k' ? 'required for format top-k' : `only meaningful for format top-k`,
+        });
+      }
+    });
+  });
+
+export type DistillSpec = z.infer<typeof distillSpecSchema>;
+export type DistillSpecInput = z.input<typeof distillSpecSchema>;
+export type TeacherSpec = z.infer<typeof teacherSpecSchema>;
+
+export function parseDistillSpec(input: unknown): DistillSpec {
+  return parseSpec(distillSpecSchema, input, 'distill spec');
+}
+
+/** A teacher as the plan resolved it: its stored logit set, or the runs that make it first. */
+export interface PlannedTeacher {
+  name: string;
+  /** Set when the logit set exists and verifies. */
+  manifestKey: string | null;
+  /** Set for a teacher given by training spec whose logits are missing: run these (each reuses what exists). */
+  make?: { train: TrainSpec; precompute: PrecomputeSpec };
+}
+
+export interface DistillPlanInput {
+  spec: DistillSpec;
+}
+
+export interface DistillActivityInput {
+  spec: DistillSpec;
+  /** Each teacher's logit manifest, in spec order. */
+  teachers: { name: string; manifestKey: string }[];
+  progressWorkflowId: string | null;
+}
+
+export interface DistillResult extends TrainRunResult {
+  teachers: { name: string; manifestKey: string }[];
+}
+
+export type DistillPhase = 'planning' | 'teachers' | 'training' | 'done' | 'failed';
+
+export interface DistillStatus {
+  phase: DistillPhase;
+  experiment: string;
+  teachers: { name: string; manifestKey: string | null; making: boolean }[];
+  progress: TrainProgressUpdate | null;
+  result: DistillResult | null;
+}
+
+/** The child workflows that train a missing teacher and precompute its logits, named under the distillation's. */
+export function teacherWorkflowIds(
+  distillWorkflowId: string,
+  teacher: string,
+): { train: string; logits: string } {
+  return { train: `${distillWorkflowId}.${teacher}.train`, logits: `${distillWorkflowId}.${teacher}.logits` };
+}

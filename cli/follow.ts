@@ -3,7 +3,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import cliProgress from 'cli-progress';
 
 import type { trainWorkflow } from '../workflows/train';
-import { type TrainRunResult, type TrainStatus } from '../contract/train';
+import type { TrainProgressUpdate, TrainRunResult } from '../contract/train';
 import { pollerCount } from '../client/runs';
 import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
 
@@ -83,16 +83,24 @@ export async function followWithBar<S, R>(
   }
 }
 
-export async function followTrain(
+/** A workflow that trains one network: its status has a phase and the training's progress (train, distill). */
+interface TrainingStatus {
+  phase: string;
+  progress: TrainProgressUpdate | null;
+}
+
+export async function followTrain<R extends TrainRunResult = TrainRunResult>(
   client: Client,
-  handle: WorkflowHandle<typeof trainWorkflow>,
+  handle:
+    | WorkflowHandle<typeof trainWorkflow>
+    | { query: (name: string) => Promise<unknown>; result: () => Promise<R> },
   opts: { pollMs?: number; out?: NodeJS.WriteStream } = {},
-): Promise<TrainRunResult> {
+): Promise<R> {
   const out = opts.out ?? process.stderr;
   let warnedNoWorker = false;
   let lastPayload: BarPosition['payload'] = {};
-  return followWithBar<TrainStatus, TrainRunResult>(
-    handle,
+  return followWithBar<TrainingStatus, R>(
+    handle as { query: (name: string) => Promise<unknown>; result: () => Promise<R> },
     {
       format:
         ' {bar} {percentage}% | step {value}/{total} | epoch {epoch} | loss {loss} | test acc {acc} | {phase}',

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 
 import { registerBranchCommand } from './commands/branch';
 import { registerDemoCommand } from './commands/demo';
+import { registerDistillCommand } from './commands/distill';
 import { registerLotteryCommand } from './commands/lottery';
 import { registerReportCommand } from './commands/report';
 import { registerStackCommands } from './commands/stack';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerBranchCommand(program);
   registerReportCommand(program);
   registerTeachersCommand(program);
+  registerDistillCommand(program);
   registerDemoCommand(program);
   return program;
 }

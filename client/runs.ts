@@ -5,12 +5,14 @@ import type { Workflow } from '@temporalio/common';
 
 import { branchLabel, branchWorkflowId, type BranchSpec } from '../contract/branches';
 import { lotteryWorkflowId, specHash } from '../contract/ids';
+import type { DistillSpec } from '../contract/distill';
 import type { LotterySpec } from '../contract/lottery';
 import type { PrecomputeSpec } from '../contract/precompute';
 import * as sa from '../contract/search-attributes';
-import { lotteryKind, precomputeKind, trainKind, type SpecKind } from '../contract/spec-kinds';
+import { distillKind, lotteryKind, precomputeKind, trainKind, type SpecKind } from '../contract/spec-kinds';
 import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import type { TrainSpec } from '../contract/train';
+import type { distillWorkflow } from '../workflows/distill';
 import type { precomputeLogitsWorkflow } from '../workflows/logits';
 import type { lotteryBranchWorkflow, lotteryWorkflow } from '../workflows/lottery';
 import type { trainWorkflow } from '../workflows/train';
@@ -61,7 +63,7 @@ async function startOrAttach<W extends Workflow>(
 }
 
 /** A spec of a registered kind, started as that kind's workflow under the id the kind derives from it. */
-function startOrAttachSpec<W extends Workflow, S extends TrainSpec | PrecomputeSpec>(
+function startOrAttachSpec<W extends Workflow, S extends TrainSpec | PrecomputeSpec | DistillSpec>(
   client: Client,
   kind: SpecKind<S>,
   spec: S,
@@ -157,3 +159,13 @@ export async function pollerCount(
 }
 
 export { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE };
+
+export type StartedDistill = StartedWorkflow<typeof distillWorkflow>;
+
+/**
+ * Starts a distillation, or attaches to the one this spec already has (running or completed); a failed one is
+ * started afresh and reuses the teachers' runs and logit sets and the student's checkpoints.
+ */
+export async function startOrAttachDistill(client: Client, spec: DistillSpec): Promise<StartedDistill> {
+  return startOrAttachSpec<typeof distillWorkflow, DistillSpec>(client, distillKind, spec);
+}

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { readSpecFile } from '../cli/spec-file';
+import { parseDistillSpec } from '../contract/distill';
 import { parsePrecomputeSpec } from '../contract/precompute';
 import { recogniseSpecKind, SPEC_KINDS } from '../contract/spec-kinds';
 import { parseTrainSpec } from '../contract/train';
@@ -54,5 +55,24 @@ test("every precompute example's teacher is trained by a train example", () => {
       trained.some((t) => JSON.stringify(t) === JSON.stringify(teacher.train)),
       `${path.relative(REPO_ROOT, f)}: teacher.train matches no train example's train section`,
     );
+  }
+});
+
+test("every distill example's teachers are trained by train examples, so their runs and logit sets are shared", () => {
+  const trained = files
+    .map((f) => readSpecFile(f))
+    .filter((s) => kindOf(s) === 'train')
+    .map((s) => JSON.stringify(parseTrainSpec(s).train));
+  const distills = files.filter((f) => kindOf(readSpecFile(f)) === 'distill');
+  assert.ok(distills.length >= 6, 'one example per variant');
+  for (const f of distills) {
+    for (const t of parseDistillSpec(readSpecFile(f)).teachers) {
+      if ('train' in t) {
+        assert.ok(
+          trained.includes(JSON.stringify(t.train)),
+          `${path.relative(REPO_ROOT, f)}: teacher ${t.name}`,
+        );
+      }
+    }
   }
 });

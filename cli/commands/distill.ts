@@ -1,0 +1,93 @@
+// `lth distill`: start (or attach to) a distillation of a ViT student from its teachers and follow it. Teachers
+// given by their training spec whose logits are not stored yet are trained and precomputed first, as child
+// workflows; the bar follows the student's training.
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+import { startOrAttachDistill } from '../../client/runs';
+import { parseDistillSpec, type DistillResult, type DistillSpec } from '../../contract/distill';
+import { KD_MODES } from '../../ml/distill/modes';
+import { connectClient, endpoints } from '../../workers/connection';
+import { describeResult, followTrain } from '../follow';
+import { readSpecFile } from '../spec-file';
+import { addTrainOptions, applyTrainFlags, int, num, type TrainFieldFlags } from '../spec-flags';
+
+interface DistillFlags extends TrainFieldFlags {
+  config?: string;
+  experiment?: string;
+  mode?: string;
+  temperature?: number;
+  checkpointEvery?: number;
+  follow: boolean;
+  json?: boolean;
+}
+
+/** The spec file with the flags applied field by field, then checked whole. */
+export function distillSpecFromFlags(flags: Omit<DistillFlags, 'follow' | 'json'>): DistillSpec {
+  const base = flags.config ? readSpecFile(flags.config) : {};
+  const spec: Record<string, unknown> = {
+    ...base,
+    train: applyTrainFlags(base.train ?? { model: 'vit-tiny' }, flags),
+  };
+  if (flags.experiment !== undefined) spec.experiment = flags.experiment;
+  if (flags.checkpointEvery !== undefined) spec.checkpointEvery = flags.checkpointEvery;
+  if (flags.mode !== undefined || flags.temperature !== undefined) {
+    const kd = base.kd !== null && typeof base.kd === 'object' ? { ...(base.kd as object) } : {};
+    spec.kd = {
+      ...kd,
+      ...(flags.mode !== undefined ? { mode: flags.mode } : {}),
+      ...(flags.temperature !== undefined ? { temperature: flags.temperature } : {}),
+    };
+  }
+  return parseDistillSpec(spec);
+}
+
+function describeDistill(
+  result: DistillResult,
+  workflowId: string,
+  uiUrl: string | null,
+  ns: string,
+): string {
+  const teachers = result.teachers.map((t) => `  teacher ${t.name.padEnd(9)} ${t.manifestKey}`);
+  return [describeResult(result, workflowId, uiUrl, ns), ...teachers].join('\n');
+}
+
+export function registerDistillCommand(program: Command): void {
+  const cmd = program
+    .command('distill')
+    .description('start (or attach to) the distillation of a ViT student from its teachers, and follow it')
+    .option('-c, --config <file>', 'distill spec, JSON or YAML (examples/distill/)')
+    .option('-e, --experiment <name>', 'experiment label (search attribute Experiment)')
+    .addOption(new Option('--mode <mode>', 'how the student learns from the teachers').choices([...KD_MODES]))
+    .option('--temperature <t>', 'τ of the soft KD terms', (v) => {
+      const t = num(v);
+      if (!(t > 0)) throw new InvalidArgumentError(`expected a temperature > 0, got "${v}"`);
+      return t;
+    });
+  addTrainOptions(cmd)
+    .option('--checkpoint-every <n>', 'checkpoint to the store every N steps', int)
+    .option('--no-follow', 'start the run and return without waiting')
+    .option('--json', 'print the result as JSON')
+    .action(async (flags: DistillFlags) => {
+      const spec = distillSpecFromFlags(flags);
+      const e = endpoints();
+      const client = await connectClient(e);
+      try {
+        const run = await startOrAttachDistill(client, spec);
+        process.stderr.write(`${run.started ? 'started' : 'attached to'} ${run.workflowId}\n`);
+        if (e.temporal.uiUrl) {
+          process.stderr.write(
+            `  ${e.temporal.uiUrl}/namespaces/${e.temporal.namespace}/workflows/${run.workflowId}\n`,
+          );
+        }
+        if (!flags.follow) return;
+        const result = await followTrain<DistillResult>(client, run.handle);
+        process.stdout.write(
+          flags.json
+            ? `${JSON.stringify({ workflowId: run.workflowId, ...result }, null, 2)}\n`
+            : `${describeDistill(result, run.workflowId, e.temporal.uiUrl, e.temporal.namespace)}\n`,
+        );
+      } finally {
+        await client.connection.close();
+      }
+    });
+}

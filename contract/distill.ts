@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { KD_MODES } from '../ml/distill/modes';
 import { MODEL_NAMES } from '../ml/models/names';
 import { parseSpec, experimentSchema, heartbeatTimeoutSchema, nameSchema } from './spec';
-import { LOGIT_FORMAT_NAMES, type PrecomputeSpec } from './precompute';
+import { augmentationSpecSchema, LOGIT_FORMAT_NAMES, type PrecomputeSpec } from './precompute';
 import {
   trainConfigSpecSchema,
   type TrainProgressUpdate,
@@ -60,6 +60,13 @@ export const distillSpecSchema = z
     kd: kdSpecSchema.default({ mode: 'tokens', temperature: 1, alpha: 0.5, kdWeight: 1 }),
     /** The student's training; `model` names the registered ViT it starts from. */
     train: trainConfigSpecSchema,
+    /**
+     * The views the student trains on: epoch e sees each sample's view e of the policy (none: the image itself).
+     * With stored targets, a logit set is precomputed per epoch on exactly those views.
+     */
+    augmentation: augmentationSpecSchema.omit({ epoch: true }).default({ policy: 'none', seed: 0 }),
+    /** Where the teachers' outputs come from: their stored logit sets, or running them on each batch. */
+    targets: z.enum(['stored', 'online']).default('stored'),
     checkpointEvery: z.number().int().positive().default(200),
     heartbeatTimeoutSeconds: heartbeatTimeoutSchema,
   })
@@ -95,6 +102,20 @@ export const distillSpecSchema = z
           message: `duplicate teacher ${t.name}`,
         });
       names.add(t.name);
+      if ('logits' in t && s.augmentation.policy !== 'none') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['teachers', i, 'logits'],
+          message: `a stored set holds one view per sample; with augmentation ${s.augmentation.policy} give the teacher's training spec (a set is precomputed per epoch)`,
+        });
+      }
+      if ('logits' in t && s.targets === 'online') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['teachers', i, 'logits'],
+          message: "targets online run the teacher on each batch: give the teacher's training spec",
+        });
+      }
       if ('format' in t && (t.format === 'top-k') !== (t.k !== undefined)) {
         ctx.addIssue({
           code: 'custom',
@@ -113,13 +134,29 @@ export function parseDistillSpec(input: unknown): DistillSpec {
   return parseSpec(distillSpecSchema, input, 'distill spec');
 }
 
-/** A teacher as the plan resolved it: its stored logit set, or the runs that make it first. */
+/**
+ * What the student learns from of one teacher: its logit set per epoch (one for every epoch without augmentation),
+ * or, online, its trained run.
+ */
+export interface TeacherSource {
+  name: string;
+  /** Stored targets: the logit set of epoch e is manifestKeys[e], or manifestKeys[0] for every epoch. */
+  manifestKeys: string[];
+  /** Online targets: the teacher's finished training run. */
+  trainRunId: string | null;
+}
+
+/** A teacher as the plan resolved it: what exists, and the runs that make what is missing (each reuses what it finds). */
 export interface PlannedTeacher {
   name: string;
-  /** Set when the logit set exists and verifies. */
-  manifestKey: string | null;
-  /** Set for a teacher given by training spec whose logits are missing: run these (each reuses what exists). */
-  make?: { train: TrainSpec; precompute: PrecomputeSpec };
+  /** The logit set of each epoch (stored targets), null where it is missing; empty online. */
+  manifestKeys: (string | null)[];
+  /** The teacher's training run id (given by training spec), whether finished or not. */
+  trainRunId: string | null;
+  /** The teacher's training, when its run is not finished. */
+  train?: TrainSpec;
+  /** The precompute of each missing logit set, by epoch. */
+  precompute: { epoch: number; spec: PrecomputeSpec }[];
 }
 
 export interface DistillPlanInput {
@@ -128,13 +165,13 @@ export interface DistillPlanInput {
 
 export interface DistillActivityInput {
   spec: DistillSpec;
-  /** Each teacher's logit manifest, in spec order. */
-  teachers: { name: string; manifestKey: string }[];
+  /** Each teacher's targets, in spec order. */
+  teachers: TeacherSource[];
   progressWorkflowId: string | null;
 }
 
 export interface DistillResult extends TrainRunResult {
-  teachers: { name: string; manifestKey: string }[];
+  teachers: TeacherSource[];
 }
 
 export type DistillPhase = 'planning' | 'teachers' | 'training' | 'done' | 'failed';
@@ -142,7 +179,7 @@ export type DistillPhase = 'planning' | 'teachers' | 'training' | 'done' | 'fail
 export interface DistillStatus {
   phase: DistillPhase;
   experiment: string;
-  teachers: { name: string; manifestKey: string | null; making: boolean }[];
+  teachers: { name: string; ready: boolean; making: boolean }[];
   progress: TrainProgressUpdate | null;
   result: DistillResult | null;
 }
@@ -151,6 +188,9 @@ export interface DistillStatus {
 export function teacherWorkflowIds(
   distillWorkflowId: string,
   teacher: string,
-): { train: string; logits: string } {
-  return { train: `${distillWorkflowId}.${teacher}.train`, logits: `${distillWorkflowId}.${teacher}.logits` };
+): { train: string; logits: (epoch: number) => string } {
+  return {
+    train: `${distillWorkflowId}.${teacher}.train`,
+    logits: (epoch) => `${distillWorkflowId}.${teacher}.logits${epoch > 0 ? `-e${epoch}` : ''}`,
+  };
 }

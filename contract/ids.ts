@@ -4,7 +4,7 @@
 import { getModel } from '../ml/models';
 import { contentHash } from '../store/keys';
 import { branchKind, type BranchSpec } from './branches';
-import type { DistillSpec } from './distill';
+import type { DistillSpec, TeacherSource } from './distill';
 import type { LotterySpec } from './lottery';
 import type { PrecomputeSpec } from './precompute';
 import { canonicalStrategy, resolvePruning } from './pruning';
@@ -47,13 +47,16 @@ export function branchLineageId(spec: LotterySpec, branch: BranchSpec): string {
  * Identity of a distillation run's artifacts (runs/<runId>/, like a training run's): the student's training and
  * architecture, how it learns, and the exact teacher outputs it learns from (their content-addressed manifests).
  */
-export function distillRunId(spec: DistillSpec, teacherManifests: readonly string[]): string {
+export function distillRunId(spec: DistillSpec, teachers: readonly TeacherSource[]): string {
   return contentHash({
     kind: 'distill',
     train: spec.train,
     student: spec.student,
     kd: spec.kd,
-    teachers: teacherManifests,
+    // Absent while they are the defaults, so the ids of runs without augmentation stay as they were.
+    ...(spec.augmentation.policy !== 'none' ? { augmentation: spec.augmentation } : {}),
+    ...(spec.targets !== 'stored' ? { targets: spec.targets } : {}),
+    teachers: teachers.map((t) => (spec.targets === 'online' ? { run: t.trainRunId } : t.manifestKeys)),
   }).slice(0, 24);
 }
 

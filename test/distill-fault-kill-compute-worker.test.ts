@@ -59,10 +59,7 @@ test('a SIGKILLed compute worker loses nothing: the distilled student is bit-ide
   await worker.ready;
   const undisturbed = await (await startOrAttachDistill(harness.client, spec(`${tag}-a`))).handle.result();
   assert.equal(undisturbed.resumedFromStep, 0);
-  const runId = distillRunId(
-    spec(`${tag}-a`),
-    undisturbed.teachers.map((t) => t.manifestKey),
-  );
+  const runId = distillRunId(spec(`${tag}-a`), undisturbed.teachers);
   assert.equal(undisturbed.runId, runId);
   for (const o of await harness.store.list(runPrefix(runId))) await harness.store.remove(o.key);
 

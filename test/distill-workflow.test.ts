@@ -66,13 +66,16 @@ test('teachers given by training spec are trained and precomputed first; the stu
   const { handle, result } = await run(base);
   assert.equal(result.reused, false);
   assert.equal(result.teachers.length, 2);
-  for (const t of result.teachers) assert.match(t.manifestKey, /^logits\/.+\/manifest\.json$/);
+  for (const t of result.teachers) {
+    assert.equal(t.manifestKeys.length, 1, 'one set serves every epoch without augmentation');
+    assert.match(t.manifestKeys[0]!, /^logits\/.+\/manifest\.json$/);
+  }
   assert.equal(result.steps, 12);
   assert.ok(result.final.testAccuracy >= 0 && result.final.testAccuracy <= 1);
   const status = await handle.query<DistillStatus>('status');
   assert.equal(status.phase, 'done');
   assert.deepEqual(
-    status.teachers.map((t) => [t.name, t.manifestKey !== null, t.making]),
+    status.teachers.map((t) => [t.name, t.ready, t.making]),
     [
       ['cnn', true, false],
       ['mlp', true, false],
@@ -101,7 +104,7 @@ test('a logit set of other samples than the student trains on is refused, naming
   const first = await run(base);
   const wrong = {
     ...base,
-    teachers: [{ name: 'cnn', logits: first.result.teachers[0]!.manifestKey }],
+    teachers: [{ name: 'cnn', logits: first.result.teachers[0]!.manifestKeys[0]! }],
     kd: { mode: 'deit-soft' as const },
     train: { ...base.train, trainLimit: 160 },
   };

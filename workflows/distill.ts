@@ -12,6 +12,7 @@ import {
   teacherWorkflowIds,
   type DistillResult,
   type DistillStatus,
+  type TeacherSource,
 } from '../contract/distill';
 import * as sa from '../contract/search-attributes';
 import type { TrainProgressUpdate } from '../contract/train';
@@ -34,7 +35,7 @@ export async function distillWorkflow(input: unknown): Promise<DistillResult> {
   const status: DistillStatus = {
     phase: 'planning',
     experiment: spec.experiment,
-    teachers: spec.teachers.map((t) => ({ name: t.name, manifestKey: null, making: false })),
+    teachers: spec.teachers.map((t) => ({ name: t.name, ready: false, making: false })),
     progress: null,
     result: null,
   };
@@ -57,24 +58,29 @@ export async function distillWorkflow(input: unknown): Promise<DistillResult> {
     const planned = await planDistill({ spec });
     phase('teachers');
     const teachers = await Promise.all(
-      planned.map(async (t, i) => {
+      planned.map(async (t, i): Promise<TeacherSource> => {
         const view = status.teachers[i] as DistillStatus['teachers'][number];
-        if (t.manifestKey !== null) {
-          view.manifestKey = t.manifestKey;
-          return { name: t.name, manifestKey: t.manifestKey };
-        }
-        if (!t.make)
-          throw new Error(`internal: teacher ${t.name} has neither a logit set nor a way to make one`);
-        view.making = true;
         const ids = teacherWorkflowIds(workflowId, t.name);
-        await executeChild(trainWorkflow, { args: [t.make.train], workflowId: ids.train });
-        const logits = await executeChild(precomputeLogitsWorkflow, {
-          args: [t.make.precompute],
-          workflowId: ids.logits,
-        });
-        view.manifestKey = logits.manifestKey;
+        view.making = t.train !== undefined || t.precompute.length > 0;
+        // The teacher's training first: every precompute of it needs its weights.
+        if (t.train) await executeChild(trainWorkflow, { args: [t.train], workflowId: ids.train });
+        const made = await Promise.all(
+          t.precompute.map(async ({ epoch, spec: p }) => {
+            const r = await executeChild(precomputeLogitsWorkflow, {
+              args: [p],
+              workflowId: ids.logits(epoch),
+            });
+            return [epoch, r.manifestKey] as const;
+          }),
+        );
+        const manifestKeys = [...t.manifestKeys];
+        for (const [epoch, key] of made) manifestKeys[epoch] = key;
+        if (manifestKeys.some((k) => k === null)) {
+          throw new Error(`internal: teacher ${t.name} still lacks a logit set after its precomputes`);
+        }
         view.making = false;
-        return { name: t.name, manifestKey: logits.manifestKey };
+        view.ready = true;
+        return { name: t.name, manifestKeys: manifestKeys as string[], trainRunId: t.trainRunId };
       }),
     );
     phase('training');

@@ -47,7 +47,10 @@ function describeDistill(
   uiUrl: string | null,
   ns: string,
 ): string {
-  const teachers = result.teachers.map((t) => `  teacher ${t.name.padEnd(9)} ${t.manifestKey}`);
+  const teachers = result.teachers.map(
+    (t) =>
+      `  teacher ${t.name.padEnd(9)} ${t.manifestKeys.length > 0 ? t.manifestKeys.join(', ') : `online, run ${t.trainRunId}`}`,
+  );
   return [describeResult(result, workflowId, uiUrl, ns), ...teachers].join('\n');
 }
 

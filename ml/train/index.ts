@@ -9,7 +9,7 @@ export type {
 } from './types.js';
 export { cursorAt, epochsToIterations, parseTrainConfig, stepsPerEpoch, trainConfigSchema } from './types.js';
 export { stateFromTensors, stateToTensors, TRAIN_STATE_FORMAT } from './state.js';
-export { crossEntropy, evaluate } from './evaluate.js';
+export { batchTensors, crossEntropy, evaluate } from './evaluate.js';
 export { applyUpdate, slotSpecs, type SlotSpec } from './optimizers.js';
 export { train, Trainer, type StepBatch, type StepObjective, type TrainOptions } from './trainer.js';
 export { initialTrainState, maskTrainState } from './rewind.js';

@@ -1,0 +1,383 @@
+/**
+ * What the ensemble buys (LIB-KD): the ViT student distilled from the CNN teacher, the involution teacher, both
+ * (one token each, or one token on their average) and DeiT's hard distillation, against the student alone, on
+ * MNIST and Fashion-MNIST, with 10% of the training split (teachers trained on that same subset) and all of it,
+ * over several seeds. It runs the real system: a private embedded stack, one light worker and several compute
+ * workers, one distillWorkflow per (dataset, fraction, variant, seed); teachers and their logit sets are made once
+ * per (dataset, fraction) by the first distillation that needs them and reused by the rest. Then one epoch of the
+ * student from stored logits against the same epoch with the teachers run online, timed in this process on the
+ * same backend. Writes bench/results/distill.json.
+ *
+ *   node --import tsx bench/distill.ts                    # the full bench (see DEFAULTS for sizes)
+ *   node --import tsx bench/distill.ts --seeds 1 --datasets mnist --fractions 0.1
+ *   node --import tsx bench/distill.ts --quick            # a few-minute smoke run of this script (tiny data,
+ *                                                         # written to .data/bench-distill-quick/, not bench/results)
+ *
+ * The stack lives in .data/bench-distill/, so an interrupted bench started again reuses every finished run.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import * as tf from '@tensorflow/tfjs-core';
+import { Command } from 'commander';
+
+import { studentModel } from '../activities/distill';
+import { readTrainRun } from '../activities/run-records';
+import { startOrAttachDistill } from '../client/runs';
+import { parseDistillSpec, type DistillResult, type DistillSpecInput } from '../contract/distill';
+import { trainRunId } from '../contract/ids';
+import { toTrainConfig, type TrainConfigSpec } from '../contract/train';
+import { stackDown } from '../infra/embedded-stack';
+import { endpointsToEnv } from '../infra/endpoints';
+import { REPO_ROOT } from '../infra/paths';
+import { currentBackend, selectBackend } from '../ml/backend';
+import { epochOrder, loadDataset, type Dataset, type DatasetName } from '../ml/data';
+import { distillationTotal, objectiveFor, type TeacherTargets } from '../ml/distill';
+import { getModel } from '../ml/models';
+import { fromHost } from '../ml/tensors';
+import { batchTensors, Trainer } from '../ml/train';
+import { LogitReader, type ArtifactStore, type LogitBatch } from '../store';
+import { connectClient, openStore } from '../workers/connection';
+import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+import { machineInfo, startBenchStack } from './support';
+
+const VARIANTS: Record<string, { teachers: ('cnn' | 'involution')[]; kd: DistillSpecInput['kd'] }> = {
+  student: { teachers: [], kd: { mode: 'none' } },
+  cnn: { teachers: ['cnn'], kd: { mode: 'tokens', temperature: 1 } },
+  involution: { teachers: ['involution'], kd: { mode: 'tokens', temperature: 1 } },
+  'both-tokens': { teachers: ['cnn', 'involution'], kd: { mode: 'tokens', temperature: 1 } },
+  'both-average': { teachers: ['cnn', 'involution'], kd: { mode: 'average', temperature: 1 } },
+  'deit-hard': { teachers: ['cnn'], kd: { mode: 'deit-hard', alpha: 0.5 } },
+};
+
+interface Stat {
+  mean: number;
+  std: number;
+  n: number;
+  values: number[];
+}
+
+function stat(values: number[]): Stat {
+  const n = values.length;
+  const mean = n === 0 ? NaN : values.reduce((a, b) => a + b, 0) / n;
+  const std = n < 2 ? 0 : Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
+  return { mean, std, n, values };
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench/distill] ${msg}\n`);
+}
+
+interface Sizes {
+  teacherEpochs: number;
+  /** Student epochs on the full split and on the 10% subset (the same number of steps would starve neither). */
+  studentEpochs: { full: number; scarce: number };
+  batchSize: number;
+  testLimit?: number;
+  /** Overrides trainLimit (the quick run). */
+  trainLimit?: number;
+  iterations?: number;
+}
+
+function teacherTrain(
+  model: 'cnn-teacher' | 'involution-teacher',
+  dataset: DatasetName,
+  trainLimit: number | undefined,
+  s: Sizes,
+): TrainConfigSpec {
+  return {
+    model,
+    dataset,
+    optimizer: { kind: 'adam', lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    batchSize: 128,
+    ...(s.iterations !== undefined ? { iterations: s.iterations } : { epochs: s.teacherEpochs }),
+    evalEvery: 500,
+    seed: 0,
+    ...(trainLimit !== undefined ? { trainLimit } : {}),
+    ...(s.testLimit !== undefined ? { testLimit: s.testLimit } : {}),
+  };
+}
+
+function distillSpec(
+  dataset: DatasetName,
+  fraction: number,
+  variant: string,
+  seed: number,
+  s: Sizes,
+  quick: boolean,
+): DistillSpecInput {
+  const v = VARIANTS[variant];
+  if (!v) throw new Error(`unknown variant ${variant}`);
+  const trainLimit = s.trainLimit ?? (fraction >= 1 ? undefined : Math.round(60_000 * fraction));
+  const teacher = (name: 'cnn' | 'involution') => ({
+    name,
+    train: teacherTrain(name === 'cnn' ? 'cnn-teacher' : 'involution-teacher', dataset, trainLimit, s),
+    format: 'float16' as const,
+  });
+  return {
+    experiment: `bench-distill${quick ? '-quick' : ''}-${dataset}-${fraction}-${variant}-s${seed}`,
+    teachers: v.teachers.map(teacher),
+    kd: v.kd,
+    train: {
+      model: 'vit-tiny',
+      dataset,
+      optimizer: { kind: 'adam', lr: 1e-3 },
+      batchSize: s.batchSize,
+      ...(s.iterations !== undefined
+        ? { iterations: s.iterations }
+        : { epochs: fraction >= 1 ? s.studentEpochs.full : s.studentEpochs.scarce }),
+      evalEvery: s.iterations !== undefined ? s.iterations : 0,
+      seed,
+      ...(trainLimit !== undefined ? { trainLimit } : {}),
+      ...(s.testLimit !== undefined ? { testLimit: s.testLimit } : {}),
+    },
+    checkpointEvery: 500,
+    heartbeatTimeoutSeconds: 300,
+  };
+}
+
+/**
+ * One epoch of the student on `both-tokens` targets, read from the stored sets, then the same epoch with the
+ * teachers run on every batch: the whole epoch's seconds, and the seconds spent getting the targets.
+ */
+async function timeEpoch(store: ArtifactStore, result: DistillResult, input: DistillSpecInput) {
+  const spec = parseDistillSpec(input);
+  const data: Dataset = loadDataset(spec.train.dataset, 'train', { limit: spec.train.trainLimit });
+  const config = { ...toTrainConfig(spec.train, data.n), evalEvery: 0 };
+  const model = studentModel(spec);
+  const objective = objectiveFor(spec.kd.mode, spec.teachers.length, spec.kd);
+  const reader = await LogitReader.open(
+    store,
+    result.teachers.map((t) => t.manifestKeys[0] as string),
+    { dataset: spec.train.dataset, split: 'train', augmentation: { policy: 'none', seed: 0 } },
+  );
+  const teachers = await Promise.all(
+    spec.teachers.map(async (t) => {
+      if (!('train' in t)) throw new Error('bench teachers are given by their training spec');
+      const run = await readTrainRun(store, trainRunId(t.train));
+      if (!run) throw new Error(`teacher ${t.name} has no finished run`);
+      const { tensors } = await store.getTensors(run.weights.key, { expectSha256: run.weights.sha256 });
+      const def = getModel(t.train.model);
+      return { def, params: Object.fromEntries(Object.entries(tensors).map(([n, h]) => [n, fromHost(h)])) };
+    }),
+  );
+  const order = epochOrder(data.n, config.seed, 0);
+  const steps = Math.ceil(data.n / config.batchSize);
+  const run = async (online: boolean) => {
+    const trainer = new Trainer(config, data, { weights: model.init(config.seed), model });
+    let targetSeconds = 0;
+    const stream = online ? null : reader.batches(order, config.batchSize);
+    const t0 = performance.now();
+    for (let s = 0; s < steps; s++) {
+      const indices = trainer.batchIndices(s);
+      const a = performance.now();
+      let targets: TeacherTargets[];
+      if (online) {
+        const { x, y } = batchTensors(model, data, indices);
+        y.dispose();
+        targets = teachers.map(({ def, params }) => ({
+          kind: 'logits' as const,
+          values: tf.tidy(() => def.forward(params, x, false)),
+        }));
+        await Promise.all(targets.map((t) => t.values.data()));
+        x.dispose();
+      } else {
+        const next = await (stream as AsyncGenerator<LogitBatch>).next();
+        if (next.done) throw new Error('internal: the stored stream ended early');
+        const batch = next.value;
+        targets = batch.teachers.map((t) => ({
+          kind: t.kind,
+          values: tf.tensor2d(t.values, [indices.length, t.classes]),
+        }));
+      }
+      targetSeconds += (performance.now() - a) / 1000;
+      trainer.trainStep({
+        def: {
+          prepare: async () => targets,
+          loss: (m, p, b) =>
+            distillationTotal(
+              (model as typeof model).tokenLogits(p, b.x, true),
+              tf.tensor1d(b.labels, 'int32'),
+              b.extras,
+              objective,
+            ),
+        },
+        extras: targets,
+      });
+      await trainer.readLoss();
+      tf.dispose(targets.map((t) => t.values));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    trainer.dispose();
+    return { seconds, targetSeconds };
+  };
+  const stored = await run(false);
+  const online = await run(true);
+  teachers.forEach((t) => tf.dispose(Object.values(t.params)));
+  return {
+    storedSeconds: stored.seconds,
+    onlineSeconds: online.seconds,
+    readSecondsStored: stored.targetSeconds,
+    teacherSecondsOnline: online.targetSeconds,
+    samples: data.n,
+    dataset: spec.train.dataset,
+  };
+}
+
+async function main(): Promise<void> {
+  const cli = new Command('bench/distill')
+    .option('--seeds <n>', 'student seeds (0..n-1)', '3')
+    .option('--datasets <list>', 'comma-separated', 'fashion-mnist,mnist')
+    .option('--fractions <list>', 'fractions of the training split, comma-separated', '0.1,1')
+    .option('--variants <list>', 'comma-separated', Object.keys(VARIANTS).join(','))
+    .option('--workers <n>', 'compute workers', String(Math.max(1, os.cpus().length)))
+    .option('--quick', 'tiny data and few steps: checks the script, not the science')
+    .parse(process.argv);
+  const o = cli.opts<{
+    seeds: string;
+    datasets: string;
+    fractions: string;
+    variants: string;
+    workers: string;
+    quick?: boolean;
+  }>();
+  const quick = o.quick === true;
+  const seeds = quick ? 1 : Number(o.seeds);
+  const datasets = (quick ? 'mnist' : o.datasets).split(',') as DatasetName[];
+  const fractions = (quick ? '0.1' : o.fractions).split(',').map(Number);
+  const variants = o.variants.split(',');
+  for (const v of variants)
+    if (!VARIANTS[v]) throw new Error(`--variants: unknown ${v} (${Object.keys(VARIANTS).join(', ')})`);
+  const workerCount = Number(o.workers);
+  // Sized so that the whole bench (2 datasets x 2 fractions x 6 variants x 3 seeds) fits in about three hours on
+  // a 2-core machine with two compute workers: the same number of student steps on either fraction.
+  const sizes: Sizes = quick
+    ? {
+        teacherEpochs: 1,
+        studentEpochs: { full: 1, scarce: 1 },
+        batchSize: 64,
+        trainLimit: 512,
+        testLimit: 200,
+        iterations: 24,
+      }
+    : { teacherEpochs: 2, studentEpochs: { full: 4, scarce: 40 }, batchSize: 128 };
+
+  const home = path.join(REPO_ROOT, '.data', quick ? 'bench-distill-quick' : 'bench-distill');
+  const started = performance.now();
+  const { opts, endpoints } = await startBenchStack(home, log);
+  const env = {
+    ...endpointsToEnv(endpoints),
+    LTH_PROGRESS_INTERVAL_MS: '10000',
+    ...(workerCount > 1 ? { LTH_THREADS: '1' } : {}),
+  };
+  const workers: SpawnedWorker[] = [
+    spawnWorker('light', { env, logFile: path.join(home, 'logs', 'light.log') }),
+  ];
+  for (let i = 0; i < workerCount; i++) {
+    workers.push(spawnWorker('compute', { env, logFile: path.join(home, 'logs', `compute-${i}.log`) }));
+  }
+  const runs: {
+    dataset: string;
+    trainFraction: number;
+    variant: string;
+    epochs: number;
+    seed: number;
+    result: DistillResult;
+  }[] = [];
+  let epochTiming: Awaited<ReturnType<typeof timeEpoch>> | null = null;
+  try {
+    await Promise.all(workers.map((w) => w.ready));
+    const client = await connectClient(endpoints);
+    try {
+      for (const dataset of datasets) {
+        for (const fraction of fractions) {
+          // The first variant with both teachers makes the teachers' runs and sets; the rest find them.
+          const order = [...variants].sort(
+            (a, b) => (VARIANTS[b]?.teachers.length ?? 0) - (VARIANTS[a]?.teachers.length ?? 0),
+          );
+          const first = order[0] as string;
+          const start = async (variant: string, seed: number) => {
+            const input = distillSpec(dataset, fraction, variant, seed, sizes, quick);
+            const spec = parseDistillSpec(input);
+            const run = await startOrAttachDistill(client, spec);
+            const result = await run.handle.result();
+            const epochs = result.steps / Math.ceil((spec.train.trainLimit ?? 60_000) / spec.train.batchSize);
+            log(
+              `${spec.experiment}: test accuracy ${(100 * result.final.testAccuracy).toFixed(2)}% (${((performance.now() - started) / 60_000).toFixed(1)} min so far)`,
+            );
+            runs.push({ dataset, trainFraction: fraction, variant, epochs, seed, result });
+            return { input, result };
+          };
+          const made = await start(first, 0);
+          const rest = order
+            .flatMap((v) => Array.from({ length: seeds }, (_, s) => [v, s] as const))
+            .filter(([v, s]) => !(v === first && s === 0));
+          // Bounded by the compute workers anyway; a few at a time keeps the history readable.
+          for (let i = 0; i < rest.length; i += workerCount) {
+            await Promise.all(rest.slice(i, i + workerCount).map(([v, s]) => start(v, s)));
+          }
+          if (!epochTiming && VARIANTS[first]?.teachers.length === 2) {
+            await selectBackend({ prefer: quick ? 'wasm' : 'auto', log });
+            epochTiming = await timeEpoch(openStore(endpoints), made.result, made.input);
+            log(
+              `epoch: stored ${epochTiming.storedSeconds.toFixed(1)} s, online ${epochTiming.onlineSeconds.toFixed(1)} s`,
+            );
+          }
+        }
+      }
+    } finally {
+      await client.connection.close();
+    }
+  } finally {
+    await Promise.all(workers.map((w) => stopWorker(w, 30_000)));
+    await stackDown(opts);
+  }
+  const student = getModel('vit-tiny');
+  const groups = new Map<string, typeof runs>();
+  for (const r of runs) {
+    const k = JSON.stringify([r.dataset, r.trainFraction, r.variant]);
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const out = {
+    machine: machineInfo(),
+    backend: [...new Set(runs.map((r) => r.result.backend))].join(', '),
+    timingBackend: epochTiming ? currentBackend() : null,
+    student: {
+      config: (student as unknown as { config: unknown }).config,
+      params: student.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0),
+    },
+    sizes,
+    runs: [...groups.values()].map((g) => ({
+      dataset: g[0]!.dataset,
+      trainFraction: g[0]!.trainFraction,
+      variant: g[0]!.variant,
+      epochs: g[0]!.epochs,
+      testAccuracy: stat(g.map((r) => r.result.final.testAccuracy)),
+      seeds: g.map((r) => r.seed),
+    })),
+    epoch: epochTiming,
+    wallSeconds: (performance.now() - started) / 1000,
+    notes: [
+      'testAccuracy: the final test accuracy of the student (its heads averaged), mean and sample std over seeds',
+      'teachers are trained on the same subset as the student (trainFraction) with seed 0, their logits stored as float16',
+      quick ? 'the --quick smoke configuration: not a result' : 'sizes: see "sizes"',
+    ],
+  };
+  const file = quick
+    ? path.join(home, 'distill-quick.json')
+    : path.join(REPO_ROOT, 'bench', 'results', 'distill.json');
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
+  log(`wrote ${path.relative(process.cwd(), file)} (${(out.wallSeconds / 60).toFixed(1)} min)`);
+  for (const r of out.runs) {
+    log(
+      `${r.dataset} ${r.trainFraction} ${r.variant.padEnd(12)} ${(100 * r.testAccuracy.mean).toFixed(2)}±${(100 * r.testAccuracy.std).toFixed(2)} (n=${r.testAccuracy.n})`,
+    );
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

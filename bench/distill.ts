@@ -250,8 +250,10 @@ async function main(): Promise<void> {
   for (const v of variants)
     if (!VARIANTS[v]) throw new Error(`--variants: unknown ${v} (${Object.keys(VARIANTS).join(', ')})`);
   const workerCount = Number(o.workers);
-  // Sized so that the whole bench (2 datasets x 2 fractions x 6 variants x 3 seeds) fits in about three hours on
-  // a 2-core machine with two compute workers: the same number of student steps on either fraction.
+  // Sized so that the whole bench (2 datasets x 2 fractions x 6 variants x 3 seeds = 72 students) fits in about
+  // three hours on a 2-core machine with two compute workers: vit-tiny trains at ~377 samples/s on one native
+  // thread there (bench/results/backends.json), so ~2.2 h of students at 60k (full) and 72k (10%: 12 epochs of 6k)
+  // samples each, and ~0.3 h of teachers (2 epochs each, one per dataset and fraction).
   const sizes: Sizes = quick
     ? {
         teacherEpochs: 1,
@@ -261,7 +263,7 @@ async function main(): Promise<void> {
         testLimit: 200,
         iterations: 24,
       }
-    : { teacherEpochs: 2, studentEpochs: { full: 4, scarce: 40 }, batchSize: 128 };
+    : { teacherEpochs: 2, studentEpochs: { full: 1, scarce: 12 }, batchSize: 128 };
 
   const home = path.join(REPO_ROOT, '.data', quick ? 'bench-distill-quick' : 'bench-distill');
   const started = performance.now();

@@ -116,7 +116,8 @@ function distillSpec(
     format: 'float16' as const,
   });
   return {
-    experiment: `bench-distill${quick ? '-quick' : ''}-${dataset}-${fraction}-${variant}-s${seed}`,
+    // One label per (dataset, fraction): `lth report bench-distill-mnist-0.1` tables its variants over seeds.
+    experiment: `bench-distill${quick ? '-quick' : ''}-${dataset}-${fraction}`,
     teachers: v.teachers.map(teacher),
     kd: v.kd,
     train: {

@@ -46,7 +46,7 @@ const HEIGHT = 340;
 /** PNG pixels per SVG pixel, so the raster stays sharp on a high-density screen or in a paper. */
 const PNG_ZOOM = 2;
 /** Families present on common Linux images first; resvg and browsers take the first one they have. */
-const FONT = 'DejaVu Sans, Liberation Sans, Helvetica, Arial, sans-serif';
+export const FONT = 'DejaVu Sans, Liberation Sans, Helvetica, Arial, sans-serif';
 const SHAPES = ['circle', 'square', 'triangle-up', 'diamond', 'cross', 'triangle-down'];
 /** At most this many labelled ticks on the x axis. */
 const MAX_X_TICKS = 9;
@@ -249,12 +249,16 @@ export async function svgToPng(svg: string, zoom = PNG_ZOOM): Promise<Buffer> {
  * and error bars for points with a `std`. Returns the SVG text (UTF-8) or PNG bytes.
  */
 export async function renderAccuracyPlot(series: PlotSeries[], opts: PlotOptions): Promise<Buffer> {
-  const spec = accuracyPlotSpec(series, opts);
+  return renderSpec(accuracyPlotSpec(series, opts), opts.format);
+}
+
+/** A Vega-Lite spec rendered headlessly to SVG text, or to PNG through resvg with the bundled fonts. */
+export async function renderSpec(spec: TopLevelSpec, format: 'svg' | 'png'): Promise<Buffer> {
   const { vega, vl } = await loadVega();
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
   try {
     const svg = await view.toSVG();
-    return opts.format === 'svg' ? Buffer.from(svg, 'utf8') : await svgToPng(svg);
+    return format === 'svg' ? Buffer.from(svg, 'utf8') : await svgToPng(svg);
   } finally {
     view.finalize();
   }

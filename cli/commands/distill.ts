@@ -30,6 +30,8 @@ export function distillSpecFromFlags(flags: Omit<DistillFlags, 'follow' | 'json'
   };
   if (flags.experiment !== undefined) spec.experiment = flags.experiment;
   if (flags.checkpointEvery !== undefined) spec.checkpointEvery = flags.checkpointEvery;
+  // The student alone: the spec's teachers have nothing to teach it.
+  if (flags.mode === 'none') spec.teachers = [];
   if (flags.mode !== undefined || flags.temperature !== undefined) {
     const kd = base.kd !== null && typeof base.kd === 'object' ? { ...(base.kd as object) } : {};
     spec.kd = {
@@ -60,7 +62,12 @@ export function registerDistillCommand(program: Command): void {
     .description('start (or attach to) the distillation of a ViT student from its teachers, and follow it')
     .option('-c, --config <file>', 'distill spec, JSON or YAML (examples/distill/)')
     .option('-e, --experiment <name>', 'experiment label (search attribute Experiment)')
-    .addOption(new Option('--mode <mode>', 'how the student learns from the teachers').choices([...KD_MODES]))
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        "how the student learns from the teachers (none: alone, the spec's teachers dropped)",
+      ).choices([...KD_MODES]),
+    )
     .option('--temperature <t>', 'τ of the soft KD terms', (v) => {
       const t = num(v);
       if (!(t > 0)) throw new InvalidArgumentError(`expected a temperature > 0, got "${v}"`);

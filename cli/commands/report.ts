@@ -23,7 +23,14 @@ import { describeLotterySpec } from '../lottery-spec';
 import { validateLotterySpec } from '../../contract/spec-kinds';
 import { metricLabel, plotSeries, reportSeries, TRUNK_SERIES, type ReportMetric } from '../../report/lottery';
 import { renderAccuracyPlot } from '../../report/plot';
+import {
+  formatDistillMarkdown,
+  formatDistillTable,
+  renderEpochPlot,
+  summariseVariants,
+} from '../../report/distill';
 import { formatReportMarkdown, formatReportTable, type ReportSeries } from '../../report/table';
+import { readDistillRuns, type DistillRunView } from '../distill-experiments';
 
 export interface ReportOptions {
   /** Folder for report.md and the plot; default reports/<experiment>. */
@@ -147,11 +154,63 @@ export function describeWrittenReport(w: WrittenReport): string {
   );
 }
 
+/**
+ * The report of an experiment's distillation runs: per variant the final test accuracy over seeds, report.md and
+ * the accuracy-vs-epoch plot, in a folder and in the store (under experiments/distill-<experiment>/report/).
+ */
+async function distillReport(
+  e: StackEndpoints,
+  experiment: string,
+  runs: DistillRunView[],
+  o: ReportOptions,
+): Promise<void> {
+  const summary = summariseVariants(runs);
+  if (summary.length === 0)
+    throw new Error(`experiment ${experiment}: no distillation run has finished yet; nothing to report`);
+  if (runs.some((r) => r.testAccuracy === null)) {
+    process.stderr.write('note: some runs have not finished; the report holds the finished ones\n');
+  }
+  process.stdout.write(formatDistillTable(summary));
+  const plotFile = `accuracy-epochs.${o.format}`;
+  const finished = runs.filter((r) => r.testAccuracy !== null);
+  const plot = await renderEpochPlot(finished, o.format, `${experiment}: test accuracy by epoch`);
+  const md = [
+    `# Distillation report: ${experiment}`,
+    '',
+    'Final test accuracy of the student (its heads averaged), mean ± sample std over seeds, best first.',
+    '',
+    formatDistillMarkdown(summary),
+    '',
+    `![test accuracy by epoch](${plotFile})`,
+    '',
+    ...finished.map((r) => `- ${r.variant}, seed ${r.seed}: \`${r.workflowId}\``),
+    '',
+  ].join('\n');
+  const dir = o.out ?? path.join('reports', experiment);
+  fs.mkdirSync(dir, { recursive: true });
+  const files = [path.join(dir, 'report.md'), path.join(dir, plotFile)];
+  fs.writeFileSync(files[0] as string, md);
+  fs.writeFileSync(files[1] as string, plot);
+  const uploaded: string[] = [];
+  if (o.upload) {
+    const store = openStore(e);
+    const id = `distill-${experiment}`;
+    const mdRef = await store.putBytes(experimentReportKey(id, 'report.md'), Buffer.from(md, 'utf8'), {
+      contentType: 'text/markdown; charset=utf-8',
+    });
+    const plotRef = await store.putBytes(experimentReportKey(id, plotFile), plot, {
+      contentType: o.format === 'svg' ? 'image/svg+xml' : 'image/png',
+    });
+    uploaded.push(...[mdRef.key, plotRef.key].map((k) => `s3://${e.s3.bucket}/${k}`));
+  }
+  process.stdout.write(`\n${describeWrittenReport({ files, uploaded })}`);
+}
+
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
     .description(
-      'table, report.md and accuracy plot of a lottery experiment (trunk and branches), written to a folder and the store',
+      'table, report.md and plot of a lottery experiment (trunk and branches) or of its distillation runs (variants over seeds), written to a folder and the store',
     )
     .argument('<experiment>', 'experiment label (search attribute Experiment)')
     .option('-o, --out <dir>', 'folder for report.md and the plot (default reports/<experiment>)')
@@ -169,6 +228,14 @@ export function registerReportCommand(program: Command): void {
       const client = await connectClient(e);
       let data: ReportData;
       try {
+        const view = await readExperiment(client, experiment);
+        if (view.trunks.length === 0) {
+          const runs = await readDistillRuns(client, experiment);
+          if (runs.length > 0) {
+            await distillReport(e, experiment, runs, f);
+            return;
+          }
+        }
         data = await readReport(client, experiment, f.trunk);
       } finally {
         await client.connection.close();

@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 
 import { connectClient, endpoints } from '../../workers/connection';
+import { formatDistillRuns, readDistillRuns } from '../distill-experiments';
 import {
   anyRunning,
   noExperiment,
@@ -51,16 +52,22 @@ async function experimentStatus(experiment: string, f: StatusFlags): Promise<voi
   const client = await connectClient(endpoints());
   try {
     for (let first = true; ; first = false) {
-      const view = await readExperiment(client, experiment);
-      if (view.trunks.length === 0) throw noExperiment(experiment);
-      if (f.json) out.write(f.watch ? `${JSON.stringify(view)}\n` : `${JSON.stringify(view, null, 2)}\n`);
+      const [view, distill] = await Promise.all([
+        readExperiment(client, experiment),
+        readDistillRuns(client, experiment),
+      ]);
+      if (view.trunks.length === 0 && distill.length === 0) throw noExperiment(experiment);
+      const json = { ...view, distill };
+      if (f.json) out.write(f.watch ? `${JSON.stringify(json)}\n` : `${JSON.stringify(json, null, 2)}\n`);
       else {
         // On a terminal each refresh replaces the last; in a log they follow each other.
         if (f.watch && out.isTTY) out.write('\x1b[H\x1b[2J');
         else if (!first) out.write(`\n--- ${new Date().toISOString()}\n`);
-        out.write(formatExperimentStatus(view));
+        if (view.trunks.length > 0) out.write(formatExperimentStatus(view));
+        if (distill.length > 0) out.write(formatDistillRuns(experiment, distill));
       }
-      if (!f.watch || !anyRunning(view)) return;
+      const running = anyRunning(view) || distill.some((r) => r.execution === 'RUNNING');
+      if (!f.watch || !running) return;
       await sleep(f.interval * 1000);
     }
   } finally {
@@ -78,7 +85,7 @@ function seconds(v: string): number {
 export function registerStatusCommand(program: Command): void {
   withStackFlags(program.command('status'))
     .description(
-      "a lottery experiment's trunk and branches, level by level (or, without EXPERIMENT, whether the embedded stack runs)",
+      "a lottery experiment's trunk and branches, level by level, and its distillation runs (or, without EXPERIMENT, whether the embedded stack runs)",
     )
     .argument('[experiment]', 'experiment label (search attribute Experiment)')
     .option('--json', 'print machine-readable JSON (with --watch: one line per refresh)')

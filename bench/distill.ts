@@ -309,7 +309,7 @@ async function main(): Promise<void> {
             const result = await run.handle.result();
             const epochs = result.steps / Math.ceil((spec.train.trainLimit ?? 60_000) / spec.train.batchSize);
             log(
-              `${spec.experiment}: test accuracy ${(100 * result.final.testAccuracy).toFixed(2)}% (${((performance.now() - started) / 60_000).toFixed(1)} min so far)`,
+              `${spec.experiment} ${variant} s${seed}: test accuracy ${(100 * result.final.testAccuracy).toFixed(2)}% (${((performance.now() - started) / 60_000).toFixed(1)} min so far)`,
             );
             runs.push({ dataset, trainFraction: fraction, variant, epochs, seed, result });
             return { input, result };

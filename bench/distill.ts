@@ -40,7 +40,7 @@ import { batchTensors, Trainer } from '../ml/train';
 import { LogitReader, type ArtifactStore, type LogitBatch } from '../store';
 import { connectClient, openStore } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
-import { machineInfo, startBenchStack } from './support';
+import { machineInfo, startBenchStack, stat } from './support';
 
 const VARIANTS: Record<string, { teachers: ('cnn' | 'involution')[]; kd: DistillSpecInput['kd'] }> = {
   student: { teachers: [], kd: { mode: 'none' } },
@@ -50,20 +50,6 @@ const VARIANTS: Record<string, { teachers: ('cnn' | 'involution')[]; kd: Distill
   'both-average': { teachers: ['cnn', 'involution'], kd: { mode: 'average', temperature: 1 } },
   'deit-hard': { teachers: ['cnn'], kd: { mode: 'deit-hard', alpha: 0.5 } },
 };
-
-interface Stat {
-  mean: number;
-  std: number;
-  n: number;
-  values: number[];
-}
-
-function stat(values: number[]): Stat {
-  const n = values.length;
-  const mean = n === 0 ? NaN : values.reduce((a, b) => a + b, 0) / n;
-  const std = n < 2 ? 0 : Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
-  return { mean, std, n, values };
-}
 
 function log(msg: string): void {
   process.stderr.write(`[bench/distill] ${msg}\n`);

@@ -26,24 +26,9 @@ import { endpointsToEnv } from '../infra/endpoints';
 import { REPO_ROOT } from '../infra/paths';
 import { connectClient } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
-import { machineInfo, startBenchStack } from './support';
+import { machineInfo, startBenchStack, stat, type Stat } from './support';
 import { type LevelResult, type LotteryResult } from '../contract/lottery';
 import { parseLotterySpec, type LotterySpecInput } from '../contract/lottery';
-
-interface Stat {
-  mean: number;
-  std: number;
-  n: number;
-  values: number[];
-}
-
-function stat(values: number[]): Stat {
-  const n = values.length;
-  const mean = n === 0 ? NaN : values.reduce((a, b) => a + b, 0) / n;
-  // Sample standard deviation (n - 1); 0 for a single seed.
-  const std = n < 2 ? 0 : Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
-  return { mean, std, n, values };
-}
 
 function log(msg: string): void {
   process.stderr.write(`[bench/imp] ${msg}\n`);

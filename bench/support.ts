@@ -47,3 +47,18 @@ export async function startBenchStack(
   log(`stack up: Temporal UI ${endpoints.temporal.uiUrl}`);
   return { opts, endpoints };
 }
+
+export interface Stat {
+  mean: number;
+  std: number;
+  n: number;
+  values: number[];
+}
+
+/** Mean and sample standard deviation (n - 1; 0 for a single value) of values over seeds. */
+export function stat(values: number[]): Stat {
+  const n = values.length;
+  const mean = n === 0 ? NaN : values.reduce((a, b) => a + b, 0) / n;
+  const std = n < 2 ? 0 : Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
+  return { mean, std, n, values };
+}

@@ -4,17 +4,13 @@
  * union's gradients (Softmax, Erf, Concat, ...) for the whole process in place of ml/gradients.ts' ones, so this
  * checks those too against the float64 loops. LTH_NATIVE=off skips it on a machine without the native build.
  */
-import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs-core';
 
 import { selectBackend } from '../ml/backend';
-import { loadDataset } from '../ml/data';
 import { gelu, layerNorm, patchify, selfAttention } from '../ml/ops/transformer';
-import { train } from '../ml/train';
-import { LEARN_CONFIG } from './support/involution-reference';
-import { transformerCases } from './support/vit-reference';
+import { assertVitLearns, transformerCases } from './support/vit-reference';
 
 const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
 const native = () => selectBackend({ prefer: 'tensorflow', log: () => {} });
@@ -40,17 +36,5 @@ for (const c of transformerCases(OPS)) {
 
 test('vit-tiny learns MNIST (512 train / 200 test images) on the native backend', { skip }, async () => {
   await native();
-  const data = {
-    train: loadDataset('mnist', 'train', { limit: 512 }),
-    test: loadDataset('mnist', 'test', { limit: 200 }),
-  };
-  const result = await train({ ...LEARN_CONFIG('vit-tiny'), iterations: 300 }, data);
-  const first = result.evals[0]!;
-  console.log(`native vit-tiny: test accuracy ${first.testAccuracy} -> ${result.final.testAccuracy}`);
-  assert.ok(first.testAccuracy < 0.3, `untrained accuracy ${first.testAccuracy}`);
-  assert.ok(result.final.testAccuracy > 0.3, `final test accuracy ${result.final.testAccuracy}`);
-  assert.ok(
-    result.final.testLoss < first.testLoss,
-    `test loss ${first.testLoss} -> ${result.final.testLoss}`,
-  );
+  await assertVitLearns('native');
 });

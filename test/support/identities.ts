@@ -8,7 +8,7 @@ import path from 'node:path';
 import { logitSetKeysFor } from '../../activities/logits';
 import { branchLineageId, trunkLineageId } from '../../contract/ids';
 import { trainRunId } from '../../contract/ids';
-import { validateLotterySpec } from '../../contract/spec-kinds';
+import { recogniseSpecKind, validateLotterySpec } from '../../contract/spec-kinds';
 import { lotteryWorkflowId, precomputeWorkflowId, trainWorkflowId } from '../../contract/ids';
 import { readSpecFile } from '../../cli/spec-file';
 import {
@@ -155,9 +155,11 @@ export function computeIdentities(): Record<string, unknown> {
   for (const file of specFiles(path.join(REPO, 'examples'))) {
     const spec = readSpecFile(file);
     const name = path.relative(REPO, file);
-    if ('levels' in spec) out[name] = lotteryIdentity(spec);
-    else if ('teacher' in spec) out[name] = precomputeIdentity(spec);
-    else out[name] = trainIdentity(spec);
+    const kind = recogniseSpecKind(spec)?.kind;
+    if (kind === 'lottery') out[name] = lotteryIdentity(spec);
+    else if (kind === 'precompute') out[name] = precomputeIdentity(spec);
+    else if (kind === 'train') out[name] = trainIdentity(spec);
+    // Examples of kinds added after the recording (distill) have no recorded identities to keep.
   }
   for (const [name, spec] of Object.entries(lotteryVariants()))
     out[`lottery:${name}`] = lotteryIdentity(spec);

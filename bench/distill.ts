@@ -29,7 +29,6 @@ import { parseDistillSpec, type DistillResult, type DistillSpecInput } from '../
 import { trainRunId } from '../contract/ids';
 import { toTrainConfig, type TrainConfigSpec } from '../contract/train';
 import { stackDown } from '../infra/embedded-stack';
-import { endpointsToEnv } from '../infra/endpoints';
 import { REPO_ROOT } from '../infra/paths';
 import { currentBackend, selectBackend } from '../ml/backend';
 import { epochOrder, loadDataset, type Dataset, type DatasetName } from '../ml/data';
@@ -39,8 +38,8 @@ import { fromHost } from '../ml/tensors';
 import { batchTensors, Trainer } from '../ml/train';
 import { LogitReader, type ArtifactStore, type LogitBatch } from '../store';
 import { connectClient, openStore } from '../workers/connection';
-import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
-import { machineInfo, startBenchStack, stat } from './support';
+import { stopWorker } from '../workers/spawn';
+import { machineInfo, startBenchStack, startBenchWorkers, stat } from './support';
 
 const VARIANTS: Record<string, { teachers: ('cnn' | 'involution')[]; kd: DistillSpecInput['kd'] }> = {
   student: { teachers: [], kd: { mode: 'none' } },
@@ -257,17 +256,7 @@ async function main(): Promise<void> {
   const home = path.join(REPO_ROOT, '.data', quick ? 'bench-distill-quick' : 'bench-distill');
   const started = performance.now();
   const { opts, endpoints } = await startBenchStack(home, log);
-  const env = {
-    ...endpointsToEnv(endpoints),
-    LTH_PROGRESS_INTERVAL_MS: '10000',
-    ...(workerCount > 1 ? { LTH_THREADS: '1' } : {}),
-  };
-  const workers: SpawnedWorker[] = [
-    spawnWorker('light', { env, logFile: path.join(home, 'logs', 'light.log') }),
-  ];
-  for (let i = 0; i < workerCount; i++) {
-    workers.push(spawnWorker('compute', { env, logFile: path.join(home, 'logs', `compute-${i}.log`) }));
-  }
+  const workers = startBenchWorkers(home, endpoints, workerCount);
   const runs: {
     dataset: string;
     trainFraction: number;

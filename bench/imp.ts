@@ -22,11 +22,10 @@ import { Command } from 'commander';
 import { startOrAttachLottery } from '../client/runs';
 import { renderAccuracyPlot, type PlotSeries } from '../report/render';
 import { stackDown } from '../infra/embedded-stack';
-import { endpointsToEnv } from '../infra/endpoints';
 import { REPO_ROOT } from '../infra/paths';
 import { connectClient } from '../workers/connection';
-import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
-import { machineInfo, startBenchStack, stat, type Stat } from './support';
+import { stopWorker } from '../workers/spawn';
+import { machineInfo, startBenchStack, startBenchWorkers, stat, type Stat } from './support';
 import { type LevelResult, type LotteryResult } from '../contract/lottery';
 import { parseLotterySpec, type LotterySpecInput } from '../contract/lottery';
 
@@ -93,18 +92,7 @@ async function main(): Promise<void> {
   const home = path.join(REPO_ROOT, '.data', o.quick ? 'bench-imp-quick' : 'bench-imp');
   const started = performance.now();
   const { opts, endpoints } = await startBenchStack(home, log);
-  const env = {
-    ...endpointsToEnv(endpoints),
-    LTH_PROGRESS_INTERVAL_MS: '10000',
-    // Several single-threaded workers beat one two-threaded one on LeNet (bench/results/backends.json).
-    ...(workerCount > 1 ? { LTH_THREADS: '1' } : {}),
-  };
-  const workers: SpawnedWorker[] = [
-    spawnWorker('light', { env, logFile: path.join(home, 'logs', 'light.log') }),
-  ];
-  for (let i = 0; i < workerCount; i++) {
-    workers.push(spawnWorker('compute', { env, logFile: path.join(home, 'logs', `compute-${i}.log`) }));
-  }
+  const workers = startBenchWorkers(home, endpoints, workerCount);
   let results: LotteryResult[] = [];
   try {
     await Promise.all(workers.map((w) => w.ready));

@@ -4,7 +4,13 @@ import path from 'node:path';
 
 import { freePorts } from '../infra/ports';
 import { stackUp } from '../infra/embedded-stack';
-import { stackOptionsFromEnv, type StackEndpoints, type StackOptions } from '../infra/endpoints';
+import {
+  endpointsToEnv,
+  stackOptionsFromEnv,
+  type StackEndpoints,
+  type StackOptions,
+} from '../infra/endpoints';
+import { spawnWorker, type SpawnedWorker } from '../workers/spawn';
 
 export interface MachineInfo {
   cpuModel: string;
@@ -61,4 +67,25 @@ export function stat(values: number[]): Stat {
   const mean = n === 0 ? NaN : values.reduce((a, b) => a + b, 0) / n;
   const std = n < 2 ? 0 : Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
   return { mean, std, n, values };
+}
+
+/**
+ * A light worker and `computeWorkers` compute workers on the bench's stack, logging under `home`/logs. Several
+ * single-threaded compute workers beat one two-threaded one on these models (bench/results/backends.json).
+ */
+export function startBenchWorkers(
+  home: string,
+  endpoints: StackEndpoints,
+  computeWorkers: number,
+): SpawnedWorker[] {
+  const env = {
+    ...endpointsToEnv(endpoints),
+    LTH_PROGRESS_INTERVAL_MS: '10000',
+    ...(computeWorkers > 1 ? { LTH_THREADS: '1' } : {}),
+  };
+  const workers = [spawnWorker('light', { env, logFile: path.join(home, 'logs', 'light.log') })];
+  for (let i = 0; i < computeWorkers; i++) {
+    workers.push(spawnWorker('compute', { env, logFile: path.join(home, 'logs', `compute-${i}.log`) }));
+  }
+  return workers;
 }

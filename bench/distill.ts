@@ -266,6 +266,47 @@ async function main(): Promise<void> {
     result: DistillResult;
   }[] = [];
   let epochTiming: Awaited<ReturnType<typeof timeEpoch>> | null = null;
+  // Written after every (dataset, fraction), so a bench stopped part way keeps what it finished.
+  const writeResults = () => {
+    const student = getModel('vit-tiny');
+    const groups = new Map<string, typeof runs>();
+    for (const r of runs) {
+      const k = JSON.stringify([r.dataset, r.trainFraction, r.variant]);
+      groups.set(k, [...(groups.get(k) ?? []), r]);
+    }
+    const out = {
+      machine: machineInfo(),
+      backend: [...new Set(runs.map((r) => r.result.backend))].join(', '),
+      timingBackend: epochTiming ? currentBackend() : null,
+      student: {
+        config: (student as unknown as { config: unknown }).config,
+        params: student.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0),
+      },
+      sizes,
+      runs: [...groups.values()].map((g) => ({
+        dataset: g[0]!.dataset,
+        trainFraction: g[0]!.trainFraction,
+        variant: g[0]!.variant,
+        epochs: g[0]!.epochs,
+        testAccuracy: stat(g.map((r) => r.result.final.testAccuracy)),
+        seeds: g.map((r) => r.seed),
+      })),
+      epoch: epochTiming,
+      wallSeconds: (performance.now() - started) / 1000,
+      notes: [
+        'testAccuracy: the final test accuracy of the student (its heads averaged), mean and sample std over seeds',
+        'teachers are trained on the same subset as the student (trainFraction) with seed 0, their logits stored as float16',
+        quick ? 'the --quick smoke configuration: not a result' : 'sizes: see "sizes"',
+      ],
+    };
+    const file = quick
+      ? path.join(home, 'distill-quick.json')
+      : path.join(REPO_ROOT, 'bench', 'results', 'distill.json');
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
+    log(`wrote ${path.relative(process.cwd(), file)} (${(out.wallSeconds / 60).toFixed(1)} min)`);
+    return out;
+  };
   try {
     await Promise.all(workers.map((w) => w.ready));
     const client = await connectClient(endpoints);
@@ -304,6 +345,7 @@ async function main(): Promise<void> {
               `epoch: stored ${epochTiming.storedSeconds.toFixed(1)} s, online ${epochTiming.onlineSeconds.toFixed(1)} s`,
             );
           }
+          writeResults();
         }
       }
     } finally {
@@ -313,43 +355,7 @@ async function main(): Promise<void> {
     await Promise.all(workers.map((w) => stopWorker(w, 30_000)));
     await stackDown(opts);
   }
-  const student = getModel('vit-tiny');
-  const groups = new Map<string, typeof runs>();
-  for (const r of runs) {
-    const k = JSON.stringify([r.dataset, r.trainFraction, r.variant]);
-    groups.set(k, [...(groups.get(k) ?? []), r]);
-  }
-  const out = {
-    machine: machineInfo(),
-    backend: [...new Set(runs.map((r) => r.result.backend))].join(', '),
-    timingBackend: epochTiming ? currentBackend() : null,
-    student: {
-      config: (student as unknown as { config: unknown }).config,
-      params: student.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0),
-    },
-    sizes,
-    runs: [...groups.values()].map((g) => ({
-      dataset: g[0]!.dataset,
-      trainFraction: g[0]!.trainFraction,
-      variant: g[0]!.variant,
-      epochs: g[0]!.epochs,
-      testAccuracy: stat(g.map((r) => r.result.final.testAccuracy)),
-      seeds: g.map((r) => r.seed),
-    })),
-    epoch: epochTiming,
-    wallSeconds: (performance.now() - started) / 1000,
-    notes: [
-      'testAccuracy: the final test accuracy of the student (its heads averaged), mean and sample std over seeds',
-      'teachers are trained on the same subset as the student (trainFraction) with seed 0, their logits stored as float16',
-      quick ? 'the --quick smoke configuration: not a result' : 'sizes: see "sizes"',
-    ],
-  };
-  const file = quick
-    ? path.join(home, 'distill-quick.json')
-    : path.join(REPO_ROOT, 'bench', 'results', 'distill.json');
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  log(`wrote ${path.relative(process.cwd(), file)} (${(out.wallSeconds / 60).toFixed(1)} min)`);
+  const out = writeResults();
   for (const r of out.runs) {
     log(
       `${r.dataset} ${r.trainFraction} ${r.variant.padEnd(12)} ${(100 * r.testAccuracy.mean).toFixed(2)}±${(100 * r.testAccuracy.std).toFixed(2)} (n=${r.testAccuracy.n})`,

@@ -1,7 +1,7 @@
 /**
- * Logits of a model on a block of images (host arrays in, host arrays out), in batches, with the current backend.
- * Used to precompute teacher outputs; the batch size changes nothing but speed and memory, up to float summation
- * order inside the backend's kernels.
+ * Logits (or the last feature map) of a model on a block of images (host arrays in, host arrays out), in batches,
+ * with the current backend. Used to precompute teacher outputs; the batch size changes nothing but speed and
+ * memory, up to float summation order inside the backend's kernels.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -14,9 +14,22 @@ export interface LogitsOptions {
   batchSize?: number;
   /** Called after every batch with the number of images done (for heartbeats and progress). */
   onBatch?: (done: number) => void | Promise<void>;
+  /** What to return per image: the logits (default) or the model's last feature map, flattened (h, w, c). */
+  outputs?: ModelOutputs;
 }
 
-/** [n × classes] float32 logits of `images` ([n × H·W·C], normalised like ml/data). */
+export type ModelOutputs = 'logits' | 'features';
+
+/** Values per image of a model's outputs: its classes, or the size of its last feature map. */
+export function outputWidth(modelName: string, outputs: ModelOutputs = 'logits'): number {
+  const model = getModel(modelName);
+  if (outputs === 'logits') return model.numClasses;
+  if (!model.features || !model.featureShape)
+    throw new MlInputError(`outputs: ${modelName} has no feature map to store`);
+  return model.featureShape.reduce((a, b) => a * b, 1);
+}
+
+/** [n × width] float32 outputs of `images` ([n × H·W·C], normalised like ml/data); width: see outputWidth. */
 export async function predictLogits(
   modelName: string,
   weights: NamedTensors,
@@ -46,16 +59,22 @@ export async function predictLogits(
     }
     params[p.name] = tf.tensor(t.data, t.shape, 'float32');
   }
-  const out = new Float32Array(n * model.numClasses);
+  const outputs = opts.outputs ?? 'logits';
+  const width = outputWidth(modelName, outputs);
+  const out = new Float32Array(n * width);
   try {
     for (let start = 0; start < n; start += batchSize) {
       const end = Math.min(start + batchSize, n);
       const logits = tf.tidy(() => {
         const x = tf.tensor(images.subarray(start * size, end * size), [end - start, h, w, c], 'float32');
-        return model.forward(params, x, false);
+        if (outputs === 'logits') return model.forward(params, x, false);
+        return tf.reshape((model.features as NonNullable<typeof model.features>)(params, x), [
+          end - start,
+          width,
+        ]);
       });
       try {
-        out.set(await logits.data<'float32'>(), start * model.numClasses);
+        out.set(await logits.data<'float32'>(), start * width);
       } finally {
         logits.dispose();
       }

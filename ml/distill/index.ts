@@ -10,11 +10,13 @@ export {
   objectiveFor,
   type DistillLoss,
   type DistillObjective,
+  type FeatureTargets,
+  type FeatureTerm,
   type KdMode,
   type KdTerm,
   type ObjectiveOptions,
 } from './objective.js';
-export { crossEntropyToLabels, hardKd, softKd } from './losses.js';
+export { crossEntropyToLabels, featureKd, hardKd, softKd } from './losses.js';
 export {
   averageDistribution,
   teacherDistribution,

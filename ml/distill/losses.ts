@@ -29,3 +29,17 @@ export function softKd(studentLogits: tf.Tensor2D, target: tf.Tensor2D, temperat
 export function hardKd(studentLogits: tf.Tensor2D, teacherLabels: tf.Tensor1D): tf.Scalar {
   return crossEntropyToLabels(studentLogits, teacherLabels);
 }
+
+/**
+ * Feature distillation (FitNets' hint, as the ViT review's feature-based family): the mean squared error between the
+ * student's projected patch tokens and the teacher's feature map at the same positions, both [B, positions, C],
+ * averaged over every element. The teacher's side is a constant.
+ */
+export function featureKd(student: tf.Tensor3D, teacher: tf.Tensor3D): tf.Scalar {
+  if (student.shape.join() !== teacher.shape.join()) {
+    throw new Error(
+      `featureKd: the student's features are [${student.shape.join(', ')}], the teacher's [${teacher.shape.join(', ')}]`,
+    );
+  }
+  return tf.tidy(() => tf.mean(tf.square(tf.sub(student, teacher))) as tf.Scalar);
+}

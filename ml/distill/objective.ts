@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MlInputError } from '../errors.js';
-import { crossEntropyToLabels, hardKd, softKd } from './losses.js';
+import { crossEntropyToLabels, featureKd, hardKd, softKd } from './losses.js';
 import { KD_MODES, type KdMode } from './modes.js';
 import { averageDistribution, teacherDistribution, teacherLabels, type TeacherTargets } from './targets.js';
 
@@ -11,6 +11,8 @@ import { averageDistribution, teacherDistribution, teacherLabels, type TeacherTa
  * - `average`: one distillation token, soft KD from the mean of the teachers' distributions;
  * - `deit-soft` / `deit-hard` (DeiT): one distillation token taught by the first teacher, softly or by its argmax,
  *   the loss (1 − α)·CE + α·KD.
+ * Any mode with a teacher may add a feature term: the student's projected patch tokens regressed onto one teacher's
+ * last feature map (mean squared error, `features.weight`).
  */
 export { KD_MODES, type KdMode };
 
@@ -24,10 +26,23 @@ export interface KdTerm {
   temperature: number;
 }
 
+export interface FeatureTerm {
+  /** The teacher whose feature map the patch tokens regress onto. */
+  teacher: number;
+  weight: number;
+}
+
 export interface DistillObjective {
   /** Weight of the cross-entropy of the class head with the labels. */
   classWeight: number;
   terms: KdTerm[];
+  features?: FeatureTerm;
+}
+
+/** The student's projected patch tokens and the teacher's feature map for the batch, both [B, positions, C]. */
+export interface FeatureTargets {
+  student: tf.Tensor3D;
+  teacher: tf.Tensor3D;
 }
 
 export interface ObjectiveOptions {
@@ -37,6 +52,8 @@ export interface ObjectiveOptions {
   alpha?: number;
   /** Weight of each KD term in `tokens` and `average` (default 1, as CiT); the class term's is 1. */
   kdWeight?: number;
+  /** A feature term from this teacher (an index into the teachers), weighted so. */
+  features?: FeatureTerm;
 }
 
 /** The objective of a mode for this many teachers; refuses what cannot work, naming the option. */
@@ -54,6 +71,23 @@ export function objectiveFor(mode: KdMode, teachers: number, opts: ObjectiveOpti
     throw new MlInputError(`teachers: mode ${mode} needs at least ${need}, got ${teachers}`);
   if (mode.startsWith('deit') && teachers !== 1)
     throw new MlInputError(`teachers: mode ${mode} distils one teacher, got ${teachers}`);
+  const base = logitObjective(mode, teachers, temperature, alpha, kdWeight);
+  const f = opts.features;
+  if (!f) return base;
+  if (!Number.isInteger(f.teacher) || f.teacher < 0 || f.teacher >= teachers)
+    throw new MlInputError(`features.teacher: ${f.teacher} is not one of the ${teachers} teacher(s)`);
+  if (!(f.weight > 0) || !Number.isFinite(f.weight))
+    throw new MlInputError(`features.weight: must be > 0, got ${f.weight}`);
+  return { ...base, features: { teacher: f.teacher, weight: f.weight } };
+}
+
+function logitObjective(
+  mode: KdMode,
+  teachers: number,
+  temperature: number,
+  alpha: number,
+  kdWeight: number,
+): DistillObjective {
   const soft = (head: number, from: number[], weight: number): KdTerm => ({
     head,
     teachers: from,
@@ -97,7 +131,7 @@ export function distillTokensFor(objective: DistillObjective): number {
 
 export interface DistillLoss {
   total: tf.Scalar;
-  /** Each term's unweighted value, for progress and metrics: `ce`, then `kd<head>`. */
+  /** Each term's unweighted value, for progress and metrics: `ce`, then `kd<head>`, then `features`. */
   parts: Record<string, number>;
 }
 
@@ -113,6 +147,7 @@ function terms(
   labels: tf.Tensor1D,
   teachers: TeacherTargets[],
   objective: DistillObjective,
+  features: FeatureTargets | undefined,
 ): Term[] {
   const tokens = distillTokensFor(objective);
   if (heads.length !== tokens + 1) {
@@ -120,7 +155,10 @@ function terms(
       `the student has ${heads.length - 1} distillation tokens, the objective uses ${tokens}`,
     );
   }
-  const weightSum = objective.classWeight + objective.terms.reduce((s, t) => s + t.weight, 0);
+  const weightSum =
+    objective.classWeight +
+    objective.terms.reduce((s, t) => s + t.weight, 0) +
+    (objective.features?.weight ?? 0);
   if (!(weightSum > 0)) throw new MlInputError('weights: the loss terms weigh 0 in all');
   const out: Term[] = [
     {
@@ -149,12 +187,22 @@ function terms(
           );
     out.push({ name: `kd${t.head}`, weight: t.weight, value });
   }
+  if (objective.features) {
+    if (!features)
+      throw new MlInputError('features: the objective has a feature term, the batch has no feature targets');
+    out.push({
+      name: 'features',
+      weight: objective.features.weight,
+      value: featureKd(features.student, features.teacher),
+    });
+  }
   return out;
 }
 
 /**
- * The objective's loss for one batch: classWeight·CE(head 0, labels) + Σ weight·KD(head, teachers). `heads` are the
- * student's logits per head (class head first), `teachers` the batch's targets of every teacher in spec order.
+ * The objective's loss for one batch: classWeight·CE(head 0, labels) + Σ weight·KD(head, teachers)
+ * (+ weight·MSE(features)). `heads` are the student's logits per head (class head first), `teachers` the batch's
+ * targets of every teacher in spec order, `features` the feature term's two sides when the objective has one.
  * What a training step differentiates; `distillationLoss` also reports each term.
  */
 export function distillationTotal(
@@ -162,9 +210,10 @@ export function distillationTotal(
   labels: tf.Tensor1D,
   teachers: TeacherTargets[],
   objective: DistillObjective,
+  features?: FeatureTargets,
 ): tf.Scalar {
   return tf.tidy(() =>
-    terms(heads, labels, teachers, objective)
+    terms(heads, labels, teachers, objective, features)
       .filter((t) => t.weight !== 0)
       .map((t) => tf.mul(t.value, t.weight) as tf.Scalar)
       .reduce((a, b) => tf.add(a, b) as tf.Scalar),
@@ -177,10 +226,11 @@ export function distillationLoss(
   labels: tf.Tensor1D,
   teachers: TeacherTargets[],
   objective: DistillObjective,
+  features?: FeatureTargets,
 ): DistillLoss {
   const parts: Record<string, number> = {};
   const total = tf.tidy(() => {
-    const ts = terms(heads, labels, teachers, objective);
+    const ts = terms(heads, labels, teachers, objective, features);
     for (const t of ts) parts[t.name] = t.value.dataSync()[0] as number;
     return ts
       .filter((t) => t.weight !== 0)

@@ -30,6 +30,8 @@ interface Layout {
   /** fan_in of each weight, for Kaiming init: K*K*Cin for convolutions, the input width for dense layers. */
   fanIn: Map<string, number>;
   convs: { name: string; poolAfter: boolean }[];
+  /** The last feature map's [h, w, c]. */
+  map: [number, number, number];
   flat: number;
   dense: number;
 }
@@ -72,7 +74,7 @@ function layout(spec: ConvNetSpec): Layout {
     params.push({ name: `${name}.bias`, shape: [widths[k + 1] as number], kind: 'bias', prunable: false });
     fanIn.set(`${name}.weight`, widths[k] as number);
   }
-  return { params, fanIn, convs, flat, dense: widths.length - 1 };
+  return { params, fanIn, convs, map: [h, w, c], flat, dense: widths.length - 1 };
 }
 
 /**
@@ -82,34 +84,41 @@ function layout(spec: ConvNetSpec): Layout {
  * ml/gradients.ts builds from kernels every backend has (see ml/ops/conv.ts).
  */
 export function convNet(spec: ConvNetSpec): ModelDef {
-  const { params, fanIn, convs, flat, dense } = layout(spec);
+  const { params, fanIn, convs, map, flat, dense } = layout(spec);
   const param = paramGetter(spec.name);
+  /** The convolutional blocks: [B, h, w, c] after the last block's pool and ReLU. */
+  const featureMap = (p: Record<string, tf.Tensor>, x: tf.Tensor): tf.Tensor4D =>
+    tf.tidy(() => {
+      let h = tf.reshape(x, [-1, ...INPUT]) as tf.Tensor4D;
+      for (const c of convs) {
+        // Per-layer tidy frees each layer's temporaries at once (the tape keeps what backprop needs), which
+        // bounds peak memory when evaluating a 1000-image batch of 28x28x64 activations.
+        h = tf.tidy(() => {
+          const z = tf.add(
+            tf.conv2d(h, param(p, `${c.name}.weight`) as tf.Tensor4D, 1, 'same'),
+            param(p, `${c.name}.bias`),
+          );
+          if (!c.poolAfter) return tf.relu(z) as tf.Tensor4D;
+          return spec.poolBeforeRelu
+            ? (tf.relu(tf.maxPool(z as tf.Tensor4D, 2, 2, 'valid')) as tf.Tensor4D)
+            : tf.maxPool(tf.relu(z) as tf.Tensor4D, 2, 2, 'valid');
+        });
+      }
+      return h;
+    });
   return {
     name: spec.name,
     inputShape: [...INPUT],
     numClasses: CLASSES,
     params,
+    featureShape: map,
     init(seed: number): NamedTensors {
       return initParams(seed, params, (p) => fanIn.get(p.name) as number);
     },
+    features: featureMap,
     forward(p, x, _training) {
       return tf.tidy(() => {
-        let h = tf.reshape(x, [-1, ...INPUT]) as tf.Tensor4D;
-        for (const c of convs) {
-          // Per-layer tidy frees each layer's temporaries at once (the tape keeps what backprop needs), which
-          // bounds peak memory when evaluating a 1000-image batch of 28x28x64 activations.
-          h = tf.tidy(() => {
-            const z = tf.add(
-              tf.conv2d(h, param(p, `${c.name}.weight`) as tf.Tensor4D, 1, 'same'),
-              param(p, `${c.name}.bias`),
-            );
-            if (!c.poolAfter) return tf.relu(z) as tf.Tensor4D;
-            return spec.poolBeforeRelu
-              ? (tf.relu(tf.maxPool(z as tf.Tensor4D, 2, 2, 'valid')) as tf.Tensor4D)
-              : tf.maxPool(tf.relu(z) as tf.Tensor4D, 2, 2, 'valid');
-          });
-        }
-        let f = tf.reshape(h, [-1, flat]) as tf.Tensor2D;
+        let f = tf.reshape(featureMap(p, x), [-1, flat]) as tf.Tensor2D;
         for (let k = 1; k <= dense; k++) {
           const z = tf.add(tf.matMul(f, param(p, `fc${k}.weight`) as tf.Tensor2D), param(p, `fc${k}.bias`));
           f = (k < dense ? tf.relu(z) : z) as tf.Tensor2D;

@@ -10,3 +10,9 @@ export const MODEL_NAMES = [
   'vit-tiny',
 ] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
+
+/**
+ * The models with a last feature map (ModelDef.features), which feature distillation regresses onto; a spec checks
+ * against this list where TF.js cannot load (test/ml-distill-features.test.ts keeps it equal to the registry).
+ */
+export const FEATURE_MAP_MODELS = ['conv-2', 'conv-4', 'cnn-teacher'] as const satisfies readonly ModelName[];

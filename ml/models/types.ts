@@ -19,4 +19,10 @@ export interface ModelDef {
   init(seed: number): NamedTensors;
   /** x: [batch, ...inputShape] float32. Returns logits [batch, numClasses]. */
   forward(params: Record<string, tf.Tensor>, x: tf.Tensor, training: boolean): tf.Tensor2D;
+  /**
+   * The last feature map before the classifier, [batch, h, w, c] (the target of feature distillation), for models
+   * that have one; `featureShape` is its [h, w, c].
+   */
+  features?(params: Record<string, tf.Tensor>, x: tf.Tensor): tf.Tensor4D;
+  featureShape?: [number, number, number];
 }

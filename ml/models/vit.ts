@@ -44,6 +44,11 @@ export const vitConfigSchema = z
     distillTokens: z.number().int().min(0).max(8),
     /** The prediction: the average of all heads' probabilities, or the class head's. */
     predict: z.enum(['average', 'class']).default('average'),
+    /**
+     * Feature distillation: the patch tokens, after the final LayerNorm, projected by a learned linear map to this
+     * many channels (a teacher's feature map, one patch per position). Absent: no projection.
+     */
+    featureChannels: z.number().int().min(1).optional(),
   })
   .strict()
   .refine((c) => c.dim % c.heads === 0, { message: 'dim must be a multiple of heads', path: ['heads'] })
@@ -58,6 +63,17 @@ export interface VitModelDef extends ModelDef {
   config: VitConfig;
   /** Logits of every head, [B, classes] each: the class head first, then one per distillation token. */
   tokenLogits(params: Record<string, tf.Tensor>, x: tf.Tensor, training: boolean): tf.Tensor2D[];
+  /**
+   * tokenLogits, and with `featureChannels` the projected patch tokens [B, patches, featureChannels] in row-major
+   * patch order (the order of a [B, h, w, c] feature map's positions); null without.
+   */
+  tokenOutputs(
+    params: Record<string, tf.Tensor>,
+    x: tf.Tensor,
+    training: boolean,
+  ): { heads: tf.Tensor2D[]; patches: tf.Tensor3D | null };
+  /** The patch grid's side: 28 / patch. */
+  grid: number;
 }
 
 function vitParams(c: VitConfig): ParamSpec[] {
@@ -93,6 +109,10 @@ function vitParams(c: VitConfig): ParamSpec[] {
     weight(`${headName(t)}.weight`, [d, CLASSES]);
     bias(`${headName(t)}.bias`, [CLASSES]);
   }
+  if (c.featureChannels !== undefined) {
+    weight('features.weight', [d, c.featureChannels], false);
+    bias('features.bias', [c.featureChannels]);
+  }
   return out;
 }
 
@@ -113,8 +133,14 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
   const param = paramGetter(name);
   const tokens = 1 + c.distillTokens;
 
-  function tokenLogits(p: Record<string, tf.Tensor>, x: tf.Tensor): tf.Tensor2D[] {
-    return tf.tidy(() => {
+  const patchCount = (INPUT[0] / c.patch) * (INPUT[1] / c.patch);
+
+  function tokenOutputs(
+    p: Record<string, tf.Tensor>,
+    x: tf.Tensor,
+  ): { heads: tf.Tensor2D[]; patches: tf.Tensor3D | null } {
+    // tidy keeps tensors in arrays and objects, not nulls: the patches travel as a list of zero or one.
+    const out = tf.tidy(() => {
       const images = tf.reshape(x, [-1, ...INPUT]) as tf.Tensor4D;
       const batch = images.shape[0];
       const embedded = linear(patchify(images, c.patch), param(p, 'patch.weight'), param(p, 'patch.bias'));
@@ -151,10 +177,22 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
           return tf.add(h1, down) as tf.Tensor3D;
         });
       }
-      // Only the token positions feed the heads: normalise those.
-      const cls = tf.slice(h, [0, 0, 0], [batch, tokens, c.dim]);
-      const normed = layerNorm(cls, param(p, 'norm.gain'), param(p, 'norm.bias'));
-      return Array.from({ length: tokens }, (_, t) => {
+      // Only the token positions feed the heads: normalise those (and the patches when they are projected; the
+      // normalisation is per position, so the token rows come out the same either way).
+      const features = c.featureChannels !== undefined;
+      const normed = layerNorm(
+        features ? h : tf.slice(h, [0, 0, 0], [batch, tokens, c.dim]),
+        param(p, 'norm.gain'),
+        param(p, 'norm.bias'),
+      );
+      const patches = features
+        ? (linear(
+            tf.slice(normed, [0, tokens, 0], [batch, patchCount, c.dim]) as tf.Tensor3D,
+            param(p, 'features.weight'),
+            param(p, 'features.bias'),
+          ) as tf.Tensor3D)
+        : null;
+      const heads = Array.from({ length: tokens }, (_, t) => {
         const token = tf.reshape(tf.slice(normed, [0, t, 0], [batch, 1, c.dim]), [batch, c.dim]);
         const head = headName(t);
         return tf.add(
@@ -162,8 +200,16 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
           param(p, `${head}.bias`),
         ) as tf.Tensor2D;
       });
+      return { heads, patches: patches ? [patches] : [] };
     });
+    return { heads: out.heads, patches: out.patches[0] ?? null };
   }
+  const tokenLogits = (p: Record<string, tf.Tensor>, x: tf.Tensor): tf.Tensor2D[] =>
+    tf.tidy(() => {
+      const { heads, patches } = tokenOutputs(p, x);
+      patches?.dispose();
+      return heads;
+    });
 
   return {
     name,
@@ -184,7 +230,9 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
       }
       return out;
     },
+    grid: INPUT[0] / c.patch,
     tokenLogits: (p, x) => tokenLogits(p, x),
+    tokenOutputs: (p, x) => tokenOutputs(p, x),
     forward(p, x) {
       return tf.tidy(() => {
         const heads = tokenLogits(p, x);

@@ -23,9 +23,10 @@ import {
   distillationTotal,
   distillTokensFor,
   objectiveFor,
+  type DistillObjective,
   type TeacherTargets,
 } from '../ml/distill';
-import { getModel, vitModel, type VitModelDef } from '../ml/models';
+import { getModel, vitModel, type ModelDef, type VitModelDef } from '../ml/models';
 import { fromHost } from '../ml/tensors';
 import { stepsPerEpoch, type StepObjective, type TrainConfig } from '../ml/train';
 import { LogitReader, type LogitBatch } from '../store';
@@ -42,16 +43,48 @@ function studentData(spec: DistillSpec): { train: Dataset; test: Dataset } {
   };
 }
 
-/** The student: the registered ViT with the spec's changes and one distillation token per term's head. */
+/** The spec's objective: its KD mode over its teachers, and the feature term naming its teacher by index. */
+export function distillObjective(spec: DistillSpec): DistillObjective {
+  const f = spec.kd.features;
+  return objectiveFor(spec.kd.mode, spec.teachers.length, {
+    ...spec.kd,
+    features: f
+      ? { teacher: spec.teachers.findIndex((t) => t.name === f.teacher), weight: f.weight }
+      : undefined,
+  });
+}
+
+/** The feature-distillation teacher's model (the spec validated that it is given by a training spec). */
+function featureTeacherModel(spec: DistillSpec): ModelDef | null {
+  const f = spec.kd.features;
+  const teacher = f ? spec.teachers.find((t) => t.name === f.teacher) : undefined;
+  return teacher && 'train' in teacher ? getModel(teacher.train.model) : null;
+}
+
+/**
+ * The student: the registered ViT with the spec's changes, one distillation token per term's head, and with feature
+ * distillation a projection of its patch tokens to the teacher's channels (the patch grid must be the map's).
+ */
 export function studentModel(spec: DistillSpec): VitModelDef {
   const base = getModel(spec.train.model) as VitModelDef;
   if (!base.config) throw specError('distill spec', 'train.model', `${spec.train.model} is not a ViT`);
-  const objective = objectiveFor(spec.kd.mode, spec.teachers.length, spec.kd);
-  return vitModel(spec.train.model, {
+  const teacher = featureTeacherModel(spec);
+  const map = teacher?.featureShape;
+  const student = vitModel(spec.train.model, {
     ...base.config,
     ...spec.student,
-    distillTokens: distillTokensFor(objective),
+    distillTokens: distillTokensFor(distillObjective(spec)),
+    ...(map ? { featureChannels: map[2] } : {}),
   });
+  if (map && (map[0] !== student.grid || map[1] !== student.grid)) {
+    throw specError(
+      'distill spec',
+      'student.patch',
+      `patch ${student.config.patch} makes a ${student.grid}×${student.grid} grid of patches, ` +
+        `${teacher.name}'s feature map is ${map[0]}×${map[1]}: feature distillation pairs them position by position`,
+    );
+  }
+  return student;
 }
 
 /** The batch's images as stored (no view). */
@@ -91,6 +124,8 @@ function storedTargets(reader: LogitReader, data: Dataset, seed: number, batchSi
 /** The teachers' outputs for one batch, and the view of the images the student (and an online teacher) sees. */
 interface BatchTargets {
   teachers: TeacherTargets[];
+  /** The feature teacher's map at the batch's samples, [B, h·w, c]. */
+  features?: tf.Tensor3D;
   images?: Float32Array;
 }
 
@@ -98,6 +133,8 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
   const { store } = deps;
 
   async function plan(spec: DistillSpec): Promise<PlannedTeacher[]> {
+    // A student that cannot be built (a patch grid that is not the feature map's) fails here, before any teacher runs.
+    studentModel(spec);
     await store.ensureBucket();
     const n = studentData(spec).train.n;
     const config = toTrainConfig(spec.train, n);
@@ -137,36 +174,86 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
             precompute: [],
           };
         }
-        // The teacher's outputs on exactly the student's training samples and views.
-        const sets = await Promise.all(
-          Array.from({ length: epochs }, async (_, epoch) => {
-            const p = parsePrecomputeSpec({
-              experiment: spec.experiment,
-              teacher: { name: t.name, train: t.train },
-              dataset: spec.train.dataset,
-              split: 'train',
-              ...(spec.train.trainLimit !== undefined ? { limit: spec.train.trainLimit } : {}),
-              augmentation: { ...spec.augmentation, epoch: spec.augmentation.policy === 'none' ? 0 : epoch },
-              format: t.format,
-              ...(t.k !== undefined ? { k: t.k } : {}),
-              heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
-            });
-            const key = run ? logitSetKeysFor(p, run.weights.sha256, n).manifestKey : null;
-            return { epoch, spec: p, key: key !== null && (await store.exists(key)) ? key : null };
-          }),
-        );
+        // The teacher's outputs (its logits, and for the feature teacher its feature maps) on exactly the student's
+        // training samples and views.
+        const setsOf = (outputs: 'logits' | 'features') =>
+          Promise.all(
+            Array.from({ length: epochs }, async (_, epoch) => {
+              const p = parsePrecomputeSpec({
+                experiment: spec.experiment,
+                teacher: { name: t.name, train: t.train },
+                dataset: spec.train.dataset,
+                split: 'train',
+                ...(spec.train.trainLimit !== undefined ? { limit: spec.train.trainLimit } : {}),
+                augmentation: {
+                  ...spec.augmentation,
+                  epoch: spec.augmentation.policy === 'none' ? 0 : epoch,
+                },
+                ...(outputs === 'features'
+                  ? { outputs, format: spec.kd.features?.format ?? 'float16' }
+                  : { format: t.format, ...(t.k !== undefined ? { k: t.k } : {}) }),
+                heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
+              });
+              const key = run ? logitSetKeysFor(p, run.weights.sha256, n).manifestKey : null;
+              return { epoch, spec: p, key: key !== null && (await store.exists(key)) ? key : null };
+            }),
+          );
+        const sets = await setsOf('logits');
+        const featureSets = spec.kd.features?.teacher === t.name ? await setsOf('features') : null;
+        const missing = [...sets, ...(featureSets ?? [])].filter((s) => s.key === null);
         return {
           name: t.name,
           manifestKeys: sets.map((s) => s.key),
           trainRunId: runId,
           ...(train ? { train } : {}),
-          precompute: sets.filter((s) => s.key === null).map(({ epoch, spec: p }) => ({ epoch, spec: p })),
+          ...(featureSets ? { featureKeys: featureSets.map((s) => s.key) } : {}),
+          precompute: missing.map(({ epoch, spec: p }) => ({ epoch, spec: p })),
         };
       }),
     );
   }
 
-  /** Each batch's stored targets: the logit sets of its epoch, read along the epoch's order. */
+  /**
+   * A reader of one epoch's stored sets (logits of every teacher, or the feature teacher's maps), checked against the
+   * student's data, and a stream of it along the epoch's order.
+   */
+  async function storedStream(
+    spec: DistillSpec,
+    keys: string[],
+    epoch: number,
+    data: Dataset,
+    config: TrainConfig,
+    outputs: 'logits' | 'features',
+  ) {
+    const reader = await LogitReader.open(
+      store,
+      keys,
+      {
+        dataset: spec.train.dataset,
+        split: 'train',
+        augmentation: augmentationLabel({
+          ...spec.augmentation,
+          epoch: spec.augmentation.policy === 'none' ? 0 : epoch,
+        }),
+      },
+      // A shuffled order touches every shard in every batch: keep a whole feature set decoded (6k samples of a 7×7×64
+      // map are 75 MB), or each batch would fetch the shards again.
+      outputs === 'features'
+        ? { outputs, cacheBytes: Math.max(256 * 1024 * 1024, data.n * 4 * 7 * 7 * 64 * 2) }
+        : {},
+    );
+    // Stored outputs of other samples would be silently wrong targets (the reader checked the sets agree).
+    if (reader.sampleCount !== data.n) {
+      throw specError(
+        'distill spec',
+        outputs === 'features' ? 'kd.features' : 'teachers',
+        `the ${outputs === 'features' ? 'feature-map' : 'logit'} sets cover ${reader.sampleCount} samples, the student trains on ${data.n} (train.trainLimit)`,
+      );
+    }
+    return storedTargets(reader, data, config.seed, config.batchSize);
+  }
+
+  /** Each batch's stored targets: the sets of its epoch (logits, and feature maps), read along the epoch's order. */
   async function storedObjective(
     spec: DistillSpec,
     sources: TeacherSource[],
@@ -174,44 +261,50 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
     config: TrainConfig,
   ) {
     const streams = new Map<string, ReturnType<typeof storedTargets>>();
-    return async (indices: Int32Array, epoch: number): Promise<TeacherTargets[]> => {
-      const keys = sources.map((t) =>
-        t.manifestKeys.length === 1 ? t.manifestKeys[0] : t.manifestKeys[epoch],
-      );
+    const keyOf = (keys: string[], epoch: number) => (keys.length === 1 ? keys[0] : keys[epoch]);
+    const stream = async (keys: (string | undefined)[], epoch: number, outputs: 'logits' | 'features') => {
       if (keys.some((k) => k === undefined)) {
         throw specError(
           'distill spec',
-          'teachers',
-          `no logit set for epoch ${epoch} (the plan made ${sources[0]?.manifestKeys.length})`,
+          outputs === 'features' ? 'kd.features' : 'teachers',
+          `no stored ${outputs} set for epoch ${epoch} (the plan made ${sources[0]?.manifestKeys.length})`,
         );
       }
-      const id = keys.join('|');
-      let stream = streams.get(id);
-      if (!stream) {
-        const reader = await LogitReader.open(store, keys as string[], {
-          dataset: spec.train.dataset,
-          split: 'train',
-          augmentation: augmentationLabel({
-            ...spec.augmentation,
-            epoch: spec.augmentation.policy === 'none' ? 0 : epoch,
-          }),
-        });
-        // Stored outputs of other samples would be silently wrong targets (the reader checked the sets agree).
-        if (reader.sampleCount !== data.n) {
-          throw specError(
-            'distill spec',
-            'teachers',
-            `the logit sets cover ${reader.sampleCount} samples, the student trains on ${data.n} (train.trainLimit)`,
-          );
-        }
-        stream = storedTargets(reader, data, config.seed, config.batchSize);
-        streams.set(id, stream);
+      const id = `${outputs}:${keys.join('|')}`;
+      let s = streams.get(id);
+      if (!s) {
+        s = await storedStream(spec, keys as string[], epoch, data, config, outputs);
+        streams.set(id, s);
       }
-      const batch = await stream(indices, epoch);
-      return batch.teachers.map((t) => ({
+      return s;
+    };
+    const featureSource = sources.find((t) => t.featureKeys !== undefined);
+    const map = featureTeacherModel(spec)?.featureShape;
+    if (spec.kd.features && (!featureSource || !map)) {
+      throw specError(
+        'distill spec',
+        'kd.features.teacher',
+        'the plan gave no feature-map sets for this teacher',
+      );
+    }
+    return async (indices: Int32Array, epoch: number): Promise<Omit<BatchTargets, 'images'>> => {
+      const logits = await (
+        await stream(
+          sources.map((t) => keyOf(t.manifestKeys, epoch)),
+          epoch,
+          'logits',
+        )
+      )(indices, epoch);
+      const teachers = logits.teachers.map((t) => ({
         kind: t.kind,
         values: tf.tensor2d(t.values, [indices.length, t.classes]),
       }));
+      if (!featureSource || !map) return { teachers };
+      const f = await (
+        await stream([keyOf(featureSource.featureKeys as string[], epoch)], epoch, 'features')
+      )(indices, epoch);
+      const rows = f.teachers[0] as NonNullable<(typeof f.teachers)[number]>;
+      return { teachers, features: tf.tensor3d(rows.values, [indices.length, map[0] * map[1], map[2]]) };
     };
   }
 
@@ -227,17 +320,30 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
         const { tensors } = await store.getTensors(run.weights.key, { expectSha256: run.weights.sha256 });
         const model = getModel(given.train.model);
         return {
+          name: given.name,
           model,
           params: Object.fromEntries(Object.entries(tensors).map(([n, h]) => [n, fromHost(h)])),
         };
       }),
     );
+    const featureTeacher = teachers.find((t) => t.name === spec.kd.features?.teacher);
     return {
-      forward: (images: Float32Array, b: number): TeacherTargets[] =>
-        teachers.map(({ model, params }) => ({
-          kind: 'logits' as const,
-          values: tf.tidy(() => model.forward(params, tf.tensor(images, [b, ...model.inputShape]), false)),
-        })),
+      forward: (images: Float32Array, b: number): Omit<BatchTargets, 'images'> =>
+        tf.tidy(() => {
+          const inputs = teachers.map(({ model }) => tf.tensor(images, [b, ...model.inputShape]));
+          const out: Omit<BatchTargets, 'images'> = {
+            teachers: teachers.map(({ model, params }, i) => ({
+              kind: 'logits' as const,
+              values: model.forward(params, inputs[i] as tf.Tensor, false),
+            })),
+          };
+          if (featureTeacher?.model.features) {
+            const map = featureTeacher.model.features(featureTeacher.params, inputs[0] as tf.Tensor);
+            const [, h, w, c] = map.shape;
+            out.features = tf.reshape(map, [b, h * w, c]) as tf.Tensor3D;
+          }
+          return out as unknown as tf.TensorContainer;
+        }) as unknown as Omit<BatchTargets, 'images'>,
       dispose: () => teachers.forEach((t) => tf.dispose(Object.values(t.params))),
     };
   }
@@ -259,7 +365,7 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
     const data = studentData(spec);
     const config = toTrainConfig(spec.train, data.train.n);
     const model = studentModel(spec);
-    const objectiveDef = objectiveFor(spec.kd.mode, spec.teachers.length, spec.kd);
+    const objectiveDef = distillObjective(spec);
     const augmented = spec.augmentation.policy !== 'none';
     const view = (indices: Int32Array, epoch: number) =>
       augmented ? augmentImages(data.train, indices, spec.augmentation, epoch) : undefined;
@@ -274,27 +380,26 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
         const def: StepObjective<BatchTargets> = {
           async prepare(indices, epoch) {
             const images = view(indices, epoch);
-            if (online) {
-              const x = images ?? batchImages(data.train, indices);
-              return { teachers: online.forward(x, indices.length), ...(images ? { images } : {}) };
-            }
-            return {
-              teachers: await (stored as NonNullable<typeof stored>)(indices, epoch),
-              ...(images ? { images } : {}),
-            };
+            const targets = online
+              ? online.forward(images ?? batchImages(data.train, indices), indices.length)
+              : await (stored as NonNullable<typeof stored>)(indices, epoch);
+            return { ...targets, ...(images ? { images } : {}) };
           },
           images: (_indices, _epoch, extras) => extras.images as Float32Array,
           loss(m, params, batch) {
-            const heads = (m as VitModelDef).tokenLogits(params, batch.x, true);
+            const { heads, patches } = (m as VitModelDef).tokenOutputs(params, batch.x, true);
+            const teacherMap = batch.extras.features;
             return distillationTotal(
               heads,
               tf.tensor1d(batch.labels, 'int32'),
               batch.extras.teachers,
               objectiveDef,
+              patches && teacherMap ? { student: patches, teacher: teacherMap } : undefined,
             );
           },
           release(extras) {
             tf.dispose(extras.teachers.map((t) => t.values));
+            extras.features?.dispose();
           },
         };
         if (!augmented) delete def.images;

@@ -5,7 +5,7 @@ import { Context } from '@temporalio/activity';
 
 import { loadDataset, type Dataset } from '../ml/data';
 import { augmentImages } from '../ml/data/augment';
-import { predictLogits } from '../ml/infer';
+import { outputWidth, predictLogits } from '../ml/infer';
 import { getModel } from '../ml/models';
 import {
   IntegrityError,
@@ -34,17 +34,25 @@ import type { DurableTrainingDeps } from './durable-training';
 import { activity } from './failures';
 import { readTrainRun } from './run-records';
 
+/** Values stored per sample: the teacher's classes, or the size of its feature map. */
+function widthOf(spec: PrecomputeSpec): number {
+  return outputWidth(spec.teacher.train.model, spec.outputs ?? 'logits');
+}
+
 /** The fields besides the teacher that identify the logit set a precompute spec produces over this many samples. */
 function logitSetIdentity(spec: PrecomputeSpec, sampleCount: number) {
+  const shape = getModel(spec.teacher.train.model).featureShape;
   return {
     dataset: spec.dataset ?? spec.teacher.train.dataset,
     split: spec.split,
     augmentation: augmentationLabel(spec.augmentation),
     format: spec.format,
     ...(spec.k !== undefined ? { k: spec.k } : {}),
-    classes: getModel(spec.teacher.train.model).numClasses,
+    classes: widthOf(spec),
     sampleCount,
     shardSize: spec.shardSize,
+    // Only feature sets name what they hold: logit sets keep the identity (and the keys) they always had.
+    ...(spec.outputs === 'features' && shape ? { outputs: 'features' as const, shape: [...shape] } : {}),
   };
 }
 
@@ -119,7 +127,7 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
       teacherRunId: run.runId,
       weights: { key: run.weights.key, sha256: run.weights.sha256 },
       weightsSha256: run.weights.sha256,
-      classes: getModel(spec.teacher.train.model).numClasses,
+      classes: widthOf(spec),
       sampleCount: data.n,
       shardCount: Math.ceil(data.n / spec.shardSize),
       manifestKey: keys.manifestKey,
@@ -164,7 +172,8 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
       throw new Error(`internal: shard ${index} is outside the ${plan.sampleCount} samples`);
     }
     const key = keys.shardKey(index);
-    const existing = await validShard(key, spec, model.numClasses, start, end);
+    const width = widthOf(spec);
+    const existing = await validShard(key, spec, width, start, end);
     if (existing) return { key, sha256: existing.sha256, bytes: existing.bytes, start, end, skipped: true };
 
     const data = datasetOf(spec);
@@ -176,16 +185,19 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     const images = augmentImages(data, indices, spec.augmentation, spec.augmentation.epoch);
     const logits = await predictLogits(model.name, weights, images, {
       onBatch: (done) => ctx.heartbeat({ shard: index, done }),
+      outputs: spec.outputs ?? 'logits',
     });
     const body = encodeLogitShard({
       format: spec.format,
-      classes: model.numClasses,
+      classes: width,
       ...(spec.k !== undefined ? { k: spec.k } : {}),
       start,
       logits,
     });
     const ref = await store.putBytes(key, body);
-    deps.log(`logit shard ${index} (${start}..${end}) of ${spec.teacher.name}: ${ref.bytes} bytes`);
+    deps.log(
+      `${spec.outputs === 'features' ? 'feature' : 'logit'} shard ${index} (${start}..${end}) of ${spec.teacher.name}: ${ref.bytes} bytes`,
+    );
     return { key, sha256: ref.sha256, bytes: ref.bytes, start, end, skipped: false };
   }
 

@@ -22,7 +22,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Command } from 'commander';
 
-import { studentModel } from '../activities/distill';
+import { distillObjective, studentModel } from '../activities/distill';
 import { readTrainRun } from '../activities/run-records';
 import { startOrAttachDistill } from '../client/runs';
 import { parseDistillSpec, type DistillResult, type DistillSpecInput } from '../contract/distill';
@@ -32,7 +32,7 @@ import { stackDown } from '../infra/embedded-stack';
 import { REPO_ROOT } from '../infra/paths';
 import { currentBackend, selectBackend } from '../ml/backend';
 import { epochOrder, loadDataset, type Dataset, type DatasetName } from '../ml/data';
-import { distillationTotal, objectiveFor, type TeacherTargets } from '../ml/distill';
+import { distillationTotal, type TeacherTargets } from '../ml/distill';
 import { getModel } from '../ml/models';
 import { fromHost } from '../ml/tensors';
 import { batchTensors, Trainer } from '../ml/train';
@@ -134,7 +134,7 @@ async function timeEpoch(store: ArtifactStore, result: DistillResult, input: Dis
   const data: Dataset = loadDataset(spec.train.dataset, 'train', { limit: spec.train.trainLimit });
   const config = { ...toTrainConfig(spec.train, data.n), evalEvery: 0 };
   const model = studentModel(spec);
-  const objective = objectiveFor(spec.kd.mode, spec.teachers.length, spec.kd);
+  const objective = distillObjective(spec);
   const reader = await LogitReader.open(
     store,
     result.teachers.map((t) => t.manifestKeys[0] as string),

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 
 import { KD_MODES } from '../ml/distill/modes';
-import { MODEL_NAMES } from '../ml/models/names';
+import { FEATURE_MAP_MODELS, MODEL_NAMES } from '../ml/models/names';
 import { parseSpec, experimentSchema, heartbeatTimeoutSchema, nameSchema } from './spec';
 import { augmentationSpecSchema, LOGIT_FORMAT_NAMES, type PrecomputeSpec } from './precompute';
 import {
@@ -37,6 +37,18 @@ export const kdSpecSchema = z
     alpha: z.number().min(0).max(1).default(0.5),
     /** The weight of each KD term in `tokens` and `average` (the class term's is 1). */
     kdWeight: z.number().min(0).finite().default(1),
+    /**
+     * Feature distillation: the student's patch tokens, projected, regress onto this teacher's last feature map
+     * (mean squared error, weighted so). The maps are precomputed into shards like the logits (or run online).
+     */
+    features: z
+      .object({
+        teacher: nameSchema,
+        weight: z.number().positive().finite().default(1),
+        format: z.enum(['float32', 'float16']).default('float16'),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -93,6 +105,18 @@ export const distillSpecSchema = z
     if (classWeight + (n > 0 ? kdWeight : 0) <= 0) {
       ctx.addIssue({ code: 'custom', path: ['kd'], message: 'the loss terms weigh 0 in all' });
     }
+    const f = s.kd.features;
+    if (f) {
+      const teacher = s.teachers.find((t) => t.name === f.teacher);
+      const problem = !teacher
+        ? `names no teacher of this spec (${s.teachers.map((t) => t.name).join(', ') || 'none'})`
+        : !('train' in teacher)
+          ? "needs the teacher's training spec: its feature maps are computed from its weights"
+          : !(FEATURE_MAP_MODELS as readonly string[]).includes(teacher.train.model)
+            ? `${teacher.train.model} has no feature map (${FEATURE_MAP_MODELS.join(', ')} have)`
+            : null;
+      if (problem) ctx.addIssue({ code: 'custom', path: ['kd', 'features', 'teacher'], message: problem });
+    }
     const names = new Set<string>();
     s.teachers.forEach((t, i) => {
       if (names.has(t.name))
@@ -144,6 +168,8 @@ export interface TeacherSource {
   manifestKeys: string[];
   /** Online targets: the teacher's finished training run. */
   trainRunId: string | null;
+  /** The feature-distillation teacher's feature-map set per epoch (as manifestKeys); absent for the others. */
+  featureKeys?: string[];
 }
 
 /** A teacher as the plan resolved it: what exists, and the runs that make what is missing (each reuses what it finds). */
@@ -155,7 +181,9 @@ export interface PlannedTeacher {
   trainRunId: string | null;
   /** The teacher's training, when its run is not finished. */
   train?: TrainSpec;
-  /** The precompute of each missing logit set, by epoch. */
+  /** The feature-distillation teacher's feature-map set of each epoch, null where missing; absent otherwise. */
+  featureKeys?: (string | null)[];
+  /** The precompute of each missing logit set (and feature-map set: `spec.outputs`), by epoch. */
   precompute: { epoch: number; spec: PrecomputeSpec }[];
 }
 
@@ -184,13 +212,15 @@ export interface DistillStatus {
   result: DistillResult | null;
 }
 
-/** The child workflows that train a missing teacher and precompute its logits, named under the distillation's. */
+/** The child workflows that train a missing teacher and precompute its logits (and feature maps), named under the distillation's. */
 export function teacherWorkflowIds(
   distillWorkflowId: string,
   teacher: string,
-): { train: string; logits: (epoch: number) => string } {
+): { train: string; logits: (epoch: number) => string; features: (epoch: number) => string } {
+  const suffix = (epoch: number) => (epoch > 0 ? `-e${epoch}` : '');
   return {
     train: `${distillWorkflowId}.${teacher}.train`,
-    logits: (epoch) => `${distillWorkflowId}.${teacher}.logits${epoch > 0 ? `-e${epoch}` : ''}`,
+    logits: (epoch) => `${distillWorkflowId}.${teacher}.logits${suffix(epoch)}`,
+    features: (epoch) => `${distillWorkflowId}.${teacher}.features${suffix(epoch)}`,
   };
 }

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 
 import { DATASET_NAMES } from '../ml/data/names';
+import { FEATURE_MAP_MODELS } from '../ml/models/names';
 import { experimentSchema, heartbeatTimeoutSchema, nameSchema, objectRefSchema, parseSpec } from './spec';
 import { trainConfigSpecSchema } from './train';
 
@@ -37,6 +38,11 @@ export const precomputeSpecSchema = z
     limit: z.number().int().positive().optional(),
     augmentation: augmentationSpecSchema.default({ policy: 'none', seed: 0, epoch: 0 }),
     format: z.enum(LOGIT_FORMAT_NAMES).default('float16'),
+    /**
+     * What is stored per sample: the teacher's logits (absent), or its last feature map (feature distillation;
+     * float32 or float16, h·w·c values per sample).
+     */
+    outputs: z.enum(['logits', 'features']).optional(),
     /** top-k: probabilities kept per sample. */
     k: z.number().int().positive().optional(),
     shardSize: z.number().int().positive().default(10_000),
@@ -46,6 +52,20 @@ export const precomputeSpecSchema = z
   })
   .strict()
   .superRefine((s, ctx) => {
+    if (s.outputs === 'features') {
+      if (s.format === 'top-k')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['format'],
+          message: 'a feature map is stored as float32 or float16',
+        });
+      if (!(FEATURE_MAP_MODELS as readonly string[]).includes(s.teacher.train.model))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['outputs'],
+          message: `${s.teacher.train.model} has no feature map to store (${FEATURE_MAP_MODELS.join(', ')} have)`,
+        });
+    }
     if (s.format === 'top-k' && s.k === undefined) {
       ctx.addIssue({ code: 'custom', path: ['k'], message: 'required for format top-k' });
     }

@@ -53,6 +53,12 @@ export const logitManifestSchema = z
     split: z.string().min(1),
     augmentation: augmentationSchema,
     format: z.enum(LOGIT_FORMATS),
+    /**
+     * What the rows are: the teacher's logits (absent: logits), or its last feature map, flattened (h, w, c), of
+     * `shape` [h, w, c] (then `classes` is the values per sample, h·w·c).
+     */
+    outputs: z.enum(['logits', 'features']).optional(),
+    shape: z.array(z.number().int().min(1)).length(3).optional(),
     /** top-k only: how many probabilities per sample are stored. */
     k: z.number().int().min(1).optional(),
     classes: z.number().int().min(1).max(MAX_LOGIT_CLASSES),
@@ -69,6 +75,15 @@ export const logitManifestSchema = z
       if (m.k === undefined) issue(['k'], 'required for format top-k');
       else if (m.k > m.classes) issue(['k'], `${m.k} exceeds classes ${m.classes}`);
     } else if (m.k !== undefined) issue(['k'], `only meaningful for format top-k, not ${m.format}`);
+    if (m.outputs === 'features') {
+      if (m.format === 'top-k') issue(['format'], 'a feature map is stored as float32 or float16, not top-k');
+      if (m.shape === undefined) issue(['shape'], 'required for outputs features');
+      else if (m.shape.reduce((a, b) => a * b, 1) !== m.classes)
+        issue(
+          ['shape'],
+          `[${m.shape.join(', ')}] holds ${m.shape.reduce((a, b) => a * b, 1)} values, classes is ${m.classes}`,
+        );
+    } else if (m.shape !== undefined) issue(['shape'], 'only meaningful for outputs features');
     const want = Math.ceil(m.sampleCount / m.shardSize);
     if (m.shards.length !== want) {
       issue(
@@ -162,6 +177,9 @@ export interface LogitSetIdentity extends DataIdentity {
   classes: number;
   sampleCount: number;
   shardSize: number;
+  /** Absent for logits: the keys of every logit set made before feature sets existed stay what they were. */
+  outputs?: 'features';
+  shape?: number[];
 }
 
 /**

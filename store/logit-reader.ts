@@ -50,6 +50,8 @@ export interface LogitReaderOptions {
   concurrency?: number;
   /** Bound on the decoded shards kept (Float32 values), in bytes (default 256 MiB). */
   cacheBytes?: number;
+  /** What the sets must hold: teacher logits (default) or feature maps; a set of the other kind is refused. */
+  outputs?: 'logits' | 'features';
 }
 
 export interface TeacherInfo {
@@ -175,6 +177,19 @@ export class LogitReader {
           `logit manifest '${key}' (teacher ${manifest.teacher.name}) does not match the student's data: ` +
             `${field} is ${describe(got)} in the manifest but ${describe(want)} for the student ` +
             `(stored outputs are only valid for the exact dataset, split and augmentation they were computed on)`,
+        );
+      }
+    }
+    const outputs = opts.outputs ?? 'logits';
+    for (const { key, manifest } of sets) {
+      const got = manifest.outputs ?? 'logits';
+      if (got !== outputs) {
+        throw new LogitSetMismatchError(
+          key,
+          'outputs',
+          outputs,
+          got,
+          `manifest '${key}' (teacher ${manifest.teacher.name}) holds ${got}, the reader was asked for ${outputs}`,
         );
       }
     }

@@ -66,21 +66,31 @@ export async function distillWorkflow(input: unknown): Promise<DistillResult> {
         if (t.train) await executeChild(trainWorkflow, { args: [t.train], workflowId: ids.train });
         const made = await Promise.all(
           t.precompute.map(async ({ epoch, spec: p }) => {
+            const features = p.outputs === 'features';
             const r = await executeChild(precomputeLogitsWorkflow, {
               args: [p],
-              workflowId: ids.logits(epoch),
+              workflowId: features ? ids.features(epoch) : ids.logits(epoch),
             });
-            return [epoch, r.manifestKey] as const;
+            return { epoch, features, key: r.manifestKey };
           }),
         );
         const manifestKeys = [...t.manifestKeys];
-        for (const [epoch, key] of made) manifestKeys[epoch] = key;
-        if (manifestKeys.some((k) => k === null)) {
-          throw new Error(`internal: teacher ${t.name} still lacks a logit set after its precomputes`);
+        const featureKeys = t.featureKeys ? [...t.featureKeys] : null;
+        for (const m of made) {
+          if (m.features && featureKeys) featureKeys[m.epoch] = m.key;
+          else if (!m.features) manifestKeys[m.epoch] = m.key;
+        }
+        if ([...manifestKeys, ...(featureKeys ?? [])].some((k) => k === null)) {
+          throw new Error(`internal: teacher ${t.name} still lacks a stored set after its precomputes`);
         }
         view.making = false;
         view.ready = true;
-        return { name: t.name, manifestKeys: manifestKeys as string[], trainRunId: t.trainRunId };
+        return {
+          name: t.name,
+          manifestKeys: manifestKeys as string[],
+          trainRunId: t.trainRunId,
+          ...(featureKeys ? { featureKeys: featureKeys as string[] } : {}),
+        };
       }),
     );
     phase('training');

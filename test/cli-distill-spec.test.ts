@@ -45,3 +45,17 @@ test('lth distill refuses a spec that cannot run, naming the field, before conne
   assert.match(twoTeachers.stderr, /teachers: kd.mode deit-hard takes 1 teacher\(s\), got 2/);
   assert.doesNotMatch(twoTeachers.stderr, /ECONNREFUSED|started/);
 });
+
+test('--features and --feature-weight set the feature term; --mode none drops it with the teachers', () => {
+  const spec = distillSpecFromFlags({ config: example('cnn.yaml'), features: 'cnn', featureWeight: 0.5 });
+  assert.deepEqual(spec.kd.features, { teacher: 'cnn', weight: 0.5, format: 'float16' });
+  const fromFile = distillSpecFromFlags({ config: example('cnn-features.yaml'), featureWeight: 2 });
+  assert.deepEqual(fromFile.kd.features, { teacher: 'cnn', weight: 2, format: 'float16' });
+  const alone = distillSpecFromFlags({ config: example('cnn-features.yaml'), mode: 'none' });
+  assert.equal(alone.kd.features, undefined);
+  assert.deepEqual(alone.teachers, []);
+  assert.throws(
+    () => distillSpecFromFlags({ config: example('both-tokens.yaml'), features: 'mlp' }),
+    /kd.features.teacher: names no teacher of this spec \(cnn, involution\)/,
+  );
+});

@@ -141,8 +141,8 @@ test('teachers train, precompute and inspect: coverage, size and accuracy from t
     const row = Array.from(rows.subarray(i * 10, i * 10 + 10));
     if (row.indexOf(Math.max(...row)) === labels[i]) correct++;
   }
-  assert.equal(view.accuracy.correct, correct);
-  assert.equal(view.accuracy.value, correct / 250);
+  assert.equal(view.accuracy?.correct, correct);
+  assert.equal(view.accuracy?.value, correct / 250);
   assert.ok(correct / 250 > 0.5, `a trained teacher beats chance: ${correct}/250`);
 
   const text = ok(await lth(['teachers', 'inspect', key]), 'inspect');

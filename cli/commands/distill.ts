@@ -16,6 +16,8 @@ interface DistillFlags extends TrainFieldFlags {
   experiment?: string;
   mode?: string;
   temperature?: number;
+  features?: string;
+  featureWeight?: number;
   checkpointEvery?: number;
   follow: boolean;
   json?: boolean;
@@ -32,13 +34,24 @@ export function distillSpecFromFlags(flags: Omit<DistillFlags, 'follow' | 'json'
   if (flags.checkpointEvery !== undefined) spec.checkpointEvery = flags.checkpointEvery;
   // The student alone: the spec's teachers have nothing to teach it.
   if (flags.mode === 'none') spec.teachers = [];
-  if (flags.mode !== undefined || flags.temperature !== undefined) {
-    const kd = base.kd !== null && typeof base.kd === 'object' ? { ...(base.kd as object) } : {};
-    spec.kd = {
-      ...kd,
-      ...(flags.mode !== undefined ? { mode: flags.mode } : {}),
-      ...(flags.temperature !== undefined ? { temperature: flags.temperature } : {}),
-    };
+  const changesKd = [flags.mode, flags.temperature, flags.features, flags.featureWeight].some(
+    (v) => v !== undefined,
+  );
+  if (changesKd) {
+    const kd: Record<string, unknown> =
+      base.kd !== null && typeof base.kd === 'object' ? { ...(base.kd as Record<string, unknown>) } : {};
+    if (flags.mode !== undefined) kd.mode = flags.mode;
+    if (flags.temperature !== undefined) kd.temperature = flags.temperature;
+    if (flags.features !== undefined || flags.featureWeight !== undefined) {
+      const given = kd.features !== null && typeof kd.features === 'object' ? (kd.features as object) : {};
+      kd.features = {
+        ...given,
+        ...(flags.features !== undefined ? { teacher: flags.features } : {}),
+        ...(flags.featureWeight !== undefined ? { weight: flags.featureWeight } : {}),
+      };
+    }
+    if (flags.mode === 'none') delete kd.features;
+    spec.kd = kd;
   }
   return parseDistillSpec(spec);
 }
@@ -49,10 +62,10 @@ function describeDistill(
   uiUrl: string | null,
   ns: string,
 ): string {
-  const teachers = result.teachers.map(
-    (t) =>
-      `  teacher ${t.name.padEnd(9)} ${t.manifestKeys.length > 0 ? t.manifestKeys.join(', ') : `online, run ${t.trainRunId}`}`,
-  );
+  const teachers = result.teachers.flatMap((t) => [
+    `  teacher ${t.name.padEnd(9)} ${t.manifestKeys.length > 0 ? t.manifestKeys.join(', ') : `online, run ${t.trainRunId}`}`,
+    ...(t.featureKeys ? [`  features ${t.name.padEnd(8)} ${t.featureKeys.join(', ')}`] : []),
+  ]);
   return [describeResult(result, workflowId, uiUrl, ns), ...teachers].join('\n');
 }
 
@@ -72,6 +85,12 @@ export function registerDistillCommand(program: Command): void {
       const t = num(v);
       if (!(t > 0)) throw new InvalidArgumentError(`expected a temperature > 0, got "${v}"`);
       return t;
+    })
+    .option('--features <teacher>', "also regress the patch tokens onto this teacher's last feature map")
+    .option('--feature-weight <w>', 'weight of the feature term (default 1)', (v) => {
+      const w = num(v);
+      if (!(w > 0)) throw new InvalidArgumentError(`expected a weight > 0, got "${v}"`);
+      return w;
     });
   addTrainOptions(cmd)
     .option('--checkpoint-every <n>', 'checkpoint to the store every N steps', int)

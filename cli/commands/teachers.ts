@@ -144,8 +144,10 @@ export interface LogitSetView {
   bytesPerSample: number;
   /** Half-open index ranges [start, end). */
   coverage: { ranges: [number, number][]; complete: boolean };
-  /** argmax of the stored outputs against the dataset's labels, on the views the teacher saw. */
-  accuracy: { correct: number; total: number; value: number; views: string };
+  /** A feature-map set (feature distillation): the map's [h, w, c]; absent for logits. */
+  features?: number[];
+  /** argmax of the stored outputs against the dataset's labels, on the views the teacher saw (null: feature maps). */
+  accuracy: { correct: number; total: number; value: number; views: string } | null;
 }
 
 export async function inspectLogitSet(
@@ -153,7 +155,8 @@ export async function inspectLogitSet(
   key: string,
 ): Promise<LogitSetView> {
   const m = await readLogitManifest(store, key, { verify: 'recorded' });
-  const { correct, total } = await logitSetAccuracy(store, key, m);
+  const features = m.outputs === 'features';
+  const { correct, total } = features ? { correct: 0, total: 0 } : await logitSetAccuracy(store, key, m);
   return {
     manifestKey: key,
     teacher: m.teacher,
@@ -169,15 +172,18 @@ export async function inspectLogitSet(
     totalBytes: m.shards.reduce((s, x) => s + x.bytes, 0),
     bytesPerSample: bytesPerSample(m.format, m.classes, m.k),
     coverage: coverage(m),
-    accuracy: {
-      correct,
-      total,
-      value: correct / total,
-      views:
-        m.augmentation.policy === 'none'
-          ? 'the plain images'
-          : `the augmented views it was computed on (${m.augmentation.policy}, seed ${m.augmentation.seed})`,
-    },
+    ...(features && m.shape ? { features: m.shape } : {}),
+    accuracy: features
+      ? null
+      : {
+          correct,
+          total,
+          value: correct / total,
+          views:
+            m.augmentation.policy === 'none'
+              ? 'the plain images'
+              : `the augmented views it was computed on (${m.augmentation.policy}, seed ${m.augmentation.seed})`,
+        },
   };
 }
 
@@ -192,17 +198,23 @@ export function describeLogitSet(v: LogitSetView): string {
     v.augmentation.policy === 'none' ? 'none' : `${v.augmentation.policy}, seed ${v.augmentation.seed}`;
   const ranges = v.coverage.ranges.map(([a, b]) => `${a}..${b - 1}`).join(', ');
   return [
-    `logit set ${v.manifestKey}`,
+    `${v.features ? 'feature-map set' : 'logit set'} ${v.manifestKey}`,
     `  teacher          ${v.teacher.name}`,
     `                   weights sha256 ${v.teacher.weightsSha256}`,
     `  data             ${v.dataset} ${v.split}, augmentation ${aug}`,
-    `  format           ${v.format}${v.k !== undefined ? ` (k = ${v.k})` : ''}, ${v.classes} classes`,
+    v.features
+      ? `  format           ${v.format}, the last feature map ${v.features.join('×')} (${v.classes} values a sample)`
+      : `  format           ${v.format}${v.k !== undefined ? ` (k = ${v.k})` : ''}, ${v.classes} classes`,
     `  samples          ${v.sampleCount}`,
     `  shards           ${v.shardCount} of ${v.shardSize} samples, ${formatBytes(v.totalBytes)} (${v.totalBytes} bytes)`,
     `  bytes/sample     ${v.bytesPerSample}`,
     `  coverage         ${ranges} (${v.coverage.complete ? `complete: 0..${v.sampleCount - 1}, no gaps` : 'GAPS OR OVERLAPS'})`,
-    `  teacher accuracy ${(v.accuracy.value * 100).toFixed(2)}% (${v.accuracy.correct}/${v.accuracy.total}, argmax of ` +
-      `the stored outputs on ${v.accuracy.views})`,
+    ...(v.accuracy
+      ? [
+          `  teacher accuracy ${(v.accuracy.value * 100).toFixed(2)}% (${v.accuracy.correct}/${v.accuracy.total}, argmax of ` +
+            `the stored outputs on ${v.accuracy.views})`,
+        ]
+      : []),
   ].join('\n');
 }
 

@@ -15,7 +15,7 @@
  *
  * The stack lives in .data/bench-distill/, so an interrupted bench started again reuses every finished run.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -36,7 +36,13 @@ import { distillationTotal, type TeacherTargets } from '../ml/distill';
 import { getModel } from '../ml/models';
 import { fromHost } from '../ml/tensors';
 import { batchTensors, Trainer } from '../ml/train';
-import { LogitReader, type ArtifactStore, type LogitBatch } from '../store';
+import {
+  bytesPerSample,
+  LogitReader,
+  readLogitManifest,
+  type ArtifactStore,
+  type LogitBatch,
+} from '../store';
 import { connectClient, openStore } from '../workers/connection';
 import { stopWorker } from '../workers/spawn';
 import { machineInfo, startBenchStack, startBenchWorkers, stat } from './support';
@@ -48,6 +54,11 @@ const VARIANTS: Record<string, { teachers: ('cnn' | 'involution')[]; kd: Distill
   'both-tokens': { teachers: ['cnn', 'involution'], kd: { mode: 'tokens', temperature: 1 } },
   'both-average': { teachers: ['cnn', 'involution'], kd: { mode: 'average', temperature: 1 } },
   'deit-hard': { teachers: ['cnn'], kd: { mode: 'deit-hard', alpha: 0.5 } },
+  // The review's feature-based family on top of the CNN token: patch tokens regress onto the teacher's 7×7×64 map.
+  'cnn-features': {
+    teachers: ['cnn'],
+    kd: { mode: 'tokens', temperature: 1, features: { teacher: 'cnn', weight: 1 } },
+  },
 };
 
 function log(msg: string): void {
@@ -213,6 +224,36 @@ async function timeEpoch(store: ArtifactStore, result: DistillResult, input: Dis
   };
 }
 
+interface PreviousResults {
+  runs: {
+    dataset: string;
+    trainFraction: number;
+    variant: string;
+    epochs: number;
+    testAccuracy: ReturnType<typeof stat>;
+    seeds: number[];
+  }[];
+  epoch: Awaited<ReturnType<typeof timeEpoch>>;
+  storage: Awaited<ReturnType<typeof storageOf>>;
+  settings: { dataset: string; trainFraction: number; seconds: number }[];
+}
+
+/** Bytes a sample of stored targets takes: the CNN teacher's logits and its feature map, from their manifests. */
+async function storageOf(store: ArtifactStore, result: DistillResult) {
+  const t = result.teachers.find((x) => x.featureKeys);
+  if (!t?.featureKeys) return null;
+  const [logits, features] = await Promise.all([
+    readLogitManifest(store, t.manifestKeys[0] as string),
+    readLogitManifest(store, t.featureKeys[0] as string),
+  ]);
+  return {
+    format: features.format,
+    logitBytesPerSample: bytesPerSample(logits.format, logits.classes, logits.k),
+    featureBytesPerSample: bytesPerSample(features.format, features.classes),
+    featureShape: features.shape ?? [],
+  };
+}
+
 async function main(): Promise<void> {
   const cli = new Command('bench/distill')
     .option('--seeds <n>', 'student seeds (0..n-1)', '3')
@@ -266,13 +307,44 @@ async function main(): Promise<void> {
     result: DistillResult;
   }[] = [];
   let epochTiming: Awaited<ReturnType<typeof timeEpoch>> | null = null;
+  /** Wall seconds of each (dataset, fraction) in this invocation (small where its runs were found finished). */
+  const settings: { dataset: string; trainFraction: number; seconds: number }[] = [];
+  /** What a sample's stored targets cost, read from the manifests of a feature-distillation run. */
+  let storage: {
+    format: string;
+    logitBytesPerSample: number;
+    featureBytesPerSample: number;
+    featureShape: number[];
+  } | null = null;
+  const file = quick
+    ? path.join(home, 'distill-quick.json')
+    : path.join(REPO_ROOT, 'bench', 'results', 'distill.json');
+  // Results of other settings or variants from earlier invocations are kept: a bench of one setting adds to the file.
+  const previous = existsSync(file)
+    ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<PreviousResults>)
+    : {};
+  const keyOf = (r: { dataset: string; trainFraction: number; variant: string }) =>
+    JSON.stringify([r.dataset, r.trainFraction, r.variant]);
   // Written after every (dataset, fraction), so a bench stopped part way keeps what it finished.
   const writeResults = () => {
     const student = getModel('vit-tiny');
     const groups = new Map<string, typeof runs>();
-    for (const r of runs) {
-      const k = JSON.stringify([r.dataset, r.trainFraction, r.variant]);
-      groups.set(k, [...(groups.get(k) ?? []), r]);
+    for (const r of runs) groups.set(keyOf(r), [...(groups.get(keyOf(r)) ?? []), r]);
+    const measured = [...groups.values()].map((g) => ({
+      dataset: g[0]!.dataset,
+      trainFraction: g[0]!.trainFraction,
+      variant: g[0]!.variant,
+      epochs: g[0]!.epochs,
+      testAccuracy: stat(g.map((r) => r.result.final.testAccuracy)),
+      seeds: g.map((r) => r.seed),
+    }));
+    const kept = (previous.runs ?? []).filter((r) => !groups.has(keyOf(r)));
+    const settingKey = (x: { dataset: string; trainFraction: number }) => `${x.dataset}/${x.trainFraction}`;
+    const settingSeconds = new Map<string, (typeof settings)[number]>();
+    // The longest measurement of a setting is the one that computed it (later ones attach to finished runs).
+    for (const x of [...(previous.settings ?? []), ...settings]) {
+      const had = settingSeconds.get(settingKey(x));
+      if (!had || x.seconds > had.seconds) settingSeconds.set(settingKey(x), x);
     }
     const out = {
       machine: machineInfo(),
@@ -283,25 +355,19 @@ async function main(): Promise<void> {
         params: student.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0),
       },
       sizes,
-      runs: [...groups.values()].map((g) => ({
-        dataset: g[0]!.dataset,
-        trainFraction: g[0]!.trainFraction,
-        variant: g[0]!.variant,
-        epochs: g[0]!.epochs,
-        testAccuracy: stat(g.map((r) => r.result.final.testAccuracy)),
-        seeds: g.map((r) => r.seed),
-      })),
-      epoch: epochTiming,
+      runs: [...kept, ...measured].sort((a, b) => keyOf(a).localeCompare(keyOf(b))),
+      epoch: epochTiming ?? previous.epoch ?? null,
+      storage: storage ?? previous.storage ?? null,
+      settings: [...settingSeconds.values()],
       wallSeconds: (performance.now() - started) / 1000,
       notes: [
         'testAccuracy: the final test accuracy of the student (its heads averaged), mean and sample std over seeds',
         'teachers are trained on the same subset as the student (trainFraction) with seed 0, their logits stored as float16',
+        "cnn-features: the cnn variant plus the patch tokens regressed (MSE, weight 1) onto the CNN teacher's last feature map, stored as float16",
+        'settings: wall seconds per (dataset, fraction), the longest invocation (the one that computed it)',
         quick ? 'the --quick smoke configuration: not a result' : 'sizes: see "sizes"',
       ],
     };
-    const file = quick
-      ? path.join(home, 'distill-quick.json')
-      : path.join(REPO_ROOT, 'bench', 'results', 'distill.json');
     mkdirSync(path.dirname(file), { recursive: true });
     writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
     log(`wrote ${path.relative(process.cwd(), file)} (${(out.wallSeconds / 60).toFixed(1)} min)`);
@@ -330,6 +396,7 @@ async function main(): Promise<void> {
             runs.push({ dataset, trainFraction: fraction, variant, epochs, seed, result });
             return { input, result };
           };
+          const settingStarted = performance.now();
           const made = await start(first, 0);
           const rest = order
             .flatMap((v) => Array.from({ length: seeds }, (_, s) => [v, s] as const))
@@ -345,6 +412,13 @@ async function main(): Promise<void> {
               `epoch: stored ${epochTiming.storedSeconds.toFixed(1)} s, online ${epochTiming.onlineSeconds.toFixed(1)} s`,
             );
           }
+          settings.push({
+            dataset,
+            trainFraction: fraction,
+            seconds: (performance.now() - settingStarted) / 1000,
+          });
+          const withFeatures = runs.find((r) => r.result.teachers.some((t) => t.featureKeys));
+          if (!storage && withFeatures) storage = await storageOf(openStore(endpoints), withFeatures.result);
           writeResults();
         }
       }

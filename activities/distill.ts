@@ -387,7 +387,7 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
           },
           images: (_indices, _epoch, extras) => extras.images as Float32Array,
           loss(m, params, batch) {
-            const { heads, patches } = (m as VitModelDef).tokenOutputs(params, batch.x, true);
+            const { heads, patches } = (m as VitModelDef).tokenOutputs(params, batch.x, true, batch.noise);
             const teacherMap = batch.extras.features;
             return distillationTotal(
               heads,
@@ -410,7 +410,7 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
           images: (_i, _e, extras) => extras as Float32Array,
           loss: (m, params, batch) =>
             crossEntropyToLabels(
-              (m as VitModelDef).tokenLogits(params, batch.x, true)[0] as tf.Tensor2D,
+              (m as VitModelDef).tokenLogits(params, batch.x, true, batch.noise)[0] as tf.Tensor2D,
               tf.tensor1d(batch.labels, 'int32'),
             ),
         };

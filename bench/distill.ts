@@ -196,7 +196,7 @@ async function timeEpoch(store: ArtifactStore, result: DistillResult, input: Dis
           prepare: async () => targets,
           loss: (m, p, b) =>
             distillationTotal(
-              (model as typeof model).tokenLogits(p, b.x, true),
+              (model as typeof model).tokenLogits(p, b.x, true, b.noise),
               tf.tensor1d(b.labels, 'int32'),
               b.extras,
               objective,

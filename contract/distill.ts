@@ -61,6 +61,10 @@ export const studentSpecSchema = z
     heads: z.number().int().positive().optional(),
     mlpRatio: z.number().positive().optional(),
     predict: z.enum(['average', 'class']).optional(),
+    /** Dropout after attention and MLP outputs while training (default none). */
+    dropout: z.number().min(0).lt(1).optional(),
+    /** Stochastic depth: the last block's drop-path rate, 0 in the first, linear between (DeiT; default none). */
+    dropPath: z.number().min(0).lt(1).optional(),
   })
   .strict();
 

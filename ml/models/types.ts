@@ -9,6 +9,11 @@ export interface ParamSpec {
   prunable: boolean;
 }
 
+/** The seed of one training step's random masks (the Trainer derives it from the run's seed and the step). */
+export interface NoiseSeed {
+  seed: number;
+}
+
 export interface ModelDef {
   name: string;
   /** Shape of one example, without the batch dimension (e.g. [28, 28, 1]). */
@@ -17,8 +22,12 @@ export interface ModelDef {
   params: ParamSpec[];
   /** Fresh parameters drawn from ml/rng.ts, so the same seed gives the same bits on every backend. */
   init(seed: number): NamedTensors;
-  /** x: [batch, ...inputShape] float32. Returns logits [batch, numClasses]. */
-  forward(params: Record<string, tf.Tensor>, x: tf.Tensor, training: boolean): tf.Tensor2D;
+  /**
+   * x: [batch, ...inputShape] float32. Returns logits [batch, numClasses]. A model with random regularisation
+   * (dropout, drop-path) draws it from `noise` while training, so that a step's masks are a pure function of the run's
+   * seed and the step (exact resume); models without any ignore it.
+   */
+  forward(params: Record<string, tf.Tensor>, x: tf.Tensor, training: boolean, noise?: NoiseSeed): tf.Tensor2D;
   /**
    * The last feature map before the classifier, [batch, h, w, c] (the target of feature distillation), for models
    * that have one; `featureShape` is its [h, w, c].

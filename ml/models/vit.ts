@@ -12,18 +12,23 @@
  * it is a plain ViT. `tokenLogits` gives every head's logits, for the distillation losses.
  *
  * Initialisation (DeiT/timm): weights, the tokens and the position embedding N(0, 0.02²); LayerNorm gains 1;
- * biases 0. Linear weights are prunable; embeddings, gains and biases are not. No dropout: the models here are
- * deterministic functions of their weights (dropout or drop-path would need a seeded mask per step).
+ * biases 0. Linear weights are prunable; embeddings, gains and biases are not.
+ *
+ * Regularisation (off by default): `dropout` after the attention's output projection and after the MLP (timm's
+ * proj_drop), and `dropPath` (stochastic depth) on both residual branches, its rate rising linearly from 0 in the
+ * first block to `dropPath` in the last (DeiT). Masks are drawn from the step's NoiseSeed, one derived seed per
+ * place, so a training step is a pure function of the weights, the batch and the step (exact resume); evaluation
+ * uses no mask.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import '../gradients.js';
 import { MlInputError } from '../errors.js';
-import { gelu, layerNorm, linear, patchify, selfAttention } from '../ops/transformer.js';
+import { dropPath, dropout, gelu, layerNorm, linear, patchify, selfAttention } from '../ops/transformer.js';
 import { Rng, deriveSeed } from '../rng.js';
 import { hostTensor, sizeOf, type NamedTensors } from '../tensors.js';
 import { paramGetter } from './params.js';
-import type { ModelDef, ParamSpec } from './types.js';
+import type { ModelDef, NoiseSeed, ParamSpec } from './types.js';
 
 const INPUT: readonly [number, number, number] = [28, 28, 1];
 const CLASSES = 10;
@@ -49,6 +54,10 @@ export const vitConfigSchema = z
      * many channels (a teacher's feature map, one patch per position). Absent: no projection.
      */
     featureChannels: z.number().int().min(1).optional(),
+    /** Dropout rate after attention and MLP outputs while training. */
+    dropout: z.number().min(0).lt(1).optional(),
+    /** Stochastic-depth rate of the last block (0 in the first, linear in between). */
+    dropPath: z.number().min(0).lt(1).optional(),
   })
   .strict()
   .refine((c) => c.dim % c.heads === 0, { message: 'dim must be a multiple of heads', path: ['heads'] })
@@ -62,7 +71,12 @@ export type VitConfig = z.output<typeof vitConfigSchema>;
 export interface VitModelDef extends ModelDef {
   config: VitConfig;
   /** Logits of every head, [B, classes] each: the class head first, then one per distillation token. */
-  tokenLogits(params: Record<string, tf.Tensor>, x: tf.Tensor, training: boolean): tf.Tensor2D[];
+  tokenLogits(
+    params: Record<string, tf.Tensor>,
+    x: tf.Tensor,
+    training: boolean,
+    noise?: NoiseSeed,
+  ): tf.Tensor2D[];
   /**
    * tokenLogits, and with `featureChannels` the projected patch tokens [B, patches, featureChannels] in row-major
    * patch order (the order of a [B, h, w, c] feature map's positions); null without.
@@ -71,6 +85,7 @@ export interface VitModelDef extends ModelDef {
     params: Record<string, tf.Tensor>,
     x: tf.Tensor,
     training: boolean,
+    noise?: NoiseSeed,
   ): { heads: tf.Tensor2D[]; patches: tf.Tensor3D | null };
   /** The patch grid's side: 28 / patch. */
   grid: number;
@@ -135,10 +150,25 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
 
   const patchCount = (INPUT[0] / c.patch) * (INPUT[1] / c.patch);
 
+  const dropRate = c.dropout ?? 0;
+  const pathRate = (block: number) => (c.depth > 1 ? ((c.dropPath ?? 0) * (block - 1)) / (c.depth - 1) : 0);
+  const regularised = dropRate > 0 || (c.dropPath ?? 0) > 0;
+
   function tokenOutputs(
     p: Record<string, tf.Tensor>,
     x: tf.Tensor,
+    training: boolean,
+    noise: NoiseSeed | undefined,
   ): { heads: tf.Tensor2D[]; patches: tf.Tensor3D | null } {
+    if (training && regularised && !noise) {
+      throw new MlInputError(`${name}: dropout and drop-path need the step's noise seed while training`);
+    }
+    // The residual branch of block i's attention ('attn') or MLP ('mlp'), with its dropout and drop-path.
+    const branch = (t: tf.Tensor, block: number, where: string): tf.Tensor => {
+      if (!training || !noise || !regularised) return t;
+      const seed = (what: string) => deriveSeed(noise.seed, `block${block}.${where}.${what}`);
+      return dropPath(dropout(t, dropRate, seed('dropout')), pathRate(block), seed('path'));
+    };
     // tidy keeps tensors in arrays and objects, not nulls: the patches travel as a list of zero or one.
     const out = tf.tidy(() => {
       const images = tf.reshape(x, [-1, ...INPUT]) as tf.Tensor4D;
@@ -166,7 +196,7 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
             },
             c.heads,
           );
-          const h1 = tf.add(h, attended) as tf.Tensor3D;
+          const h1 = tf.add(h, branch(attended, i, 'attn')) as tf.Tensor3D;
           const n2 = layerNorm(h1, param(p, `${b}.norm2.gain`), param(p, `${b}.norm2.bias`)) as tf.Tensor3D;
           const up = gelu(linear(n2, param(p, `${b}.mlp.fc1.weight`), param(p, `${b}.mlp.fc1.bias`)));
           const down = linear(
@@ -174,7 +204,7 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
             param(p, `${b}.mlp.fc2.weight`),
             param(p, `${b}.mlp.fc2.bias`),
           );
-          return tf.add(h1, down) as tf.Tensor3D;
+          return tf.add(h1, branch(down, i, 'mlp')) as tf.Tensor3D;
         });
       }
       // Only the token positions feed the heads: normalise those (and the patches when they are projected; the
@@ -204,9 +234,14 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
     });
     return { heads: out.heads, patches: out.patches[0] ?? null };
   }
-  const tokenLogits = (p: Record<string, tf.Tensor>, x: tf.Tensor): tf.Tensor2D[] =>
+  const tokenLogits = (
+    p: Record<string, tf.Tensor>,
+    x: tf.Tensor,
+    training: boolean,
+    noise: NoiseSeed | undefined,
+  ): tf.Tensor2D[] =>
     tf.tidy(() => {
-      const { heads, patches } = tokenOutputs(p, x);
+      const { heads, patches } = tokenOutputs(p, x, training, noise);
       patches?.dispose();
       return heads;
     });
@@ -231,11 +266,11 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
       return out;
     },
     grid: INPUT[0] / c.patch,
-    tokenLogits: (p, x) => tokenLogits(p, x),
-    tokenOutputs: (p, x) => tokenOutputs(p, x),
-    forward(p, x) {
+    tokenLogits: (p, x, training, noise) => tokenLogits(p, x, training, noise),
+    tokenOutputs: (p, x, training, noise) => tokenOutputs(p, x, training, noise),
+    forward(p, x, training, noise) {
       return tf.tidy(() => {
-        const heads = tokenLogits(p, x);
+        const heads = tokenLogits(p, x, training, noise);
         if (heads.length === 1 || c.predict === 'class') return heads[0] as tf.Tensor2D;
         const sum = heads.map((l) => tf.softmax(l)).reduce((a, b) => tf.add(a, b));
         // + 1e-30: a probability that underflowed to 0 gives a finite (very negative) logit, not -inf.

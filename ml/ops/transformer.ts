@@ -107,3 +107,22 @@ export function selfAttention(x: tf.Tensor3D, w: AttentionWeights, heads: number
     return linear(mixed, w.out, w.outBias);
   });
 }
+
+/**
+ * Inverted dropout with a seeded mask: each element kept with probability 1 − rate and scaled by 1/(1 − rate), so
+ * the expectation is x. The mask is drawn on the host from `seed` (TF.js's seeded uniform), the same bits on every
+ * backend; only the multiplication is differentiated.
+ */
+export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
+  if (rate === 0) return x;
+  return tf.dropout(x, rate, undefined, seed);
+}
+
+/**
+ * Drop-path (stochastic depth, Huang et al.; DeiT's regulariser): a residual branch [B, ...] zeroed for a whole
+ * sample with probability `rate`, the kept samples scaled by 1/(1 − rate).
+ */
+export function dropPath(branch: tf.Tensor, rate: number, seed: number): tf.Tensor {
+  if (rate === 0) return branch;
+  return tf.dropout(branch, rate, [branch.shape[0] as number, ...branch.shape.slice(1).map(() => 1)], seed);
+}

@@ -12,7 +12,8 @@ import { epochOrder, type Dataset } from '../data/index.js';
 import '../gradients.js';
 import { MlInputError, TrainingAbortedError, TrainingStoppedError } from '../errors.js';
 import { getModel } from '../models/index.js';
-import type { ModelDef } from '../models/types.js';
+import type { ModelDef, NoiseSeed } from '../models/types.js';
+import { deriveSeed } from '../rng.js';
 import { assertHostTensor, hostTensor, toHostAsync, type HostTensor, type NamedTensors } from '../tensors.js';
 import { batchTensors, crossEntropy, evaluateTensors } from './evaluate.js';
 import { applyUpdate, slotSpecs } from './optimizers.js';
@@ -38,6 +39,8 @@ export interface StepBatch<E> {
   x: tf.Tensor;
   /** What the objective prepared for these samples (e.g. the teachers' stored targets). */
   extras: E;
+  /** The step's dropout/drop-path seed: pass it to the model (a pure function of the run's seed and the step). */
+  noise: NoiseSeed;
 }
 
 /**
@@ -292,13 +295,14 @@ export class Trainer {
     }
     const spec = this.config.optimizer;
     const names = this.names;
+    const noise: NoiseSeed = { seed: deriveSeed(this.config.seed, 'noise', s) };
     const out = tf.tidy(() => {
       const f = (...ws: tf.Tensor[]): tf.Scalar => {
         const p: Tensors = {};
         names.forEach((n, i) => (p[n] = ws[i] as tf.Tensor));
         if (objective)
-          return objective.def.loss(this.model, p, { indices, labels, x, extras: objective.extras });
-        return crossEntropy(this.model.forward(p, x, true), y);
+          return objective.def.loss(this.model, p, { indices, labels, x, extras: objective.extras, noise });
+        return crossEntropy(this.model.forward(p, x, true, noise), y);
       };
       const { value, grads } = tf.valueAndGrads(f)(names.map((n) => this.params[n] as tf.Tensor));
       const g: Tensors = {};

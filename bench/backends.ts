@@ -19,8 +19,8 @@ import path from 'node:path';
 import { selectBackend, type BackendName } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { getModel, isModelName, MODEL_NAMES } from '../ml/models';
-import { Trainer, type OptimizerSpec, type TrainConfig } from '../ml/train';
-import { machineInfo } from './support';
+import { Trainer, type TrainConfig } from '../ml/train';
+import { benchOptimizer, machineInfo } from './support';
 
 const BATCH = 128;
 /**
@@ -49,7 +49,7 @@ const WARMUP_CAP_SECONDS = 2;
  */
 const ROUNDS = 3;
 
-interface RunSpec {
+export interface RunSpec {
   backend: BackendName;
   threads: number | null;
   model: string;
@@ -57,7 +57,7 @@ interface RunSpec {
   rounds: number;
 }
 
-interface BenchResult {
+export interface BenchResult {
   backend: BackendName;
   model: string;
   batch: number;
@@ -78,11 +78,6 @@ interface BenchResult {
 
 function log(msg: string): void {
   process.stderr.write(`${msg}\n`);
-}
-
-/** lenet-300-100 keeps open_lth's lr; the conv nets blow up there (loss 3.6 -> 33 in one step) and get 0.01. */
-function benchOptimizer(model: string): OptimizerSpec & { kind: 'sgd' } {
-  return { kind: 'sgd', lr: model === 'lenet-300-100' ? 0.1 : 0.01, momentum: 0.9 };
 }
 
 async function runChild(spec: RunSpec): Promise<BenchResult> {

@@ -89,3 +89,8 @@ export function startBenchWorkers(
   }
   return workers;
 }
+
+/** lenet-300-100 keeps open_lth's lr; the conv nets blow up there (loss 3.6 -> 33 in one step) and get 0.01. */
+export function benchOptimizer(model: string): { kind: 'sgd'; lr: number; momentum: number } {
+  return { kind: 'sgd', lr: model === 'lenet-300-100' ? 0.1 : 0.01, momentum: 0.9 };
+}

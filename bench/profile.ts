@@ -1,0 +1,167 @@
+/**
+ * Where a training step's time goes, per model, on one backend (default native TensorFlow, 1 thread; batch 128,
+ * SGD with momentum as bench/backends.ts): the kernels one step runs (how many, of which kind, their summed time),
+ * the step's wall time, the rest (JavaScript outside the kernels: the tape, gradient functions, tidy bookkeeping,
+ * optimizer and mask handling), the tensors it allocates, and the cost of dispatching one trivial op. Writes
+ * bench/results/profile.json; ml/README.md reads it.
+ *
+ *   node --import tsx bench/profile.ts                      # every model, native, 1 thread
+ *   node --import tsx bench/profile.ts --backend wasm --models lenet-300-100
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import * as tf from '@tensorflow/tfjs-core';
+import { Command } from 'commander';
+
+import { REPO_ROOT } from '../infra/paths';
+import { selectBackend, type BackendName } from '../ml/backend';
+import { loadDataset } from '../ml/data';
+import { getModel } from '../ml/models';
+import { MODEL_NAMES } from '../ml/models/names';
+import { Trainer, type TrainConfig } from '../ml/train';
+import { benchOptimizer, machineInfo } from './support';
+
+const BATCH = 128;
+const WARMUP = 5;
+const TIMED = 15;
+const PROFILED = 3;
+
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
+
+/** µs to dispatch one trivial op (a one-element add) and free its output: the floor under every kernel call. */
+function dispatchMicros(): number {
+  const a = tf.scalar(1);
+  const b = tf.scalar(2);
+  const rounds: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 2000; i++) tf.add(a, b).dispose();
+    rounds.push(((performance.now() - t0) * 1000) / 2000);
+  }
+  tf.dispose([a, b]);
+  return median(rounds);
+}
+
+async function profileModel(model: string) {
+  const data = loadDataset('mnist', 'train', { limit: 4096 });
+  const config: TrainConfig = {
+    model,
+    dataset: 'mnist',
+    optimizer: benchOptimizer(model),
+    batchSize: BATCH,
+    iterations: 10_000,
+    evalEvery: 0,
+    seed: 1,
+  };
+  const trainer = new Trainer(config, data, { weights: getModel(model).init(1) });
+  try {
+    for (let i = 0; i < WARMUP; i++) trainer.trainStep();
+    await trainer.readLoss();
+    const walls: number[] = [];
+    for (let i = 0; i < TIMED; i++) {
+      const t0 = performance.now();
+      trainer.trainStep();
+      await trainer.readLoss();
+      walls.push(performance.now() - t0);
+    }
+    // The profiler times each kernel synchronously; its NaN check would read every output back: off.
+    const check = tf.env().getBool('CHECK_COMPUTATION_FOR_ERRORS');
+    tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', false);
+    const profiles = [];
+    try {
+      for (let i = 0; i < PROFILED; i++) {
+        const before = tf.memory().numTensors;
+        const p = await tf.profile(() => {
+          trainer.trainStep();
+        });
+        await trainer.readLoss();
+        const times = await Promise.all(p.kernels.map(async (k) => Number(await k.kernelTimeMs)));
+        profiles.push({ p, times, leaked: tf.memory().numTensors - before });
+      }
+    } finally {
+      tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', check);
+    }
+    const best = profiles.reduce((a, b) =>
+      a.times.reduce((x, y) => x + y, 0) <= b.times.reduce((x, y) => x + y, 0) ? a : b,
+    );
+    const byKernel = new Map<string, { count: number; ms: number }>();
+    best.p.kernels.forEach((k, i) => {
+      const e = byKernel.get(k.name) ?? { count: 0, ms: 0 };
+      e.count++;
+      e.ms += best.times[i] as number;
+      byKernel.set(k.name, e);
+    });
+    const kernelMs = best.times.reduce((x, y) => x + y, 0);
+    const wallMs = median(walls);
+    return {
+      model,
+      batch: BATCH,
+      wallMs,
+      kernels: best.p.kernels.length,
+      kernelMs,
+      outsideKernelsMs: wallMs - kernelMs,
+      outsideShare: (wallMs - kernelMs) / wallMs,
+      /** Outside time spread over the kernels: what each op costs beyond its kernel. */
+      outsidePerKernelMicros: ((wallMs - kernelMs) * 1000) / best.p.kernels.length,
+      tensorsAllocated: best.p.newTensors + best.p.kernels.reduce((n, k) => n + k.tensorsAdded, 0),
+      tensorsLeftAfterStep: best.leaked,
+      peakBytes: best.p.peakBytes,
+      topKernels: [...byKernel]
+        .map(([name, e]) => ({ name, count: e.count, ms: Number(e.ms.toFixed(3)) }))
+        .sort((a, b) => b.ms - a.ms)
+        .slice(0, 10),
+      kernelCounts: Object.fromEntries([...byKernel].map(([name, e]) => [name, e.count])),
+    };
+  } finally {
+    trainer.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  const cli = new Command('bench/profile')
+    .option('--backend <name>', 'tensorflow, wasm or cpu', 'tensorflow')
+    .option('--threads <n>', 'threads', '1')
+    .option('--models <list>', 'comma-separated', MODEL_NAMES.join(','))
+    .parse(process.argv);
+  const o = cli.opts<{ backend: string; threads: string; models: string }>();
+  const info = await selectBackend({
+    prefer: o.backend as BackendName,
+    threads: Number(o.threads),
+    log: (m) => process.stderr.write(`${m}\n`),
+  });
+  const dispatch = dispatchMicros();
+  process.stderr.write(`[bench/profile] one trivial op: ${dispatch.toFixed(1)} µs\n`);
+  const models = [];
+  for (const model of o.models.split(',')) {
+    const m = await profileModel(model);
+    models.push(m);
+    process.stderr.write(
+      `[bench/profile] ${model.padEnd(19)} step ${m.wallMs.toFixed(1)} ms: ${m.kernels} kernels ${m.kernelMs.toFixed(1)} ms, ` +
+        `outside ${m.outsideKernelsMs.toFixed(1)} ms (${(100 * m.outsideShare).toFixed(0)}%, ${m.outsidePerKernelMicros.toFixed(0)} µs a kernel), ` +
+        `${m.tensorsAllocated} tensors\n`,
+    );
+  }
+  const out = {
+    machine: machineInfo(),
+    backend: { ...info },
+    dispatchMicros: dispatch,
+    models,
+    notes: [
+      `batch ${BATCH}; wallMs: median of ${TIMED} steps, each waited for; kernels and kernelMs: the profiled step ` +
+        `(of ${PROFILED}) with the least kernel time, each kernel timed synchronously by the backend`,
+      'outsideKernelsMs = wallMs - kernelMs: JavaScript around the kernels (tape, gradient functions, tidy, ' +
+        'optimizer, masks, batch assembly)',
+      'dispatchMicros: one one-element add and its dispose, the floor under any op',
+    ],
+  };
+  const file = path.join(REPO_ROOT, 'bench', 'results', `profile-${info.name}.json`);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
+  process.stderr.write(`[bench/profile] wrote ${path.relative(process.cwd(), file)}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

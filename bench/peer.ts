@@ -7,6 +7,7 @@
  *
  *   npm run bench:peer                                   # everything (~15 min on 2 cores)
  *   npm run bench:peer -- --models lenet-300-100,vit-tiny --rounds 5
+ *   npm run bench:peer -- --frameworks lth-native,lth-native-composite   # what ml/native-kernels.ts saves
  *
  * The PyTorch side (bench/peer/torch_peer.py, architectures layer for layer as ml/models) runs in .tools/peer/,
  * installed on first use by bench/peer/install.sh from the pinned bench/peer/requirements.txt (a few GB; never part
@@ -26,7 +27,8 @@ import { MODEL_NAMES } from '../ml/models/names';
 import type { BenchResult, RunSpec } from './backends';
 import { benchOptimizer, machineInfo } from './support';
 
-type Framework = 'lth-native' | 'lth-wasm' | 'pytorch';
+/** lth-native-composite: native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off), the baseline. */
+type Framework = 'lth-native' | 'lth-native-composite' | 'lth-wasm' | 'pytorch';
 
 interface Config {
   model: string;
@@ -100,7 +102,7 @@ async function measure(c: Config, data: { images: string; labels: string }) {
     return { samplesPerSec: r.samplesPerSec, version: `torch ${r.torch}` };
   }
   const spec: RunSpec = {
-    backend: c.framework === 'lth-native' ? 'tensorflow' : 'wasm',
+    backend: c.framework === 'lth-wasm' ? 'wasm' : 'tensorflow',
     threads: c.threads,
     model: c.model,
     batch: BATCH,
@@ -109,7 +111,13 @@ async function measure(c: Config, data: { images: string; labels: string }) {
   const out = await runProcess(
     process.execPath,
     ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'backends.ts'), '--child', JSON.stringify(spec)],
-    { ...process.env, LTH_BACKEND: '', LTH_THREADS: '', TF_NUM_INTRAOP_THREADS: '' },
+    {
+      ...process.env,
+      LTH_BACKEND: '',
+      LTH_THREADS: '',
+      TF_NUM_INTRAOP_THREADS: '',
+      LTH_NATIVE_KERNELS: c.framework === 'lth-native-composite' ? 'off' : '',
+    },
   );
   const r = JSON.parse(out) as BenchResult;
   return { samplesPerSec: r.samplesPerSec, version: `${r.package}@${r.version}` };
@@ -205,6 +213,7 @@ async function main(): Promise<void> {
       model,
       lthNative: best(model, 'lth-native'),
       lthWasm: best(model, 'lth-wasm') || null,
+      lthNativeComposite: best(model, 'lth-native-composite') || null,
       pytorch: best(model, 'pytorch'),
       ratio: Number((best(model, 'lth-native') / best(model, 'pytorch')).toFixed(3)),
     }),

@@ -16,6 +16,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 
+import { registerNativeKernels } from './native-kernels.js';
+
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export interface BackendInfo {
   name: BackendName;
@@ -214,6 +216,11 @@ async function loadNative(
         'install versions that dedupe to one tfjs-core',
     );
   }
+  const kernels = requireHere(`${pkg}/dist/nodejs_kernel_backend`) as {
+    createTensorsTypeOpAttr: Parameters<typeof registerNativeKernels>[0];
+  };
+  // LTH_NATIVE_KERNELS=off keeps tfjs's composite gradients (to measure what the native ones save).
+  if (process.env.LTH_NATIVE_KERNELS !== 'off') registerNativeKernels(kernels.createTensorsTypeOpAttr);
   await activate('tensorflow', backend);
   return { name: backend, package: pkg, version: packageVersion(pkg), threads: intraOpThreadsFromEnv() };
 }

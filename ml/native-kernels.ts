@@ -1,0 +1,60 @@
+/**
+ * Gradients that native TensorFlow computes in one op where tfjs composes several. Every tfjs op costs tens of µs of
+ * JavaScript and binding around its kernel (bench/profile.ts), so a composite is paid per op, not per element:
+ * tfjs's ReLU gradient, dy·step(x), is a Step that tfjs-node builds from IsNan, Greater, Fill and Select, then a
+ * Cast and a Multiply, about ten kernel calls for what TensorFlow's ReluGrad does in one.
+ *
+ * Registered when a native backend loads (ml/backend.ts), as the `tensorflow` backend's kernels and as the
+ * gradient of their forward kernel; other backends keep ml/gradients.ts' definitions. The values are the same:
+ * ReluGrad is dy where x > 0 and 0 elsewhere, as dy·step(x), except that its zeros are all +0 where dy·0 is −0 for a
+ * negative dy (test/ml-native-kernels.test.ts), which changes no sum that is not itself zero.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export const NATIVE_RELU_GRAD = 'LthNativeReluGrad';
+
+/** What the native backend offers kernels (tfjs-node's NodeJSKernelBackend, untyped across the package boundary). */
+interface NativeBackend {
+  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+}
+
+type TypeAttr = (name: string, dtype: tf.DataType) => unknown;
+
+/**
+ * Registers the kernels and gradients above. `typeAttr` is the native package's createTensorsTypeOpAttr (the
+ * TF_DataType attribute of an op), passed in so that this module does not load the package itself.
+ */
+let registered = false;
+
+export function registerNativeKernels(typeAttr: TypeAttr): void {
+  if (registered) return;
+  registered = true;
+  {
+    tf.registerKernel({
+      kernelName: NATIVE_RELU_GRAD,
+      backendName: 'tensorflow',
+      kernelFunc: ({ inputs, backend }) => {
+        const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
+        return (backend as unknown as NativeBackend).executeSingleOutput(
+          'ReluGrad',
+          [typeAttr('T', 'float32')],
+          [dy, x],
+        );
+      },
+    });
+  }
+  // Replaces tfjs's Relu gradient (registered when the native package loaded the tfjs union), for this backend only.
+  const composite = tf.getGradient(tf.Relu);
+  tf.registerGradient({
+    kernelName: tf.Relu,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const x = saved[0] as tf.Tensor;
+      if (tf.getBackend() === 'tensorflow' && x.dtype === 'float32' && !Array.isArray(dy)) {
+        return { x: () => tf.engine().runKernel(NATIVE_RELU_GRAD, { dy, x }) as tf.Tensor };
+      }
+      if (!composite) throw new Error('internal: no Relu gradient to fall back on');
+      return composite.gradFunc(dy, saved, attrs);
+    },
+  });
+}

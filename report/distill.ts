@@ -26,10 +26,21 @@ export interface VariantSummary {
 
 /** A variant's name: the mode and the teachers it learns from (`student` for none), e.g. `tokens(cnn+involution)`. */
 export function distillVariant(spec: DistillSpec): string {
-  if (spec.kd.mode === 'none' || spec.teachers.length === 0) return 'student';
+  const drop = [
+    spec.student.dropout ? `dropout=${spec.student.dropout}` : '',
+    spec.student.dropPath ? `drop-path=${spec.student.dropPath}` : '',
+  ].filter(Boolean);
+  if (spec.kd.mode === 'none' || spec.teachers.length === 0)
+    return drop.length > 0 ? `student [${drop.join(', ')}]` : 'student';
   const tau =
     spec.kd.mode === 'deit-hard' ? '' : spec.kd.temperature !== 1 ? `, τ=${spec.kd.temperature}` : '';
-  return `${spec.kd.mode}(${spec.teachers.map((t) => t.name).join('+')}${tau})`;
+  const features = spec.kd.features
+    ? ` +features(${spec.kd.features.teacher}${spec.kd.features.weight !== 1 ? `, w=${spec.kd.features.weight}` : ''})`
+    : '';
+  return (
+    `${spec.kd.mode}(${spec.teachers.map((t) => t.name).join('+')}${tau})${features}` +
+    (drop.length > 0 ? ` [${drop.join(', ')}]` : '')
+  );
 }
 
 export function summariseVariants(rows: DistillRunRow[]): VariantSummary[] {

@@ -2,7 +2,9 @@
  * Gradients that native TensorFlow computes in one op where tfjs composes several. Every tfjs op costs tens of µs of
  * JavaScript and binding around its kernel (bench/profile.ts), so a composite is paid per op, not per element:
  * tfjs's ReLU gradient, dy·step(x), is a Step that tfjs-node builds from IsNan, Greater, Fill and Select, then a
- * Cast and a Multiply, about ten kernel calls for what TensorFlow's ReluGrad does in one.
+ * Cast and a Multiply, about ten kernel calls for what TensorFlow's ReluGrad does in one. The softmax cross-entropy
+ * of a batch is some twenty kernel calls forward and backward as logSoftmax, multiply, sum, mean and their gradients;
+ * TensorFlow's SoftmaxCrossEntropyWithLogits returns each row's loss and its gradient, softmax − labels, in one.
  *
  * Registered when a native backend loads (ml/backend.ts), as the `tensorflow` backend's kernels and as the
  * gradient of their forward kernel; other backends keep ml/gradients.ts' definitions. The values are the same:
@@ -12,10 +14,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 export const NATIVE_RELU_GRAD = 'LthNativeReluGrad';
+export const NATIVE_SOFTMAX_XENT = 'LthNativeSoftmaxCrossEntropy';
 
 /** What the native backend offers kernels (tfjs-node's NodeJSKernelBackend, untyped across the package boundary). */
 interface NativeBackend {
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+  executeMultipleOutputs(
+    name: string,
+    attrs: unknown[],
+    inputs: tf.TensorInfo[],
+    count: number,
+  ): tf.TensorInfo[];
 }
 
 type TypeAttr = (name: string, dtype: tf.DataType) => unknown;
@@ -43,6 +52,19 @@ export function registerNativeKernels(typeAttr: TypeAttr): void {
       },
     });
   }
+  tf.registerKernel({
+    kernelName: NATIVE_SOFTMAX_XENT,
+    backendName: 'tensorflow',
+    kernelFunc: ({ inputs, backend }) => {
+      const { logits, labels } = inputs as { logits: tf.TensorInfo; labels: tf.TensorInfo };
+      return (backend as unknown as NativeBackend).executeMultipleOutputs(
+        'SoftmaxCrossEntropyWithLogits',
+        [typeAttr('T', 'float32')],
+        [logits, labels],
+        2,
+      );
+    },
+  });
   // Replaces tfjs's Relu gradient (registered when the native package loaded the tfjs union), for this backend only.
   const composite = tf.getGradient(tf.Relu);
   tf.registerGradient({
@@ -57,4 +79,28 @@ export function registerNativeKernels(typeAttr: TypeAttr): void {
       return composite.gradFunc(dy, saved, attrs);
     },
   });
+}
+
+/**
+ * The mean softmax cross-entropy of logits [B, C] against one-hot labels [B, C] as one native op, differentiable in the
+ * logits (the op's own gradient, (softmax − labels)/B); null where the native kernel is not registered or not active,
+ * so that the caller composes it from tfjs ops instead.
+ */
+export function nativeSoftmaxCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scalar | null {
+  if (tf.getBackend() !== 'tensorflow' || !tf.getKernel(NATIVE_SOFTMAX_XENT, 'tensorflow')) return null;
+  if (logits.dtype !== 'float32' || oneHot.dtype !== 'float32') return null;
+  const batch = logits.shape[0];
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [l, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const [rows, backprop] = tf
+      .engine()
+      .runKernel(NATIVE_SOFTMAX_XENT, { logits: l, labels: oneHot }) as tf.Tensor[];
+    save([backprop as tf.Tensor]);
+    return {
+      value: tf.mean(rows as tf.Tensor),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
+        tf.mul(saved[0] as tf.Tensor, tf.div(dy as tf.Tensor, batch)),
+    };
+  });
+  return f(logits) as tf.Scalar;
 }

@@ -47,6 +47,45 @@ export interface TemporalTlsPaths {
   caPath?: string;
 }
 
+/** What @temporalio's connections take for TLS: the files' bytes. */
+export interface TemporalTlsOptions {
+  clientCertPair?: { crt: Buffer; key: Buffer };
+  serverRootCACertificate?: Buffer;
+}
+
+/**
+ * Reads the TLS files a Temporal connection needs (undefined without any); an unreadable file or a certificate
+ * without its key is an Error naming the variable that set it.
+ */
+export function temporalTlsOptions(t: TemporalTlsPaths | undefined): TemporalTlsOptions | undefined {
+  if (!t || (!t.certPath && !t.keyPath && !t.caPath)) return undefined;
+  if (Boolean(t.certPath) !== Boolean(t.keyPath))
+    throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together');
+  const read = (file: string, variable: string): Buffer => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new Error(
+        `${variable}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  };
+  return {
+    ...(t.certPath && t.keyPath
+      ? {
+          clientCertPair: {
+            crt: read(t.certPath, 'TEMPORAL_TLS_CERT'),
+            key: read(t.keyPath, 'TEMPORAL_TLS_KEY'),
+          },
+        }
+      : {}),
+    ...(t.caPath ? { serverRootCACertificate: read(t.caPath, 'TEMPORAL_TLS_CA') } : {}),
+  };
+}
+
 export interface StackEndpoints {
   temporal: { address: string; namespace: string; uiUrl: string | null; tls?: TemporalTlsPaths };
   s3: { endpoint: string; accessKey: string; secretKey: string; bucket: string; consoleUrl: string | null };
@@ -269,18 +308,10 @@ export async function checkEndpoints(e: StackEndpoints, timeoutMs = 10_000): Pro
   };
   const temporalCheck = async () => {
     const { Connection } = await import('@temporalio/client');
-    const t = e.temporal.tls;
-    const tls =
-      t && (t.certPath || t.caPath)
-        ? {
-            ...(t.caPath ? { serverRootCACertificate: fs.readFileSync(t.caPath) } : {}),
-            ...(t.certPath && t.keyPath
-              ? { clientCertPair: { crt: fs.readFileSync(t.certPath), key: fs.readFileSync(t.keyPath) } }
-              : {}),
-          }
-        : undefined;
     let conn: Awaited<ReturnType<typeof Connection.connect>> | undefined;
     try {
+      // Inside the try: a missing certificate is this check's finding, not a crash of the command running it.
+      const tls = temporalTlsOptions(e.temporal.tls);
       conn = await Connection.connect({ address: e.temporal.address, tls, connectTimeout: timeoutMs });
       await conn.healthService.check({});
       out.temporal.reachable = true;

@@ -11,7 +11,13 @@ import {
   SEARCH_ATTRIBUTE_CLI_TYPES,
   temporalBinary,
 } from '../infra/embedded-stack';
-import { endpointsToEnv, resolveEndpoints, stackOptionsFromEnv } from '../infra/endpoints';
+import {
+  endpointsToEnv,
+  resolveEndpoints,
+  stackOptionsFromEnv,
+  checkEndpoints,
+  temporalTlsOptions,
+} from '../infra/endpoints';
 import { REPO_ROOT } from '../infra/paths';
 
 const external = {
@@ -138,4 +144,26 @@ test('the embedded server registers the declared search attributes, with the CLI
     assert.equal(cliTypeName(sdk), name, sdk);
     assert.equal(cliTypeName(`INDEXED_VALUE_TYPE_${sdk}`), name, `INDEXED_VALUE_TYPE_${sdk}`);
   }
+});
+
+test('TLS files that cannot be read are named by their variable, and a check reports them instead of throwing', async () => {
+  assert.equal(temporalTlsOptions(undefined), undefined);
+  assert.throws(
+    () => temporalTlsOptions({ caPath: '/nonexistent/ca.pem' }),
+    /TEMPORAL_TLS_CA: cannot read \/nonexistent\/ca.pem: ENOENT/,
+  );
+  assert.throws(
+    () => temporalTlsOptions({ certPath: '/x.pem' }),
+    /TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together/,
+  );
+  const e = resolveEndpoints({
+    TEMPORAL_ADDRESS: '127.0.0.1:1',
+    S3_ENDPOINT: 'http://127.0.0.1:1',
+    S3_ACCESS_KEY: 'k',
+    S3_SECRET_KEY: 's',
+    TEMPORAL_TLS_CA: '/nonexistent/ca.pem',
+  });
+  const check = await checkEndpoints(e, 1000);
+  assert.equal(check.temporal.reachable, false);
+  assert.match(check.temporal.error ?? '', /TEMPORAL_TLS_CA: cannot read/);
 });

@@ -164,7 +164,9 @@ async function main(): Promise<void> {
   const data = writeData();
   if (frameworks.includes('pytorch')) await checkArchitectures(models, data);
   // wasm computes on one thread under Node.js whatever it is asked (bench/results/backends.json notes): one row.
-  const threadCounts = (f: Framework) => (f === 'lth-wasm' ? [1] : [...new Set([1, cores])]);
+  // The composite baseline answers one question (what the native kernels save), on one thread.
+  const threadCounts = (f: Framework) =>
+    f === 'lth-wasm' || f === 'lth-native-composite' ? [1] : [...new Set([1, cores])];
   const configs: Config[] = models.flatMap((model) =>
     frameworks.flatMap((framework) =>
       threadCounts(framework).map((threads) => ({ model, framework, threads })),

@@ -30,20 +30,61 @@ export function patchify(x: tf.Tensor4D, patch: number): tf.Tensor3D {
   });
 }
 
-/** Layer normalisation over the last axis: (x − mean) / √(var + eps) · gain + bias, biased variance (PyTorch). */
+/**
+ * Layer normalisation over the last axis: (x − mean) / √(var + eps) · gain + bias, biased variance (PyTorch).
+ *
+ * Its gradient is written out (tf.customGrad) rather than left to the tape, which differentiates the nine forward
+ * ops one by one (means broadcast back through ones, rsqrt through pow, ...) in about twice as many kernels. With
+ * x̂ the normalised input, r = 1/√(var + eps), g the gain and ĝ = dy·g over the normalised axis of size D:
+ *   dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂)),   dgain = Σ_batch dy · x̂,   dbias = Σ_batch dy.
+ */
 export function layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor, eps = 1e-5): tf.Tensor {
-  return tf.tidy(() => {
-    const axis = x.rank - 1;
-    const centred = tf.sub(x, tf.mean(x, axis, true));
-    const variance = tf.mean(tf.square(centred), axis, true);
-    const normed = tf.mul(centred, tf.rsqrt(tf.add(variance, eps)));
-    return tf.add(tf.mul(normed, gain), bias);
+  const axis = x.rank - 1;
+  const batchAxes = Array.from({ length: axis }, (_, i) => i);
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xs, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const centred = tf.sub(xs, tf.mean(xs, axis, true));
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(centred), axis, true), eps));
+    const normed = tf.mul(centred, r);
+    save([normed, r, g]);
+    return {
+      value: tf.add(tf.mul(normed, g), b),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [xh, rs, gs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const d = dy as tf.Tensor;
+        const gh = tf.mul(d, gs);
+        const dx = tf.mul(
+          rs,
+          tf.sub(tf.sub(gh, tf.mean(gh, axis, true)), tf.mul(xh, tf.mean(tf.mul(gh, xh), axis, true))),
+        );
+        const reduce = (t: tf.Tensor) => (batchAxes.length > 0 ? tf.sum(t, batchAxes) : t);
+        return [dx, tf.reshape(reduce(tf.mul(d, xh)), gs.shape), tf.reshape(reduce(d), gs.shape)];
+      },
+    };
   });
+  return f(x, gain, bias);
 }
 
-/** GELU, the exact form: x · Φ(x) = x/2 · (1 + erf(x/√2)) (PyTorch's default, not the tanh approximation). */
+/**
+ * GELU, the exact form: x · Φ(x) = x/2 · (1 + erf(x/√2)) (PyTorch's default, not the tanh approximation), with its
+ * gradient written out, Φ(x) + x · φ(x) with φ(x) = exp(−x²/2)/√(2π), from the Φ the forward pass computed (the tape
+ * would differentiate erf and the products separately, in about twice the kernels).
+ */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xs, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const cdf = tf.mul(tf.add(tf.erf(tf.mul(xs, Math.SQRT1_2)), 1), 0.5);
+    save([xs, cdf]);
+    return {
+      value: tf.mul(xs, cdf),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [xv, phi] = saved as [tf.Tensor, tf.Tensor];
+        const pdf = tf.mul(tf.exp(tf.mul(tf.square(xv), -0.5)), 1 / Math.sqrt(2 * Math.PI));
+        return tf.mul(dy as tf.Tensor, tf.add(phi, tf.mul(xv, pdf)));
+      },
+    };
+  });
+  return f(x);
 }
 
 /** x @ W + b over the last axis of a [B, N, D] batch. */

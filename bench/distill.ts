@@ -298,6 +298,18 @@ async function main(): Promise<void> {
   const started = performance.now();
   const { opts, endpoints } = await startBenchStack(home, log);
   const workers = startBenchWorkers(home, endpoints, workerCount);
+  // Ctrl-C or SIGTERM: the workers drain (a running student checkpoints), the stack stops; the next invocation
+  // attaches to every started run and resumes it.
+  const stop = (signal: string) => {
+    log(
+      `${signal}: stopping the workers (running students checkpoint) and the stack; run the bench again to resume`,
+    );
+    void Promise.all(workers.map((w) => stopWorker(w, 60_000)))
+      .then(() => stackDown(opts))
+      .finally(() => process.exit(130));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
   const runs: {
     dataset: string;
     trainFraction: number;

@@ -2,7 +2,7 @@
 // precompute first), how it learns from them, and its training; and the values its workflow and activities exchange.
 import { z } from 'zod';
 
-import { KD_MODES } from '../ml/distill/modes';
+import { KD_MODE_DEFS, KD_MODES } from '../ml/distill/modes';
 import { FEATURE_MAP_MODELS, MODEL_NAMES } from '../ml/models/names';
 import { parseSpec, experimentSchema, heartbeatTimeoutSchema, nameSchema } from './spec';
 import { augmentationSpecSchema, LOGIT_FORMAT_NAMES, type PrecomputeSpec } from './precompute';
@@ -96,18 +96,19 @@ export const distillSpecSchema = z
       });
     }
     const n = s.teachers.length;
-    const need = s.kd.mode === 'none' ? [0, 0] : s.kd.mode.startsWith('deit') ? [1, 1] : [1, 8];
-    if (n < (need[0] as number) || n > (need[1] as number)) {
+    const mode = KD_MODE_DEFS[s.kd.mode];
+    const [min, max] = mode.teachers;
+    if (n < min || n > max) {
       ctx.addIssue({
         code: 'custom',
         path: ['teachers'],
-        message: `kd.mode ${s.kd.mode} takes ${need[0] === need[1] ? need[0] : `${need[0]} to ${need[1]}`} teacher(s), got ${n}`,
+        message: `kd.mode ${s.kd.mode} takes ${min === max ? min : `${min} to ${max}`} teacher(s), got ${n}`,
       });
-    }
-    const classWeight = s.kd.mode.startsWith('deit') ? 1 - s.kd.alpha : 1;
-    const kdWeight = s.kd.mode.startsWith('deit') ? s.kd.alpha : s.kd.kdWeight;
-    if (classWeight + (n > 0 ? kdWeight : 0) <= 0) {
-      ctx.addIssue({ code: 'custom', path: ['kd'], message: 'the loss terms weigh 0 in all' });
+    } else {
+      const o = mode.objective(n, s.kd);
+      const total = o.classWeight + o.terms.reduce((w, t) => w + t.weight, 0) + (s.kd.features?.weight ?? 0);
+      if (total <= 0)
+        ctx.addIssue({ code: 'custom', path: ['kd'], message: 'the loss terms weigh 0 in all' });
     }
     const f = s.kd.features;
     if (f) {

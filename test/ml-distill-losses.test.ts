@@ -11,6 +11,8 @@ import {
   distillationLoss,
   distillTokensFor,
   hardKd,
+  KD_MODE_DEFS,
+  type KdMode,
   objectiveFor,
   softKd,
   teacherDistribution,
@@ -135,8 +137,13 @@ test('each mode weighs its terms as its paper does, on the heads it names', asyn
 test('bad input is refused, naming the option', async () => {
   await selectBackend({ prefer: 'cpu', log: () => {} });
   assert.throws(() => objectiveFor('tokens', 2, { temperature: 0 }), /temperature: must be > 0/);
-  assert.throws(() => objectiveFor('deit-soft', 2), /teachers: mode deit-soft distils one teacher/);
-  assert.throws(() => objectiveFor('average', 0), /teachers: mode average needs at least 1/);
+  assert.throws(() => objectiveFor('deit-soft', 2), /teachers: mode deit-soft takes 1 teacher\(s\), got 2/);
+  assert.throws(() => objectiveFor('average', 0), /teachers: mode average takes 1 to 8 teacher\(s\), got 0/);
+  // Every registered mode builds its objective at the bounds of its teacher range, and nowhere outside it.
+  for (const [mode, def] of Object.entries(KD_MODE_DEFS) as [KdMode, (typeof KD_MODE_DEFS)[KdMode]][]) {
+    for (const n of def.teachers) assert.ok(objectiveFor(mode, n).classWeight >= 0, `${mode} with ${n}`);
+    assert.throws(() => objectiveFor(mode, def.teachers[1] + 1), /teachers: mode/);
+  }
   tf.tidy(() => {
     const labels = tf.tensor1d([0], 'int32');
     const t = logits([[1, 0]]);

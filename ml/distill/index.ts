@@ -16,6 +16,7 @@ export {
   type KdTerm,
   type ObjectiveOptions,
 } from './objective.js';
+export { KD_MODE_DEFS, type KdModeDef } from './modes/index.js';
 export { crossEntropyToLabels, featureKd, hardKd, softKd } from './losses.js';
 export {
   averageDistribution,

@@ -1,43 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MlInputError } from '../errors.js';
 import { crossEntropyToLabels, featureKd, hardKd, softKd } from './losses.js';
-import { KD_MODES, type KdMode } from './modes.js';
+import { KD_MODE_DEFS, KD_MODES, type KdMode } from './modes/index.js';
 import { averageDistribution, teacherDistribution, teacherLabels, type TeacherTargets } from './targets.js';
+import type { DistillObjective, FeatureTerm } from './terms.js';
 
 /**
- * How a student learns from its teachers (../shared/REFERENCES.md):
- * - `none`: cross-entropy on the class head, no teacher (the plain student);
- * - `tokens` (CiT / Co-advise, LIB-KD): one distillation token per teacher, soft KD from that teacher on its head;
- * - `average`: one distillation token, soft KD from the mean of the teachers' distributions;
- * - `deit-soft` / `deit-hard` (DeiT): one distillation token taught by the first teacher, softly or by its argmax,
- *   the loss (1 − α)·CE + α·KD.
+ * How a student learns from its teachers (../shared/REFERENCES.md): a KD mode (modes/: `none`, `tokens`, `average`,
+ * `deit-soft`, `deit-hard`) says which head learns from which teachers, softly or by their argmax, with what weight.
  * Any mode with a teacher may add a feature term: the student's projected patch tokens regressed onto one teacher's
  * last feature map (mean squared error, `features.weight`).
  */
 export { KD_MODES, type KdMode };
-
-export interface KdTerm {
-  /** The student head it trains: 1..T (head 0 is the class head). */
-  head: number;
-  /** The teachers whose distributions it averages (one for every mode but `average`). */
-  teachers: number[];
-  kind: 'soft' | 'hard';
-  weight: number;
-  temperature: number;
-}
-
-export interface FeatureTerm {
-  /** The teacher whose feature map the patch tokens regress onto. */
-  teacher: number;
-  weight: number;
-}
-
-export interface DistillObjective {
-  /** Weight of the cross-entropy of the class head with the labels. */
-  classWeight: number;
-  terms: KdTerm[];
-  features?: FeatureTerm;
-}
+export type { DistillObjective, FeatureTerm, KdTerm } from './terms.js';
 
 /** The student's projected patch tokens and the teacher's feature map for the batch, both [B, positions, C]. */
 export interface FeatureTargets {
@@ -66,12 +41,14 @@ export function objectiveFor(mode: KdMode, teachers: number, opts: ObjectiveOpti
   if (!(alpha >= 0 && alpha <= 1)) throw new MlInputError(`alpha: must be in [0, 1], got ${alpha}`);
   if (!(kdWeight >= 0) || !Number.isFinite(kdWeight))
     throw new MlInputError(`kdWeight: must be >= 0, got ${kdWeight}`);
-  const need = mode === 'none' ? 0 : 1;
-  if (teachers < need)
-    throw new MlInputError(`teachers: mode ${mode} needs at least ${need}, got ${teachers}`);
-  if (mode.startsWith('deit') && teachers !== 1)
-    throw new MlInputError(`teachers: mode ${mode} distils one teacher, got ${teachers}`);
-  const base = logitObjective(mode, teachers, temperature, alpha, kdWeight);
+  const def = KD_MODE_DEFS[mode];
+  if (!def) throw new MlInputError(`mode: unknown ${String(mode)} (${KD_MODES.join(', ')})`);
+  const [min, max] = def.teachers;
+  if (teachers < min || teachers > max)
+    throw new MlInputError(
+      `teachers: mode ${mode} takes ${min === max ? min : `${min} to ${max}`} teacher(s), got ${teachers}`,
+    );
+  const base = def.objective(teachers, { temperature, alpha, kdWeight });
   const f = opts.features;
   if (!f) return base;
   if (!Number.isInteger(f.teacher) || f.teacher < 0 || f.teacher >= teachers)
@@ -79,49 +56,6 @@ export function objectiveFor(mode: KdMode, teachers: number, opts: ObjectiveOpti
   if (!(f.weight > 0) || !Number.isFinite(f.weight))
     throw new MlInputError(`features.weight: must be > 0, got ${f.weight}`);
   return { ...base, features: { teacher: f.teacher, weight: f.weight } };
-}
-
-function logitObjective(
-  mode: KdMode,
-  teachers: number,
-  temperature: number,
-  alpha: number,
-  kdWeight: number,
-): DistillObjective {
-  const soft = (head: number, from: number[], weight: number): KdTerm => ({
-    head,
-    teachers: from,
-    kind: 'soft',
-    weight,
-    temperature,
-  });
-  switch (mode) {
-    case 'none':
-      return { classWeight: 1, terms: [] };
-    case 'tokens':
-      return {
-        classWeight: 1,
-        terms: Array.from({ length: teachers }, (_, i) => soft(i + 1, [i], kdWeight)),
-      };
-    case 'average':
-      return {
-        classWeight: 1,
-        terms: [
-          soft(
-            1,
-            Array.from({ length: teachers }, (_, i) => i),
-            kdWeight,
-          ),
-        ],
-      };
-    case 'deit-soft':
-      return { classWeight: 1 - alpha, terms: [soft(1, [0], alpha)] };
-    case 'deit-hard':
-      return {
-        classWeight: 1 - alpha,
-        terms: [{ head: 1, teachers: [0], kind: 'hard', weight: alpha, temperature: 1 }],
-      };
-  }
 }
 
 /** Distillation tokens a student needs for this objective: its highest head. */

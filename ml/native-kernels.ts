@@ -18,7 +18,6 @@ export const NATIVE_SOFTMAX_XENT = 'LthNativeSoftmaxCrossEntropy';
 
 /** What the native backend offers kernels (tfjs-node's NodeJSKernelBackend, untyped across the package boundary). */
 interface NativeBackend {
-  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
   executeMultipleOutputs(
     name: string,
     attrs: unknown[],
@@ -29,42 +28,30 @@ interface NativeBackend {
 
 type TypeAttr = (name: string, dtype: tf.DataType) => unknown;
 
+let registered = false;
+
 /**
  * Registers the kernels and gradients above. `typeAttr` is the native package's createTensorsTypeOpAttr (the
  * TF_DataType attribute of an op), passed in so that this module does not load the package itself.
  */
-let registered = false;
-
 export function registerNativeKernels(typeAttr: TypeAttr): void {
   if (registered) return;
   registered = true;
-  {
+  // A kernel of the `tensorflow` backend that runs one float32 TensorFlow op on the named inputs, in that order.
+  const nativeOp = (kernelName: string, op: string, inputNames: string[], outputs: number) =>
     tf.registerKernel({
-      kernelName: NATIVE_RELU_GRAD,
+      kernelName,
       backendName: 'tensorflow',
-      kernelFunc: ({ inputs, backend }) => {
-        const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
-        return (backend as unknown as NativeBackend).executeSingleOutput(
-          'ReluGrad',
+      kernelFunc: ({ inputs, backend }) =>
+        (backend as unknown as NativeBackend).executeMultipleOutputs(
+          op,
           [typeAttr('T', 'float32')],
-          [dy, x],
-        );
-      },
+          inputNames.map((n) => inputs[n] as tf.TensorInfo),
+          outputs,
+        ),
     });
-  }
-  tf.registerKernel({
-    kernelName: NATIVE_SOFTMAX_XENT,
-    backendName: 'tensorflow',
-    kernelFunc: ({ inputs, backend }) => {
-      const { logits, labels } = inputs as { logits: tf.TensorInfo; labels: tf.TensorInfo };
-      return (backend as unknown as NativeBackend).executeMultipleOutputs(
-        'SoftmaxCrossEntropyWithLogits',
-        [typeAttr('T', 'float32')],
-        [logits, labels],
-        2,
-      );
-    },
-  });
+  nativeOp(NATIVE_RELU_GRAD, 'ReluGrad', ['dy', 'x'], 1);
+  nativeOp(NATIVE_SOFTMAX_XENT, 'SoftmaxCrossEntropyWithLogits', ['logits', 'labels'], 2);
   // Replaces tfjs's Relu gradient (registered when the native package loaded the tfjs union), for this backend only.
   const composite = tf.getGradient(tf.Relu);
   tf.registerGradient({
@@ -73,12 +60,26 @@ export function registerNativeKernels(typeAttr: TypeAttr): void {
     gradFunc: (dy, saved, attrs) => {
       const x = saved[0] as tf.Tensor;
       if (tf.getBackend() === 'tensorflow' && x.dtype === 'float32' && !Array.isArray(dy)) {
-        return { x: () => tf.engine().runKernel(NATIVE_RELU_GRAD, { dy, x }) as tf.Tensor };
+        return {
+          x: () => (tf.engine().runKernel(NATIVE_RELU_GRAD, { dy, x }) as tf.Tensor[])[0] as tf.Tensor,
+        };
       }
       if (!composite) throw new Error('internal: no Relu gradient to fall back on');
       return composite.gradFunc(dy, saved, attrs);
     },
   });
+}
+
+/**
+ * The mean softmax cross-entropy of logits [B, C] against one-hot labels [B, C]: one native op on native TensorFlow
+ * (below), composed from tfjs ops elsewhere. The one definition ml/train and ml/distill use.
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(
+    () =>
+      nativeSoftmaxCrossEntropy(logits, oneHot) ??
+      (tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar),
+  );
 }
 
 /**

@@ -1,16 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../gradients.js';
-import { nativeSoftmaxCrossEntropy } from '../native-kernels.js';
+import { softmaxCrossEntropy } from '../native-kernels.js';
 import { checkTemperature } from './targets.js';
 
 /** Cross-entropy to integer labels, mean over the batch (one native op on native TensorFlow). */
 export function crossEntropyToLabels(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => {
     const oneHot = tf.cast(tf.oneHot(tf.cast(labels, 'int32'), logits.shape[1]), 'float32') as tf.Tensor2D;
-    return (
-      nativeSoftmaxCrossEntropy(logits, oneHot) ??
-      (tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar)
-    );
+    return softmaxCrossEntropy(logits, oneHot);
   });
 }
 

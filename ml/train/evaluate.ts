@@ -1,19 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from '../data/index.js';
 import type { ModelDef } from '../models/types.js';
-import { nativeSoftmaxCrossEntropy } from '../native-kernels.js';
+import { softmaxCrossEntropy } from '../native-kernels.js';
 import { namedFromHost, type NamedTensors } from '../tensors.js';
 
-/**
- * Mean softmax cross-entropy; labels as one-hot float32 [batch, classes]. One native op on native TensorFlow
- * (ml/native-kernels.ts), composed from tfjs ops elsewhere.
- */
+/** Mean softmax cross-entropy; labels as one-hot float32 [batch, classes] (ml/native-kernels.ts). */
 export function crossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(
-    () =>
-      nativeSoftmaxCrossEntropy(logits, oneHot) ??
-      (tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar),
-  );
+  return softmaxCrossEntropy(logits, oneHot);
 }
 
 export function oneHotHost(labels: ArrayLike<number>, numClasses: number): Float32Array {

@@ -236,11 +236,7 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
           epoch: spec.augmentation.policy === 'none' ? 0 : epoch,
         }),
       },
-      // A shuffled order touches every shard in every batch: keep a whole feature set decoded (6k samples of a 7×7×64
-      // map are 75 MB), or each batch would fetch the shards again.
-      outputs === 'features'
-        ? { outputs, cacheBytes: Math.max(256 * 1024 * 1024, data.n * 4 * 7 * 7 * 64 * 2) }
-        : {},
+      { outputs },
     );
     // Stored outputs of other samples would be silently wrong targets (the reader checked the sets agree).
     if (reader.sampleCount !== data.n) {
@@ -261,26 +257,32 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
     config: TrainConfig,
   ) {
     const streams = new Map<string, ReturnType<typeof storedTargets>>();
-    const keyOf = (keys: string[], epoch: number) => (keys.length === 1 ? keys[0] : keys[epoch]);
-    const stream = async (keys: (string | undefined)[], epoch: number, outputs: 'logits' | 'features') => {
-      if (keys.some((k) => k === undefined)) {
+    /** The batch's rows of the sets `keys` hold for this epoch (one set per epoch, or one for all). */
+    const read = async (
+      keys: string[][],
+      indices: Int32Array,
+      epoch: number,
+      outputs: 'logits' | 'features',
+    ) => {
+      const sets = keys.map((k) => (k.length === 1 ? k[0] : k[epoch]));
+      if (sets.some((k) => k === undefined)) {
         throw specError(
           'distill spec',
           outputs === 'features' ? 'kd.features' : 'teachers',
-          `no stored ${outputs} set for epoch ${epoch} (the plan made ${sources[0]?.manifestKeys.length})`,
+          `no stored ${outputs} set for epoch ${epoch} (the plan made ${keys[0]?.length})`,
         );
       }
-      const id = `${outputs}:${keys.join('|')}`;
-      let s = streams.get(id);
-      if (!s) {
-        s = await storedStream(spec, keys as string[], epoch, data, config, outputs);
-        streams.set(id, s);
+      const id = `${outputs}:${sets.join('|')}`;
+      let stream = streams.get(id);
+      if (!stream) {
+        stream = await storedStream(spec, sets as string[], epoch, data, config, outputs);
+        streams.set(id, stream);
       }
-      return s;
+      return (await stream(indices, epoch)).teachers;
     };
-    const featureSource = sources.find((t) => t.featureKeys !== undefined);
+    const featureKeys = sources.find((t) => t.featureKeys !== undefined)?.featureKeys;
     const map = featureTeacherModel(spec)?.featureShape;
-    if (spec.kd.features && (!featureSource || !map)) {
+    if (spec.kd.features && (!featureKeys || !map)) {
       throw specError(
         'distill spec',
         'kd.features.teacher',
@@ -288,23 +290,26 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
       );
     }
     return async (indices: Int32Array, epoch: number): Promise<Omit<BatchTargets, 'images'>> => {
-      const logits = await (
-        await stream(
-          sources.map((t) => keyOf(t.manifestKeys, epoch)),
-          epoch,
-          'logits',
-        )
-      )(indices, epoch);
-      const teachers = logits.teachers.map((t) => ({
+      const logits = await read(
+        sources.map((t) => t.manifestKeys),
+        indices,
+        epoch,
+        'logits',
+      );
+      const teachers = logits.map((t) => ({
         kind: t.kind,
         values: tf.tensor2d(t.values, [indices.length, t.classes]),
       }));
-      if (!featureSource || !map) return { teachers };
-      const f = await (
-        await stream([keyOf(featureSource.featureKeys as string[], epoch)], epoch, 'features')
-      )(indices, epoch);
-      const rows = f.teachers[0] as NonNullable<(typeof f.teachers)[number]>;
-      return { teachers, features: tf.tensor3d(rows.values, [indices.length, map[0] * map[1], map[2]]) };
+      if (!featureKeys || !map) return { teachers };
+      const [rows] = await read([featureKeys], indices, epoch, 'features');
+      return {
+        teachers,
+        features: tf.tensor3d((rows as (typeof logits)[number]).values, [
+          indices.length,
+          map[0] * map[1],
+          map[2],
+        ]),
+      };
     };
   }
 

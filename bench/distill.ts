@@ -28,7 +28,6 @@ import { startOrAttachDistill } from '../client/runs';
 import { parseDistillSpec, type DistillResult, type DistillSpecInput } from '../contract/distill';
 import { trainRunId } from '../contract/ids';
 import { toTrainConfig, type TrainConfigSpec } from '../contract/train';
-import { stackDown } from '../infra/embedded-stack';
 import { REPO_ROOT } from '../infra/paths';
 import { currentBackend, selectBackend } from '../ml/backend';
 import { epochOrder, loadDataset, type Dataset, type DatasetName } from '../ml/data';
@@ -44,8 +43,7 @@ import {
   type LogitBatch,
 } from '../store';
 import { connectClient, openStore } from '../workers/connection';
-import { stopWorker } from '../workers/spawn';
-import { machineInfo, startBenchStack, startBenchWorkers, stat } from './support';
+import { machineInfo, startBenchStack, startBenchWorkers, stat, stopBench } from './support';
 
 const VARIANTS: Record<string, { teachers: ('cnn' | 'involution')[]; kd: DistillSpecInput['kd'] }> = {
   student: { teachers: [], kd: { mode: 'none' } },
@@ -304,9 +302,7 @@ async function main(): Promise<void> {
     log(
       `${signal}: stopping the workers (running students checkpoint) and the stack; run the bench again to resume`,
     );
-    void Promise.all(workers.map((w) => stopWorker(w, 60_000)))
-      .then(() => stackDown(opts))
-      .finally(() => process.exit(130));
+    void stopBench(workers, opts).finally(() => process.exit(130));
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
@@ -322,12 +318,7 @@ async function main(): Promise<void> {
   /** Wall seconds of each (dataset, fraction) in this invocation (small where its runs were found finished). */
   const settings: { dataset: string; trainFraction: number; seconds: number }[] = [];
   /** What a sample's stored targets cost, read from the manifests of a feature-distillation run. */
-  let storage: {
-    format: string;
-    logitBytesPerSample: number;
-    featureBytesPerSample: number;
-    featureShape: number[];
-  } | null = null;
+  let storage: Awaited<ReturnType<typeof storageOf>> = null;
   const file = quick
     ? path.join(home, 'distill-quick.json')
     : path.join(REPO_ROOT, 'bench', 'results', 'distill.json');
@@ -438,8 +429,7 @@ async function main(): Promise<void> {
       await client.connection.close();
     }
   } finally {
-    await Promise.all(workers.map((w) => stopWorker(w, 30_000)));
-    await stackDown(opts);
+    await stopBench(workers, opts);
   }
   const out = writeResults();
   for (const r of out.runs) {

@@ -21,11 +21,9 @@ import { Command } from 'commander';
 
 import { startOrAttachLottery } from '../client/runs';
 import { renderAccuracyPlot, type PlotSeries } from '../report/render';
-import { stackDown } from '../infra/embedded-stack';
 import { REPO_ROOT } from '../infra/paths';
 import { connectClient } from '../workers/connection';
-import { stopWorker } from '../workers/spawn';
-import { machineInfo, startBenchStack, startBenchWorkers, stat, type Stat } from './support';
+import { machineInfo, startBenchStack, startBenchWorkers, stat, stopBench, type Stat } from './support';
 import { type LevelResult, type LotteryResult } from '../contract/lottery';
 import { parseLotterySpec, type LotterySpecInput } from '../contract/lottery';
 
@@ -111,8 +109,7 @@ async function main(): Promise<void> {
       await client.connection.close();
     }
   } finally {
-    await Promise.all(workers.map((w) => stopWorker(w, 30_000)));
-    await stackDown(opts);
+    await stopBench(workers, opts);
   }
   const wallSeconds = (performance.now() - started) / 1000;
 

@@ -25,7 +25,7 @@ import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import { MODEL_NAMES } from '../ml/models/names';
 import type { BenchResult, RunSpec } from './backends';
-import { benchOptimizer, machineInfo } from './support';
+import { benchOptimizer, machineInfo, median } from './support';
 
 /** lth-native-composite: native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off), the baseline. */
 type Framework = 'lth-native' | 'lth-native-composite' | 'lth-wasm' | 'pytorch';
@@ -188,7 +188,6 @@ async function main(): Promise<void> {
       }
     }
   }
-  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
   const rows: Row[] = [...measured].map(([c, m]) => ({
     ...c,
     batch: BATCH,

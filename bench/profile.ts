@@ -20,14 +20,12 @@ import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import { MODEL_NAMES } from '../ml/models/names';
 import { Trainer, type TrainConfig } from '../ml/train';
-import { benchOptimizer, machineInfo } from './support';
+import { benchOptimizer, machineInfo, median } from './support';
 
 const BATCH = 128;
 const WARMUP = 5;
 const TIMED = 15;
 const PROFILED = 3;
-
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
 
 /** µs to dispatch one trivial op (a one-element add) and free its output: the floor under every kernel call. */
 function dispatchMicros(): number {

@@ -3,14 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { freePorts } from '../infra/ports';
-import { stackUp } from '../infra/embedded-stack';
+import { stackDown, stackUp } from '../infra/embedded-stack';
 import {
   endpointsToEnv,
   stackOptionsFromEnv,
   type StackEndpoints,
   type StackOptions,
 } from '../infra/endpoints';
-import { spawnWorker, type SpawnedWorker } from '../workers/spawn';
+import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
 
 export interface MachineInfo {
   cpuModel: string;
@@ -61,6 +61,11 @@ export interface Stat {
   values: number[];
 }
 
+/** The middle value (the upper one of an even count): what a bench reports over rounds. */
+export function median(values: number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+}
+
 /** Mean and sample standard deviation (n - 1; 0 for a single value) of values over seeds. */
 export function stat(values: number[]): Stat {
   const n = values.length;
@@ -88,6 +93,12 @@ export function startBenchWorkers(
     workers.push(spawnWorker('compute', { env, logFile: path.join(home, 'logs', `compute-${i}.log`) }));
   }
   return workers;
+}
+
+/** Stops a bench's workers (a running activity checkpoints as they drain), then its stack. */
+export async function stopBench(workers: SpawnedWorker[], opts: StackOptions): Promise<void> {
+  await Promise.all(workers.map((w) => stopWorker(w, 60_000)));
+  await stackDown(opts);
 }
 
 /** lenet-300-100 keeps open_lth's lr; the conv nets blow up there (loss 3.6 -> 33 in one step) and get 0.01. */

@@ -30,17 +30,13 @@ export function distillVariant(spec: DistillSpec): string {
     spec.student.dropout ? `dropout=${spec.student.dropout}` : '',
     spec.student.dropPath ? `drop-path=${spec.student.dropPath}` : '',
   ].filter(Boolean);
-  if (spec.kd.mode === 'none' || spec.teachers.length === 0)
-    return drop.length > 0 ? `student [${drop.join(', ')}]` : 'student';
+  const regularised = drop.length > 0 ? ` [${drop.join(', ')}]` : '';
+  if (spec.kd.mode === 'none' || spec.teachers.length === 0) return `student${regularised}`;
   const tau =
     spec.kd.mode === 'deit-hard' ? '' : spec.kd.temperature !== 1 ? `, τ=${spec.kd.temperature}` : '';
-  const features = spec.kd.features
-    ? ` +features(${spec.kd.features.teacher}${spec.kd.features.weight !== 1 ? `, w=${spec.kd.features.weight}` : ''})`
-    : '';
-  return (
-    `${spec.kd.mode}(${spec.teachers.map((t) => t.name).join('+')}${tau})${features}` +
-    (drop.length > 0 ? ` [${drop.join(', ')}]` : '')
-  );
+  const f = spec.kd.features;
+  const features = f ? ` +features(${f.teacher}${f.weight !== 1 ? `, w=${f.weight}` : ''})` : '';
+  return `${spec.kd.mode}(${spec.teachers.map((t) => t.name).join('+')}${tau})${features}${regularised}`;
 }
 
 export function summariseVariants(rows: DistillRunRow[]): VariantSummary[] {

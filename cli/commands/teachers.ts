@@ -155,8 +155,8 @@ export async function inspectLogitSet(
   key: string,
 ): Promise<LogitSetView> {
   const m = await readLogitManifest(store, key, { verify: 'recorded' });
-  const features = m.outputs === 'features';
-  const { correct, total } = features ? { correct: 0, total: 0 } : await logitSetAccuracy(store, key, m);
+  // A feature map has no argmax to score: only logit sets report the teacher's accuracy.
+  const scored = m.outputs === 'features' ? null : await logitSetAccuracy(store, key, m);
   return {
     manifestKey: key,
     teacher: m.teacher,
@@ -172,13 +172,12 @@ export async function inspectLogitSet(
     totalBytes: m.shards.reduce((s, x) => s + x.bytes, 0),
     bytesPerSample: bytesPerSample(m.format, m.classes, m.k),
     coverage: coverage(m),
-    ...(features && m.shape ? { features: m.shape } : {}),
-    accuracy: features
+    ...(m.outputs === 'features' && m.shape ? { features: m.shape } : {}),
+    accuracy: !scored
       ? null
       : {
-          correct,
-          total,
-          value: correct / total,
+          ...scored,
+          value: scored.correct / scored.total,
           views:
             m.augmentation.policy === 'none'
               ? 'the plain images'

@@ -148,7 +148,8 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
   const param = paramGetter(name);
   const tokens = 1 + c.distillTokens;
 
-  const patchCount = (INPUT[0] / c.patch) * (INPUT[1] / c.patch);
+  const grid = INPUT[0] / c.patch;
+  const patchCount = grid * grid;
 
   const dropRate = c.dropout ?? 0;
   const pathRate = (block: number) => (c.depth > 1 ? ((c.dropPath ?? 0) * (block - 1)) / (c.depth - 1) : 0);
@@ -265,7 +266,7 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
       }
       return out;
     },
-    grid: INPUT[0] / c.patch,
+    grid,
     tokenLogits: (p, x, training, noise) => tokenLogits(p, x, training, noise),
     tokenOutputs: (p, x, training, noise) => tokenOutputs(p, x, training, noise),
     forward(p, x, training, noise) {

@@ -12,15 +12,14 @@ import { readTrainRun } from '../activities/run-records';
 import { parseDistillSpec, type DistillSpecInput } from '../contract/distill';
 import { distillWorkflowId, trainRunId } from '../contract/ids';
 import { augmentationLabel, parsePrecomputeSpec } from '../contract/precompute';
-import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { augmentImages } from '../ml/data/augment';
 import { predictLogits } from '../ml/infer';
 import { bytesPerSample, LogitReader, LogitSetMismatchError, readLogitManifest } from '../store';
 import { openStore } from '../workers/connection';
-import { distillWorkflow } from '../workflows/distill';
 import { testEndpoints } from './support/env';
+import { runDistill } from './support/distill';
 import { useTestWorkers } from './support/workers';
 
 const e = testEndpoints();
@@ -54,15 +53,7 @@ function spec(targets: 'stored' | 'online' = 'stored'): DistillSpecInput {
   };
 }
 
-async function run(input: DistillSpecInput, suffix = '') {
-  const s = parseDistillSpec(input);
-  const handle = await workers.client.workflow.start(distillWorkflow, {
-    args: [s],
-    taskQueue: LIGHT_TASK_QUEUE,
-    workflowId: `${distillWorkflowId(s)}${suffix}`,
-  });
-  return { handle, result: await handle.result() };
-}
+const run = (input: DistillSpecInput, suffix = '') => runDistill(workers.client, input, suffix);
 
 test('the CNN teacher’s feature maps are stored per epoch in float16 and the student regresses its patch tokens onto them', async () => {
   await selectBackend({ prefer: 'wasm', log: () => {} });

@@ -7,11 +7,9 @@ import { test } from 'node:test';
 
 import { WorkflowFailedError } from '@temporalio/client';
 
-import { distillWorkflowId } from '../contract/ids';
 import { parseDistillSpec, type DistillSpecInput, type DistillStatus } from '../contract/distill';
-import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
-import { distillWorkflow } from '../workflows/distill';
 import { testEndpoints } from './support/env';
+import { runDistill } from './support/distill';
 import { useTestWorkers } from './support/workers';
 
 const e = testEndpoints();
@@ -52,15 +50,7 @@ const base: DistillSpecInput = {
   checkpointEvery: 5,
 };
 
-async function run(input: DistillSpecInput, suffix = '') {
-  const spec = parseDistillSpec(input);
-  const handle = await workers.client.workflow.start(distillWorkflow, {
-    args: [spec],
-    taskQueue: LIGHT_TASK_QUEUE,
-    workflowId: `${distillWorkflowId(spec)}${suffix}`,
-  });
-  return { handle, result: await handle.result() };
-}
+const run = (input: DistillSpecInput, suffix = '') => runDistill(workers.client, input, suffix);
 
 test('teachers given by training spec are trained and precomputed first; the student learns from both tokens', async () => {
   const { handle, result } = await run(base);

@@ -160,6 +160,8 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
     x: tf.Tensor,
     training: boolean,
     noise: NoiseSeed | undefined,
+    // The heads alone (prediction, tokenLogits) skip the patch projection.
+    withPatches = true,
   ): { heads: tf.Tensor2D[]; patches: tf.Tensor3D | null } {
     if (training && regularised && !noise) {
       throw new MlInputError(`${name}: dropout and drop-path need the step's noise seed while training`);
@@ -210,7 +212,7 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
       }
       // Only the token positions feed the heads: normalise those (and the patches when they are projected; the
       // normalisation is per position, so the token rows come out the same either way).
-      const features = c.featureChannels !== undefined;
+      const features = withPatches && c.featureChannels !== undefined;
       const normed = layerNorm(
         features ? h : tf.slice(h, [0, 0, 0], [batch, tokens, c.dim]),
         param(p, 'norm.gain'),
@@ -240,12 +242,7 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
     x: tf.Tensor,
     training: boolean,
     noise: NoiseSeed | undefined,
-  ): tf.Tensor2D[] =>
-    tf.tidy(() => {
-      const { heads, patches } = tokenOutputs(p, x, training, noise);
-      patches?.dispose();
-      return heads;
-    });
+  ): tf.Tensor2D[] => tokenOutputs(p, x, training, noise, false).heads;
 
   return {
     name,

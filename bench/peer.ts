@@ -198,17 +198,21 @@ async function main(): Promise<void> {
   const file = path.join(REPO_ROOT, 'bench', 'results', 'peer.json');
   const key = (r: Config) => `${r.model}/${r.framework}/${r.threads}`;
   const fresh = new Set(rows.map(key));
-  const previous = existsSync(file)
-    ? ((JSON.parse(readFileSync(file, 'utf8')) as { results?: Row[] }).results ?? [])
-    : [];
-  const results = [...previous.filter((r) => !fresh.has(key(r))), ...rows].sort(
+  const stored = existsSync(file)
+    ? (JSON.parse(readFileSync(file, 'utf8')) as { results?: Row[]; baselines?: Row[] })
+    : {};
+  const previous = [...(stored.results ?? []), ...(stored.baselines ?? [])];
+  const all = [...previous.filter((r) => !fresh.has(key(r))), ...rows].sort(
     (a, b) =>
       MODEL_NAMES.indexOf(a.model as (typeof MODEL_NAMES)[number]) -
         MODEL_NAMES.indexOf(b.model as (typeof MODEL_NAMES)[number]) || key(a).localeCompare(key(b)),
   );
+  // `results` keeps the issue's frameworks (lth-native, lth-wasm, pytorch); the composite baseline goes apart.
+  const results = all.filter((r) => r.framework !== 'lth-native-composite');
+  const baselines = all.filter((r) => r.framework === 'lth-native-composite');
   // Each framework at its best thread count, and ours over PyTorch's.
   const best = (model: string, f: Framework) =>
-    Math.max(0, ...results.filter((r) => r.model === model && r.framework === f).map((r) => r.samplesPerSec));
+    Math.max(0, ...all.filter((r) => r.model === model && r.framework === f).map((r) => r.samplesPerSec));
   const ratios = MODEL_NAMES.filter((m) => best(m, 'pytorch') > 0 && best(m, 'lth-native') > 0).map(
     (model) => ({
       model,
@@ -222,11 +226,13 @@ async function main(): Promise<void> {
   const out = {
     machine: { ...machineInfo(), loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100) },
     results,
+    baselines,
     ratios,
     notes: [
       `batch ${BATCH}, SGD momentum 0.9 (lr 0.1 for lenet-300-100, 0.01 otherwise), the step policy of bench/backends.ts`,
       `each row: the median of its rounds (every round in 'rounds'), configurations alternating, each in a fresh process`,
       'ratios: lth-native at its best thread count over PyTorch at its best',
+      "baselines: lth-native-composite, native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off)",
       `this invocation: ${((performance.now() - started) / 1000).toFixed(0)} s`,
     ],
   };

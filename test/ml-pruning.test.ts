@@ -335,8 +335,20 @@ test('biases are never prunable, never masked and left untouched', () => {
   const params: ParamSpec[] = [
     ...LENET,
     // A spec that wrongly marks a bias prunable still does not make it so.
-    { name: 'extra.bias', shape: [4], kind: 'bias', prunable: true },
-    { name: 'frozen.weight', shape: [2, 2], kind: 'weight', prunable: false },
+    {
+      name: 'extra.bias',
+      shape: [4],
+      kind: 'bias',
+      prunable: true,
+      torch: { name: 'extra.bias', layout: 'as-is' },
+    },
+    {
+      name: 'frozen.weight',
+      shape: [2, 2],
+      kind: 'weight',
+      prunable: false,
+      torch: { name: 'frozen.weight', layout: 'linear' },
+    },
   ];
   assert.deepEqual(prunableNames(params), ['fc1.weight', 'fc2.weight', 'fc3.weight']);
   assert.deepEqual(prunableNames(params, { exclude: ['fc3.weight'] }), ['fc1.weight', 'fc2.weight']);

@@ -51,8 +51,15 @@ function layout(spec: ConvNetSpec): Layout {
         shape: [KERNEL, KERNEL, c, out],
         kind: 'weight',
         prunable: true,
+        torch: { name: `convs.${i - 1}.weight`, layout: 'conv' },
       });
-      params.push({ name: `${name}.bias`, shape: [out], kind: 'bias', prunable: false });
+      params.push({
+        name: `${name}.bias`,
+        shape: [out],
+        kind: 'bias',
+        prunable: false,
+        torch: { name: `convs.${i - 1}.bias`, layout: 'as-is' },
+      });
       fanIn.set(`${name}.weight`, KERNEL * KERNEL * c);
       convs.push({ name, poolAfter: j === block.length - 1 });
       c = out;
@@ -70,8 +77,16 @@ function layout(spec: ConvNetSpec): Layout {
       shape: [widths[k] as number, widths[k + 1] as number],
       kind: 'weight',
       prunable: true,
+      // The first dense layer reads the feature map flattened (h, w, c); PyTorch flattens NCHW (c, h, w).
+      torch: { name: `fcs.${k}.weight`, layout: k === 0 ? { flattened: [h, w, c] } : 'linear' },
     });
-    params.push({ name: `${name}.bias`, shape: [widths[k + 1] as number], kind: 'bias', prunable: false });
+    params.push({
+      name: `${name}.bias`,
+      shape: [widths[k + 1] as number],
+      kind: 'bias',
+      prunable: false,
+      torch: { name: `fcs.${k}.bias`, layout: 'as-is' },
+    });
     fanIn.set(`${name}.weight`, widths[k] as number);
   }
   return { params, fanIn, convs, map: [h, w, c], flat, dense: widths.length - 1 };

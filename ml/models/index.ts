@@ -6,9 +6,9 @@ import { cnnTeacher, involutionTeacher } from './teachers.js';
 import type { ModelDef } from './types.js';
 import { vitTiny } from './vit.js';
 
-export type { ModelDef, ParamSpec } from './types.js';
+export type { ModelDef, ParamSpec, TorchLayout, TorchParam } from './types.js';
 export { kaimingNormal } from './init.js';
-export { vitConfigSchema, vitModel, type VitConfig, type VitModelDef } from './vit.js';
+export { VIT_TINY, vitConfigSchema, vitModel, type VitConfig, type VitModelDef } from './vit.js';
 export { MODEL_NAMES, type ModelName };
 
 /** The model registry: one line per model, keyed by its name in names.ts. */

@@ -11,8 +11,21 @@ function lenetParams(): ParamSpec[] {
   for (let i = 0; i < DIMS.length - 1; i++) {
     const fin = DIMS[i] as number;
     const fout = DIMS[i + 1] as number;
-    out.push({ name: `fc${i + 1}.weight`, shape: [fin, fout], kind: 'weight', prunable: true });
-    out.push({ name: `fc${i + 1}.bias`, shape: [fout], kind: 'bias', prunable: false });
+    const name = `fc${i + 1}`;
+    out.push({
+      name: `${name}.weight`,
+      shape: [fin, fout],
+      kind: 'weight',
+      prunable: true,
+      torch: { name: `${name}.weight`, layout: 'linear' },
+    });
+    out.push({
+      name: `${name}.bias`,
+      shape: [fout],
+      kind: 'bias',
+      prunable: false,
+      torch: { name: `${name}.bias`, layout: 'as-is' },
+    });
   }
   return out;
 }

@@ -32,7 +32,7 @@ import type { NamedTensors } from '../tensors.js';
 import { convNet } from './conv.js';
 import { initParams } from './init.js';
 import { paramGetter } from './params.js';
-import type { ModelDef, ParamSpec } from './types.js';
+import type { ModelDef, ParamSpec, TorchLayout } from './types.js';
 
 export const cnnTeacher: ModelDef = convNet({
   name: 'cnn-teacher',
@@ -70,12 +70,18 @@ function initDivisor(name: string, blocks: InvolutionBlockSpec[]): number {
 export function involutionNet(spec: InvolutionNetSpec): ModelDef {
   const params: ParamSpec[] = [];
   const fanIn = new Map<string, number>();
-  const add = (name: string, shape: number[], fan?: number) => {
-    const weight = fan !== undefined;
-    params.push({ name, shape, kind: weight ? 'weight' : 'bias', prunable: weight });
-    if (weight) fanIn.set(name, fan);
+  // A weight has a fan-in and a PyTorch layout; a bias has neither. Names are PyTorch's too (lth_models.py).
+  const add = (name: string, shape: number[], weight?: { fan: number; torch: TorchLayout }) => {
+    params.push({
+      name,
+      shape,
+      kind: weight ? 'weight' : 'bias',
+      prunable: weight !== undefined,
+      torch: { name, layout: weight?.torch ?? 'as-is' },
+    });
+    if (weight) fanIn.set(name, weight.fan);
   };
-  add('stem.weight', [3, 3, INPUT[2], spec.stem], 9 * INPUT[2]);
+  add('stem.weight', [3, 3, INPUT[2], spec.stem], { fan: 9 * INPUT[2], torch: 'conv' });
   add('stem.bias', [spec.stem]);
   let [h, w, c] = [INPUT[0] / 2, INPUT[1] / 2, spec.stem];
   spec.blocks.forEach((b, i) => {
@@ -86,11 +92,11 @@ export function involutionNet(spec: InvolutionNetSpec): ModelDef {
       );
     }
     const taps = b.groups * b.kernelSize * b.kernelSize;
-    add(`inv${i + 1}.reduce.weight`, [c, red], c);
+    add(`inv${i + 1}.reduce.weight`, [c, red], { fan: c, torch: 'conv1x1' });
     add(`inv${i + 1}.reduce.bias`, [red]);
-    add(`inv${i + 1}.span.weight`, [red, taps], red);
+    add(`inv${i + 1}.span.weight`, [red, taps], { fan: red, torch: 'conv1x1' });
     add(`inv${i + 1}.span.bias`, [taps]);
-    add(`mix${i + 1}.weight`, [c, b.out], c);
+    add(`mix${i + 1}.weight`, [c, b.out], { fan: c, torch: 'conv1x1' });
     add(`mix${i + 1}.bias`, [b.out]);
     c = b.out;
     if (b.pool) [h, w] = [Math.floor(h / 2), Math.floor(w / 2)];
@@ -98,7 +104,10 @@ export function involutionNet(spec: InvolutionNetSpec): ModelDef {
   const flat = h * w * c;
   const widths = [flat, ...spec.hidden, CLASSES];
   for (let k = 0; k < widths.length - 1; k++) {
-    add(`fc${k + 1}.weight`, [widths[k] as number, widths[k + 1] as number], widths[k] as number);
+    add(`fc${k + 1}.weight`, [widths[k] as number, widths[k + 1] as number], {
+      fan: widths[k] as number,
+      torch: k === 0 ? { flattened: [h, w, c] } : 'linear',
+    });
     add(`fc${k + 1}.bias`, [widths[k + 1] as number]);
   }
   const dense = widths.length - 1;

@@ -7,7 +7,29 @@ export interface ParamSpec {
   /** weight: drawn at random; bias: starts at 0; gain (a normalisation's scale): starts at 1. */
   kind: 'weight' | 'bias' | 'gain';
   prunable: boolean;
+  /** The same parameter in the PyTorch model of this architecture (ml/export, bench/peer/lth_models.py). */
+  torch: TorchParam;
 }
+
+/** A parameter's name in the PyTorch `state_dict` and how its layout maps onto PyTorch's. */
+export interface TorchParam {
+  name: string;
+  layout: TorchLayout;
+}
+
+/**
+ * How a parameter's values move between this project's layout (NHWC activations, `x @ W`) and PyTorch's
+ * (NCHW, `x @ Wᵀ`):
+ *   'as-is'     vectors (biases, a normalisation's gain, PyTorch's `weight`)
+ *   'linear'    [in, out] → nn.Linear's [out, in]
+ *   'conv'      [kh, kw, in, out] (HWIO) → nn.Conv2d's [out, in, kh, kw] (OIHW)
+ *   'conv1x1'   a 1×1 convolution kept as [in, out] → [out, in, 1, 1]
+ *   flattened   a dense layer after a [h, w, c] map flattened in (h, w, c) order → [out, c·h·w], the order of
+ *               PyTorch's flatten of the same map in NCHW
+ *   shape       the same values under PyTorch's shape (a leading broadcast axis on learned tokens)
+ */
+export type TorchLayout =
+  'as-is' | 'linear' | 'conv' | 'conv1x1' | { flattened: [number, number, number] } | { shape: number[] };
 
 /** The seed of one training step's random masks (the Trainer derives it from the run's seed and the step). */
 export interface NoiseSeed {

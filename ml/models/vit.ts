@@ -96,38 +96,62 @@ function vitParams(c: VitConfig): ParamSpec[] {
   const hidden = d * c.mlpRatio;
   const patches = (INPUT[0] / c.patch) * (INPUT[1] / c.patch);
   const out: ParamSpec[] = [];
-  const weight = (name: string, shape: number[], prunable = true) =>
-    out.push({ name, shape, kind: 'weight', prunable });
-  const bias = (name: string, shape: number[]) => out.push({ name, shape, kind: 'bias', prunable: false });
-  const norm = (name: string) => {
-    out.push({ name: `${name}.gain`, shape: [d], kind: 'gain', prunable: false });
-    bias(`${name}.bias`, [d]);
+  // `torch` is the parameter's name in lth_models.py's Vit (a module path), without '.weight'/'.bias'.
+  const linear = (name: string, torch: string, shape: [number, number], prunable = true) => {
+    out.push({
+      name: `${name}.weight`,
+      shape,
+      kind: 'weight',
+      prunable,
+      torch: { name: `${torch}.weight`, layout: 'linear' },
+    });
+    out.push({
+      name: `${name}.bias`,
+      shape: [shape[1]],
+      kind: 'bias',
+      prunable: false,
+      torch: { name: `${torch}.bias`, layout: 'as-is' },
+    });
   };
-  weight('patch.weight', [c.patch * c.patch * INPUT[2], d]);
-  bias('patch.bias', [d]);
-  weight('tokens', [1 + c.distillTokens, d], false);
-  weight('position', [1 + c.distillTokens + patches, d], false);
+  const norm = (name: string, torch: string) => {
+    out.push({
+      name: `${name}.gain`,
+      shape: [d],
+      kind: 'gain',
+      prunable: false,
+      torch: { name: `${torch}.weight`, layout: 'as-is' },
+    });
+    out.push({
+      name: `${name}.bias`,
+      shape: [d],
+      kind: 'bias',
+      prunable: false,
+      torch: { name: `${torch}.bias`, layout: 'as-is' },
+    });
+  };
+  // Learned embeddings: PyTorch keeps a leading batch axis of 1 to broadcast over.
+  const embedding = (name: string, rows: number) =>
+    out.push({
+      name,
+      shape: [rows, d],
+      kind: 'weight',
+      prunable: false,
+      torch: { name, layout: { shape: [1, rows, d] } },
+    });
+  linear('patch', 'embed', [c.patch * c.patch * INPUT[2], d]);
+  embedding('tokens', 1 + c.distillTokens);
+  embedding('position', 1 + c.distillTokens + patches);
   for (let i = 1; i <= c.depth; i++) {
-    norm(`block${i}.norm1`);
-    for (const m of ['query', 'key', 'value', 'out']) {
-      weight(`block${i}.attn.${m}.weight`, [d, d]);
-      bias(`block${i}.attn.${m}.bias`, [d]);
-    }
-    norm(`block${i}.norm2`);
-    weight(`block${i}.mlp.fc1.weight`, [d, hidden]);
-    bias(`block${i}.mlp.fc1.bias`, [hidden]);
-    weight(`block${i}.mlp.fc2.weight`, [hidden, d]);
-    bias(`block${i}.mlp.fc2.bias`, [d]);
+    const block = `blocks.${i - 1}`;
+    norm(`block${i}.norm1`, `${block}.norm1`);
+    for (const m of ['query', 'key', 'value', 'out']) linear(`block${i}.attn.${m}`, `${block}.${m}`, [d, d]);
+    norm(`block${i}.norm2`, `${block}.norm2`);
+    linear(`block${i}.mlp.fc1`, `${block}.fc1`, [d, hidden]);
+    linear(`block${i}.mlp.fc2`, `${block}.fc2`, [hidden, d]);
   }
-  norm('norm');
-  for (let t = 0; t <= c.distillTokens; t++) {
-    weight(`${headName(t)}.weight`, [d, CLASSES]);
-    bias(`${headName(t)}.bias`, [CLASSES]);
-  }
-  if (c.featureChannels !== undefined) {
-    weight('features.weight', [d, c.featureChannels], false);
-    bias('features.bias', [c.featureChannels]);
-  }
+  norm('norm', 'norm');
+  for (let t = 0; t <= c.distillTokens; t++) linear(headName(t), `heads.${t}`, [d, CLASSES]);
+  if (c.featureChannels !== undefined) linear('features', 'features', [d, c.featureChannels], false);
   return out;
 }
 

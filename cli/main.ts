@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerBranchCommand } from './commands/branch';
 import { registerDemoCommand } from './commands/demo';
 import { registerDistillCommand } from './commands/distill';
+import { registerExportCommand } from './commands/export';
 import { registerLotteryCommand } from './commands/lottery';
 import { registerReportCommand } from './commands/report';
 import { registerStackCommands } from './commands/stack';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerReportCommand(program);
   registerTeachersCommand(program);
   registerDistillCommand(program);
+  registerExportCommand(program);
   registerDemoCommand(program);
   return program;
 }

@@ -72,6 +72,8 @@ export interface BenchResult {
   steps: number;
   seconds: number;
   warmupSteps: number;
+  /** The process's peak resident memory (MiB) when the timing ended: runtime, backend, model, data. */
+  peakRssMiB?: number;
   /** samples/s of every round; samplesPerSec, steps and seconds are those of the median round. */
   rounds?: number[];
 }
@@ -137,6 +139,7 @@ async function runChild(spec: RunSpec): Promise<BenchResult> {
       steps,
       seconds,
       warmupSteps: warmup,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
     };
   } finally {
     trainer.dispose();

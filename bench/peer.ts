@@ -8,6 +8,11 @@
  *   npm run bench:peer                                   # everything (~15 min on 2 cores)
  *   npm run bench:peer -- --models lenet-300-100,vit-tiny --rounds 5
  *   npm run bench:peer -- --frameworks lth-native,lth-native-composite   # what ml/native-kernels.ts saves
+ *   npm run bench:peer -- --check-only                   # only: the same model on both sides (below)
+ *
+ * Before timing anything, each model is trained a few steps here, exported to PyTorch's layout (what `lth export`
+ * writes) and loaded into the PyTorch model, and both must give the same logits: the comparison is of equal models.
+ * Each row also records the process's peak resident memory.
  *
  * The PyTorch side (bench/peer/torch_peer.py, architectures layer for layer as ml/models) runs in .tools/peer/,
  * installed on first use by bench/peer/install.sh from the pinned bench/peer/requirements.txt (a few GB; never part
@@ -20,10 +25,17 @@ import path from 'node:path';
 
 import { Command } from 'commander';
 
+import * as tf from '@tensorflow/tfjs-core';
+
 import { REPO_ROOT } from '../infra/paths';
-import { loadDataset } from '../ml/data';
-import { getModel } from '../ml/models';
+import { selectBackend } from '../ml/backend';
+import { IMAGE_SIZE, loadDataset } from '../ml/data';
+import { toTorch, torchMetadata } from '../ml/export';
+import { getModel, VIT_TINY, vitModel, type ModelDef, type VitModelDef } from '../ml/models';
 import { MODEL_NAMES } from '../ml/models/names';
+import { namedFromHost } from '../ml/tensors';
+import { Trainer } from '../ml/train';
+import { encodeSafetensors } from '../store';
 import type { BenchResult, RunSpec } from './backends';
 import { benchOptimizer, machineInfo, median } from './support';
 
@@ -42,6 +54,8 @@ interface Row extends Config {
   samplesPerSec: number;
   /** Every round's samples/s, in the order they ran. */
   rounds: number[];
+  /** The median round's peak resident memory of the whole process (MiB). */
+  peakRssMiB: number | null;
   version: string;
 }
 
@@ -97,9 +111,14 @@ async function measure(c: Config, data: { images: string; labels: string }) {
       // One intra-op pool of the asked size, nothing else spinning (OpenMP would take every core by default).
       { ...process.env, OMP_NUM_THREADS: String(c.threads), MKL_NUM_THREADS: String(c.threads) },
     );
-    const r = JSON.parse(out) as { samplesPerSec: number; torch: string; threads: number };
+    const r = JSON.parse(out) as {
+      samplesPerSec: number;
+      torch: string;
+      threads: number;
+      peakRssMiB: number;
+    };
     if (r.threads !== c.threads) throw new Error(`torch ran ${r.threads} threads, ${c.threads} asked`);
-    return { samplesPerSec: r.samplesPerSec, version: `torch ${r.torch}` };
+    return { samplesPerSec: r.samplesPerSec, peakRssMiB: r.peakRssMiB, version: `torch ${r.torch}` };
   }
   const spec: RunSpec = {
     backend: c.framework === 'lth-wasm' ? 'wasm' : 'tensorflow',
@@ -120,25 +139,99 @@ async function measure(c: Config, data: { images: string; labels: string }) {
     },
   );
   const r = JSON.parse(out) as BenchResult;
-  return { samplesPerSec: r.samplesPerSec, version: `${r.package}@${r.version}` };
+  return {
+    samplesPerSec: r.samplesPerSec,
+    peakRssMiB: r.peakRssMiB ?? null,
+    version: `${r.package}@${r.version}`,
+  };
 }
 
-/** Refuses to compare models that are not the same: PyTorch's parameter count must equal ml/models'. */
-async function checkArchitectures(models: string[], data: { images: string; labels: string }): Promise<void> {
-  for (const model of models) {
+/** Steps of training before the check, so that biases and every weight have moved off their initial values. */
+const CHECK_STEPS = 20;
+const CHECK_IMAGES = 64;
+/** The largest difference of a logit the check accepts (float32 kernels summing in different orders). */
+const CHECK_TOLERANCE = 1e-4;
+
+/**
+ * Refuses to compare models that are not the same: each of ours is trained a few steps, exported to PyTorch's
+ * layout (ml/export, what `lth export` writes), loaded into bench/peer/lth_models.py's model, and both must give the
+ * same logits on the same images within CHECK_TOLERANCE.
+ */
+async function checkSameModels(models: string[]): Promise<void> {
+  await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+  const train = loadDataset('mnist', 'train', { limit: 1_000 });
+  const images = train.images.subarray(0, CHECK_IMAGES * IMAGE_SIZE);
+  const imagesFile = path.join(DATA, 'check-images.f32');
+  writeFileSync(imagesFile, Buffer.from(images.buffer, images.byteOffset, images.byteLength));
+  // The registry's models, and a distillation student (two distillation tokens, feature projection) when the ViT is in.
+  const defs: ModelDef[] = models.map(getModel);
+  if (models.includes('vit-tiny')) {
+    defs.push(vitModel('vit-tiny', { ...VIT_TINY, distillTokens: 2, featureChannels: 64 }));
+  }
+  for (const def of defs) {
+    const model = def.name;
+    const label = 'config' in def ? `${model} ${JSON.stringify(def.config)}` : model;
+    // The feature projection does not reach the logits, so training leaves it out (it would get no gradient); it
+    // keeps its initial values, and PyTorch's strict load still checks its name and shape.
+    const trained =
+      'config' in def ? vitModel(model, { ...(def as VitModelDef).config, featureChannels: undefined }) : def;
+    const trainer = new Trainer(
+      {
+        model,
+        dataset: 'mnist',
+        optimizer: benchOptimizer(model),
+        batchSize: 64,
+        iterations: CHECK_STEPS,
+        evalEvery: 0,
+        seed: 1,
+      },
+      train,
+      { weights: trained.init(1), model: trained },
+    );
+    let weights;
+    try {
+      for (let i = 0; i < CHECK_STEPS; i++) trainer.trainStep();
+      weights = { ...def.init(1), ...(await trainer.snapshot([])).weights };
+    } finally {
+      trainer.dispose();
+    }
+    const logits = tf.tidy(() => {
+      const params = namedFromHost(weights);
+      return def.forward(params, tf.tensor(images, [CHECK_IMAGES, ...def.inputShape]), false);
+    });
+    const ours = new Float32Array(await logits.data());
+    logits.dispose();
+    const weightsFile = path.join(DATA, 'check.torch.safetensors');
+    const logitsFile = path.join(DATA, 'check-logits.f32');
+    writeFileSync(weightsFile, encodeSafetensors(toTorch(def, weights), torchMetadata(def)));
+    writeFileSync(logitsFile, Buffer.from(ours.buffer));
     const out = await runProcess(
       path.join(PEER, 'bin', 'python'),
       [
         path.join(REPO_ROOT, 'bench', 'peer', 'torch_peer.py'),
-        JSON.stringify({ model, threads: 1, batch: BATCH, lr: 0.01, count: true, ...data }),
+        JSON.stringify({ check: { weights: weightsFile, images: imagesFile, logits: logitsFile } }),
       ],
       process.env,
     );
-    const theirs = (JSON.parse(out) as { params: number }).params;
-    const ours = getModel(model).params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-    if (theirs !== ours) throw new Error(`${model}: PyTorch's has ${theirs} parameters, ours ${ours}`);
+    const r = JSON.parse(out) as { maxAbsDiff: number; maxAbs: number };
+    if (!(r.maxAbsDiff <= CHECK_TOLERANCE)) {
+      throw new Error(
+        `${label}: PyTorch's model with our exported weights differs from ours by ${r.maxAbsDiff} in a logit ` +
+          `(largest logit ${r.maxAbs.toFixed(2)}): not the same model`,
+      );
+    }
+    log(
+      `same model: ${label}: largest logit difference ${r.maxAbsDiff.toExponential(1)} (of ${r.maxAbs.toFixed(1)})`,
+    );
   }
-  log(`architectures: ${models.length} models, the same parameter counts on both sides`);
+}
+
+/** The peak RSS of the round whose samples/s is the median (the row's round). */
+function medianRss(rounds: number[], rss: (number | null)[]): number | null {
+  const mid = median(rounds);
+  const at = rounds.findIndex((v) => v === mid);
+  const value = at >= 0 ? rss[at] : null;
+  return value === null || value === undefined ? null : Math.round(value);
 }
 
 async function main(): Promise<void> {
@@ -147,8 +240,9 @@ async function main(): Promise<void> {
     .option('--models <list>', 'comma-separated', MODEL_NAMES.join(','))
     .option('--frameworks <list>', 'comma-separated', 'lth-native,lth-wasm,pytorch')
     .option('--rounds <n>', 'rounds per configuration (the median is reported)', '3')
+    .option('--check-only', 'only check that both sides are the same model (exported weights, equal logits)')
     .parse(process.argv);
-  const o = cli.opts<{ models: string; frameworks: string; rounds: string }>();
+  const o = cli.opts<{ models: string; frameworks: string; rounds: string; checkOnly?: boolean }>();
   const models = o.models.split(',');
   for (const m of models)
     if (!(MODEL_NAMES as readonly string[]).includes(m))
@@ -158,11 +252,12 @@ async function main(): Promise<void> {
   if (!Number.isInteger(rounds) || rounds < 1)
     throw new Error(`--rounds: expected an integer >= 1, got ${o.rounds}`);
 
-  if (frameworks.includes('pytorch')) {
+  if (frameworks.includes('pytorch') || o.checkOnly) {
     execFileSync('bash', [path.join(REPO_ROOT, 'bench', 'peer', 'install.sh')], { stdio: 'inherit' });
   }
   const data = writeData();
-  if (frameworks.includes('pytorch')) await checkArchitectures(models, data);
+  if (frameworks.includes('pytorch') || o.checkOnly) await checkSameModels(models);
+  if (o.checkOnly) return;
   // wasm computes on one thread under Node.js whatever it is asked (bench/results/backends.json notes): one row.
   // The composite baseline answers one question (what the native kernels save), on one thread.
   const threadCounts = (f: Framework) =>
@@ -172,15 +267,16 @@ async function main(): Promise<void> {
       threadCounts(framework).map((threads) => ({ model, framework, threads })),
     ),
   );
-  const measured = new Map<Config, { rounds: number[]; version: string }>();
+  const measured = new Map<Config, { rounds: number[]; rss: (number | null)[]; version: string }>();
   const started = performance.now();
   for (let round = 1; round <= rounds; round++) {
     for (const c of configs) {
       const label = `${c.model} ${c.framework} ${c.threads}t`;
       try {
         const r = await measure(c, data);
-        const m = measured.get(c) ?? { rounds: [], version: r.version };
+        const m = measured.get(c) ?? { rounds: [], rss: [], version: r.version };
         m.rounds.push(r.samplesPerSec);
+        m.rss.push(r.peakRssMiB);
         measured.set(c, m);
         log(`round ${round}/${rounds}: ${label}: ${r.samplesPerSec.toFixed(0)} samples/s`);
       } catch (err) {
@@ -193,6 +289,7 @@ async function main(): Promise<void> {
     batch: BATCH,
     samplesPerSec: Number(median(m.rounds).toPrecision(4)),
     rounds: m.rounds.map((v) => Number(v.toPrecision(4))),
+    peakRssMiB: medianRss(m.rounds, m.rss),
     version: m.version,
   }));
   const file = path.join(REPO_ROOT, 'bench', 'results', 'peer.json');

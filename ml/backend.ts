@@ -325,3 +325,9 @@ export function currentBackend(): BackendInfo {
   }
   return { ...current };
 }
+
+/** Tensors the backend holds now and their bytes: flat across a worker's activities unless something leaks. */
+export function tensorMemory(): { tensors: number; bytes: number } {
+  const m = tf.memory();
+  return { tensors: m.numTensors, bytes: m.numBytes };
+}

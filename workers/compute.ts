@@ -7,6 +7,7 @@ import type { BackendName } from '../ml/backend';
 import { COMPUTE_TASK_QUEUE } from '../contract/task-queues';
 import { connectClient, connectWorker, endpoints, openStore } from './connection';
 import { workerLog } from './log';
+import { withMemoryLog } from './memory-log';
 
 export interface ComputeWorkerOptions {
   backend?: BackendName | 'auto';
@@ -32,7 +33,7 @@ function workerEnv(): z.infer<typeof workerEnvSchema> {
 
 export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void> {
   // Loaded when a worker runs, not when `lth` defines its commands: together they cost every CLI call ~1 s.
-  const [{ Runtime, Worker }, { createActivities }, { selectBackend }] = await Promise.all([
+  const [{ Runtime, Worker }, { createActivities }, { selectBackend, tensorMemory }] = await Promise.all([
     import('@temporalio/worker'),
     import('../activities/index.js'),
     import('../ml/backend.js'),
@@ -61,15 +62,19 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
     connection,
     namespace: e.temporal.namespace,
     taskQueue: COMPUTE_TASK_QUEUE,
-    activities: createActivities({
-      store,
-      client,
-      backend: backendLabel,
+    activities: withMemoryLog(
+      createActivities({
+        store,
+        client,
+        backend: backendLabel,
+        log,
+        draining: () => draining,
+        progressIntervalMs: env.LTH_PROGRESS_INTERVAL_MS,
+        keepCheckpoints: env.LTH_KEEP_CHECKPOINTS,
+      }),
+      { tensors: tensorMemory },
       log,
-      draining: () => draining,
-      progressIntervalMs: env.LTH_PROGRESS_INTERVAL_MS,
-      keepCheckpoints: env.LTH_KEEP_CHECKPOINTS,
-    }),
+    ),
     maxConcurrentActivityTaskExecutions: opts.slots,
     shutdownGraceTime: `${opts.graceSeconds} seconds`,
   });

@@ -1,0 +1,146 @@
+/**
+ * Curvature of the loss in the free subspace: Hessian-vector products, the top eigenvalues (power iteration with
+ * deflation, as PyHessian) and the trace (Hutchinson, Rademacher vectors).
+ *
+ * Hv by central differences of gradients, Hv ≈ ‖v‖·(∇L(θ + εu) − ∇L(θ − εu)) / 2ε with u = v/‖v‖: TF.js's nested
+ * tf.grad is wrong through softmax cross-entropy (../../../shared/REFERENCES.md), and a hand-derived R-op would be
+ * one per model. The error has two parts: truncation, ε²/6 times the third derivative along u, and the float32
+ * rounding of the two gradients, about 1e-7·‖∇L‖/ε. ε = 1e-2 keeps both small for the losses and weight scales here
+ * (test/ml-geometry.test.ts: ~1.5e-5 relative to a float64 reference through softmax cross-entropy on cpu, wasm and
+ * native; exact up to rounding on a quadratic, where the truncation term is 0).
+ */
+import { MlInputError } from '../errors.js';
+import { Rng, deriveSeed } from '../rng.js';
+import type { Objective } from './objective.js';
+import { axpy, dot, norm, rademacher, scale, unitDirection, type Vec } from './space.js';
+
+export const DEFAULT_HVP_EPSILON = 1e-2;
+
+export async function hessianVectorProduct(
+  objective: Objective,
+  theta: Vec,
+  v: Vec,
+  epsilon = DEFAULT_HVP_EPSILON,
+): Promise<Vec> {
+  const size = norm(v);
+  if (size === 0) return new Float64Array(v.length);
+  const u = scale(v, 1 / size);
+  const plus = (await objective.gradient(axpy(theta, epsilon, u))).gradient;
+  const minus = (await objective.gradient(axpy(theta, -epsilon, u))).gradient;
+  const out = new Float64Array(v.length);
+  for (let i = 0; i < out.length; i++)
+    out[i] = ((plus[i] as number) - (minus[i] as number)) * (size / (2 * epsilon));
+  return out;
+}
+
+export interface Eigenpair {
+  value: number;
+  vector: Vec;
+  iterations: number;
+}
+
+/** Where power iteration stands: the pairs found, and the one being iterated. */
+export interface EigenState {
+  found: Eigenpair[];
+  current: { vector: Vec; iteration: number; previous: number | null } | null;
+}
+
+/** Makes v orthogonal to every vector of `basis` (unit vectors), in place (modified Gram-Schmidt). */
+function orthogonalize(v: Vec, basis: readonly Vec[]): void {
+  for (const b of basis) {
+    const c = dot(v, b);
+    for (let i = 0; i < v.length; i++) v[i] = (v[i] as number) - c * (b[i] as number);
+  }
+}
+
+/**
+ * The k eigenvalues of largest magnitude of the Hessian in the free subspace, largest first: power iteration on
+ * Hv, each start vector seeded from `seed` and its index, kept orthogonal to the eigenvectors already found, until
+ * the Rayleigh quotient changes by less than `tol` relative (or `maxIterations`).
+ */
+export async function topEigenvalues(
+  objective: Objective,
+  theta: Vec,
+  opts: {
+    k?: number;
+    maxIterations?: number;
+    tol?: number;
+    seed?: number;
+    epsilon?: number;
+    resume?: EigenState;
+    onIteration?: (state: EigenState) => void | Promise<void>;
+  } = {},
+): Promise<Eigenpair[]> {
+  const k = opts.k ?? 5;
+  const maxIterations = opts.maxIterations ?? 100;
+  const tol = opts.tol ?? 1e-3;
+  if (!Number.isInteger(k) || k < 1 || k > objective.space.freeCount) {
+    throw new MlInputError(`k must be an integer in 1..${objective.space.freeCount}, got ${k}`);
+  }
+  const found = [...(opts.resume?.found ?? [])];
+  let current = opts.resume?.current ?? null;
+  while (found.length < k) {
+    const index = found.length;
+    const basis = found.map((p) => p.vector);
+    if (!current) {
+      const start = unitDirection(objective.space, new Rng(deriveSeed(opts.seed ?? 0, 'eigen', index)));
+      current = { vector: start, iteration: 0, previous: null };
+    }
+    let { vector, iteration, previous } = current;
+    let value = previous ?? 0;
+    for (;;) {
+      orthogonalize(vector, basis);
+      vector = scale(vector, 1 / norm(vector));
+      const hv = await hessianVectorProduct(objective, theta, vector, opts.epsilon);
+      value = dot(vector, hv);
+      iteration++;
+      const converged = previous !== null && Math.abs(value - previous) <= tol * (Math.abs(previous) + 1e-12);
+      const hvNorm = norm(hv);
+      // Hv = 0: v is in the kernel; its eigenvalue is 0 and power iteration cannot move.
+      if (hvNorm > 0) vector = scale(hv, 1 / hvNorm);
+      previous = value;
+      if (converged || iteration >= maxIterations || hvNorm === 0) break;
+      current = { vector, iteration, previous };
+      await opts.onIteration?.({ found: [...found], current });
+    }
+    orthogonalize(vector, basis);
+    found.push({ value, vector: scale(vector, 1 / norm(vector)), iterations: iteration });
+    current = null;
+    await opts.onIteration?.({ found: [...found], current: null });
+  }
+  return found.sort((a, b) => b.value - a.value);
+}
+
+export interface TraceEstimate {
+  /** Mean of vᵀHv over the samples. */
+  trace: number;
+  /** Its standard error: the samples' standard deviation over √samples. */
+  standardError: number;
+  samples: number[];
+}
+
+/** Hutchinson's estimate of tr(H) in the free subspace from `samples` Rademacher vectors (default 100). */
+export async function hessianTrace(
+  objective: Objective,
+  theta: Vec,
+  opts: {
+    samples?: number;
+    seed?: number;
+    epsilon?: number;
+    resume?: number[];
+    onSample?: (samples: number[]) => void | Promise<void>;
+  } = {},
+): Promise<TraceEstimate> {
+  const count = opts.samples ?? 100;
+  if (!Number.isInteger(count) || count < 2)
+    throw new MlInputError(`samples must be an integer >= 2, got ${count}`);
+  const samples = [...(opts.resume ?? [])];
+  while (samples.length < count) {
+    const v = rademacher(objective.space, new Rng(deriveSeed(opts.seed ?? 0, 'hutchinson', samples.length)));
+    samples.push(dot(v, await hessianVectorProduct(objective, theta, v, opts.epsilon)));
+    await opts.onSample?.([...samples]);
+  }
+  const mean = samples.reduce((a, b) => a + b, 0) / count;
+  const variance = samples.reduce((a, b) => a + (b - mean) ** 2, 0) / (count - 1);
+  return { trace: mean, standardError: Math.sqrt(variance / count), samples };
+}

@@ -6,11 +6,11 @@
  * disposing or moving its memory. This module imports nothing: the store names its tensors with these types, and
  * pure code over host tensors (ml/pruning) stays importable where TensorFlow.js is not (the workflow sandbox).
  */
-export type HostDType = 'float32' | 'int32' | 'uint8';
+export type HostDType = 'float32' | 'float64' | 'int32' | 'uint8';
 export interface HostTensor {
   dtype: HostDType;
   shape: number[];
-  data: Float32Array | Int32Array | Uint8Array;
+  data: Float32Array | Float64Array | Int32Array | Uint8Array;
 }
 export type NamedTensors = Record<string, HostTensor>;
 
@@ -20,10 +20,12 @@ export function sizeOf(shape: readonly number[]): number {
   return n;
 }
 
-function arrayFor(dtype: HostDType, n: number): Float32Array | Int32Array | Uint8Array {
+function arrayFor(dtype: HostDType, n: number): HostTensor['data'] {
   switch (dtype) {
     case 'float32':
       return new Float32Array(n);
+    case 'float64':
+      return new Float64Array(n);
     case 'int32':
       return new Int32Array(n);
     case 'uint8':
@@ -33,6 +35,7 @@ function arrayFor(dtype: HostDType, n: number): Float32Array | Int32Array | Uint
 
 function dtypeOfArray(data: unknown): HostDType | null {
   if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Float64Array) return 'float64';
   if (data instanceof Int32Array) return 'int32';
   if (data instanceof Uint8Array) return 'uint8';
   return null;

@@ -37,7 +37,7 @@ function fromTypedData(dtype: tf.DataType, shape: number[], src: tf.TypedArray |
  */
 export function fromHost(h: HostTensor, dtype?: 'float32' | 'int32'): tf.Tensor {
   assertHostTensor(h);
-  const target = dtype ?? (h.dtype === 'float32' ? 'float32' : 'int32');
+  const target = dtype ?? (h.dtype === 'float32' || h.dtype === 'float64' ? 'float32' : 'int32');
   if (target === 'float32') {
     return tf.tensor(
       h.dtype === 'float32' ? h.data.slice() : Float32Array.from(h.data),
@@ -45,7 +45,7 @@ export function fromHost(h: HostTensor, dtype?: 'float32' | 'int32'): tf.Tensor 
       'float32',
     );
   }
-  if (h.dtype === 'float32') {
+  if (h.dtype === 'float32' || h.dtype === 'float64') {
     for (const v of h.data) {
       if (!Number.isInteger(v))
         throw new Error(`fromHost: float32 tensor holds non-integer ${v}, cannot make int32`);

@@ -29,16 +29,17 @@ export class SafetensorsError extends Error {
 interface DTypeInfo {
   st: string;
   bytes: number;
-  ctor: Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor;
+  ctor: Float32ArrayConstructor | Float64ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor;
 }
 
 const DTYPES: Record<HostDType, DTypeInfo> = {
   float32: { st: 'F32', bytes: 4, ctor: Float32Array },
+  float64: { st: 'F64', bytes: 8, ctor: Float64Array },
   int32: { st: 'I32', bytes: 4, ctor: Int32Array },
   uint8: { st: 'U8', bytes: 1, ctor: Uint8Array },
 };
 
-const FROM_ST: Record<string, HostDType> = { F32: 'float32', I32: 'int32', U8: 'uint8' };
+const FROM_ST: Record<string, HostDType> = { F32: 'float32', F64: 'float64', I32: 'int32', U8: 'uint8' };
 
 // Dtypes the format defines but this project does not compute in: named so the
 // refusal says "unsupported" rather than "invalid".
@@ -52,7 +53,6 @@ const KNOWN_UNSUPPORTED = new Set([
   'U32',
   'I64',
   'U64',
-  'F64',
   'F8_E4M3',
   'F8_E5M2',
 ]);

@@ -19,7 +19,7 @@ import {
 
 import { dropBucket, NO_S3, rawClient, s3, uniqueBucket } from './support/s3.js';
 
-function bytesOf(a: Float32Array | Int32Array | Uint8Array): Buffer {
+function bytesOf(a: Float32Array | Float64Array | Int32Array | Uint8Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 

@@ -27,7 +27,7 @@ import {
   type NamedTensors,
 } from '../store/index.js';
 
-function bytesOf(a: Float32Array | Int32Array | Uint8Array): Buffer {
+function bytesOf(a: Float32Array | Float64Array | Int32Array | Uint8Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
@@ -58,6 +58,8 @@ function sampleSet(): NamedTensors {
     '10': { dtype: 'int32', shape: [2, 2], data: new Int32Array([-2147483648, 2147483647, 0, -1]) },
     '9': { dtype: 'float32', shape: [], data: new Float32Array([0.1]) },
     empty: { dtype: 'float32', shape: [0, 3], data: new Float32Array(0) },
+    // Float64 (the geometry measures' checkpointed vectors): a value float32 cannot hold.
+    state: { dtype: 'float64', shape: [3], data: new Float64Array([0.1, -1e-300, 2 ** 60 + 1024]) },
   };
 }
 
@@ -245,7 +247,7 @@ raw = open(sys.argv[1], 'rb').read()
 header = json.loads(raw[8:8 + n])
 data = raw[8 + n:]
 meta = header.pop('__metadata__', {})
-size = {'F32': 4, 'I32': 4, 'U8': 1}
+size = {'F32': 4, 'F64': 8, 'I32': 4, 'U8': 1}
 out = {}
 for name, h in header.items():
     b, e = h['data_offsets']
@@ -270,7 +272,7 @@ raw = open(sys.argv[1], 'rb').read()
 (n,) = struct.unpack('<Q', raw[:8])
 header = json.loads(raw[8:8 + n])
 header.pop('__metadata__', None)
-dt = {'F32': '<f4', 'I32': '<i4', 'U8': 'u1'}
+dt = {'F32': '<f4', 'F64': '<f8', 'I32': '<i4', 'U8': 'u1'}
 out = {}
 for name, h in header.items():
     b, e = h['data_offsets']

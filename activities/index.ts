@@ -1,4 +1,5 @@
 import type { ComputeActivities } from '../contract/activities';
+import { createAnalysisActivities } from './analysis';
 import { createDistillActivities } from './distill';
 import type { DurableTrainingDeps } from './durable-training';
 import { createLogitActivities } from './logits';
@@ -14,5 +15,6 @@ export function createActivities(deps: ActivityDeps): ComputeActivities {
     ...createLotteryActivities(deps),
     ...createLogitActivities(deps),
     ...createDistillActivities(deps),
+    ...createAnalysisActivities(deps),
   };
 }

@@ -1,6 +1,7 @@
 // Entry point of the `lth` command. Each subcommand lives in cli/commands/ and registers itself here.
 import { Command } from 'commander';
 
+import { registerAnalyzeCommand } from './commands/analyze';
 import { registerBranchCommand } from './commands/branch';
 import { registerDemoCommand } from './commands/demo';
 import { registerDistillCommand } from './commands/distill';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerLotteryCommand(program);
   registerBranchCommand(program);
   registerReportCommand(program);
+  registerAnalyzeCommand(program);
   registerTeachersCommand(program);
   registerDistillCommand(program);
   registerExportCommand(program);

@@ -4,7 +4,8 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle 
 import type { Workflow } from '@temporalio/common';
 
 import { branchLabel, branchWorkflowId, type BranchSpec } from '../contract/branches';
-import { lotteryWorkflowId, specHash } from '../contract/ids';
+import type { AnalysisSpec } from '../contract/analysis';
+import { analysisWorkflowId, lotteryWorkflowId, specHash } from '../contract/ids';
 import type { DistillSpec } from '../contract/distill';
 import type { LotterySpec } from '../contract/lottery';
 import type { PrecomputeSpec } from '../contract/precompute';
@@ -12,6 +13,7 @@ import * as sa from '../contract/search-attributes';
 import { distillKind, lotteryKind, precomputeKind, trainKind, type SpecKind } from '../contract/spec-kinds';
 import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import type { TrainSpec } from '../contract/train';
+import type { analyzeWorkflow } from '../workflows/analysis';
 import type { distillWorkflow } from '../workflows/distill';
 import type { precomputeLogitsWorkflow } from '../workflows/logits';
 import type { lotteryBranchWorkflow, lotteryWorkflow } from '../workflows/lottery';
@@ -168,4 +170,14 @@ export type StartedDistill = StartedWorkflow<typeof distillWorkflow>;
  */
 export async function startOrAttachDistill(client: Client, spec: DistillSpec): Promise<StartedDistill> {
   return startOrAttachSpec<typeof distillWorkflow, DistillSpec>(client, distillKind, spec);
+}
+
+export type StartedAnalysis = StartedWorkflow<typeof analyzeWorkflow>;
+
+/** Starts the geometry analysis of stored solutions, or attaches to the one this spec already has. */
+export async function startOrAttachAnalysis(client: Client, spec: AnalysisSpec): Promise<StartedAnalysis> {
+  return startOrAttach<typeof analyzeWorkflow>(client, 'analyzeWorkflow', analysisWorkflowId(spec), [spec], {
+    experiment: spec.experiment,
+    runKind: 'analysis',
+  });
 }

@@ -1,5 +1,6 @@
 // The compute activities as workflows call them: names, inputs and results. activities/ implements this
 // interface; workflows proxy it, so neither imports the other.
+import type { MeasureActivityInput, MeasureRecord } from './analysis';
 import type { DistillActivityInput, DistillPlanInput, DistillResult, PlannedTeacher } from './distill';
 import type { LevelActivityInput, LevelResult } from './lottery';
 import type {
@@ -26,6 +27,8 @@ export interface ComputeActivities {
   planDistill(input: DistillPlanInput): Promise<PlannedTeacher[]>;
   /** The ViT student trained durably on the teachers' stored outputs. */
   distill(input: DistillActivityInput): Promise<DistillResult>;
+  /** One geometry measure of one stored solution (or its stored result). */
+  analyzeMeasure(input: MeasureActivityInput): Promise<MeasureRecord>;
 }
 
 /** Errors that no retry can fix: the activities throw them as non-retryable failures by these types. */

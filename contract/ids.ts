@@ -4,6 +4,7 @@
 import { getModel } from '../ml/models';
 import { contentHash } from '../store/keys';
 import { branchKind, type BranchSpec } from './branches';
+import type { AnalysisSpec } from './analysis';
 import type { DistillSpec, TeacherSource } from './distill';
 import type { LotterySpec } from './lottery';
 import type { PrecomputeSpec } from './precompute';
@@ -60,7 +61,9 @@ export function distillRunId(spec: DistillSpec, teachers: readonly TeacherSource
   }).slice(0, 24);
 }
 
-export function specHash(spec: TrainSpec | LotterySpec | PrecomputeSpec | DistillSpec): string {
+export function specHash(
+  spec: TrainSpec | LotterySpec | PrecomputeSpec | DistillSpec | AnalysisSpec,
+): string {
   return contentHash(spec);
 }
 
@@ -79,4 +82,9 @@ export function precomputeWorkflowId(spec: PrecomputeSpec): string {
 
 export function distillWorkflowId(spec: DistillSpec): string {
   return `distill-${spec.experiment}-${specHash(spec).slice(0, 16)}`;
+}
+
+/** The same solutions, measures and config attach to the same analysis. */
+export function analysisWorkflowId(spec: AnalysisSpec): string {
+  return `analyze-${spec.experiment}-${specHash(spec).slice(0, 16)}`;
 }

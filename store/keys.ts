@@ -219,3 +219,11 @@ export function contentHash(value: unknown): string {
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
+
+/** `analysis/<id>/<file>`: one geometry measure of one solution (content-addressed: id hashes everything it depends on). */
+export function analysisKey(
+  id: string,
+  file: 'result.json' | 'arrays.safetensors' | 'progress.safetensors',
+): string {
+  return `analysis/${segment('analysis id', id)}/${file}`;
+}

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { readSpecFile } from '../cli/spec-file';
+import { analysisConfigSchema } from '../contract/analysis';
 import { parseDistillSpec } from '../contract/distill';
 import { parsePrecomputeSpec } from '../contract/precompute';
 import { recogniseSpecKind, SPEC_KINDS } from '../contract/spec-kinds';
@@ -22,7 +23,19 @@ function kindOf(spec: Record<string, unknown>): string {
   return kind.kind;
 }
 
-const files = specFiles(EXAMPLES);
+// examples/analysis/ holds analysis configs (`lth analyze --config`), not specs of a run kind: checked below.
+const ANALYSIS = path.join(EXAMPLES, 'analysis');
+const files = specFiles(EXAMPLES).filter((f) => !f.startsWith(ANALYSIS + path.sep));
+
+test('every analysis config example is valid, and the default one is exactly the defaults', () => {
+  const configs = specFiles(ANALYSIS);
+  assert.ok(configs.length >= 1);
+  for (const f of configs) analysisConfigSchema.parse(readSpecFile(f));
+  assert.deepEqual(
+    analysisConfigSchema.parse(readSpecFile(path.join(ANALYSIS, 'default.yaml'))),
+    analysisConfigSchema.parse({}),
+  );
+});
 
 test('there are examples of every kind of spec', () => {
   const kinds = new Set(files.map((f) => kindOf(readSpecFile(f))));

@@ -3,3 +3,4 @@ export { trainWorkflow } from './train';
 export { lotteryBranchWorkflow, lotteryWorkflow } from './lottery';
 export { precomputeLogitsWorkflow } from './logits';
 export { distillWorkflow } from './distill';
+export { analyzeWorkflow } from './analysis';

@@ -57,3 +57,11 @@ export {
   type ParamSpace,
   type Vec,
 } from './space.js';
+export {
+  MEASURE_CONFIG_SCHEMAS,
+  MEASURE_NAMES,
+  PAIRWISE_MEASURES,
+  type MeasureConfig,
+  type MeasureName,
+} from './measure-config.js';
+export { MEASURES, type MeasureContext, type MeasureOutput, type MeasureState } from './measures.js';

@@ -1,0 +1,195 @@
+// `lth analyze EXPERIMENT`: the geometry of a lottery experiment's stored levels (ml/geometry), as one durable
+// analyzeWorkflow of one activity per (level, measure); nothing is retrained, and measures already stored are reused.
+import type { Client } from '@temporalio/client';
+import { Command, InvalidArgumentError } from 'commander';
+
+import {
+  parseAnalysisSpec,
+  type AnalysisResult,
+  type AnalysisSpec,
+  type AnalysisStatus,
+  type AnalysisTarget,
+} from '../../contract/analysis';
+import type { LevelResult } from '../../contract/lottery';
+import { validateLotterySpec } from '../../contract/spec-kinds';
+import { MEASURE_NAMES } from '../../ml/geometry/measure-config';
+import { startOrAttachAnalysis } from '../../client/runs';
+import { connectClient, endpoints } from '../../workers/connection';
+import { parseExperimentName, pickTrunk, readExperiment, startInput, type RunView } from '../experiments';
+import { followWithBar } from '../follow';
+import { readSpecFile } from '../spec-file';
+import { int } from '../spec-flags';
+import { workflowLink } from './lottery';
+
+interface AnalyzeFlags {
+  config?: string;
+  levels?: number[];
+  measures?: string[];
+  branches: boolean;
+  trunk?: string;
+  trainSubset?: number;
+  testSubset?: number;
+  seed?: number;
+  parallelism?: number;
+  follow: boolean;
+  json?: boolean;
+}
+
+const intList = (v: string): number[] =>
+  v.split(',').map((x) => {
+    const n = Number(x.trim());
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`"${x}" is not a level number`);
+    return n;
+  });
+
+/** The solutions to measure: each finished level of the trunk (and the branches), with the level before it. */
+export function analysisTargets(
+  runs: RunView[],
+  about: { model: AnalysisTarget['model']; dataset: AnalysisTarget['dataset'] },
+  levels?: number[],
+): AnalysisTarget[] {
+  return runs.flatMap((run) => {
+    const byLevel = new Map<number, LevelResult>(run.levels.map((l) => [l.level, l]));
+    return run.levels
+      .filter((l) => !levels || levels.includes(l.level))
+      .map((l) => {
+        const before = byLevel.get(l.level - 1);
+        return {
+          label: run.label,
+          level: l.level,
+          remainingPct: l.remainingPct,
+          ...about,
+          weights: l.weights,
+          mask: l.mask,
+          rewind: l.rewind,
+          previous: before ? { weights: before.weights, mask: before.mask } : null,
+        };
+      });
+  });
+}
+
+async function analysisSpec(client: Client, experiment: string, flags: AnalyzeFlags): Promise<AnalysisSpec> {
+  const view = await readExperiment(client, experiment);
+  const trunk = pickTrunk(view, flags.trunk);
+  const lottery = validateLotterySpec(
+    ((await startInput(client, trunk.workflowId)) as { spec?: unknown }).spec,
+  );
+  const runs = [...(trunk.trunk ? [trunk.trunk] : []), ...(flags.branches ? trunk.branches : [])];
+  const targets = analysisTargets(
+    runs,
+    { model: lottery.train.model, dataset: lottery.train.dataset },
+    flags.levels,
+  );
+  if (targets.length === 0) {
+    const have = runs.flatMap((r) => r.levels.map((l) => `${r.label} ${l.level}`)).join(', ') || 'none';
+    throw new Error(
+      `--levels: no finished level of ${experiment} matches ${flags.levels?.join(', ') ?? '(all)'}; finished: ${have}`,
+    );
+  }
+  return parseAnalysisSpec({
+    experiment,
+    targets,
+    config: {
+      ...(flags.config ? readSpecFile(flags.config) : {}),
+      ...(flags.measures ? { measures: flags.measures } : {}),
+      ...(flags.trainSubset !== undefined || flags.testSubset !== undefined
+        ? { subset: { train: flags.trainSubset ?? 1000, test: flags.testSubset ?? 1000 } }
+        : {}),
+      ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
+    },
+    ...(flags.parallelism !== undefined ? { parallelism: flags.parallelism } : {}),
+  });
+}
+
+const COLUMNS: [string, string, string][] = [
+  ['loss', 'testError', 'test err'],
+  ['loss', 'trainLoss', 'train loss'],
+  ['hessian', 'topEigenvalue', 'λmax'],
+  ['trace', 'trace', 'trace'],
+  ['sharpness', 'epsSharpness', 'ε-sharp'],
+  ['pac-bayes', 'pacBayesSigma', 'PAC σ'],
+  ['basin', 'logVolume', 'log-vol'],
+  ['path', 'testErrorBarrier', 'barrier L-1'],
+];
+
+function fmt(v: number | undefined): string {
+  if (v === undefined) return '-';
+  if (!Number.isFinite(v)) return String(v);
+  return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(2) : v.toPrecision(4);
+}
+
+export function analysisTable(result: AnalysisResult): string {
+  const header = ['run', 'level', 'remaining', ...COLUMNS.map((c) => c[2])];
+  const rows = result.targets.map((t) => {
+    const value = (measure: string, key: string) =>
+      t.measures.find((m) => m.measure === measure)?.summary[key];
+    return [
+      t.label,
+      String(t.level),
+      `${t.remainingPct.toFixed(1)}%`,
+      ...COLUMNS.map(([m, k]) => fmt(value(m, k))),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i] as number)).join('  ');
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+async function analyzeAction(experimentArg: string, flags: AnalyzeFlags): Promise<void> {
+  const experiment = parseExperimentName(experimentArg);
+  const e = endpoints();
+  const client = await connectClient(e);
+  try {
+    const spec = await analysisSpec(client, experiment, flags);
+    const run = await startOrAttachAnalysis(client, spec);
+    process.stderr.write(
+      `${run.started ? 'started' : 'attached to'} ${run.workflowId}: ${spec.targets.length} solutions × ` +
+        `${spec.config.measures.length} measures\n`,
+    );
+    const link = workflowLink(e.temporal.uiUrl, e.temporal.namespace, run.workflowId);
+    if (link) process.stderr.write(`  ${link}\n`);
+    if (!flags.follow) return;
+    const result = await followWithBar<AnalysisStatus, AnalysisResult>(run.handle, {
+      format: ' {bar} {percentage}% | measure {value}/{total} | reused {reused} | {phase}',
+      position: (s) => ({ value: s.done, total: s.total, payload: { reused: s.reused, phase: s.phase } }),
+      final: (r) => {
+        const n = r.targets.reduce((a, t) => a + t.measures.length, 0);
+        const reused = r.targets.reduce((a, t) => a + t.measures.filter((m) => m.reused).length, 0);
+        return { value: n, total: n, payload: { reused, phase: 'done' } };
+      },
+      showFinalIfNeverStarted: true,
+    });
+    process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${analysisTable(result)}\n`);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+export function registerAnalyzeCommand(program: Command): void {
+  program
+    .command('analyze')
+    .description(
+      "the geometry of a lottery experiment's stored levels (curvature, sharpness, basin volume, slices, " +
+        'connectivity), durable and reused; nothing is retrained',
+    )
+    .argument('<experiment>', 'the experiment name (its trunk must have finished levels)')
+    .option(
+      '-c, --config <file>',
+      'analysis config, JSON or YAML: measures, subset, seed, batchSize, options.<measure> (examples/analysis/default.yaml)',
+    )
+    .option('--levels <list>', 'comma-separated level numbers (default: every finished level)', intList)
+    .option(
+      '--measures <list>',
+      `comma-separated, of ${MEASURE_NAMES.join(', ')} (default all)`,
+      (v: string) => v.split(',').map((x) => x.trim()),
+    )
+    .option('--branches', "the branches' levels too", false)
+    .option('--trunk <workflowId>', 'which trunk, when the experiment has several')
+    .option('--train-subset <n>', 'training examples the losses average over (default 1000)', int)
+    .option('--test-subset <n>', 'test examples (default 1000)', int)
+    .option('--seed <n>', 'seed of every random direction and draw (default 0)', int)
+    .option('--parallelism <n>', 'measures at once (default 2)', int)
+    .option('--no-follow', 'start the analysis and return without waiting')
+    .option('--json', 'print the result as JSON')
+    .action(analyzeAction);
+}

@@ -1,0 +1,118 @@
+// The geometry analysis of stored IMP levels (analyzeWorkflow): which solutions, which measures with which
+// configuration, on which data subset. Pure zod: the workflow sandbox imports it. Measures and their options are
+// ml/geometry/measure-config.ts's; each (solution, measure) is one activity whose result is content-addressed.
+import { z } from 'zod';
+
+import { DATASET_NAMES } from '../ml/data/names';
+import { MODEL_NAMES } from '../ml/models/names';
+import {
+  MEASURE_CONFIG_SCHEMAS,
+  MEASURE_NAMES,
+  PAIRWISE_MEASURES,
+  type MeasureName,
+} from '../ml/geometry/measure-config';
+
+export { MEASURE_NAMES, PAIRWISE_MEASURES, type MeasureName };
+import { experimentSchema, heartbeatTimeoutSchema, objectRefSchema, parseSpec } from './spec';
+
+// Each measure's options, every field defaulted: an absent section is the measure's defaults.
+const measureSections = z
+  .object(
+    Object.fromEntries(
+      MEASURE_NAMES.map((m) => [m, (MEASURE_CONFIG_SCHEMAS[m] as z.ZodObject).prefault({})]),
+    ) as unknown as { [M in MeasureName]: z.ZodPrefault<(typeof MEASURE_CONFIG_SCHEMAS)[M]> },
+  )
+  .strict();
+
+/** How every solution of an analysis is measured. */
+export const analysisConfigSchema = z
+  .object({
+    /** Which measures (default all). */
+    measures: z
+      .array(z.enum(MEASURE_NAMES as [MeasureName, ...MeasureName[]]))
+      .min(1)
+      .default([...MEASURE_NAMES])
+      .refine((m) => new Set(m).size === m.length, 'a measure is listed twice'),
+    /** Class-balanced subsets of the training and test splits the losses average over. */
+    subset: z
+      .object({
+        train: z.number().int().min(10).max(60_000).default(1000),
+        test: z.number().int().min(10).max(10_000).default(1000),
+      })
+      .strict()
+      .default({ train: 1000, test: 1000 }),
+    batchSize: z.number().int().min(1).max(10_000).default(1000),
+    /** Seeds every random direction and draw. */
+    seed: z.number().int().min(0).default(0),
+    options: measureSections.prefault({}),
+  })
+  .strict();
+
+export type AnalysisConfig = z.output<typeof analysisConfigSchema>;
+
+/** One stored solution: an IMP level of the trunk or of a branch. */
+export const analysisTargetSchema = z
+  .object({
+    /** For people: trunk, or the branch label. */
+    label: z.string(),
+    level: z.number().int().min(0),
+    remainingPct: z.number(),
+    model: z.enum(MODEL_NAMES),
+    dataset: z.enum(DATASET_NAMES),
+    weights: objectRefSchema,
+    mask: objectRefSchema.nullable(),
+    /** The training state the level started from (weights under `weights/`). */
+    rewind: objectRefSchema.nullable(),
+    /** The level before it in the same lineage, for the pairwise measures. */
+    previous: z.object({ weights: objectRefSchema, mask: objectRefSchema.nullable() }).strict().nullable(),
+  })
+  .strict();
+
+export type AnalysisTarget = z.output<typeof analysisTargetSchema>;
+
+export const analysisSpecSchema = z
+  .object({
+    experiment: experimentSchema,
+    targets: z.array(analysisTargetSchema).min(1),
+    config: analysisConfigSchema.prefault({}),
+    /** Measures run at once (each is one activity on a compute worker). */
+    parallelism: z.number().int().min(1).max(64).default(2),
+    heartbeatTimeoutSeconds: heartbeatTimeoutSchema,
+  })
+  .strict();
+
+export type AnalysisSpec = z.output<typeof analysisSpecSchema>;
+
+export function parseAnalysisSpec(input: unknown): AnalysisSpec {
+  return parseSpec(analysisSpecSchema, input, 'analysis spec');
+}
+
+export interface MeasureActivityInput {
+  target: AnalysisTarget;
+  measure: MeasureName;
+  config: AnalysisConfig;
+}
+
+export interface MeasureRecord {
+  measure: MeasureName;
+  /** analysis/<hash>/result.json: the summary, the config and what was measured; arrays beside it. */
+  resultKey: string;
+  arraysKey: string;
+  summary: Record<string, number>;
+  reused: boolean;
+  /** The step the measure resumed from a checkpoint at (0: from the start). */
+  resumedFrom: number;
+  seconds: number;
+}
+
+export interface AnalysisResult {
+  targets: { label: string; level: number; remainingPct: number; measures: MeasureRecord[] }[];
+}
+
+export interface AnalysisStatus {
+  phase: 'measuring' | 'done' | 'failed';
+  experiment: string;
+  total: number;
+  done: number;
+  reused: number;
+}

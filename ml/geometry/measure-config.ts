@@ -1,0 +1,55 @@
+/**
+ * The measures an analysis can run and each one's configuration with its defaults: plain schemas with no TF.js
+ * behind them, so that a spec is checked where TF.js cannot load (the workflow sandbox). measures.ts maps each
+ * name to its implementation, and the compiler rejects a name without one.
+ */
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+const range = z
+  .tuple([z.number(), z.number()])
+  .refine(([a, b]) => a < b, 'the range must run from a smaller to a larger value');
+
+export const MEASURE_CONFIG_SCHEMAS = {
+  /** Train and test loss and error at the solution. */
+  loss: z.object({}).strict(),
+  /** Loss and error along one filter-normalised direction. */
+  slice1d: z.object({ points: int(3, 401).default(41), range: range.default([-1, 1]) }).strict(),
+  /** Loss and error on the plane of two filter-normalised directions. */
+  slice2d: z.object({ points: int(3, 101).default(21), range: range.default([-1, 1]) }).strict(),
+  /** The straight path to the previous level's solution, and its barriers. */
+  path: z.object({ points: int(3, 401).default(21) }).strict(),
+  /** Top-k Hessian eigenvalues (power iteration with deflation). */
+  hessian: z
+    .object({
+      k: int(1, 50).default(5),
+      maxIterations: int(1, 10_000).default(100),
+      tol: z.number().positive().max(0.5).default(1e-3),
+      epsilon: z.number().positive().max(1).default(1e-2),
+    })
+    .strict(),
+  /** Hutchinson's estimate of the Hessian trace. */
+  trace: z
+    .object({ samples: int(2, 100_000).default(100), epsilon: z.number().positive().max(1).default(1e-2) })
+    .strict(),
+  /** Keskar's ε-sharpness. */
+  sharpness: z
+    .object({ epsilon: z.number().positive().max(1).default(1e-3), steps: int(1, 1000).default(10) })
+    .strict(),
+  /** Jiang et al.'s PAC-Bayes σ. */
+  'pac-bayes': z
+    .object({ deviation: z.number().positive().default(0.1), samples: int(1, 1000).default(10) })
+    .strict(),
+  /** Basin radii along random directions, and the log-volume. */
+  basin: z
+    .object({ directions: int(1, 10_000).default(20), threshold: z.number().positive().default(0.1) })
+    .strict(),
+  /** Distance and sign agreement to the rewind point, per-layer norms, mask overlap with the previous level. */
+  descriptors: z.object({}).strict(),
+} as const;
+
+export type MeasureName = keyof typeof MEASURE_CONFIG_SCHEMAS;
+export const MEASURE_NAMES = Object.keys(MEASURE_CONFIG_SCHEMAS) as MeasureName[];
+export type MeasureConfig<M extends MeasureName> = z.output<(typeof MEASURE_CONFIG_SCHEMAS)[M]>;
+/** Measures that compare a level with the one before it: the first level of a lineage has none. */
+export const PAIRWISE_MEASURES: readonly MeasureName[] = ['path'];

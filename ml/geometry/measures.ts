@@ -1,0 +1,221 @@
+/**
+ * The measures of an analysis, one function each (their configurations in measure-config.ts): what a solution's
+ * geometry is, from its train and test objectives. Each returns scalar summaries and raw arrays (the curves, the
+ * eigenvalues, the radii). Long ones resume from the state they last checkpointed and checkpoint as they go.
+ */
+import { MlInputError } from '../errors.js';
+import type { NamedTensors } from '../host-tensor.js';
+import { distance, layerNorms, maskJaccard, signAgreement } from './descriptors.js';
+import { filterNormalizedDirection } from './directions.js';
+import { basinRadii, epsSharpness, pacBayesSigma } from './flatness.js';
+import { hessianTrace, topEigenvalues, type EigenState } from './hessian.js';
+import type { MeasureConfig, MeasureName } from './measure-config.js';
+import type { LossValue, Objective } from './objective.js';
+import { linearPath, slice1d, slice2d } from './slices.js';
+import { deriveSeed } from '../rng.js';
+import type { Vec } from './space.js';
+
+/** A measure's partial state: JSON values and float64 vectors. */
+export type MeasureState = { [key: string]: unknown };
+
+export interface MeasureContext {
+  /** The loss on the training subset (curvature and flatness are of this one) and on the test subset. */
+  train: Objective;
+  test: Objective;
+  theta: Vec;
+  seed: number;
+  masks: NamedTensors | null;
+  /** The rewind point the level trained from (descriptors). */
+  rewind: Vec | null;
+  /** The previous level's solution and masks (path, descriptors). */
+  previous: { theta: Vec; masks: NamedTensors | null } | null;
+  resume: MeasureState | null;
+  /** Records partial progress; the caller decides how often it reaches the store. */
+  checkpoint(state: MeasureState): Promise<void>;
+}
+
+export interface MeasureOutput {
+  summary: Record<string, number>;
+  arrays: Record<string, Float64Array>;
+}
+
+type Measure<M extends MeasureName> = (
+  ctx: MeasureContext,
+  config: MeasureConfig<M>,
+) => Promise<MeasureOutput>;
+
+const series = (values: readonly LossValue[], key: keyof LossValue) =>
+  Float64Array.from(values, (v) => v[key]);
+
+/** Train then test along the same points, resumable point by point. */
+async function bothSplits<T extends { values: LossValue[] }>(
+  ctx: MeasureContext,
+  run: (
+    objective: Objective,
+    known: (LossValue | null)[],
+    onValue: (i: number, v: LossValue) => Promise<void>,
+  ) => Promise<T>,
+): Promise<{ train: T; test: T }> {
+  const state = {
+    train: [...((ctx.resume?.train as LossValue[] | undefined) ?? [])],
+    test: [...((ctx.resume?.test as LossValue[] | undefined) ?? [])],
+  };
+  const side = (name: 'train' | 'test') => (i: number, v: LossValue) => {
+    state[name][i] = v;
+    return ctx.checkpoint({ train: state.train, test: state.test });
+  };
+  const train = await run(ctx.train, state.train, side('train'));
+  const test = await run(ctx.test, state.test, side('test'));
+  return { train, test };
+}
+
+function curves(prefix: string, values: readonly LossValue[]): Record<string, Float64Array> {
+  return { [`${prefix}Loss`]: series(values, 'loss'), [`${prefix}Error`]: series(values, 'error') };
+}
+
+function requirePrevious(ctx: MeasureContext, measure: string): NonNullable<MeasureContext['previous']> {
+  if (!ctx.previous) throw new MlInputError(`${measure} needs the previous level's solution`);
+  return ctx.previous;
+}
+
+export const MEASURES: { [M in MeasureName]: Measure<M> } = {
+  async loss(ctx) {
+    const [train, test] = [await ctx.train.value(ctx.theta), await ctx.test.value(ctx.theta)];
+    return {
+      summary: { trainLoss: train.loss, trainError: train.error, testLoss: test.loss, testError: test.error },
+      arrays: {},
+    };
+  },
+
+  async slice1d(ctx, config) {
+    const d = filterNormalizedDirection(ctx.train.space, ctx.theta, deriveSeed(ctx.seed, 'slice', 0));
+    const r = await bothSplits(ctx, (objective, known, onValue) =>
+      slice1d(objective, ctx.theta, d, { range: config.range, points: config.points, known, onValue }),
+    );
+    return {
+      summary: {},
+      arrays: {
+        alphas: Float64Array.from(r.train.alphas),
+        ...curves('train', r.train.values),
+        ...curves('test', r.test.values),
+      },
+    };
+  },
+
+  async slice2d(ctx, config) {
+    const d1 = filterNormalizedDirection(ctx.train.space, ctx.theta, deriveSeed(ctx.seed, 'slice', 0));
+    const d2 = filterNormalizedDirection(ctx.train.space, ctx.theta, deriveSeed(ctx.seed, 'slice', 1));
+    const r = await bothSplits(ctx, (objective, known, onValue) =>
+      slice2d(objective, ctx.theta, d1, d2, { range: config.range, points: config.points, known, onValue }),
+    );
+    return {
+      summary: {},
+      arrays: {
+        axis: Float64Array.from(r.train.alphas),
+        ...curves('train', r.train.values),
+        ...curves('test', r.test.values),
+      },
+    };
+  },
+
+  async path(ctx, config) {
+    const previous = requirePrevious(ctx, 'path');
+    const r = await bothSplits(ctx, (objective, known, onValue) =>
+      linearPath(objective, previous.theta, ctx.theta, { points: config.points, known, onValue }),
+    );
+    return {
+      summary: {
+        trainLossBarrier: r.train.lossBarrier,
+        trainErrorBarrier: r.train.errorBarrier,
+        testLossBarrier: r.test.lossBarrier,
+        testErrorBarrier: r.test.errorBarrier,
+      },
+      arrays: {
+        alphas: Float64Array.from(r.train.alphas),
+        ...curves('train', r.train.values),
+        ...curves('test', r.test.values),
+      },
+    };
+  },
+
+  async hessian(ctx, config) {
+    const pairs = await topEigenvalues(ctx.train, ctx.theta, {
+      k: config.k,
+      maxIterations: config.maxIterations,
+      tol: config.tol,
+      epsilon: config.epsilon,
+      seed: ctx.seed,
+      resume: (ctx.resume as EigenState | null) ?? undefined,
+      onIteration: (state) => ctx.checkpoint(state as unknown as MeasureState),
+    });
+    return {
+      summary: { topEigenvalue: pairs[0]?.value ?? NaN },
+      arrays: {
+        eigenvalues: Float64Array.from(pairs, (p) => p.value),
+        iterations: Float64Array.from(pairs, (p) => p.iterations),
+      },
+    };
+  },
+
+  async trace(ctx, config) {
+    const est = await hessianTrace(ctx.train, ctx.theta, {
+      samples: config.samples,
+      epsilon: config.epsilon,
+      seed: ctx.seed,
+      resume: (ctx.resume?.samples as number[] | undefined) ?? undefined,
+      onSample: (samples) => ctx.checkpoint({ samples }),
+    });
+    return {
+      summary: { trace: est.trace, traceStandardError: est.standardError },
+      arrays: { samples: Float64Array.from(est.samples) },
+    };
+  },
+
+  async sharpness(ctx, config) {
+    const s = await epsSharpness(ctx.train, ctx.theta, {
+      epsilon: config.epsilon,
+      steps: config.steps,
+      seed: ctx.seed,
+    });
+    return { summary: { epsSharpness: s.sharpness, maxLoss: s.maxLoss }, arrays: {} };
+  },
+
+  async 'pac-bayes'(ctx, config) {
+    const p = await pacBayesSigma(ctx.train, ctx.theta, {
+      deviation: config.deviation,
+      samples: config.samples,
+      seed: ctx.seed,
+    });
+    return { summary: { pacBayesSigma: p.sigma, deviation: p.deviation }, arrays: {} };
+  },
+
+  async basin(ctx, config) {
+    const b = await basinRadii(ctx.train, ctx.theta, {
+      directions: config.directions,
+      threshold: config.threshold,
+      seed: ctx.seed,
+      resume: (ctx.resume?.radii as number[] | undefined) ?? undefined,
+      onRadius: (radii) => ctx.checkpoint({ radii }),
+    });
+    return {
+      summary: { logVolume: b.logVolume, meanLogRadius: b.meanLogRadius, dimension: b.dimension },
+      arrays: { radii: Float64Array.from(b.radii) },
+    };
+  },
+
+  async descriptors(ctx) {
+    const space = ctx.train.space;
+    const summary: Record<string, number> = { freeParameters: space.freeCount };
+    if (ctx.rewind) {
+      summary.distanceFromRewind = distance(space, ctx.theta, ctx.rewind);
+      summary.signAgreementWithRewind = signAgreement(space, ctx.theta, ctx.rewind);
+    }
+    if (ctx.previous) {
+      summary.distanceFromPrevious = distance(space, ctx.theta, ctx.previous.theta);
+      if (ctx.masks && ctx.previous.masks)
+        summary.maskJaccardWithPrevious = maskJaccard(ctx.masks, ctx.previous.masks);
+    }
+    for (const [name, n] of Object.entries(layerNorms(space, ctx.theta))) summary[`norm.${name}`] = n;
+    return { summary, arrays: {} };
+  },
+};

@@ -1,0 +1,161 @@
+// The geometry analysis end to end on the real Temporal server and MinIO: a tiny LeNet-300-100 lottery (levels
+// 0..2), then `lth analyze` measures every stored level (small options), the results are content-addressed in the
+// store and equal a recomputation here, a second analysis reuses every stored measure, and bad input is refused
+// naming the field before anything runs.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+
+import { startOrAttachLottery } from '../client/runs';
+import type { AnalysisResult } from '../contract/analysis';
+import { parseLotterySpec } from '../contract/lottery';
+import { endpointsToEnv } from '../infra/endpoints';
+import { selectBackend } from '../ml/backend';
+import { loadDataset } from '../ml/data';
+import { flatten, modelObjective } from '../ml/geometry';
+import { getModel } from '../ml/models';
+import { openStore } from '../workers/connection';
+import { lthRunner, ok } from './support/cli';
+import { testEndpoints } from './support/env';
+import { useTestWorkers } from './support/workers';
+
+const e = testEndpoints();
+const tag = `geo${Date.now().toString(36)}`;
+const workers = useTestWorkers(e);
+const lth = lthRunner({ ...process.env, ...endpointsToEnv(e) });
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-analysis-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const spec = parseLotterySpec({
+  experiment: tag,
+  train: {
+    model: 'lenet-300-100',
+    dataset: 'mnist',
+    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 },
+    batchSize: 32,
+    iterations: 40,
+    evalEvery: 20,
+    seed: 6,
+    trainLimit: 320,
+    testLimit: 100,
+  },
+  levels: 2,
+  pruning: { kind: 'global-magnitude', fraction: 0.5 },
+  rewind: { step: 10 },
+  checkpointEvery: 20,
+});
+
+// Small enough for a test: every measure, a few points and draws each.
+const config = {
+  subset: { train: 60, test: 50 },
+  batchSize: 40,
+  seed: 3,
+  options: {
+    slice1d: { points: 5 },
+    slice2d: { points: 3 },
+    path: { points: 5 },
+    hessian: { k: 2, maxIterations: 8 },
+    trace: { samples: 4 },
+    sharpness: { steps: 3 },
+    'pac-bayes': { samples: 2 },
+    basin: { directions: 2 },
+  },
+};
+
+test('lth analyze measures every stored level, stores each measure once, and reuses them', async () => {
+  const lottery = await startOrAttachLottery(workers.client, spec);
+  const levels = (await lottery.handle.result()).levels;
+  const file = path.join(tmp, 'analysis.json');
+  fs.writeFileSync(file, JSON.stringify(config));
+
+  const first = ok(await lth(['analyze', tag, '--config', file, '--json'], 240_000), 'lth analyze');
+  const result = JSON.parse(first.stdout) as AnalysisResult;
+  assert.deepEqual(
+    result.targets.map((t) => [t.label, t.level]),
+    [
+      ['trunk', 0],
+      ['trunk', 1],
+      ['trunk', 2],
+    ],
+  );
+  for (const t of result.targets) {
+    const names = t.measures.map((m) => m.measure);
+    // The path to the previous level exists from level 1 on.
+    assert.deepEqual(names, [
+      'loss',
+      'slice1d',
+      'slice2d',
+      ...(t.level > 0 ? ['path'] : []),
+      'hessian',
+      'trace',
+      'sharpness',
+      'pac-bayes',
+      'basin',
+      'descriptors',
+    ]);
+    const s = (m: string) => t.measures.find((x) => x.measure === m)?.summary ?? {};
+    assert.ok((s('loss').testError ?? -1) >= 0 && (s('loss').testError ?? 2) <= 1);
+    assert.ok(Number.isFinite(s('hessian').topEigenvalue), 'λmax');
+    assert.ok(Number.isFinite(s('trace').trace) && (s('trace').traceStandardError ?? -1) >= 0);
+    assert.ok((s('sharpness').epsSharpness ?? -1) >= 0);
+    assert.ok((s('pac-bayes').pacBayesSigma ?? 0) > 0);
+    assert.ok(Number.isFinite(s('basin').logVolume));
+    assert.equal(s('descriptors').freeParameters, levels[t.level]!.remaining + 300 + 100 + 10);
+    for (const m of t.measures) assert.equal(m.reused, false, `${m.measure} computed the first time`);
+  }
+
+  // The stored loss is what the same objective gives here, on the workers' backend, bit for bit.
+  await selectBackend({ prefer: 'wasm', log: () => {} });
+  const store = openStore(e);
+  const level1 = levels[1]!;
+  const masks = (await store.getTensors(level1.mask.key)).tensors;
+  const weights = (await store.getTensors(level1.weights.key)).tensors;
+  const model = getModel('lenet-300-100');
+  const objective = modelObjective(model, loadDataset('mnist', 'test', { limit: 50 }), {
+    masks,
+    batchSize: 40,
+  });
+  const here = await objective.value(flatten(objective.space, weights));
+  objective.dispose();
+  const stored = result.targets[1]!.measures.find((m) => m.measure === 'loss')!;
+  assert.equal(stored.summary.testLoss, here.loss);
+  assert.equal(stored.summary.testError, here.error);
+  assert.ok(await store.exists(stored.resultKey));
+  assert.ok(await store.exists(stored.arraysKey));
+
+  // Another analysis of the same levels (another parallelism: another workflow) measures nothing again.
+  const again = ok(
+    await lth(['analyze', tag, '--config', file, '--parallelism', '3', '--levels', '1,2', '--json'], 120_000),
+    'lth analyze again',
+  );
+  const reused = JSON.parse(again.stdout) as AnalysisResult;
+  assert.equal(reused.targets.length, 2);
+  for (const t of reused.targets)
+    for (const m of t.measures) assert.equal(m.reused, true, `${t.level} ${m.measure}`);
+  assert.deepEqual(
+    reused.targets[0]!.measures,
+    result.targets[1]!.measures.map((m) => ({ ...m, reused: true, seconds: 0 })),
+  );
+});
+
+test('bad analysis input is refused naming the field, before anything runs', async () => {
+  const measures = await lth(['analyze', tag, '--measures', 'hessian,curvature']);
+  assert.equal(measures.code, 1);
+  assert.match(measures.stderr, /config\.measures\.1: Invalid option/);
+  const levels = await lth(['analyze', tag, '--levels', '9']);
+  assert.equal(levels.code, 1);
+  assert.match(
+    levels.stderr,
+    /--levels: no finished level of .* matches 9; finished: trunk 0, trunk 1, trunk 2/,
+  );
+  const file = path.join(tmp, 'bad.json');
+  fs.writeFileSync(file, JSON.stringify({ options: { slice2d: { points: 500 } } }));
+  const grid = await lth(['analyze', tag, '--config', file]);
+  assert.equal(grid.code, 1);
+  assert.match(grid.stderr, /config\.options\.slice2d\.points: Too big/);
+  const nobody = await lth(['analyze', `${tag}-none`]);
+  assert.equal(nobody.code, 1);
+  assert.match(nobody.stderr, /no lottery experiment/);
+});

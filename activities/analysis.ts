@@ -79,9 +79,9 @@ async function weightsAt(store: ArtifactStore, ref: ObjectRef): Promise<NamedTen
   return metadata.format ? stateFromTensors(tensors, metadata).weights : tensors;
 }
 
-export function createAnalysisActivities(deps: DurableTrainingDeps & { checkpointSeconds?: number }) {
+export function createAnalysisActivities(deps: DurableTrainingDeps & { analysisCheckpointSeconds?: number }) {
   const store = deps.store;
-  const checkpointMs = (deps.checkpointSeconds ?? 30) * 1000;
+  const checkpointMs = (deps.analysisCheckpointSeconds ?? 30) * 1000;
 
   async function analyzeMeasure(input: MeasureActivityInput): Promise<MeasureRecord> {
     const { target, measure, config } = input;

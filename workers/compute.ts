@@ -20,6 +20,8 @@ export interface ComputeWorkerOptions {
 const workerEnvSchema = z.object({
   LTH_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(5_000),
   LTH_KEEP_CHECKPOINTS: z.coerce.number().int().min(1).default(2),
+  /** Seconds between checkpoints of a geometry measure's partial state. */
+  LTH_ANALYSIS_CHECKPOINT_SECONDS: z.coerce.number().min(0).default(30),
 });
 
 function workerEnv(): z.infer<typeof workerEnvSchema> {
@@ -71,6 +73,7 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
         draining: () => draining,
         progressIntervalMs: env.LTH_PROGRESS_INTERVAL_MS,
         keepCheckpoints: env.LTH_KEEP_CHECKPOINTS,
+        analysisCheckpointSeconds: env.LTH_ANALYSIS_CHECKPOINT_SECONDS,
       }),
       { tensors: tensorMemory },
       log,

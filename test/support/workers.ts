@@ -73,11 +73,16 @@ export interface FaultInjection {
  * What the fault-injection tests share: a client, the store, one light worker for the whole file, compute
  * workers the tests start and kill themselves, and WASM in this process for the reference computations.
  */
-export function useFaultInjection(e: StackEndpoints, progressIntervalMs: number): FaultInjection {
+export function useFaultInjection(
+  e: StackEndpoints,
+  progressIntervalMs: number,
+  extraEnv: Record<string, string> = {},
+): FaultInjection {
   const env = {
     ...endpointsToEnv(e),
     LTH_BACKEND: 'wasm',
     LTH_PROGRESS_INTERVAL_MS: String(progressIntervalMs),
+    ...extraEnv,
   };
   const workers: SpawnedWorker[] = [];
   let client: Client | null = null;

@@ -3,6 +3,7 @@
 // Tensors never cross; only keys, hashes and metrics.
 import { z } from 'zod';
 
+import { analysisConfigSchema } from './analysis';
 import { BRANCH_KIND_NAMES, branchKind, branchLabel, branchSpecSchema, type BranchSpec } from './branches';
 import { pruningSpecSchema } from './pruning';
 import { rewindSpecSchema, type RewindSpec } from './rewind';
@@ -20,6 +21,11 @@ export const lotterySpecSchema = z
     branches: z.array(branchSpecSchema).default([]),
     checkpointEvery: z.number().int().positive().default(500),
     heartbeatTimeoutSeconds: heartbeatTimeoutSchema,
+    /**
+     * The geometry of every finished level (trunk and branches), each as a child analyzeWorkflow started when the
+     * level is stored; training goes on meanwhile. Absent: no analysis (`lth analyze` can run it later).
+     */
+    analysis: analysisConfigSchema.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

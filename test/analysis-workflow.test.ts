@@ -9,6 +9,9 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 
 import { startOrAttachLottery } from '../client/runs';
+import { branchWorkflowId } from '../contract/branches';
+import { lotteryWorkflowId } from '../contract/ids';
+import type { analyzeWorkflow } from '../workflows/analysis';
 import type { AnalysisResult } from '../contract/analysis';
 import { parseLotterySpec } from '../contract/lottery';
 import { endpointsToEnv } from '../infra/endpoints';
@@ -138,6 +141,39 @@ test('lth analyze measures every stored level, stores each measure once, and reu
     reused.targets[0]!.measures,
     result.targets[1]!.measures.map((m) => ({ ...m, reused: true, seconds: 0 })),
   );
+});
+
+test("a lottery spec's analysis section measures every finished level as a child workflow, trunk and branch", async () => {
+  const withAnalysis = parseLotterySpec({
+    ...spec,
+    experiment: `${tag}-a`,
+    levels: 1,
+    branches: [{ kind: 'reinit', seed: 2 }],
+    analysis: { ...config, measures: ['loss', 'path', 'hessian'] },
+  });
+  const run = await startOrAttachLottery(workers.client, withAnalysis);
+  const result = await run.handle.result();
+  const trunkId = lotteryWorkflowId(withAnalysis);
+  const child = (id: string) => workers.client.workflow.getHandle<typeof analyzeWorkflow>(id).result();
+  const [l0, l1, b1] = await Promise.all([
+    child(`${trunkId}.analysis-level-0`),
+    child(`${trunkId}.analysis-level-1`),
+    child(`${branchWorkflowId(trunkId, withAnalysis.branches[0]!)}.analysis-level-1`),
+  ]);
+  assert.deepEqual(
+    [l0, l1, b1].map((r) => [
+      r.targets[0]!.label,
+      r.targets[0]!.level,
+      r.targets[0]!.measures.map((m) => m.measure),
+    ]),
+    [
+      ['trunk', 0, ['loss', 'hessian']],
+      ['trunk', 1, ['loss', 'path', 'hessian']],
+      ['reinit-s2', 1, ['loss', 'hessian']],
+    ],
+  );
+  // The same stored level the lottery reports, the same numbers `lth analyze` computes for it.
+  assert.equal(l1.targets[0]!.remainingPct, result.levels[1]!.remainingPct);
 });
 
 test('bad analysis input is refused naming the field, before anything runs', async () => {

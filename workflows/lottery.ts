@@ -4,10 +4,14 @@ import {
   defineQuery,
   defineSignal,
   executeChild,
+  ParentClosePolicy,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 
 import { branchKind, branchTrunkWorkflowId } from '../contract/branches';
 import {
@@ -24,7 +28,10 @@ import {
   type LotteryStatus,
   type LotteryWorkflowInput,
 } from '../contract/lottery';
+import type { AnalysisTarget } from '../contract/analysis';
+import { rewindName } from '../contract/rewind';
 import * as sa from '../contract/search-attributes';
+import { analyzeWorkflow } from './analysis';
 import { computeActivities } from './compute-activities';
 import { parseInput } from './spec-input';
 
@@ -93,6 +100,9 @@ export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<Lott
     if (next <= spec.levels) {
       const r = await lotteryLevel({ spec, level: next, progressWorkflowId: workflowId });
       finish(r);
+      // A rewind branch's IMP lineage is measured under the branch's label.
+      const label = input.role === 'rewind-branch' ? `rewind-${rewindName(spec.rewind)}` : 'trunk';
+      await analyzeLevel(spec, label, r, done[next - 1] ?? null);
       if (next < spec.levels) {
         // One level per run: history stays bounded; the next run starts with the table so far.
         await continueAsNew<typeof lotteryWorkflow>({ ...input, completed: status.levels });
@@ -127,6 +137,49 @@ export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<Lott
       upsertSearchAttributes([{ key: sa.PHASE, value: 'failed' }]);
     }
     throw err;
+  }
+}
+
+/**
+ * With an `analysis` section, a finished level's geometry as a child analyzeWorkflow: started, not awaited, and
+ * abandoned rather than cancelled when this workflow continues as new or ends, so training never waits for it.
+ * Its id names the level, so a replayed or restarted trunk attaches instead of measuring twice.
+ */
+async function analyzeLevel(
+  spec: LotterySpec,
+  label: string,
+  level: LevelResult,
+  previous: LevelResult | null,
+) {
+  if (!spec.analysis) return;
+  const target: AnalysisTarget = {
+    label,
+    level: level.level,
+    remainingPct: level.remainingPct,
+    model: spec.train.model,
+    dataset: spec.train.dataset,
+    weights: level.weights,
+    mask: level.mask,
+    rewind: level.rewind,
+    previous: previous ? { weights: previous.weights, mask: previous.mask } : null,
+  };
+  try {
+    await startChild(analyzeWorkflow, {
+      args: [
+        {
+          experiment: spec.experiment,
+          targets: [target],
+          config: spec.analysis,
+          heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
+        },
+      ],
+      workflowId: `${workflowInfo().workflowId}.analysis-level-${level.level}`,
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+    });
+  } catch (err) {
+    // A level reused from the store by a fresh run of this trunk: its analysis exists (running or done).
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
 }
 
@@ -169,7 +222,10 @@ export async function lotteryBranchWorkflow(input: BranchWorkflowInput): Promise
   try {
     await Promise.all(
       levels.map(async (level) => {
-        finish(await lotteryLevel({ spec, level, branch, progressWorkflowId: workflowId }));
+        const r = await lotteryLevel({ spec, level, branch, progressWorkflowId: workflowId });
+        finish(r);
+        // Branch levels train in parallel: no level before them to compare with yet.
+        await analyzeLevel(spec, label, r, null);
       }),
     );
   } catch (err) {

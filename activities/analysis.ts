@@ -24,7 +24,8 @@ const resultSchema = z.object({
 /** Everything a measure's result depends on; its hash names the result's folder. */
 export function measureIdentity(input: MeasureActivityInput): string {
   const { target, measure, config } = input;
-  const pairwise = measure === 'path' || measure === 'descriptors';
+  const withPrevious = measure === 'path' || measure === 'descriptors';
+  const withRewind = measure === 'rewind-path' || measure === 'descriptors';
   return contentHash({
     kind: 'geometry',
     measure,
@@ -36,8 +37,9 @@ export function measureIdentity(input: MeasureActivityInput): string {
     dataset: target.dataset,
     weights: target.weights.sha256,
     mask: target.mask?.sha256 ?? null,
-    ...(measure === 'descriptors' ? { rewind: target.rewind?.sha256 ?? null } : {}),
-    ...(pairwise
+    ...(withRewind ? { rewind: target.rewind?.sha256 ?? null } : {}),
+    ...(measure === 'twin-path' ? { twin: target.twin?.weights.sha256 ?? null } : {}),
+    ...(withPrevious
       ? {
           previous: target.previous
             ? [target.previous.weights.sha256, target.previous.mask?.sha256 ?? null]
@@ -156,6 +158,7 @@ export function createAnalysisActivities(deps: DurableTrainingDeps & { analysisC
           masks: masks ?? null,
           rewind: target.rewind ? flatten(train.space, await weightsAt(store, target.rewind)) : null,
           previous,
+          twin: target.twin ? flatten(train.space, await weightsAt(store, target.twin.weights)) : null,
           resume,
           async checkpoint(state) {
             steps++;

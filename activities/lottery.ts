@@ -21,6 +21,7 @@ import type { NamedTensors } from '../ml/host-tensor';
 import { getModel, type ModelDef } from '../ml/models';
 import { denseMasks, prune, sparsityReport, type PruningStrategy } from '../ml/pruning';
 import {
+  cursorAt,
   initialTrainState,
   maskTrainState,
   stateToTensors,
@@ -252,12 +253,20 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       freshStart: (seed) =>
         initialTrainState(config, job.data.train.n, model.init(seed), rewindStep(spec.rewind)),
     };
-    const { masks, start } = await kind.derive(branch, inputs);
-    return trainLevel(job, {
+    const { masks, start, dataSeed } = await kind.derive(branch, inputs);
+    // Another data order: the config's seed and the start's data cursor (which must agree) both change.
+    const reordered =
+      dataSeed === undefined
+        ? { job, start }
+        : {
+            job: { ...job, config: { ...config, seed: dataSeed } },
+            start: { ...start, rng: cursorAt(start.step, dataSeed, job.data.train.n, config.batchSize) },
+          };
+    return trainLevel(reordered.job, {
       lineageId: branchLineageId(spec, branch),
       source: branch.kind,
       masks,
-      start: maskTrainState(start, masks),
+      start: maskTrainState(reordered.start, masks),
       about: { branch, trunk: trunk.manifestKey },
     });
   }

@@ -8,11 +8,11 @@ import { MODEL_NAMES } from '../ml/models/names';
 import {
   MEASURE_CONFIG_SCHEMAS,
   MEASURE_NAMES,
-  PAIRWISE_MEASURES,
+  MEASURE_NEEDS,
   type MeasureName,
 } from '../ml/geometry/measure-config';
 
-export { MEASURE_NAMES, PAIRWISE_MEASURES, type MeasureName };
+export { MEASURE_NAMES, MEASURE_NEEDS, type MeasureName };
 import { experimentSchema, heartbeatTimeoutSchema, objectRefSchema, parseSpec } from './spec';
 
 // Each measure's options, every field defaulted: an absent section is the measure's defaults.
@@ -65,6 +65,8 @@ export const analysisTargetSchema = z
     rewind: objectRefSchema.nullable(),
     /** The level before it in the same lineage, for the pairwise measures. */
     previous: z.object({ weights: objectRefSchema, mask: objectRefSchema.nullable() }).strict().nullable(),
+    /** The same level's twin (a `twin` branch: same rewind point, another data order), for `twin-path`. */
+    twin: z.object({ weights: objectRefSchema }).strict().nullable().default(null),
   })
   .strict();
 
@@ -85,6 +87,12 @@ export type AnalysisSpec = z.output<typeof analysisSpecSchema>;
 
 export function parseAnalysisSpec(input: unknown): AnalysisSpec {
   return parseSpec(analysisSpecSchema, input, 'analysis spec');
+}
+
+/** Whether a target has what a measure needs (the previous level, a twin, a rewind point). */
+export function measures(target: AnalysisTarget, measure: MeasureName): boolean {
+  const need = MEASURE_NEEDS[measure];
+  return need === undefined || target[need] !== null;
 }
 
 export interface MeasureActivityInput {

@@ -19,6 +19,7 @@ import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { flatten, modelObjective } from '../ml/geometry';
 import { getModel } from '../ml/models';
+import { hostBytesEqual } from '../ml/tensors';
 import { openStore } from '../workers/connection';
 import { lthRunner, ok } from './support/cli';
 import { testEndpoints } from './support/env';
@@ -91,6 +92,7 @@ test('lth analyze measures every stored level, stores each measure once, and reu
       'slice1d',
       'slice2d',
       ...(t.level > 0 ? ['path'] : []),
+      'rewind-path',
       'hessian',
       'trace',
       'sharpness',
@@ -148,7 +150,10 @@ test("a lottery spec's analysis section measures every finished level as a child
     ...spec,
     experiment: `${tag}-a`,
     levels: 1,
-    branches: [{ kind: 'reinit', seed: 2 }],
+    branches: [
+      { kind: 'reinit', seed: 2 },
+      { kind: 'twin', seed: 1 },
+    ],
     analysis: { ...config, measures: ['loss', 'path', 'hessian'] },
   });
   const run = await startOrAttachLottery(workers.client, withAnalysis);
@@ -174,6 +179,39 @@ test("a lottery spec's analysis section measures every finished level as a child
   );
   // The same stored level the lottery reports, the same numbers `lth analyze` computes for it.
   assert.equal(l1.targets[0]!.remainingPct, result.levels[1]!.remainingPct);
+
+  // The twin: the ticket's masks and rewind point, another data order; `lth analyze` pairs it with the trunk level.
+  const twin = result.branches.find((b) => b.label === 'twin-s1')!;
+  const ticket = result.levels[1]!;
+  const store = openStore(e);
+  const [twinMask, ticketMask] = await Promise.all(
+    [twin.levels[0]!.mask, ticket.mask].map(async (ref) => (await store.getTensors(ref.key)).tensors),
+  );
+  for (const name of Object.keys(ticketMask!)) {
+    assert.ok(hostBytesEqual(twinMask![name]!, ticketMask![name]!), `the same mask: ${name}`);
+  }
+  assert.equal(twin.levels[0]!.startStep, ticket.startStep, 'from the same rewind point');
+  assert.notEqual(
+    twin.levels[0]!.weights.sha256,
+    ticket.weights.sha256,
+    'another data order, another solution',
+  );
+  const file = path.join(tmp, 'twin.json');
+  fs.writeFileSync(file, JSON.stringify({ ...config, measures: ['loss', 'twin-path'] }));
+  const analyzed = JSON.parse(
+    ok(await lth(['analyze', `${tag}-a`, '--config', file, '--json'], 120_000), 'lth analyze twin').stdout,
+  ) as AnalysisResult;
+  assert.deepEqual(
+    JSON.parse(
+      JSON.stringify(analyzed.targets.map((t) => [t.label, t.level, t.measures.map((m) => m.measure)])),
+    ),
+    [
+      ['trunk', 0, ['loss']],
+      ['trunk', 1, ['loss', 'twin-path']],
+    ],
+  );
+  const barrier = analyzed.targets[1]!.measures[1]!.summary;
+  assert.ok(Number.isFinite(barrier.testLossBarrier) && Number.isFinite(barrier.testErrorBarrier));
 });
 
 test('bad analysis input is refused naming the field, before anything runs', async () => {

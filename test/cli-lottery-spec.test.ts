@@ -66,7 +66,7 @@ test('bad input names the field or the flag', () => {
   assert.throws(() => parseRewindFlag('0'), /expected 'init' or a positive step number/);
   assert.throws(
     () => parseBranchFlag('prune'),
-    /expected reinit, random-prune\[:global\], one-shot or rewind/,
+    /expected reinit, random-prune\[:global\], one-shot, rewind:<step\|init> or twin/,
   );
   assert.throws(() => branchFromFlags({ kind: 'one-shot', seed: 2 }), /--seed applies to --kind reinit/);
   assert.throws(() => branchFromFlags({ kind: 'rewind' }), /--kind rewind needs --rewind-step/);

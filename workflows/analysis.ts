@@ -1,7 +1,7 @@
 import { defineQuery, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 
 import {
-  PAIRWISE_MEASURES,
+  measures,
   parseAnalysisSpec,
   type AnalysisResult,
   type AnalysisStatus,
@@ -15,15 +15,13 @@ export const analysisStatusQuery = defineQuery<AnalysisStatus>('status');
 
 /**
  * The geometry of stored solutions: one activity per (solution, measure) on the compute queue, at most
- * `parallelism` at a time, each reusing its stored result when there is one. Pairwise measures (the path to the
- * previous level) are skipped for a solution without a previous level.
+ * `parallelism` at a time, each reusing its stored result when there is one. A measure that needs what a solution
+ * lacks (the path from the previous level, from a twin) is skipped for it.
  */
 export async function analyzeWorkflow(input: unknown): Promise<AnalysisResult> {
   const spec = parseInput(parseAnalysisSpec, input);
   const jobs = spec.targets.flatMap((target, t) =>
-    spec.config.measures
-      .filter((m) => target.previous !== null || !PAIRWISE_MEASURES.includes(m))
-      .map((measure) => ({ t, target, measure })),
+    spec.config.measures.filter((m) => measures(target, m)).map((measure) => ({ t, target, measure })),
   );
   const status: AnalysisStatus = {
     phase: 'measuring',

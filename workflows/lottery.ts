@@ -162,6 +162,8 @@ async function analyzeLevel(
     mask: level.mask,
     rewind: level.rewind,
     previous: previous ? { weights: previous.weights, mask: previous.mask } : null,
+    // A twin trains after the trunk, as a branch: `lth analyze` pairs them once both are stored.
+    twin: null,
   };
   try {
     await startChild(analyzeWorkflow, {

@@ -42,12 +42,17 @@ const intList = (v: string): number[] =>
     return n;
   });
 
-/** The solutions to measure: each finished level of the trunk (and the branches), with the level before it. */
+/**
+ * The solutions to measure: each finished level of the trunk (and the branches), with the level before it, and for
+ * a trunk level the same level of a `twin` branch when the experiment has one.
+ */
 export function analysisTargets(
   runs: RunView[],
   about: { model: AnalysisTarget['model']; dataset: AnalysisTarget['dataset'] },
   levels?: number[],
+  twin?: RunView,
 ): AnalysisTarget[] {
+  const twins = new Map<number, LevelResult>((twin?.levels ?? []).map((l) => [l.level, l]));
   return runs.flatMap((run) => {
     const byLevel = new Map<number, LevelResult>(run.levels.map((l) => [l.level, l]));
     return run.levels
@@ -63,6 +68,7 @@ export function analysisTargets(
           mask: l.mask,
           rewind: l.rewind,
           previous: before ? { weights: before.weights, mask: before.mask } : null,
+          twin: run.label === 'trunk' && twins.has(l.level) ? { weights: twins.get(l.level)!.weights } : null,
         };
       });
   });
@@ -75,10 +81,12 @@ async function analysisSpec(client: Client, experiment: string, flags: AnalyzeFl
     ((await startInput(client, trunk.workflowId)) as { spec?: unknown }).spec,
   );
   const runs = [...(trunk.trunk ? [trunk.trunk] : []), ...(flags.branches ? trunk.branches : [])];
+  const twin = trunk.branches.find((b) => b.label.startsWith('twin-'));
   const targets = analysisTargets(
     runs,
     { model: lottery.train.model, dataset: lottery.train.dataset },
     flags.levels,
+    twin,
   );
   if (targets.length === 0) {
     const have = runs.flatMap((r) => r.levels.map((l) => `${r.label} ${l.level}`)).join(', ') || 'none';
@@ -110,6 +118,7 @@ const COLUMNS: [string, string, string][] = [
   ['pac-bayes', 'pacBayesSigma', 'PAC σ'],
   ['basin', 'logVolume', 'log-vol'],
   ['path', 'testErrorBarrier', 'barrier L-1'],
+  ['twin-path', 'testErrorBarrier', 'barrier twin'],
 ];
 
 function fmt(v: number | undefined): string {

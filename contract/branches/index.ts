@@ -9,8 +9,9 @@ import { oneShot } from './one-shot';
 import { randomPrune } from './random-prune';
 import { reinit } from './reinit';
 import { rewind } from './rewind';
+import { twin } from './twin';
 
-export const BRANCH_KINDS = [reinit, randomPrune, oneShot, rewind] as const;
+export const BRANCH_KINDS = [reinit, randomPrune, oneShot, rewind, twin] as const;
 
 type Kinds = typeof BRANCH_KINDS;
 type SchemaOf<K> = K extends { schema: infer S } ? S : never;

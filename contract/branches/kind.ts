@@ -38,6 +38,8 @@ export interface BranchLevelInputs {
 export interface LevelStart {
   masks: NamedTensors;
   start: TrainState;
+  /** The seed of the data order, when it is not the spec's (a twin sees the same data in another order). */
+  dataSeed?: number;
 }
 
 /** A kind's schema: an object with a literal `kind`, the discriminator of the union of all kinds. */

@@ -60,7 +60,7 @@ export {
 export {
   MEASURE_CONFIG_SCHEMAS,
   MEASURE_NAMES,
-  PAIRWISE_MEASURES,
+  MEASURE_NEEDS,
   type MeasureConfig,
   type MeasureName,
 } from './measure-config.js';

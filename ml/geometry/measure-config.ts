@@ -17,8 +17,12 @@ export const MEASURE_CONFIG_SCHEMAS = {
   slice1d: z.object({ points: int(3, 401).default(41), range: range.default([-1, 1]) }).strict(),
   /** Loss and error on the plane of two filter-normalised directions. */
   slice2d: z.object({ points: int(3, 101).default(21), range: range.default([-1, 1]) }).strict(),
-  /** The straight path to the previous level's solution, and its barriers. */
+  /** The straight path from the previous level's solution (Paul et al.: are successive levels connected?). */
   path: z.object({ points: int(3, 401).default(21) }).strict(),
+  /** The straight path from the twin (same rewind point, another data order): the instability barrier. */
+  'twin-path': z.object({ points: int(3, 401).default(21) }).strict(),
+  /** The straight path from the rewind point the level trained from to its solution. */
+  'rewind-path': z.object({ points: int(3, 401).default(21) }).strict(),
   /** Top-k Hessian eigenvalues (power iteration with deflation). */
   hessian: z
     .object({
@@ -51,5 +55,9 @@ export const MEASURE_CONFIG_SCHEMAS = {
 export type MeasureName = keyof typeof MEASURE_CONFIG_SCHEMAS;
 export const MEASURE_NAMES = Object.keys(MEASURE_CONFIG_SCHEMAS) as MeasureName[];
 export type MeasureConfig<M extends MeasureName> = z.output<(typeof MEASURE_CONFIG_SCHEMAS)[M]>;
-/** Measures that compare a level with the one before it: the first level of a lineage has none. */
-export const PAIRWISE_MEASURES: readonly MeasureName[] = ['path'];
+/** What a measure needs besides the solution; a solution without it is not measured by it. */
+export const MEASURE_NEEDS: Partial<Record<MeasureName, 'previous' | 'twin' | 'rewind'>> = {
+  path: 'previous',
+  'twin-path': 'twin',
+  'rewind-path': 'rewind',
+};

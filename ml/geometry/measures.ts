@@ -29,6 +29,8 @@ export interface MeasureContext {
   rewind: Vec | null;
   /** The previous level's solution and masks (path, descriptors). */
   previous: { theta: Vec; masks: NamedTensors | null } | null;
+  /** The twin's solution: the same start trained on another data order (twin-path). */
+  twin: Vec | null;
   resume: MeasureState | null;
   /** Records partial progress; the caller decides how often it reaches the store. */
   checkpoint(state: MeasureState): Promise<void>;
@@ -73,9 +75,33 @@ function curves(prefix: string, values: readonly LossValue[]): Record<string, Fl
   return { [`${prefix}Loss`]: series(values, 'loss'), [`${prefix}Error`]: series(values, 'error') };
 }
 
-function requirePrevious(ctx: MeasureContext, measure: string): NonNullable<MeasureContext['previous']> {
-  if (!ctx.previous) throw new MlInputError(`${measure} needs the previous level's solution`);
-  return ctx.previous;
+function requireVec(v: Vec | null | undefined, measure: string, what: string): Vec {
+  if (!v) throw new MlInputError(`${measure} needs ${what}`);
+  return v;
+}
+
+/** The straight path from `from` (α = 0) to the solution (α = 1) on both splits, and its barriers. */
+async function pathMeasure(
+  ctx: MeasureContext,
+  config: { points: number },
+  from: Vec,
+): Promise<MeasureOutput> {
+  const r = await bothSplits(ctx, (objective, known, onValue) =>
+    linearPath(objective, from, ctx.theta, { points: config.points, known, onValue }),
+  );
+  return {
+    summary: {
+      trainLossBarrier: r.train.lossBarrier,
+      trainErrorBarrier: r.train.errorBarrier,
+      testLossBarrier: r.test.lossBarrier,
+      testErrorBarrier: r.test.errorBarrier,
+    },
+    arrays: {
+      alphas: Float64Array.from(r.train.alphas),
+      ...curves('train', r.train.values),
+      ...curves('test', r.test.values),
+    },
+  };
 }
 
 export const MEASURES: { [M in MeasureName]: Measure<M> } = {
@@ -118,25 +144,12 @@ export const MEASURES: { [M in MeasureName]: Measure<M> } = {
     };
   },
 
-  async path(ctx, config) {
-    const previous = requirePrevious(ctx, 'path');
-    const r = await bothSplits(ctx, (objective, known, onValue) =>
-      linearPath(objective, previous.theta, ctx.theta, { points: config.points, known, onValue }),
-    );
-    return {
-      summary: {
-        trainLossBarrier: r.train.lossBarrier,
-        trainErrorBarrier: r.train.errorBarrier,
-        testLossBarrier: r.test.lossBarrier,
-        testErrorBarrier: r.test.errorBarrier,
-      },
-      arrays: {
-        alphas: Float64Array.from(r.train.alphas),
-        ...curves('train', r.train.values),
-        ...curves('test', r.test.values),
-      },
-    };
-  },
+  path: (ctx, config) =>
+    pathMeasure(ctx, config, requireVec(ctx.previous?.theta, 'path', "the previous level's solution")),
+  'twin-path': (ctx, config) =>
+    pathMeasure(ctx, config, requireVec(ctx.twin, 'twin-path', "the twin's solution")),
+  'rewind-path': (ctx, config) =>
+    pathMeasure(ctx, config, requireVec(ctx.rewind, 'rewind-path', 'the rewind point')),
 
   async hessian(ctx, config) {
     const pairs = await topEigenvalues(ctx.train, ctx.theta, {

@@ -119,7 +119,7 @@ export function xTickValues(values: number[]): number[] {
 }
 
 /** The x domain, [densest, sparsest] padded a little in log space so that markers are not cut. */
-function xDomain(values: number[]): [number, number] {
+export function xDomain(values: number[]): [number, number] {
   const max = Math.max(...values);
   const min = Math.min(...values);
   const decades = Math.log10(max / min);

@@ -130,6 +130,16 @@ test('lth analyze measures every stored level, stores each measure once, and reu
   assert.ok(await store.exists(stored.resultKey));
   assert.ok(await store.exists(stored.arraysKey));
 
+  // lth report gains the geometry: a row per level, a plot per measure.
+  const reportDir = path.join(tmp, 'report');
+  ok(await lth(['report', tag, '--format', 'svg', '-o', reportDir, '--no-upload'], 120_000), 'lth report');
+  const md = fs.readFileSync(path.join(reportDir, 'report.md'), 'utf8');
+  assert.match(md, /## Geometry/);
+  assert.match(md, /\| run \| level \| % remaining \| train loss \| test loss \| λmax \| trace \|/);
+  assert.match(md, /\| trunk \| 2 \| 25\.3 \|/);
+  assert.ok(fs.existsSync(path.join(reportDir, 'geometry-hessian-topEigenvalue.svg')));
+  assert.match(md, /!\[geometry-hessian-topEigenvalue\.svg\]/);
+
   // Another analysis of the same levels (another parallelism: another workflow) measures nothing again.
   const again = ok(
     await lth(['analyze', tag, '--config', file, '--parallelism', '3', '--levels', '1,2', '--json'], 120_000),

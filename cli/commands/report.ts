@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { Command, Option } from 'commander';
 
 import type { StackEndpoints } from '../../infra/endpoints';
@@ -22,7 +22,9 @@ import {
 import { describeLotterySpec } from '../lottery-spec';
 import { validateLotterySpec } from '../../contract/spec-kinds';
 import { metricLabel, plotSeries, reportSeries, TRUNK_SERIES, type ReportMetric } from '../../report/lottery';
-import { renderAccuracyPlot } from '../../report/plot';
+import type { AnalysisResult } from '../../contract/analysis';
+import { formatGeometryMarkdown, geometryPlots, geometryRows, type GeometryRow } from '../../report/geometry';
+import { renderAccuracyPlot, renderSpec } from '../../report/plot';
 import {
   formatDistillMarkdown,
   formatDistillTable,
@@ -54,6 +56,25 @@ export interface ReportData {
   series: ReportSeries[];
   /** True while some workflow of the trunk still runs: the report then holds the levels finished so far. */
   running: boolean;
+  /** The geometry of the measured levels (`lth analyze`, the spec's analysis section); empty when none. */
+  geometry: GeometryRow[];
+}
+
+/** The results of the experiment's finished analyses, oldest first (a later one's values win). */
+export async function readAnalyses(client: Client, experiment: string): Promise<AnalysisResult[]> {
+  const query = `Experiment = ${JSON.stringify(experiment)} AND RunKind = "analysis" AND ExecutionStatus = "Completed"`;
+  const infos: WorkflowExecutionInfo[] = [];
+  for await (const info of client.workflow.list({ query })) infos.push(info);
+  infos.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
+  const results: AnalysisResult[] = [];
+  for (const info of infos) {
+    try {
+      results.push((await client.workflow.getHandle(info.workflowId, info.runId).result()) as AnalysisResult);
+    } catch {
+      // One unreadable analysis leaves the others in the report.
+    }
+  }
+  return results;
 }
 
 /** Where writeReport put the report. */
@@ -63,7 +84,26 @@ export interface WrittenReport {
   uploaded: string[];
 }
 
-function markdown(data: ReportData, metric: ReportMetric, plotFile: string): string {
+function geometrySection(rows: GeometryRow[], plotFiles: string[]): string[] {
+  if (rows.length === 0) return [];
+  return [
+    '## Geometry',
+    '',
+    'Measured in the subspace each mask leaves free, on fixed subsets of the training and test splits ' +
+      '(`lth analyze`; definitions in ml/geometry/README.md). Barriers are of the test error, as fractions.',
+    '',
+    formatGeometryMarkdown(rows).trimEnd(),
+    '',
+    ...plotFiles.flatMap((f) => [`![${f}](${f})`, '']),
+  ];
+}
+
+function markdown(
+  data: ReportData,
+  metric: ReportMetric,
+  plotFile: string,
+  geometryFiles: string[] = [],
+): string {
   const { view, trunk: t, spec, series } = data;
   const unfinished = [...(t.trunk ? [t.trunk] : []), ...t.branches]
     .filter((r) => r.execution === 'RUNNING')
@@ -82,6 +122,7 @@ function markdown(data: ReportData, metric: ReportMetric, plotFile: string): str
     '',
     `![${metricLabel(metric)} vs % of weights remaining](${plotFile})`,
     '',
+    ...geometrySection(data.geometry, geometryFiles),
   ].join('\n');
 }
 
@@ -112,6 +153,7 @@ export async function readReport(
     spec,
     series: reportSeries(trunkLevels, t.branches),
     running: anyRunning({ experiment, trunks: [t] }),
+    geometry: geometryRows(await readAnalyses(client, experiment)),
   };
 }
 
@@ -128,22 +170,40 @@ export async function writeReport(
     title: `${experiment}: ${o.metric} test accuracy vs weights remaining`,
     yLabel: metricLabel(o.metric),
   });
-  const md = markdown(data, o.metric, plotFile);
+  const geometry = await Promise.all(
+    geometryPlots(data.geometry).map(async (p) => ({
+      file: `${p.file}.${o.format}`,
+      bytes: await renderSpec(p.spec, o.format),
+    })),
+  );
+  const md = markdown(
+    data,
+    o.metric,
+    plotFile,
+    geometry.map((g) => g.file),
+  );
   const dir = o.out ?? path.join('reports', experiment);
   fs.mkdirSync(dir, { recursive: true });
-  const files = [path.join(dir, 'report.md'), path.join(dir, plotFile)];
-  fs.writeFileSync(files[0] as string, md);
-  fs.writeFileSync(files[1] as string, plot);
+  const outputs: { file: string; bytes: Buffer; contentType: string }[] = [
+    { file: 'report.md', bytes: Buffer.from(md, 'utf8'), contentType: 'text/markdown; charset=utf-8' },
+    ...[{ file: plotFile, bytes: plot }, ...geometry].map((g) => ({
+      ...g,
+      contentType: o.format === 'svg' ? 'image/svg+xml' : 'image/png',
+    })),
+  ];
+  const files = outputs.map((f) => path.join(dir, f.file));
+  outputs.forEach((f, i) => fs.writeFileSync(files[i] as string, f.bytes));
   const lineageId = data.trunk.lineageId;
   if (!o.upload || lineageId === null) return { files, uploaded: [] };
   const store = openStore(e);
-  const mdRef = await store.putBytes(experimentReportKey(lineageId, 'report.md'), Buffer.from(md, 'utf8'), {
-    contentType: 'text/markdown; charset=utf-8',
-  });
-  const plotRef = await store.putBytes(experimentReportKey(lineageId, plotFile), plot, {
-    contentType: o.format === 'svg' ? 'image/svg+xml' : 'image/png',
-  });
-  return { files, uploaded: [mdRef.key, plotRef.key].map((k) => `s3://${e.s3.bucket}/${k}`) };
+  const uploaded: string[] = [];
+  for (const f of outputs) {
+    const ref = await store.putBytes(experimentReportKey(lineageId, f.file), f.bytes, {
+      contentType: f.contentType,
+    });
+    uploaded.push(`s3://${e.s3.bucket}/${ref.key}`);
+  }
+  return { files, uploaded };
 }
 
 /** The lines that say where writeReport put the files. */

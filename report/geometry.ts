@@ -1,0 +1,139 @@
+// report/: the geometry section of `lth report`: each measured level's key numbers (one row per level and run, the
+// trunk and its branches), as Markdown, and each measure against % of weights remaining. Pure: the analyses'
+// results come in (contract/analysis.ts), text and Vega-Lite specs go out.
+import type { TopLevelSpec } from 'vega-lite';
+
+import type { AnalysisResult } from '../contract/analysis';
+import { FONT, xDomain, xTickValues } from './plot';
+import { formatRemainingPct } from './table';
+
+/** The columns: a measure's summary value, how the table heads it, and what a plot of it is called. */
+export const GEOMETRY_COLUMNS = [
+  { measure: 'loss', key: 'trainLoss', header: 'train loss', title: 'training loss (subset)' },
+  { measure: 'loss', key: 'testLoss', header: 'test loss', title: 'test loss (subset)' },
+  { measure: 'hessian', key: 'topEigenvalue', header: 'λmax', title: 'top Hessian eigenvalue' },
+  { measure: 'trace', key: 'trace', header: 'trace', title: 'Hessian trace (Hutchinson)' },
+  { measure: 'sharpness', key: 'epsSharpness', header: 'ε-sharpness', title: 'ε-sharpness (Keskar, %)' },
+  { measure: 'pac-bayes', key: 'pacBayesSigma', header: 'PAC-Bayes σ', title: 'PAC-Bayes σ' },
+  { measure: 'basin', key: 'meanLogRadius', header: 'mean ln r', title: 'basin: mean log radius' },
+  { measure: 'basin', key: 'logVolume', header: 'log-volume', title: 'basin log-volume' },
+  {
+    measure: 'twin-path',
+    key: 'testErrorBarrier',
+    header: 'twin barrier',
+    title: 'instability: twin test-error barrier',
+  },
+  {
+    measure: 'path',
+    key: 'testErrorBarrier',
+    header: 'L-1→L barrier',
+    title: 'test-error barrier from level L-1',
+  },
+] as const;
+
+export interface GeometryRow {
+  run: string;
+  level: number;
+  remainingPct: number;
+  /** `${measure}.${key}` → value. */
+  values: Map<string, number>;
+}
+
+const id = (c: { measure: string; key: string }) => `${c.measure}.${c.key}`;
+
+/** One row per (run, level) over all the analyses given; a measure found twice keeps the later analysis' value. */
+export function geometryRows(results: AnalysisResult[]): GeometryRow[] {
+  const rows = new Map<string, GeometryRow>();
+  for (const r of results) {
+    for (const t of r.targets) {
+      const k = `${t.label}\u0000${t.level}`;
+      const row = rows.get(k) ?? {
+        run: t.label,
+        level: t.level,
+        remainingPct: t.remainingPct,
+        values: new Map(),
+      };
+      for (const m of t.measures)
+        for (const [key, v] of Object.entries(m.summary)) row.values.set(`${m.measure}.${key}`, v);
+      rows.set(k, row);
+    }
+  }
+  // The trunk first, then the branches by name; levels ascending.
+  return [...rows.values()].sort(
+    (a, b) =>
+      Number(b.run === 'trunk') - Number(a.run === 'trunk') ||
+      a.run.localeCompare(b.run) ||
+      a.level - b.level,
+  );
+}
+
+function cell(v: number | undefined): string {
+  if (v === undefined || !Number.isFinite(v)) return '-';
+  return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(2) : v.toPrecision(4);
+}
+
+/** The columns some row has a value for. */
+function presentColumns(rows: GeometryRow[]) {
+  return GEOMETRY_COLUMNS.filter((c) => rows.some((r) => r.values.has(id(c))));
+}
+
+export function formatGeometryMarkdown(rows: GeometryRow[]): string {
+  const cols = presentColumns(rows);
+  const header = ['run', 'level', '% remaining', ...cols.map((c) => c.header)];
+  const lines = [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map((_, i) => (i < 1 ? '---' : '---:')).join(' | ')} |`,
+    ...rows.map(
+      (r) =>
+        `| ${[r.run, String(r.level), formatRemainingPct(r.remainingPct), ...cols.map((c) => cell(r.values.get(id(c))))].join(' | ')} |`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** The plots there is data for: one per column with a value at two or more levels. */
+export function geometryPlots(rows: GeometryRow[]): { file: string; spec: TopLevelSpec }[] {
+  return presentColumns(rows)
+    .filter((c) => rows.filter((r) => r.values.has(id(c))).length >= 2)
+    .map((c) => ({ file: `geometry-${c.measure}-${c.key}`, spec: measurePlotSpec(rows, c) }));
+}
+
+/** One measure against % of weights remaining (reversed log axis, as the accuracy plot), a line per run. */
+export function measurePlotSpec(
+  rows: GeometryRow[],
+  column: { measure: string; key: string; title: string },
+): TopLevelSpec {
+  const data = rows
+    .filter((r) => Number.isFinite(r.values.get(id(column))) && r.remainingPct > 0)
+    .map((r) => ({ run: r.run, remainingPct: r.remainingPct, value: r.values.get(id(column)) as number }));
+  if (data.length === 0) throw new Error(`no ${column.title} to plot`);
+  const xs = data.map((d) => d.remainingPct);
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: `${column.title} vs weights remaining`,
+    width: 480,
+    height: 300,
+    background: 'white',
+    padding: 12,
+    data: { values: data },
+    mark: { type: 'line', strokeWidth: 2, point: { filled: true, size: 50 } },
+    encoding: {
+      x: {
+        field: 'remainingPct',
+        type: 'quantitative',
+        title: '% of weights remaining (log scale)',
+        scale: { type: 'log', reverse: true, domain: xDomain(xs), nice: false },
+        axis: { values: xTickValues(xs), format: '.3~r', grid: true, labelOverlap: false },
+      },
+      y: { field: 'value', type: 'quantitative', title: column.title, scale: { zero: false, nice: true } },
+      color: { field: 'run', type: 'nominal', title: null, scale: { scheme: 'tableau10' } },
+    },
+    config: {
+      font: FONT,
+      axis: { labelFontSize: 11, titleFontSize: 12, gridColor: '#e6e6e6' },
+      legend: { labelFontSize: 12 },
+      title: { fontSize: 14 },
+      view: { stroke: '#bbbbbb' },
+    },
+  };
+}

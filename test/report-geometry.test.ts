@@ -1,0 +1,74 @@
+// The geometry section of `lth report`: rows per (run, level) merged over analyses (a later one's value wins), the
+// Markdown table with only the columns measured, and a plot per measure with two or more levels, rendered to SVG.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import type { AnalysisResult, MeasureRecord } from '../contract/analysis';
+import { formatGeometryMarkdown, geometryPlots, geometryRows } from '../report/geometry';
+import { renderSpec } from '../report/plot';
+
+function record(measure: MeasureRecord['measure'], summary: Record<string, number>): MeasureRecord {
+  return { measure, resultKey: 'r', arraysKey: 'a', summary, reused: false, resumedFrom: 0, seconds: 1 };
+}
+
+const first: AnalysisResult = {
+  targets: [
+    { label: 'trunk', level: 0, remainingPct: 100, measures: [record('hessian', { topEigenvalue: 12.5 })] },
+    { label: 'trunk', level: 1, remainingPct: 51.2, measures: [record('hessian', { topEigenvalue: 20 })] },
+    { label: 'reinit-s1', level: 1, remainingPct: 51.2, measures: [record('hessian', { topEigenvalue: 3 })] },
+  ],
+};
+const later: AnalysisResult = {
+  targets: [
+    {
+      label: 'trunk',
+      level: 1,
+      remainingPct: 51.2,
+      measures: [record('hessian', { topEigenvalue: 21 }), record('twin-path', { testErrorBarrier: 0.015 })],
+    },
+  ],
+};
+
+test('rows merge analyses per run and level, the trunk first, a later value winning', () => {
+  const rows = geometryRows([first, later]);
+  assert.deepEqual(
+    rows.map((r) => [
+      r.run,
+      r.level,
+      r.values.get('hessian.topEigenvalue'),
+      r.values.get('twin-path.testErrorBarrier'),
+    ]),
+    [
+      ['trunk', 0, 12.5, undefined],
+      ['trunk', 1, 21, 0.015],
+      ['reinit-s1', 1, 3, undefined],
+    ],
+  );
+});
+
+test('the table has the measured columns only, a dash where a level lacks one', () => {
+  const md = formatGeometryMarkdown(geometryRows([first, later]));
+  assert.equal(
+    md,
+    [
+      '| run | level | % remaining | λmax | twin barrier |',
+      '| --- | ---: | ---: | ---: | ---: |',
+      '| trunk | 0 | 100.0 | 12.50 | - |',
+      '| trunk | 1 | 51.2 | 21.00 | 0.01500 |',
+      '| reinit-s1 | 1 | 51.2 | 3.000 | - |',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('a plot per measure measured at two or more levels, rendered to SVG', async () => {
+  const plots = geometryPlots(geometryRows([first, later]));
+  assert.deepEqual(
+    plots.map((p) => p.file),
+    ['geometry-hessian-topEigenvalue'],
+  );
+  const svg = (await renderSpec(plots[0]!.spec, 'svg')).toString('utf8');
+  assert.match(svg, /^<svg/);
+  assert.match(svg, /top Hessian eigenvalue vs weights remaining/);
+  assert.match(svg, /reinit-s1/);
+});

@@ -3,7 +3,7 @@
 // results come in (contract/analysis.ts), text and Vega-Lite specs go out.
 import type { TopLevelSpec } from 'vega-lite';
 
-import type { AnalysisResult } from '../contract/analysis';
+import type { AnalysisResult, MeasureRecord } from '../contract/analysis';
 import { FONT, xDomain, xTickValues } from './plot';
 import { formatRemainingPct } from './table';
 
@@ -135,5 +135,125 @@ export function measurePlotSpec(
       title: { fontSize: 14 },
       view: { stroke: '#bbbbbb' },
     },
+  };
+}
+
+/** Each (run, level)'s latest record of `measure` over the analyses given, the trunk first, levels ascending. */
+export function latestRecords(results: AnalysisResult[], measure: string) {
+  const found = new Map<
+    string,
+    { run: string; level: number; remainingPct: number; record: MeasureRecord }
+  >();
+  for (const r of results) {
+    for (const t of r.targets) {
+      const record = t.measures.find((m) => m.measure === measure);
+      if (record)
+        found.set(`${t.label}\u0000${t.level}`, {
+          run: t.label,
+          level: t.level,
+          remainingPct: t.remainingPct,
+          record,
+        });
+    }
+  }
+  return [...found.values()].sort(
+    (a, b) =>
+      Number(b.run === 'trunk') - Number(a.run === 'trunk') ||
+      a.run.localeCompare(b.run) ||
+      a.level - b.level,
+  );
+}
+
+/** A few levels spread over what was measured: the first, the middle and the last. */
+export function chosenLevels<T>(items: T[], count = 3): T[] {
+  if (items.length <= count) return items;
+  return Array.from(
+    { length: count },
+    (_, i) => items[Math.round((i * (items.length - 1)) / (count - 1))] as T,
+  );
+}
+
+/** A measured slice's curve: one run's level, the loss along α (1D) or on the α × β grid (2D, row-major). */
+export interface SliceCurve {
+  run: string;
+  level: number;
+  remainingPct: number;
+  axis: number[];
+  /** The training loss at each point (1D: axis.length values; 2D: axis.length²). */
+  loss: number[];
+}
+
+/** The 1D slices of several levels overlaid: training loss against the step along the direction. */
+export function slicesPlotSpec(curves: SliceCurve[]): TopLevelSpec {
+  const data = curves.flatMap((c) =>
+    c.axis.map((alpha, i) => ({
+      series: `${c.run} L${c.level} (${formatRemainingPct(c.remainingPct)}%)`,
+      alpha,
+      loss: c.loss[i] as number,
+    })),
+  );
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'training loss along a filter-normalised direction',
+    width: 480,
+    height: 300,
+    background: 'white',
+    padding: 12,
+    data: { values: data },
+    mark: { type: 'line', strokeWidth: 2 },
+    encoding: {
+      x: { field: 'alpha', type: 'quantitative', title: 'α (θ + α·d)' },
+      y: { field: 'loss', type: 'quantitative', title: 'training loss', scale: { type: 'symlog' } },
+      color: { field: 'series', type: 'nominal', title: null, scale: { scheme: 'viridis' }, sort: null },
+    },
+    config: { font: FONT, axis: { labelFontSize: 11, titleFontSize: 12 }, title: { fontSize: 14 } },
+  };
+}
+
+/**
+ * A 2D slice as a filled contour map: the grid's cells coloured by the training loss in bands (a threshold scale
+ * on log-spaced levels), the solution at the centre.
+ */
+export function contourPlotSpec(curve: SliceCurve): TopLevelSpec {
+  const n = curve.axis.length;
+  const step = n > 1 ? (curve.axis[1] as number) - (curve.axis[0] as number) : 1;
+  const data = curve.loss.map((loss, k) => ({
+    alpha: curve.axis[Math.floor(k / n)] as number,
+    beta: curve.axis[k % n] as number,
+    loss,
+  }));
+  const min = Math.max(Math.min(...curve.loss), 1e-6);
+  const max = Math.max(...curve.loss, min * 10);
+  const bands = 8;
+  const thresholds = Array.from({ length: bands - 1 }, (_, i) => min * (max / min) ** ((i + 1) / bands));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: `training loss around ${curve.run} level ${curve.level} (${formatRemainingPct(curve.remainingPct)}% remaining)`,
+    width: 340,
+    height: 340,
+    background: 'white',
+    padding: 12,
+    data: { values: data },
+    transform: [
+      { calculate: `datum.alpha - ${step / 2}`, as: 'a0' },
+      { calculate: `datum.alpha + ${step / 2}`, as: 'a1' },
+      { calculate: `datum.beta - ${step / 2}`, as: 'b0' },
+      { calculate: `datum.beta + ${step / 2}`, as: 'b1' },
+    ],
+    mark: 'rect',
+    encoding: {
+      x: { field: 'a0', type: 'quantitative', title: 'α (direction 1)' },
+      x2: { field: 'a1' },
+      y: { field: 'b0', type: 'quantitative', title: 'β (direction 2)' },
+      y2: { field: 'b1' },
+      color: {
+        field: 'loss',
+        type: 'quantitative',
+        title: 'training loss',
+        scale: { type: 'threshold', domain: thresholds, scheme: 'viridis' },
+        legend: { format: '.3~g' },
+      },
+    },
+    config: { font: FONT, axis: { labelFontSize: 11, titleFontSize: 12 }, title: { fontSize: 13 } },
   };
 }

@@ -139,6 +139,9 @@ test('lth analyze measures every stored level, stores each measure once, and reu
   assert.match(md, /\| trunk \| 2 \| 25\.3 \|/);
   assert.ok(fs.existsSync(path.join(reportDir, 'geometry-hessian-topEigenvalue.svg')));
   assert.match(md, /!\[geometry-hessian-topEigenvalue\.svg\]/);
+  for (const f of ['slices-1d.svg', 'contour-trunk-L0.svg', 'contour-trunk-L1.svg', 'contour-trunk-L2.svg']) {
+    assert.ok(fs.existsSync(path.join(reportDir, f)), f);
+  }
 
   // Another analysis of the same levels (another parallelism: another workflow) measures nothing again.
   const again = ok(

@@ -4,7 +4,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { AnalysisResult, MeasureRecord } from '../contract/analysis';
-import { formatGeometryMarkdown, geometryPlots, geometryRows } from '../report/geometry';
+import {
+  chosenLevels,
+  contourPlotSpec,
+  formatGeometryMarkdown,
+  geometryPlots,
+  geometryRows,
+  slicesPlotSpec,
+} from '../report/geometry';
 import { renderSpec } from '../report/plot';
 
 function record(measure: MeasureRecord['measure'], summary: Record<string, number>): MeasureRecord {
@@ -71,4 +78,30 @@ test('a plot per measure measured at two or more levels, rendered to SVG', async
   assert.match(svg, /^<svg/);
   assert.match(svg, /top Hessian eigenvalue vs weights remaining/);
   assert.match(svg, /reinit-s1/);
+});
+
+test('slices overlaid and a 2D slice as a filled contour map render; chosen levels are first, middle, last', async () => {
+  assert.deepEqual(chosenLevels([0, 1, 2, 3, 4, 5, 6]), [0, 3, 6]);
+  assert.deepEqual(chosenLevels([0, 1]), [0, 1]);
+  const axis = [-1, -0.5, 0, 0.5, 1];
+  const bowl = (a: number, b = 0) => 0.1 + a * a + 2 * b * b;
+  const oneD = [0, 3].map((level) => ({
+    run: 'trunk',
+    level,
+    remainingPct: 100 / 2 ** level,
+    axis,
+    loss: axis.map((a) => bowl(a) * (level + 1)),
+  }));
+  const svg1 = (await renderSpec(slicesPlotSpec(oneD), 'svg')).toString('utf8');
+  assert.match(svg1, /trunk L3 \(12\.5%\)/);
+  const grid = { ...oneD[0]!, loss: axis.flatMap((a) => axis.map((b) => bowl(a, b))) };
+  const svg2 = (await renderSpec(contourPlotSpec(grid), 'svg')).toString('utf8');
+  assert.match(svg2, /training loss around trunk level 0/);
+  // 25 cells, one rect mark each, and more than one colour band.
+  assert.equal((svg2.match(/aria-roledescription="rect mark"/g) ?? []).length, 25);
+  assert.ok(
+    new Set(
+      svg2.match(/aria-roledescription="rect mark" d="[^"]*" fill="[^"]*"/g)?.map((m) => m.split('fill=')[1]),
+    ).size > 2,
+  );
 });

@@ -23,7 +23,17 @@ import { describeLotterySpec } from '../lottery-spec';
 import { validateLotterySpec } from '../../contract/spec-kinds';
 import { metricLabel, plotSeries, reportSeries, TRUNK_SERIES, type ReportMetric } from '../../report/lottery';
 import type { AnalysisResult } from '../../contract/analysis';
-import { formatGeometryMarkdown, geometryPlots, geometryRows, type GeometryRow } from '../../report/geometry';
+import {
+  chosenLevels,
+  contourPlotSpec,
+  formatGeometryMarkdown,
+  geometryPlots,
+  geometryRows,
+  latestRecords,
+  slicesPlotSpec,
+  type GeometryRow,
+  type SliceCurve,
+} from '../../report/geometry';
 import { renderAccuracyPlot, renderSpec } from '../../report/plot';
 import {
   formatDistillMarkdown,
@@ -58,6 +68,43 @@ export interface ReportData {
   running: boolean;
   /** The geometry of the measured levels (`lth analyze`, the spec's analysis section); empty when none. */
   geometry: GeometryRow[];
+  /** The trunk's measured 1D slices, and the 2D slices of a few levels (first, middle, last). */
+  slices: { oneD: SliceCurve[]; twoD: SliceCurve[] };
+}
+
+/** The slices' training-loss curves, read from the store (the arrays beside each measure's result). */
+async function readSlices(results: AnalysisResult[]): Promise<ReportData['slices']> {
+  const store = openStore();
+  const curves = async (
+    measure: 'slice1d' | 'slice2d',
+    axisName: string,
+    levels: (x: unknown[]) => unknown[],
+  ) => {
+    const found = latestRecords(results, measure).filter((r) => r.run === 'trunk');
+    const out: SliceCurve[] = [];
+    for (const r of levels(found) as typeof found) {
+      try {
+        const { tensors } = await store.getTensors(r.record.arraysKey);
+        const axis = tensors[axisName];
+        const loss = tensors.trainLoss;
+        if (!axis || !loss) continue;
+        out.push({
+          run: r.run,
+          level: r.level,
+          remainingPct: r.remainingPct,
+          axis: [...axis.data],
+          loss: [...loss.data],
+        });
+      } catch {
+        // A missing or unreadable array leaves that curve out of the plots, not the report.
+      }
+    }
+    return out;
+  };
+  return {
+    oneD: await curves('slice1d', 'alphas', (x) => x),
+    twoD: await curves('slice2d', 'axis', (x) => chosenLevels(x)),
+  };
 }
 
 /** The results of the experiment's finished analyses, oldest first (a later one's values win). */
@@ -153,7 +200,10 @@ export async function readReport(
     spec,
     series: reportSeries(trunkLevels, t.branches),
     running: anyRunning({ experiment, trunks: [t] }),
-    geometry: geometryRows(await readAnalyses(client, experiment)),
+    ...(await readAnalyses(client, experiment).then(async (analyses) => ({
+      geometry: geometryRows(analyses),
+      slices: await readSlices(analyses),
+    }))),
   };
 }
 
@@ -170,8 +220,13 @@ export async function writeReport(
     title: `${experiment}: ${o.metric} test accuracy vs weights remaining`,
     yLabel: metricLabel(o.metric),
   });
+  const specs = [
+    ...geometryPlots(data.geometry),
+    ...(data.slices.oneD.length > 0 ? [{ file: 'slices-1d', spec: slicesPlotSpec(data.slices.oneD) }] : []),
+    ...data.slices.twoD.map((c) => ({ file: `contour-${c.run}-L${c.level}`, spec: contourPlotSpec(c) })),
+  ];
   const geometry = await Promise.all(
-    geometryPlots(data.geometry).map(async (p) => ({
+    specs.map(async (p) => ({
       file: `${p.file}.${o.format}`,
       bytes: await renderSpec(p.spec, o.format),
     })),

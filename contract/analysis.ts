@@ -13,6 +13,7 @@ import {
 } from '../ml/geometry/measure-config';
 
 export { MEASURE_NAMES, MEASURE_NEEDS, type MeasureName };
+import type { LevelResult } from './lottery';
 import { experimentSchema, heartbeatTimeoutSchema, objectRefSchema, parseSpec } from './spec';
 
 // Each measure's options, every field defaulted: an absent section is the measure's defaults.
@@ -87,6 +88,39 @@ export type AnalysisSpec = z.output<typeof analysisSpecSchema>;
 
 export function parseAnalysisSpec(input: unknown): AnalysisSpec {
   return parseSpec(analysisSpecSchema, input, 'analysis spec');
+}
+
+/**
+ * The solutions to measure: each finished level of the runs given (the trunk, branches), with the level before it
+ * in the same run, and for a trunk level the same level of the twin branch when there is one.
+ */
+export function levelTargets(
+  runs: { label: string; levels: LevelResult[] }[],
+  about: { model: AnalysisTarget['model']; dataset: AnalysisTarget['dataset'] },
+  opts: { levels?: number[]; twin?: { levels: LevelResult[] } } = {},
+): AnalysisTarget[] {
+  const twins = new Map<number, LevelResult>((opts.twin?.levels ?? []).map((l) => [l.level, l]));
+  return runs.flatMap((run) => {
+    const byLevel = new Map<number, LevelResult>(run.levels.map((l) => [l.level, l]));
+    return [...run.levels]
+      .sort((a, b) => a.level - b.level)
+      .filter((l) => !opts.levels || opts.levels.includes(l.level))
+      .map((l) => {
+        const before = byLevel.get(l.level - 1);
+        const twin = run.label === 'trunk' ? twins.get(l.level) : undefined;
+        return {
+          label: run.label,
+          level: l.level,
+          remainingPct: l.remainingPct,
+          ...about,
+          weights: l.weights,
+          mask: l.mask,
+          rewind: l.rewind,
+          previous: before ? { weights: before.weights, mask: before.mask } : null,
+          twin: twin ? { weights: twin.weights } : null,
+        };
+      });
+  });
 }
 
 /** Whether a target has what a measure needs (the previous level, a twin, a rewind point). */

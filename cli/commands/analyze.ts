@@ -4,18 +4,17 @@ import type { Client } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 
 import {
+  levelTargets,
   parseAnalysisSpec,
   type AnalysisResult,
   type AnalysisSpec,
   type AnalysisStatus,
-  type AnalysisTarget,
 } from '../../contract/analysis';
-import type { LevelResult } from '../../contract/lottery';
 import { validateLotterySpec } from '../../contract/spec-kinds';
 import { MEASURE_NAMES } from '../../ml/geometry/measure-config';
 import { startOrAttachAnalysis } from '../../client/runs';
 import { connectClient, endpoints } from '../../workers/connection';
-import { parseExperimentName, pickTrunk, readExperiment, startInput, type RunView } from '../experiments';
+import { parseExperimentName, pickTrunk, readExperiment, startInput } from '../experiments';
 import { followWithBar } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { int } from '../spec-flags';
@@ -42,38 +41,6 @@ const intList = (v: string): number[] =>
     return n;
   });
 
-/**
- * The solutions to measure: each finished level of the trunk (and the branches), with the level before it, and for
- * a trunk level the same level of a `twin` branch when the experiment has one.
- */
-export function analysisTargets(
-  runs: RunView[],
-  about: { model: AnalysisTarget['model']; dataset: AnalysisTarget['dataset'] },
-  levels?: number[],
-  twin?: RunView,
-): AnalysisTarget[] {
-  const twins = new Map<number, LevelResult>((twin?.levels ?? []).map((l) => [l.level, l]));
-  return runs.flatMap((run) => {
-    const byLevel = new Map<number, LevelResult>(run.levels.map((l) => [l.level, l]));
-    return run.levels
-      .filter((l) => !levels || levels.includes(l.level))
-      .map((l) => {
-        const before = byLevel.get(l.level - 1);
-        return {
-          label: run.label,
-          level: l.level,
-          remainingPct: l.remainingPct,
-          ...about,
-          weights: l.weights,
-          mask: l.mask,
-          rewind: l.rewind,
-          previous: before ? { weights: before.weights, mask: before.mask } : null,
-          twin: run.label === 'trunk' && twins.has(l.level) ? { weights: twins.get(l.level)!.weights } : null,
-        };
-      });
-  });
-}
-
 async function analysisSpec(client: Client, experiment: string, flags: AnalyzeFlags): Promise<AnalysisSpec> {
   const view = await readExperiment(client, experiment);
   const trunk = pickTrunk(view, flags.trunk);
@@ -82,11 +49,10 @@ async function analysisSpec(client: Client, experiment: string, flags: AnalyzeFl
   );
   const runs = [...(trunk.trunk ? [trunk.trunk] : []), ...(flags.branches ? trunk.branches : [])];
   const twin = trunk.branches.find((b) => b.label.startsWith('twin-'));
-  const targets = analysisTargets(
+  const targets = levelTargets(
     runs,
     { model: lottery.train.model, dataset: lottery.train.dataset },
-    flags.levels,
-    twin,
+    { ...(flags.levels ? { levels: flags.levels } : {}), ...(twin ? { twin } : {}) },
   );
   if (targets.length === 0) {
     const have = runs.flatMap((r) => r.levels.map((l) => `${r.label} ${l.level}`)).join(', ') || 'none';

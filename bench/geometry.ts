@@ -116,6 +116,14 @@ async function main(): Promise<void> {
   const started = performance.now();
   const { opts, endpoints } = await startBenchStack(home, log);
   const workers = startBenchWorkers(home, endpoints, workerCount);
+  // Ctrl-C or SIGTERM: the workers drain (running levels and measures checkpoint), the stack stops; the next
+  // invocation attaches to every started workflow and resumes it.
+  const stop = (signal: string) => {
+    log(`${signal}: stopping the workers and the stack; run the bench again to resume`);
+    void stopBench(workers, opts).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
   let analysis: AnalysisResult;
   let runs: { label: string; levels: LevelResult[] }[];
   try {

@@ -32,7 +32,7 @@ import { REPO_ROOT } from '../infra/paths';
 import { geometryRows, measurePlotSpec, GEOMETRY_COLUMNS } from '../report/geometry';
 import { renderSpec } from '../report/plot';
 import { connectClient } from '../workers/connection';
-import { machineInfo, startBenchStack, startBenchWorkers, stopBench } from './support';
+import { impBenchTrain, machineInfo, startBenchStack, startBenchWorkers, stopBench } from './support';
 
 function log(msg: string): void {
   process.stderr.write(`[bench/geometry] ${msg}\n`);
@@ -62,27 +62,7 @@ async function main(): Promise<void> {
   // bench:imp's seed-0 experiment, written the same way, so that it is the same lineage.
   const base: LotterySpecInput = {
     experiment: o.quick ? 'bench-geometry-quick' : 'bench-imp-s0',
-    train: o.quick
-      ? {
-          model: 'lenet-300-100',
-          dataset: 'mnist',
-          optimizer: { kind: 'sgd', lr: 0.1, momentum: 0 },
-          batchSize: 64,
-          iterations: 60,
-          evalEvery: 30,
-          trainLimit: 1000,
-          testLimit: 500,
-          seed: 0,
-        }
-      : {
-          model: 'lenet-300-100',
-          dataset: 'mnist',
-          optimizer: { kind: 'sgd', lr: 0.1, momentum: 0 },
-          batchSize: 128,
-          epochs,
-          evalEvery: 469,
-          seed: 0,
-        },
+    train: { ...impBenchTrain(Boolean(o.quick), epochs), seed: 0 },
     levels: o.quick ? 2 : levels,
     pruning: { kind: 'global-magnitude', fraction: 0.2 },
     rewind: 'init',

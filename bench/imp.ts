@@ -23,7 +23,15 @@ import { startOrAttachLottery } from '../client/runs';
 import { renderAccuracyPlot, type PlotSeries } from '../report/render';
 import { REPO_ROOT } from '../infra/paths';
 import { connectClient } from '../workers/connection';
-import { machineInfo, startBenchStack, startBenchWorkers, stat, stopBench, type Stat } from './support';
+import {
+  impBenchTrain,
+  machineInfo,
+  startBenchStack,
+  startBenchWorkers,
+  stat,
+  stopBench,
+  type Stat,
+} from './support';
 import { type LevelResult, type LotteryResult } from '../contract/lottery';
 import { parseLotterySpec, type LotterySpecInput } from '../contract/lottery';
 
@@ -49,26 +57,7 @@ async function main(): Promise<void> {
   }
 
   const base: LotterySpecInput = {
-    train: o.quick
-      ? {
-          model: 'lenet-300-100',
-          dataset: 'mnist',
-          optimizer: { kind: 'sgd', lr: 0.1, momentum: 0 },
-          batchSize: 64,
-          iterations: 60,
-          evalEvery: 30,
-          trainLimit: 1000,
-          testLimit: 500,
-        }
-      : {
-          // open_lth's LeNet-300-100 recipe (plain SGD, lr 0.1, batch 128), fewer epochs than its 40.
-          model: 'lenet-300-100',
-          dataset: 'mnist',
-          optimizer: { kind: 'sgd', lr: 0.1, momentum: 0 },
-          batchSize: 128,
-          epochs,
-          evalEvery: 469,
-        },
+    train: impBenchTrain(Boolean(o.quick), epochs),
     levels: o.quick ? 2 : levels,
     pruning: { kind: 'global-magnitude', fraction: 0.2 },
     rewind: 'init',

@@ -105,3 +105,29 @@ export async function stopBench(workers: SpawnedWorker[], opts: StackOptions): P
 export function benchOptimizer(model: string): { kind: 'sgd'; lr: number; momentum: number } {
   return { kind: 'sgd', lr: model === 'lenet-300-100' ? 0.1 : 0.01, momentum: 0.9 };
 }
+
+/**
+ * bench:imp's training of a LeNet-300-100 level (open_lth's recipe: plain SGD, lr 0.1, batch 128, fewer epochs than
+ * its 40), or the tiny one of a --quick smoke run. bench:geometry uses the same, so that it measures the same lineage.
+ */
+export function impBenchTrain(quick: boolean, epochs: number) {
+  return quick
+    ? {
+        model: 'lenet-300-100' as const,
+        dataset: 'mnist' as const,
+        optimizer: { kind: 'sgd' as const, lr: 0.1, momentum: 0 },
+        batchSize: 64,
+        iterations: 60,
+        evalEvery: 30,
+        trainLimit: 1000,
+        testLimit: 500,
+      }
+    : {
+        model: 'lenet-300-100' as const,
+        dataset: 'mnist' as const,
+        optimizer: { kind: 'sgd' as const, lr: 0.1, momentum: 0 },
+        batchSize: 128,
+        epochs,
+        evalEvery: 469,
+      };
+}

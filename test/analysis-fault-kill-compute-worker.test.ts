@@ -17,6 +17,7 @@ import { getModel } from '../ml/models';
 import { analysisKey } from '../store';
 import { analyzeWorkflow } from '../workflows/analysis';
 import { testEndpoints } from './support/env';
+import { tinyLenetTrain } from './support/specs';
 import { useFaultInjection } from './support/workers';
 
 const e = testEndpoints();
@@ -27,17 +28,7 @@ const harness = useFaultInjection(e, 100, { LTH_ANALYSIS_CHECKPOINT_SECONDS: '0'
 
 const lottery = parseLotterySpec({
   experiment: tag,
-  train: {
-    model: 'lenet-300-100',
-    dataset: 'mnist',
-    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 },
-    batchSize: 32,
-    iterations: 30,
-    evalEvery: 30,
-    seed: 12,
-    trainLimit: 320,
-    testLimit: 100,
-  },
+  train: tinyLenetTrain(12, { iterations: 30, evalEvery: 30 }),
   levels: 0,
   pruning: { kind: 'global-magnitude', fraction: 0.5 },
   rewind: { step: 5 },

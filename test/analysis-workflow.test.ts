@@ -23,6 +23,7 @@ import { hostBytesEqual } from '../ml/tensors';
 import { openStore } from '../workers/connection';
 import { lthRunner, ok } from './support/cli';
 import { testEndpoints } from './support/env';
+import { tinyLenetTrain } from './support/specs';
 import { useTestWorkers } from './support/workers';
 
 const e = testEndpoints();
@@ -34,17 +35,7 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const spec = parseLotterySpec({
   experiment: tag,
-  train: {
-    model: 'lenet-300-100',
-    dataset: 'mnist',
-    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 },
-    batchSize: 32,
-    iterations: 40,
-    evalEvery: 20,
-    seed: 6,
-    trainLimit: 320,
-    testLimit: 100,
-  },
+  train: tinyLenetTrain(6, { iterations: 40, evalEvery: 20 }),
   levels: 2,
   pruning: { kind: 'global-magnitude', fraction: 0.5 },
   rewind: { step: 10 },

@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, tensorMemory } from '../ml/backend';
 import { spawnWorker, stopWorker } from '../workers/spawn';
 import { testEndpoints } from './support/env';
+import { tinyLenetTrain } from './support/specs';
 
 const e = testEndpoints();
 const tag = `mem${Date.now().toString(36)}`;
@@ -24,17 +25,7 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const spec = parseLotterySpec({
   experiment: tag,
-  train: {
-    model: 'lenet-300-100',
-    dataset: 'mnist',
-    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 },
-    batchSize: 32,
-    iterations: 30,
-    evalEvery: 15,
-    seed: 9,
-    trainLimit: 320,
-    testLimit: 100,
-  },
+  train: tinyLenetTrain(9, { iterations: 30, evalEvery: 15 }),
   levels: 3,
   pruning: { kind: 'global-magnitude', fraction: 0.5 },
   rewind: { step: 5 },

@@ -4,7 +4,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 
 import type { AnalysisResult, MeasureRecord } from '../contract/analysis';
-import { FONT, xDomain, xTickValues } from './plot';
+import { PLOT_CONFIG, xDomain, xTickValues } from './plot';
 import { formatRemainingPct } from './table';
 
 /** The columns: a measure's summary value, how the table heads it, and what a plot of it is called. */
@@ -128,13 +128,7 @@ export function measurePlotSpec(
       y: { field: 'value', type: 'quantitative', title: column.title, scale: { zero: false, nice: true } },
       color: { field: 'run', type: 'nominal', title: null, scale: { scheme: 'tableau10' } },
     },
-    config: {
-      font: FONT,
-      axis: { labelFontSize: 11, titleFontSize: 12, gridColor: '#e6e6e6' },
-      legend: { labelFontSize: 12 },
-      title: { fontSize: 14 },
-      view: { stroke: '#bbbbbb' },
-    },
+    config: PLOT_CONFIG,
   };
 }
 
@@ -206,7 +200,7 @@ export function slicesPlotSpec(curves: SliceCurve[]): TopLevelSpec {
       y: { field: 'loss', type: 'quantitative', title: 'training loss', scale: { type: 'symlog' } },
       color: { field: 'series', type: 'nominal', title: null, scale: { scheme: 'viridis' }, sort: null },
     },
-    config: { font: FONT, axis: { labelFontSize: 11, titleFontSize: 12 }, title: { fontSize: 14 } },
+    config: PLOT_CONFIG,
   };
 }
 
@@ -254,6 +248,6 @@ export function contourPlotSpec(curve: SliceCurve): TopLevelSpec {
         legend: { format: '.3~g' },
       },
     },
-    config: { font: FONT, axis: { labelFontSize: 11, titleFontSize: 12 }, title: { fontSize: 13 } },
+    config: PLOT_CONFIG,
   };
 }

@@ -47,6 +47,14 @@ const HEIGHT = 340;
 const PNG_ZOOM = 2;
 /** Families present on common Linux images first; resvg and browsers take the first one they have. */
 export const FONT = 'DejaVu Sans, Liberation Sans, Helvetica, Arial, sans-serif';
+/** The look every plot of the reports shares: font, axes, legend, title, frame. */
+export const PLOT_CONFIG = {
+  font: FONT,
+  axis: { labelFontSize: 11, titleFontSize: 12, gridColor: '#e6e6e6' },
+  legend: { labelFontSize: 12 },
+  title: { fontSize: 14 },
+  view: { stroke: '#bbbbbb' },
+};
 const SHAPES = ['circle', 'square', 'triangle-up', 'diamond', 'cross', 'triangle-down'];
 /** At most this many labelled ticks on the x axis. */
 const MAX_X_TICKS = 9;
@@ -199,13 +207,7 @@ export function accuracyPlotSpec(series: PlotSeries[], opts: Omit<PlotOptions, '
         encoding: { y, shape },
       },
     ],
-    config: {
-      font: FONT,
-      axis: { labelFontSize: 11, titleFontSize: 12, gridColor: '#e6e6e6' },
-      legend: { labelFontSize: 12 },
-      title: { fontSize: 14 },
-      view: { stroke: '#bbbbbb' },
-    },
+    config: PLOT_CONFIG,
   };
 }
 

@@ -10,7 +10,7 @@ import { loadDataset } from '../ml/data';
 import { MEASURES, flatten, modelObjective, type MeasureState } from '../ml/geometry';
 import type { NamedTensors } from '../ml/host-tensor';
 import { getModel } from '../ml/models';
-import { stateFromTensors } from '../ml/train';
+import { storedWeights } from '../ml/train';
 import { analysisKey, contentHash, type ArtifactStore, type ObjectRef } from '../store';
 import type { DurableTrainingDeps } from './durable-training';
 import { activity } from './failures';
@@ -77,8 +77,7 @@ function decodeState(tensors: NamedTensors, metadata: Record<string, string>): M
 
 async function weightsAt(store: ArtifactStore, ref: ObjectRef): Promise<NamedTensors> {
   const { tensors, metadata } = await store.getTensors(ref.key, { expectSha256: ref.sha256 });
-  // A rewind point is a whole training state; a level's weights are the weights alone.
-  return metadata.format ? stateFromTensors(tensors, metadata).weights : tensors;
+  return storedWeights(tensors, metadata);
 }
 
 export function createAnalysisActivities(deps: DurableTrainingDeps & { analysisCheckpointSeconds?: number }) {

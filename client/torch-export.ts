@@ -7,7 +7,7 @@ import { toTorch, torchMetadata } from '../ml/export';
 import { getModel, vitModel, type ModelDef } from '../ml/models';
 import { MODEL_NAMES } from '../ml/models/names';
 import type { NamedTensors } from '../ml/host-tensor';
-import { TRAIN_STATE_FORMAT } from '../ml/train';
+import { storedWeights } from '../ml/train';
 import { runMetricsKey, type ArtifactStore } from '../store';
 
 /** The tensors the PyTorch model loads and the header that says which model they are for. */
@@ -34,16 +34,6 @@ function sameParams(model: ModelDef, weights: NamedTensors): boolean {
       );
     })
   );
-}
-
-/** A checkpoint holds the whole training state; the model's weights are its `weights/` tensors. */
-function weightsOf(tensors: NamedTensors, metadata: Record<string, string>): NamedTensors {
-  if (metadata.format !== TRAIN_STATE_FORMAT) return tensors;
-  const out: NamedTensors = {};
-  for (const [name, t] of Object.entries(tensors)) {
-    if (name.startsWith('weights/')) out[name.slice('weights/'.length)] = t;
-  }
-  return out;
 }
 
 async function studentOfRun(store: ArtifactStore, runId: string): Promise<ModelDef | null> {
@@ -94,7 +84,7 @@ export async function exportTorch(
   opts: { model?: string } = {},
 ): Promise<TorchExport> {
   const { tensors, metadata, ref } = await store.getTensors(key);
-  const weights = weightsOf(tensors, metadata);
+  const weights = storedWeights(tensors, metadata);
   const model = await resolveModel(store, weights, metadata, opts.model);
   return {
     model,

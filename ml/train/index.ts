@@ -8,7 +8,7 @@ export type {
   TrainState,
 } from './types.js';
 export { cursorAt, epochsToIterations, parseTrainConfig, stepsPerEpoch, trainConfigSchema } from './types.js';
-export { stateFromTensors, stateToTensors, TRAIN_STATE_FORMAT } from './state.js';
+export { stateFromTensors, stateToTensors, storedWeights, TRAIN_STATE_FORMAT } from './state.js';
 export { batchTensors, crossEntropy, evaluate } from './evaluate.js';
 export { applyUpdate, slotSpecs, type SlotSpec } from './optimizers.js';
 export { train, Trainer, type StepBatch, type StepObjective, type TrainOptions } from './trainer.js';

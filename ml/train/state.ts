@@ -126,3 +126,16 @@ export function stateFromTensors(tensors: NamedTensors, metadata: Record<string,
   if (Object.keys(weights).length === 0) throw new MlInputError('invalid train state: no weights/… tensors');
   return { step, weights, optimizer, rng, evals, lastLoss };
 }
+
+/**
+ * The model weights of a stored object: a whole training state (a checkpoint, a rewind point) holds them under
+ * `weights/`; a run's or a level's weights object is the weights alone.
+ */
+export function storedWeights(tensors: NamedTensors, metadata: Record<string, string>): NamedTensors {
+  if (metadata.format !== TRAIN_STATE_FORMAT) return tensors;
+  const out: NamedTensors = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    if (name.startsWith(WEIGHTS)) out[name.slice(WEIGHTS.length)] = t;
+  }
+  return out;
+}

@@ -11,6 +11,7 @@ import { formatRemainingPct } from './table';
 export const GEOMETRY_COLUMNS = [
   { measure: 'loss', key: 'trainLoss', header: 'train loss', title: 'training loss (subset)' },
   { measure: 'loss', key: 'testLoss', header: 'test loss', title: 'test loss (subset)' },
+  { measure: 'loss', key: 'testError', header: 'test error', title: 'test error (subset)' },
   { measure: 'hessian', key: 'topEigenvalue', header: 'λmax', title: 'top Hessian eigenvalue' },
   { measure: 'trace', key: 'trace', header: 'trace', title: 'Hessian trace (Hutchinson)' },
   { measure: 'sharpness', key: 'epsSharpness', header: 'ε-sharpness', title: 'ε-sharpness (Keskar, %)' },
@@ -77,18 +78,37 @@ function presentColumns(rows: GeometryRow[]) {
   return GEOMETRY_COLUMNS.filter((c) => rows.some((r) => r.values.has(id(c))));
 }
 
-export function formatGeometryMarkdown(rows: GeometryRow[]): string {
+/** The table as cells (the columns with a value somewhere), for the report's Markdown and the CLI's text. */
+export function geometryTable(rows: GeometryRow[]): { header: string[]; cells: string[][] } {
   const cols = presentColumns(rows);
-  const header = ['run', 'level', '% remaining', ...cols.map((c) => c.header)];
+  return {
+    header: ['run', 'level', '% remaining', ...cols.map((c) => c.header)],
+    cells: rows.map((r) => [
+      r.run,
+      String(r.level),
+      formatRemainingPct(r.remainingPct),
+      ...cols.map((c) => cell(r.values.get(id(c)))),
+    ]),
+  };
+}
+
+export function formatGeometryMarkdown(rows: GeometryRow[]): string {
+  const { header, cells } = geometryTable(rows);
   const lines = [
     `| ${header.join(' | ')} |`,
     `| ${header.map((_, i) => (i < 1 ? '---' : '---:')).join(' | ')} |`,
-    ...rows.map(
-      (r) =>
-        `| ${[r.run, String(r.level), formatRemainingPct(r.remainingPct), ...cols.map((c) => cell(r.values.get(id(c))))].join(' | ')} |`,
-    ),
+    ...cells.map((c) => `| ${c.join(' | ')} |`),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** The same table as aligned plain text (a terminal's). */
+export function formatGeometryText(rows: GeometryRow[]): string {
+  const { header, cells } = geometryTable(rows);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] as string).length)));
+  const line = (c: string[]) =>
+    c.map((x, i) => (i < 1 ? x.padEnd(widths[i] as number) : x.padStart(widths[i] as number))).join('  ');
+  return [line(header), ...cells.map(line)].join('\n');
 }
 
 /** The plots there is data for: one per column with a value at two or more levels. */

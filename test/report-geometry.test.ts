@@ -8,6 +8,7 @@ import {
   chosenLevels,
   contourPlotSpec,
   formatGeometryMarkdown,
+  formatGeometryText,
   geometryPlots,
   geometryRows,
   slicesPlotSpec,
@@ -64,6 +65,19 @@ test('the table has the measured columns only, a dash where a level lacks one', 
       '| trunk | 1 | 51.2 | 21.00 | 0.01500 |',
       '| reinit-s1 | 1 | 51.2 | 3.000 | - |',
       '',
+    ].join('\n'),
+  );
+});
+
+test('the CLI prints the same table as aligned text: names left, numbers right', () => {
+  const text = formatGeometryText(geometryRows([first, later]));
+  assert.equal(
+    text,
+    [
+      'run        level  % remaining   λmax  twin barrier',
+      'trunk          0        100.0  12.50             -',
+      'trunk          1         51.2  21.00       0.01500',
+      'reinit-s1      1         51.2  3.000             -',
     ].join('\n'),
   );
 });

@@ -15,6 +15,7 @@ import { MEASURE_NAMES } from '../../ml/geometry/measure-config';
 import { startOrAttachAnalysis } from '../../client/runs';
 import { connectClient, endpoints } from '../../workers/connection';
 import { parseExperimentName, pickTrunk, readExperiment, startInput } from '../experiments';
+import { formatGeometryText, geometryRows } from '../../report/geometry';
 import { followWithBar } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { int } from '../spec-flags';
@@ -75,39 +76,9 @@ async function analysisSpec(client: Client, experiment: string, flags: AnalyzeFl
   });
 }
 
-const COLUMNS: [string, string, string][] = [
-  ['loss', 'testError', 'test err'],
-  ['loss', 'trainLoss', 'train loss'],
-  ['hessian', 'topEigenvalue', 'λmax'],
-  ['trace', 'trace', 'trace'],
-  ['sharpness', 'epsSharpness', 'ε-sharp'],
-  ['pac-bayes', 'pacBayesSigma', 'PAC σ'],
-  ['basin', 'logVolume', 'log-vol'],
-  ['path', 'testErrorBarrier', 'barrier L-1'],
-  ['twin-path', 'testErrorBarrier', 'barrier twin'],
-];
-
-function fmt(v: number | undefined): string {
-  if (v === undefined) return '-';
-  if (!Number.isFinite(v)) return String(v);
-  return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(2) : v.toPrecision(4);
-}
-
+/** The result as the report's geometry table, in plain text. */
 export function analysisTable(result: AnalysisResult): string {
-  const header = ['run', 'level', 'remaining', ...COLUMNS.map((c) => c[2])];
-  const rows = result.targets.map((t) => {
-    const value = (measure: string, key: string) =>
-      t.measures.find((m) => m.measure === measure)?.summary[key];
-    return [
-      t.label,
-      String(t.level),
-      `${t.remainingPct.toFixed(1)}%`,
-      ...COLUMNS.map(([m, k]) => fmt(value(m, k))),
-    ];
-  });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i] as number)).join('  ');
-  return [line(header), ...rows.map(line)].join('\n');
+  return formatGeometryText(geometryRows([result]));
 }
 
 async function analyzeAction(experimentArg: string, flags: AnalyzeFlags): Promise<void> {

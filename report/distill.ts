@@ -4,7 +4,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 
 import type { DistillSpec } from '../contract/distill';
-import { FONT, renderSpec } from './plot';
+import { PLOT_CONFIG, renderSpec } from './plot';
 
 /** One finished (or running) distillation run, as the report reads it. */
 export interface DistillRunRow {
@@ -116,11 +116,7 @@ export function epochPlotSpec(rows: DistillRunRow[], title?: string): TopLevelSp
       },
       color: { field: 'variant', type: 'nominal', title: null, scale: { scheme: 'tableau10' } },
     },
-    config: {
-      font: FONT,
-      axis: { labelFontSize: 11, titleFontSize: 12, gridColor: '#e6e6e6' },
-      legend: { labelFontSize: 12 },
-    },
+    config: PLOT_CONFIG,
   };
 }
 

@@ -46,7 +46,7 @@ const HEIGHT = 340;
 /** PNG pixels per SVG pixel, so the raster stays sharp on a high-density screen or in a paper. */
 const PNG_ZOOM = 2;
 /** Families present on common Linux images first; resvg and browsers take the first one they have. */
-export const FONT = 'DejaVu Sans, Liberation Sans, Helvetica, Arial, sans-serif';
+const FONT = 'DejaVu Sans, Liberation Sans, Helvetica, Arial, sans-serif';
 /** The look every plot of the reports shares: font, axes, legend, title, frame. */
 export const PLOT_CONFIG = {
   font: FONT,

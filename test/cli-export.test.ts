@@ -12,13 +12,13 @@ import { publishTrainRun } from '../activities/run-records';
 import { endpointsToEnv } from '../infra/endpoints';
 import { fromTorch } from '../ml/export';
 import { getModel, VIT_TINY, vitModel, type ModelDef } from '../ml/models';
-import { Rng } from '../ml/rng';
 import { hostBytesEqual, hostTensor, type HostTensor, type NamedTensors } from '../ml/tensors';
 import { stateToTensors, type TrainConfig, type TrainState } from '../ml/train';
 import { checkpointKey, decodeSafetensors, levelTensorKey } from '../store';
 import { openStore } from '../workers/connection';
 import { lthRunner, ok } from './support/cli';
 import { testEndpoints } from './support/env';
+import { randomWeights } from './support/random-weights';
 
 const e = testEndpoints();
 const lth = lthRunner({ ...process.env, ...endpointsToEnv(e) });
@@ -26,17 +26,6 @@ const store = openStore(e);
 const tag = `exp${Date.now().toString(36)}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-cli-export-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-function randomWeights(model: ModelDef, seed: number): NamedTensors {
-  const rng = new Rng(seed);
-  const out: NamedTensors = {};
-  for (const p of model.params) {
-    const t = hostTensor('float32', p.shape);
-    for (let i = 0; i < t.data.length; i++) t.data[i] = rng.normal();
-    out[p.name] = t;
-  }
-  return out;
-}
 
 function state(weights: NamedTensors): TrainState {
   return { step: 12, weights, optimizer: {}, rng: { epoch: 0, next: 0 }, evals: [], lastLoss: 0.5 };
@@ -77,7 +66,7 @@ function assertSameWeights(actual: NamedTensors, expected: NamedTensors): void {
 
 test("a run's final weights: PyTorch names and layouts, the run's model in the header, the same values", async () => {
   const model = getModel('conv-2');
-  const weights = randomWeights(model, 1);
+  const weights = randomWeights(model.params, 1);
   const run = await publishTrainRun(
     store,
     `${tag}-conv`,
@@ -97,7 +86,7 @@ test("a run's final weights: PyTorch names and layouts, the run's model in the h
 
 test("a distillation student's weights: its configuration comes from its run", async () => {
   const student = vitModel('vit-tiny', { ...VIT_TINY, distillTokens: 2, featureChannels: 64, heads: 2 });
-  const weights = randomWeights(student, 2);
+  const weights = randomWeights(student.params, 2);
   const run = await publishTrainRun(
     store,
     `${tag}-student`,
@@ -113,7 +102,7 @@ test("a distillation student's weights: its configuration comes from its run", a
 
 test("an IMP level's weights (no model named) and a checkpoint's training state", async () => {
   const lenet = getModel('lenet-300-100');
-  const weights = randomWeights(lenet, 3);
+  const weights = randomWeights(lenet.params, 3);
   const level = await store.putTensors(levelTensorKey(tag, 2, 'weights'), weights, {
     lineageId: tag,
     level: '2',
@@ -123,7 +112,7 @@ test("an IMP level's weights (no model named) and a checkpoint's training state"
   assertSameWeights(x.back, weights);
 
   const cnn = getModel('cnn-teacher');
-  const cnnWeights = randomWeights(cnn, 4);
+  const cnnWeights = randomWeights(cnn.params, 4);
   const { tensors, metadata } = stateToTensors({
     ...state(cnnWeights),
     optimizer: { 'momentum/fc2.bias': hostTensor('float32', [10]) },
@@ -148,7 +137,7 @@ test('tensors that are no model, or a --model they do not fit, are refused namin
   );
   const lenet = await store.putTensors(
     `experiments/${tag}/lenet.safetensors`,
-    randomWeights(getModel('lenet-300-100'), 5),
+    randomWeights(getModel('lenet-300-100').params, 5),
   );
   const wrong = await lth([
     'export',

@@ -13,9 +13,9 @@ import { loadDataset } from '../ml/data';
 import { fromTorch, permuteAxes, toTorch, torchMetadata } from '../ml/export';
 import { getModel, VIT_TINY, vitModel, type ModelDef } from '../ml/models';
 import { MODEL_NAMES } from '../ml/models/names';
-import { Rng } from '../ml/rng';
-import { hostBytesEqual, hostTensor, namedFromHost, type HostTensor, type NamedTensors } from '../ml/tensors';
+import { hostBytesEqual, hostTensor, namedFromHost, type HostTensor } from '../ml/tensors';
 import { assertClose } from './support/assert-close';
+import { randomWeights } from './support/random-weights';
 
 function tensor(shape: number[], values: number[]): HostTensor {
   const t = hostTensor('float32', shape);
@@ -32,17 +32,6 @@ function single(shape: number[], layout: ModelDef['params'][number]['torch']['la
 }
 
 /** Every parameter drawn at random (biases too: zeros would hide a misplaced bias). */
-function randomWeights(model: ModelDef, seed: number): NamedTensors {
-  const rng = new Rng(seed);
-  const out: NamedTensors = {};
-  for (const p of model.params) {
-    const t = hostTensor('float32', p.shape);
-    for (let i = 0; i < t.data.length; i++) t.data[i] = rng.normal() * 0.1;
-    out[p.name] = t;
-  }
-  return out;
-}
-
 test('permuteAxes reorders the axes of a row-major array', () => {
   // [2, 3] transposed.
   assert.deepEqual(
@@ -107,7 +96,7 @@ const student = vitModel('vit-tiny', { ...VIT_TINY, distillTokens: 2, featureCha
 
 test('every model and a distillation student: PyTorch names and shapes, and back to the same bits', () => {
   for (const model of [...MODEL_NAMES.map(getModel), student]) {
-    const weights = randomWeights(model, 7);
+    const weights = randomWeights(model.params, 7, 0.1);
     const torch = toTorch(model, weights);
     assert.equal(Object.keys(torch).length, model.params.length, `${model.name}: one tensor per parameter`);
     const back = fromTorch(model, torch);
@@ -119,7 +108,7 @@ test('every model and a distillation student: PyTorch names and shapes, and back
     }
   }
   // The names torch.nn gives the same architectures (bench/peer/lth_models.py).
-  const lenet = toTorch(getModel('lenet-300-100'), randomWeights(getModel('lenet-300-100'), 1));
+  const lenet = toTorch(getModel('lenet-300-100'), randomWeights(getModel('lenet-300-100').params, 1, 0.1));
   assert.deepEqual(
     Object.entries(lenet).map(([n, t]) => [n, t.shape]),
     [
@@ -131,7 +120,7 @@ test('every model and a distillation student: PyTorch names and shapes, and back
       ['fc3.bias', [10]],
     ],
   );
-  const vit = toTorch(student, randomWeights(student, 1));
+  const vit = toTorch(student, randomWeights(student.params, 1, 0.1));
   assert.deepEqual(vit['tokens']?.shape, [1, 3, 64]);
   assert.deepEqual(vit['position']?.shape, [1, 52, 64]);
   assert.deepEqual(vit['blocks.3.fc2.weight']?.shape, [64, 128]);
@@ -148,7 +137,7 @@ test('every model and a distillation student: PyTorch names and shapes, and back
 
 test('a missing, misshapen or unknown tensor is refused, naming it', () => {
   const model = getModel('lenet-300-100');
-  const weights = randomWeights(model, 1);
+  const weights = randomWeights(model.params, 1, 0.1);
   const missing = Object.fromEntries(Object.entries(weights).filter(([name]) => name !== 'fc2.bias'));
   assert.throws(() => toTorch(model, missing), /missing tensor 'fc2\.bias'/);
   assert.throws(
@@ -221,7 +210,7 @@ function linearTorch(x: Float32Array, weight: HostTensor, bias: HostTensor, relu
 test("the exported cnn-teacher, run as PyTorch runs it (NCHW, OIHW, x·Wᵀ), gives our model's logits", async () => {
   await selectBackend({ prefer: 'cpu', log: () => {} });
   const model = getModel('cnn-teacher');
-  const weights = randomWeights(model, 3);
+  const weights = randomWeights(model.params, 3, 0.1);
   const sd = toTorch(model, weights);
   const get = (name: string) => sd[name] as HostTensor;
   const images = loadDataset('mnist', 'test', { limit: 20 }).images.subarray(0, 2 * 784);

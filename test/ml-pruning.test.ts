@@ -17,24 +17,13 @@ import {
 } from '../ml/pruning';
 import { Rng } from '../ml/rng';
 import type { HostTensor, NamedTensors } from '../ml/tensors';
+import { randomWeights } from './support/random-weights';
 
 const LENET = lenet300100.params;
 const HIDDEN_AND_OUTPUT = { 'fc1.weight': 0.2, 'fc2.weight': 0.2, 'fc3.weight': 0.1 };
 
 function f32(shape: number[], values: number[]): HostTensor {
   return { dtype: 'float32', shape, data: Float32Array.from(values) };
-}
-
-function randomWeights(params: ParamSpec[], seed: number): NamedTensors {
-  const rng = new Rng(seed);
-  const out: NamedTensors = {};
-  for (const p of params) {
-    const n = p.shape.reduce((a, b) => a * b, 1);
-    const d = new Float32Array(n);
-    for (let i = 0; i < n; i++) d[i] = rng.normal();
-    out[p.name] = { dtype: 'float32', shape: [...p.shape], data: d };
-  }
-  return out;
 }
 
 function ones(t: HostTensor | undefined): number {

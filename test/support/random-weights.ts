@@ -1,0 +1,16 @@
+// Seeded normal weights for a model's parameters (or any parameter list), as host tensors: fixtures for tests
+// that need weights of the right names and shapes without training.
+import type { ParamSpec } from '../../ml/models/types';
+import { Rng } from '../../ml/rng';
+import { hostTensor, type NamedTensors } from '../../ml/tensors';
+
+export function randomWeights(params: readonly ParamSpec[], seed: number, scale = 1): NamedTensors {
+  const rng = new Rng(seed);
+  const out: NamedTensors = {};
+  for (const p of params) {
+    const t = hostTensor('float32', [...p.shape]);
+    for (let i = 0; i < t.data.length; i++) t.data[i] = rng.normal() * scale;
+    out[p.name] = t;
+  }
+  return out;
+}

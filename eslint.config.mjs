@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.tools/', '.data/', 'dist/'] },
+  { ignores: ['node_modules/', '.tools/', '.data/', 'dist/', '.scratch/', 'reports/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -10,6 +10,7 @@ import { registerLotteryCommand } from './commands/lottery';
 import { registerReportCommand } from './commands/report';
 import { registerStackCommands } from './commands/stack';
 import { registerStatusCommand } from './commands/status';
+import { registerSweepCommand } from './commands/sweep';
 import { registerTeachersCommand } from './commands/teachers';
 import { registerTrainCommand } from './commands/train';
 import { registerWorkerCommand } from './commands/worker';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerBranchCommand(program);
   registerReportCommand(program);
   registerAnalyzeCommand(program);
+  registerSweepCommand(program);
   registerTeachersCommand(program);
   registerDistillCommand(program);
   registerExportCommand(program);

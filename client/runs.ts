@@ -12,11 +12,14 @@ import type { PrecomputeSpec } from '../contract/precompute';
 import * as sa from '../contract/search-attributes';
 import { distillKind, lotteryKind, precomputeKind, trainKind, type SpecKind } from '../contract/spec-kinds';
 import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
+import type { SweepSpec } from '../contract/sweep';
+import { sweepWorkflowId } from '../contract/sweep-trials';
 import type { TrainSpec } from '../contract/train';
 import type { analyzeWorkflow } from '../workflows/analysis';
 import type { distillWorkflow } from '../workflows/distill';
 import type { precomputeLogitsWorkflow } from '../workflows/logits';
 import type { lotteryBranchWorkflow, lotteryWorkflow } from '../workflows/lottery';
+import type { sweepWorkflow } from '../workflows/sweep';
 import type { trainWorkflow } from '../workflows/train';
 
 /** A started or attached run; `started` is false when one with this spec was found and attached to. */
@@ -170,6 +173,42 @@ export type StartedDistill = StartedWorkflow<typeof distillWorkflow>;
  */
 export async function startOrAttachDistill(client: Client, spec: DistillSpec): Promise<StartedDistill> {
   return startOrAttachSpec<typeof distillWorkflow, DistillSpec>(client, distillKind, spec);
+}
+
+export type StartedSweep = StartedWorkflow<typeof sweepWorkflow>;
+
+/**
+ * Starts a sweep, or attaches to the one this spec already has. A sweep that finished with failed trials is
+ * started again: its finished trials are attached to (nothing recomputed) and the failed ones run afresh.
+ */
+export async function startOrAttachSweep(
+  client: Client,
+  spec: SweepSpec,
+  experiment: string,
+): Promise<StartedSweep> {
+  const workflowId = sweepWorkflowId(spec);
+  const existing = client.workflow.getHandle<typeof sweepWorkflow>(workflowId);
+  const desc = await existing.describe().catch(() => null);
+  if (desc?.status.name === 'RUNNING') return { handle: existing, workflowId, started: false };
+  if (desc?.status.name === 'COMPLETED') {
+    const result = await existing.result();
+    if (result.rows.every((r) => r.status === 'done'))
+      return { handle: existing, workflowId, started: false };
+  }
+  const handle = await client.workflow.start<typeof sweepWorkflow>('sweepWorkflow', {
+    args: [{ spec }],
+    taskQueue: LIGHT_TASK_QUEUE,
+    workflowId,
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    typedSearchAttributes: [
+      { key: sa.EXPERIMENT, value: experiment },
+      { key: sa.RUN_KIND, value: 'sweep' },
+      { key: sa.SWEEP, value: spec.sweep },
+      { key: sa.SPEC_HASH, value: specHash(spec) },
+    ],
+  });
+  return { handle, workflowId, started: true };
 }
 
 export type StartedAnalysis = StartedWorkflow<typeof analyzeWorkflow>;

@@ -10,6 +10,7 @@ import type {
   PlanLogitsInput,
   PublishLogitsInput,
 } from './precompute';
+import type { TrialsPage } from './sweep';
 import type { TrainActivityInput, TrainRunResult } from './train';
 
 export interface ComputeActivities {
@@ -29,6 +30,14 @@ export interface ComputeActivities {
   distill(input: DistillActivityInput): Promise<DistillResult>;
   /** One geometry measure of one stored solution (or its stored result). */
   analyzeMeasure(input: MeasureActivityInput): Promise<MeasureRecord>;
+}
+
+/** The light task queue's activities: planning and bookkeeping for workflows, no tensors. */
+export interface LightActivities {
+  /** Trials from..from+count-1 of a sweep: parsed specs and the workflow ids their content hashes give. */
+  planSweepTrials(input: { spec: unknown; from: number; count: number }): Promise<TrialsPage>;
+  /** Waits for a trial's workflow to finish and returns its kind's metrics; fails when the trial failed. */
+  trialOutcome(input: { kind: string; workflowId: string }): Promise<{ metrics: Record<string, number> }>;
 }
 
 /** Errors that no retry can fix: the activities throw them as non-retryable failures by these types. */

@@ -8,6 +8,7 @@ import type { AnalysisSpec } from './analysis';
 import type { DistillSpec, TeacherSource } from './distill';
 import type { LotterySpec } from './lottery';
 import type { PrecomputeSpec } from './precompute';
+import type { SweepSpec } from './sweep';
 import { canonicalStrategy, resolvePruning } from './pruning';
 import { rewindStep } from './rewind';
 import type { TrainConfigSpec, TrainSpec } from './train';
@@ -62,7 +63,7 @@ export function distillRunId(spec: DistillSpec, teachers: readonly TeacherSource
 }
 
 export function specHash(
-  spec: TrainSpec | LotterySpec | PrecomputeSpec | DistillSpec | AnalysisSpec,
+  spec: TrainSpec | LotterySpec | PrecomputeSpec | DistillSpec | AnalysisSpec | SweepSpec,
 ): string {
   return contentHash(spec);
 }

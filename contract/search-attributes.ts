@@ -9,6 +9,10 @@ export const PHASE = defineSearchAttributeKey('Phase', SearchAttributeType.KEYWO
 export const LEVEL = defineSearchAttributeKey('Level', SearchAttributeType.INT);
 export const REMAINING_PCT = defineSearchAttributeKey('RemainingPct', SearchAttributeType.DOUBLE);
 export const TEST_ACCURACY = defineSearchAttributeKey('TestAccuracy', SearchAttributeType.DOUBLE);
+/** A sweep's name, on the sweep and on each of its trials. */
+export const SWEEP = defineSearchAttributeKey('Sweep', SearchAttributeType.KEYWORD);
+/** A trial's assignments as written in its label (`pruning.fraction=0.4 train.seed=2`), on the trial. */
+export const TRIAL = defineSearchAttributeKey('Trial', SearchAttributeType.KEYWORD);
 
 /** Every custom search attribute, for registering them with a namespace. */
 export const SEARCH_ATTRIBUTES = [
@@ -19,4 +23,6 @@ export const SEARCH_ATTRIBUTES = [
   LEVEL,
   REMAINING_PCT,
   TEST_ACCURACY,
+  SWEEP,
+  TRIAL,
 ];

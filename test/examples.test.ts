@@ -10,6 +10,8 @@ import { analysisConfigSchema } from '../contract/analysis';
 import { parseDistillSpec } from '../contract/distill';
 import { parsePrecomputeSpec } from '../contract/precompute';
 import { recogniseSpecKind, SPEC_KINDS } from '../contract/spec-kinds';
+import { parseSweepSpec } from '../contract/sweep';
+import { validateSweep } from '../contract/sweep-trials';
 import { parseTrainSpec } from '../contract/train';
 import { REPO_ROOT } from '../infra/paths';
 import { specFiles } from './support/identities';
@@ -25,7 +27,21 @@ function kindOf(spec: Record<string, unknown>): string {
 
 // examples/analysis/ holds analysis configs (`lth analyze --config`), not specs of a run kind: checked below.
 const ANALYSIS = path.join(EXAMPLES, 'analysis');
-const files = specFiles(EXAMPLES).filter((f) => !f.startsWith(ANALYSIS + path.sep));
+// examples/sweeps/ holds sweeps (`lth sweep --config`) over specs of the kinds: checked below.
+const SWEEPS = path.join(EXAMPLES, 'sweeps');
+const files = specFiles(EXAMPLES).filter(
+  (f) => !f.startsWith(ANALYSIS + path.sep) && !f.startsWith(SWEEPS + path.sep),
+);
+
+test('every sweep example is valid through to each trial, and its commands name itself', () => {
+  const sweeps = specFiles(SWEEPS);
+  assert.ok(sweeps.length >= 1);
+  for (const f of sweeps) {
+    validateSweep(parseSweepSpec(readSpecFile(f)));
+    for (const m of fs.readFileSync(f, 'utf8').matchAll(/--config ([\w./-]+)/g))
+      assert.ok(fs.existsSync(path.join(REPO_ROOT, m[1] as string)), `${f} mentions missing ${m[1]}`);
+  }
+});
 
 test('every analysis config example is valid, and the default one is exactly the defaults', () => {
   const configs = specFiles(ANALYSIS);

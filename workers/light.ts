@@ -1,8 +1,10 @@
-// Light worker: runs the workflows (and, later, small activities) on the light task queue.
+// Light worker: runs the workflows and the light activities (planning and bookkeeping: a sweep's trials and
+// their outcomes, read through a client) on the light task queue.
 import { Command } from 'commander';
 
 import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
-import { connectWorker, endpoints } from './connection';
+import { createSweepActivities } from '../activities/sweeps';
+import { connectClient, connectWorker, endpoints } from './connection';
 import { workerLog } from './log';
 
 export async function runLightWorker(): Promise<void> {
@@ -13,16 +15,19 @@ export async function runLightWorker(): Promise<void> {
   const log = workerLog('light');
   const e = endpoints();
   const connection = await connectWorker(e);
+  const client = await connectClient(e);
   const worker = await Worker.create({
     connection,
     namespace: e.temporal.namespace,
     taskQueue: LIGHT_TASK_QUEUE,
     workflowsPath: require.resolve('../workflows'),
+    activities: createSweepActivities({ client }),
   });
   log(`ready on ${e.temporal.address} queue=${LIGHT_TASK_QUEUE} pid=${process.pid}`);
   try {
     await worker.run();
   } finally {
+    await client.connection.close();
     await connection.close();
     log('stopped');
   }

@@ -4,3 +4,4 @@ export { lotteryBranchWorkflow, lotteryWorkflow } from './lottery';
 export { precomputeLogitsWorkflow } from './logits';
 export { distillWorkflow } from './distill';
 export { analyzeWorkflow } from './analysis';
+export { sweepWorkflow } from './sweep';

@@ -1,8 +1,9 @@
-import { parseDistillSpec, type DistillSpec } from '../distill';
+import { parseDistillSpec, type DistillResult, type DistillSpec } from '../distill';
 import { distillWorkflowId } from '../ids';
 import type { SpecKind } from './kind';
+import { runMetrics } from './train';
 
-export const distillKind: SpecKind<DistillSpec> = {
+export const distillKind: SpecKind<DistillSpec, DistillResult> = {
   kind: 'distill',
   summary:
     'a ViT student distilled from its teachers’ stored logits (training and precomputing missing teachers)',
@@ -12,4 +13,6 @@ export const distillKind: SpecKind<DistillSpec> = {
   workflowId: distillWorkflowId,
   runKind: 'distill',
   experiment: (s) => s.experiment,
+  workflowArgs: (s) => [s],
+  metrics: runMetrics,
 };

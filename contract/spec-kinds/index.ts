@@ -12,5 +12,13 @@ export function recogniseSpecKind(raw: Record<string, unknown>): (typeof SPEC_KI
   return SPEC_KINDS.find((k) => k.recognises(raw)) ?? null;
 }
 
+/** The kind registered under a name (a sweep's trials carry it). */
+export function specKindNamed(name: string): (typeof SPEC_KINDS)[number] {
+  const kind = SPEC_KINDS.find((k) => k.kind === name);
+  if (!kind)
+    throw new Error(`unknown spec kind '${name}'; known: ${SPEC_KINDS.map((k) => k.kind).join(', ')}`);
+  return kind;
+}
+
 export { distillKind, lotteryKind, precomputeKind, trainKind, type SpecKind };
 export { validateLotterySpec } from './lottery';

@@ -1,6 +1,6 @@
 // What a spec kind is: a kind of run a person starts from a spec file (`lth train`, `lth lottery`, ...), and the
 // workflow that runs it. One file each, one line in index.ts; sweeps and the CLI read everything from here.
-export interface SpecKind<S> {
+export interface SpecKind<S, R = unknown> {
   kind: string;
   /** One line for help texts. */
   summary: string;
@@ -16,4 +16,8 @@ export interface SpecKind<S> {
   runKind: string;
   /** The experiment label of a parsed spec (the `Experiment` search attribute). */
   experiment(spec: S): string;
+  /** The arguments its workflow is started with. */
+  workflowArgs(spec: S): unknown[];
+  /** A finished run's headline numbers, by name: what a sweep's result table lists for each trial. */
+  metrics(result: R): Record<string, number>;
 }

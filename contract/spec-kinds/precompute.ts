@@ -1,8 +1,8 @@
 import { precomputeWorkflowId } from '../ids';
-import { parsePrecomputeSpec, type PrecomputeSpec } from '../precompute';
+import { parsePrecomputeSpec, type PrecomputeResult, type PrecomputeSpec } from '../precompute';
 import type { SpecKind } from './kind';
 
-export const precomputeKind: SpecKind<PrecomputeSpec> = {
+export const precomputeKind: SpecKind<PrecomputeSpec, PrecomputeResult> = {
   kind: 'precompute',
   summary: "a teacher's logits precomputed once into content-addressed shards",
   recognises: (raw) => 'teacher' in raw,
@@ -11,4 +11,11 @@ export const precomputeKind: SpecKind<PrecomputeSpec> = {
   workflowId: precomputeWorkflowId,
   runKind: 'logits',
   experiment: (s) => s.experiment,
+  workflowArgs: (s) => [s],
+  metrics: (r) => ({
+    samples: r.sampleCount,
+    shards: r.shards.length,
+    computedShards: r.computedShards,
+    skippedShards: r.skippedShards,
+  }),
 };

@@ -1,8 +1,19 @@
 import { trainWorkflowId } from '../ids';
-import { parseTrainSpec, trainSpecSchema, type TrainSpec } from '../train';
+import { parseTrainSpec, trainSpecSchema, type TrainRunResult, type TrainSpec } from '../train';
 import type { SpecKind } from './kind';
 
-export const trainKind: SpecKind<TrainSpec> = {
+/** A finished run's final evaluation and length (training and distillation runs alike). */
+export function runMetrics(r: TrainRunResult): Record<string, number> {
+  return {
+    testAccuracy: r.final.testAccuracy,
+    testLoss: r.final.testLoss,
+    trainAccuracy: r.final.trainAccuracy,
+    trainLoss: r.final.trainLoss,
+    steps: r.steps,
+  };
+}
+
+export const trainKind: SpecKind<TrainSpec, TrainRunResult> = {
   kind: 'train',
   summary: 'one durable training run',
   // Only a training spec's own fields: a lottery or precompute spec has fields of its own besides.
@@ -12,4 +23,6 @@ export const trainKind: SpecKind<TrainSpec> = {
   workflowId: trainWorkflowId,
   runKind: 'train',
   experiment: (s) => s.experiment,
+  workflowArgs: (s) => [s],
+  metrics: runMetrics,
 };

@@ -1,0 +1,146 @@
+// A sweep: each trial its kind's workflow, started as a child under the id its content hash gives, at most
+// maxParallel at once. A trial whose workflow exists already (finished, or running for another sweep or a person)
+// is attached to, not rerun; a failed trial is listed with its error and the others go on. Each run starts at most
+// trialsPerRun trials, waits for them, and continues as new with the table so far, so a sweep of thousands of
+// trials keeps each history bounded.
+import {
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  ContinueAsNew,
+  continueAsNew,
+  defineQuery,
+  ParentClosePolicy,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+
+import * as sa from '../contract/search-attributes';
+import {
+  parseSweepSpec,
+  type PlannedTrial,
+  type SweepResult,
+  type SweepStatus,
+  type SweepWorkflowInput,
+  type TrialRow,
+} from '../contract/sweep';
+import { lightActivities } from './light-activities';
+import { parseInput } from './spec-input';
+
+export const sweepStatusQuery = defineQuery<SweepStatus>('status');
+
+/** The innermost message of a failure chain: what went wrong in the trial, not that a child failed. */
+function failureMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  if (err instanceof ChildWorkflowFailure && e instanceof Error && e !== err) return e.message || e.name;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepResult> {
+  const spec = parseInput(parseSweepSpec, input.spec);
+  const { planSweepTrials, trialOutcome } = lightActivities();
+  const status: SweepStatus = {
+    phase: 'running',
+    sweep: spec.sweep,
+    kind: null,
+    total: null,
+    started: input.next ?? 0,
+    running: [],
+    rows: [...(input.rows ?? [])],
+  };
+  setHandler(sweepStatusQuery, () => status);
+  upsertSearchAttributes([
+    { key: sa.SWEEP, value: spec.sweep },
+    { key: sa.RUN_KIND, value: 'sweep' },
+    { key: sa.PHASE, value: 'running' },
+  ]);
+
+  async function runTrial(t: PlannedTrial): Promise<TrialRow> {
+    const row = { index: t.index, label: t.label, assignments: t.assignments, workflowId: t.workflowId };
+    let attached = false;
+    try {
+      const child = await startChild(t.workflowType, {
+        args: t.workflowArgs,
+        workflowId: t.workflowId,
+        // A failed earlier run of this trial is run again; a finished or running one is attached to below.
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+        // Cancelling or terminating the sweep asks its running trials to stop (they keep their checkpoints).
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        typedSearchAttributes: [
+          { key: sa.EXPERIMENT, value: t.experiment },
+          { key: sa.RUN_KIND, value: t.runKind },
+          { key: sa.SWEEP, value: spec.sweep },
+          { key: sa.TRIAL, value: t.label },
+        ],
+      });
+      await child.result();
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError))
+        return { ...row, status: 'failed', error: failureMessage(err), attached };
+      attached = true;
+    }
+    try {
+      const { metrics } = await trialOutcome({ kind: t.kind, workflowId: t.workflowId });
+      return { ...row, status: 'done', metrics, attached };
+    } catch (err) {
+      return { ...row, status: 'failed', error: failureMessage(err), attached };
+    }
+  }
+
+  const inFlight = new Map<number, Promise<void>>();
+  let page: PlannedTrial[] = [];
+  let next = input.next ?? 0;
+  let startedHere = 0;
+  try {
+    for (;;) {
+      while (inFlight.size < spec.maxParallel && startedHere < spec.trialsPerRun) {
+        if (page.length === 0) {
+          if (status.total !== null && next >= status.total) break;
+          const p = await planSweepTrials({
+            spec: input.spec,
+            from: next,
+            count: Math.max(16, 2 * spec.maxParallel),
+          });
+          status.total = p.total;
+          page = p.trials;
+          if (page.length === 0) break;
+          status.kind = page[0]?.kind ?? status.kind;
+        }
+        const t = page.shift() as PlannedTrial;
+        next = t.index + 1;
+        startedHere++;
+        status.started = next;
+        status.running.push({ index: t.index, label: t.label, workflowId: t.workflowId });
+        inFlight.set(
+          t.index,
+          runTrial(t).then((r) => {
+            status.rows.push(r);
+            status.running = status.running.filter((x) => x.index !== t.index);
+            inFlight.delete(t.index);
+          }),
+        );
+        // Stop starting trials when the server says the history is getting long; the rest go to the next run.
+        if (workflowInfo().continueAsNewSuggested) startedHere = spec.trialsPerRun;
+      }
+      if (inFlight.size === 0) break;
+      await Promise.race(inFlight.values());
+    }
+    if (status.total === null) throw ApplicationFailure.nonRetryable('internal: the sweep has no trials');
+    if (next < status.total) {
+      await continueAsNew<typeof sweepWorkflow>({ spec: input.spec, rows: status.rows, next });
+    }
+    status.phase = 'done';
+    upsertSearchAttributes([{ key: sa.PHASE, value: 'done' }]);
+    const rows = [...status.rows].sort((a, b) => a.index - b.index);
+    return { sweep: spec.sweep, kind: status.kind ?? '', total: status.total, rows };
+  } catch (err) {
+    if (!(err instanceof ContinueAsNew)) {
+      status.phase = 'failed';
+      upsertSearchAttributes([{ key: sa.PHASE, value: 'failed' }]);
+    }
+    throw err;
+  }
+}

@@ -96,6 +96,17 @@ test('a grid of training trials: children by content hash, one attached, continu
   assert.ok(fs.existsSync(path.join('reports', `sweep-${spec.sweep}`, 'report.md')));
   fs.rmSync(path.join('reports', `sweep-${spec.sweep}`), { recursive: true, force: true });
   assert.equal((await workflowsOf(`Sweep = '${spec.sweep}' AND RunKind = 'train'`)).length, 5);
+
+  // `lth status` and `lth report` take the sweep's name.
+  const status = ok(await lth(['status', spec.sweep]), 'lth status');
+  assert.match(status.stdout, /\(completed\)/);
+  assert.match(status.stdout, /6 of 6 trials finished, 0 failed/);
+  assert.match(status.stdout, /^5 +3 +0\.1 +done /m);
+  const out = path.join(tmp, 'report');
+  ok(await lth(['report', spec.sweep, '-o', out]), 'lth report');
+  const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+  assert.match(md, /^\| trial \| train\.seed \| train\.optimizer\.lr \| status \| testAccuracy/m);
+  assert.match(fs.readFileSync(path.join(out, 'sweep.svg'), 'utf8'), /testAccuracy vs train\.optimizer\.lr/);
 });
 
 test('a trial terminated mid-run is listed with its error, the others finish, and a rerun retries only it', async () => {

@@ -20,6 +20,9 @@ import {
   type TrunkView,
 } from '../experiments';
 import { describeLotterySpec } from '../lottery-spec';
+import { readSweeps, type SweepView } from '../sweeps';
+import { formatSweepText } from '../../report/sweep';
+import { writeSweepReport } from './sweep';
 import { validateLotterySpec } from '../../contract/spec-kinds';
 import { metricLabel, plotSeries, reportSeries, TRUNK_SERIES, type ReportMetric } from '../../report/lottery';
 import type { AnalysisResult } from '../../contract/analysis';
@@ -321,13 +324,31 @@ async function distillReport(
   process.stdout.write(`\n${describeWrittenReport({ files, uploaded })}`);
 }
 
+/** A sweep's table and plot (report.md under reports/sweep-<name>, or --out). */
+async function sweepReports(sweeps: SweepView[], f: ReportFlags): Promise<void> {
+  for (const v of sweeps) {
+    if (!v.table)
+      throw new Error(`sweep ${v.workflowId} has no trials to report yet (no answer from its workflow)`);
+    if (v.execution === 'RUNNING')
+      process.stderr.write('note: the sweep is still running; the report holds the trials finished so far\n');
+    process.stdout.write(`${formatSweepText(v.table)}\n`);
+    const dir = f.out ?? path.join('reports', `sweep-${v.spec.sweep}`);
+    const files = await writeSweepReport(
+      v.table,
+      v.spec,
+      sweeps.length > 1 ? path.join(dir, v.workflowId) : dir,
+    );
+    process.stdout.write(`\n${describeWrittenReport({ files, uploaded: [] })}`);
+  }
+}
+
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
     .description(
-      'table, report.md and plot of a lottery experiment (trunk and branches) or of its distillation runs (variants over seeds), written to a folder and the store',
+      'table, report.md and plot of a lottery experiment (trunk and branches), of its distillation runs (variants over seeds), or of a sweep (its trials), written to a folder and the store',
     )
-    .argument('<experiment>', 'experiment label (search attribute Experiment)')
+    .argument('<experiment>', 'experiment label (search attribute Experiment) or sweep name (Sweep)')
     .option('-o, --out <dir>', 'folder for report.md and the plot (default reports/<experiment>)')
     .addOption(new Option('--format <format>', 'plot format').choices(['png', 'svg']).default('png'))
     .addOption(
@@ -343,6 +364,11 @@ export function registerReportCommand(program: Command): void {
       const client = await connectClient(e);
       let data: ReportData;
       try {
+        const sweeps = await readSweeps(client, experiment);
+        if (sweeps.length > 0) {
+          await sweepReports(sweeps, f);
+          return;
+        }
         const view = await readExperiment(client, experiment);
         if (view.trunks.length === 0) {
           const runs = await readDistillRuns(client, experiment);

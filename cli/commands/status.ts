@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 
 import { connectClient, endpoints } from '../../workers/connection';
 import { formatDistillRuns, readDistillRuns } from '../distill-experiments';
+import { formatSweepViews, readSweeps } from '../sweeps';
 import {
   anyRunning,
   noExperiment,
@@ -52,21 +53,28 @@ async function experimentStatus(experiment: string, f: StatusFlags): Promise<voi
   const client = await connectClient(endpoints());
   try {
     for (let first = true; ; first = false) {
-      const [view, distill] = await Promise.all([
+      const [view, distill, sweeps] = await Promise.all([
         readExperiment(client, experiment),
         readDistillRuns(client, experiment),
+        readSweeps(client, experiment),
       ]);
-      if (view.trunks.length === 0 && distill.length === 0) throw noExperiment(experiment);
-      const json = { ...view, distill };
+      if (view.trunks.length === 0 && distill.length === 0 && sweeps.length === 0)
+        throw noExperiment(experiment);
+      const json = { ...view, distill, sweeps };
       if (f.json) out.write(f.watch ? `${JSON.stringify(json)}\n` : `${JSON.stringify(json, null, 2)}\n`);
       else {
         // On a terminal each refresh replaces the last; in a log they follow each other.
         if (f.watch && out.isTTY) out.write('\x1b[H\x1b[2J');
         else if (!first) out.write(`\n--- ${new Date().toISOString()}\n`);
-        if (view.trunks.length > 0) out.write(formatExperimentStatus(view));
+        if (sweeps.length > 0) out.write(formatSweepViews(sweeps));
+        // A sweep's trials share its experiment label: the sweep's table already lists them.
+        if (view.trunks.length > 0 && sweeps.length === 0) out.write(formatExperimentStatus(view));
         if (distill.length > 0) out.write(formatDistillRuns(experiment, distill));
       }
-      const running = anyRunning(view) || distill.some((r) => r.execution === 'RUNNING');
+      const running =
+        anyRunning(view) ||
+        distill.some((r) => r.execution === 'RUNNING') ||
+        sweeps.some((s) => s.execution === 'RUNNING');
       if (!f.watch || !running) return;
       await sleep(f.interval * 1000);
     }
@@ -85,9 +93,9 @@ function seconds(v: string): number {
 export function registerStatusCommand(program: Command): void {
   withStackFlags(program.command('status'))
     .description(
-      "a lottery experiment's trunk and branches, level by level, and its distillation runs (or, without EXPERIMENT, whether the embedded stack runs)",
+      "a lottery experiment's trunk and branches, level by level, its distillation runs, or a sweep's trials (or, without EXPERIMENT, whether the embedded stack runs)",
     )
-    .argument('[experiment]', 'experiment label (search attribute Experiment)')
+    .argument('[experiment]', 'experiment label (search attribute Experiment) or sweep name (Sweep)')
     .option('--json', 'print machine-readable JSON (with --watch: one line per refresh)')
     .option('--watch', 'refresh until every workflow of the experiment has finished')
     .option('--interval <seconds>', 'seconds between refreshes with --watch', seconds, 2)

@@ -10,6 +10,7 @@ import { registerLotteryCommand } from './commands/lottery';
 import { registerReportCommand } from './commands/report';
 import { registerStackCommands } from './commands/stack';
 import { registerStatusCommand } from './commands/status';
+import { registerScheduleCommand } from './commands/schedule';
 import { registerSweepCommand } from './commands/sweep';
 import { registerTeachersCommand } from './commands/teachers';
 import { registerTrainCommand } from './commands/train';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerReportCommand(program);
   registerAnalyzeCommand(program);
   registerSweepCommand(program);
+  registerScheduleCommand(program);
   registerTeachersCommand(program);
   registerDistillCommand(program);
   registerExportCommand(program);

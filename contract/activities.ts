@@ -10,6 +10,7 @@ import type {
   PlanLogitsInput,
   PublishLogitsInput,
 } from './precompute';
+import type { PlannedRun } from './schedule';
 import type { TrialsPage } from './sweep';
 import type { TrainActivityInput, TrainRunResult } from './train';
 
@@ -38,6 +39,8 @@ export interface LightActivities {
   planSweepTrials(input: { spec: unknown; from: number; count: number }): Promise<TrialsPage>;
   /** Waits for a trial's workflow to finish and returns its kind's metrics; fails when the trial failed. */
   trialOutcome(input: { kind: string; workflowId: string }): Promise<{ metrics: Record<string, number> }>;
+  /** The run a schedule's spec makes for the time it was scheduled for (labels stamped, kind's workflow and id). */
+  planScheduledRun(input: { spec: Record<string, unknown>; scheduledFor: string }): Promise<PlannedRun>;
 }
 
 /** Errors that no retry can fix: the activities throw them as non-retryable failures by these types. */

@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 
 import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
-import { createSweepActivities } from '../activities/sweeps';
+import { createLightActivities } from '../activities/light';
 import { connectClient, connectWorker, endpoints } from './connection';
 import { workerLog } from './log';
 
@@ -21,7 +21,7 @@ export async function runLightWorker(): Promise<void> {
     namespace: e.temporal.namespace,
     taskQueue: LIGHT_TASK_QUEUE,
     workflowsPath: require.resolve('../workflows'),
-    activities: createSweepActivities({ client }),
+    activities: createLightActivities({ client }),
   });
   log(`ready on ${e.temporal.address} queue=${LIGHT_TASK_QUEUE} pid=${process.pid}`);
   try {

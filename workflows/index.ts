@@ -5,3 +5,4 @@ export { precomputeLogitsWorkflow } from './logits';
 export { distillWorkflow } from './distill';
 export { analyzeWorkflow } from './analysis';
 export { sweepWorkflow } from './sweep';
+export { scheduledRunWorkflow } from './scheduled';

@@ -5,9 +5,11 @@ import { proxyActivities } from '@temporalio/workflow';
 import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import type { LightActivities } from '../contract/activities';
 
-export function lightActivities(): Pick<LightActivities, 'planSweepTrials' | 'trialOutcome'> {
+export function lightActivities(): LightActivities {
   // Each proxy is a Proxy object with no own keys: take the functions out by name, not by spreading.
-  const { planSweepTrials } = proxyActivities<Pick<LightActivities, 'planSweepTrials'>>({
+  const { planSweepTrials, planScheduledRun } = proxyActivities<
+    Pick<LightActivities, 'planSweepTrials' | 'planScheduledRun'>
+  >({
     taskQueue: LIGHT_TASK_QUEUE,
     startToCloseTimeout: '2 minutes',
     retry: { maximumInterval: '30 seconds', nonRetryableErrorTypes: ['SpecError'] },
@@ -19,5 +21,5 @@ export function lightActivities(): Pick<LightActivities, 'planSweepTrials' | 'tr
     heartbeatTimeout: '60 seconds',
     retry: { maximumInterval: '1 minute', nonRetryableErrorTypes: ['SpecError', 'TrialFailed'] },
   });
-  return { planSweepTrials, trialOutcome };
+  return { planSweepTrials, trialOutcome, planScheduledRun };
 }

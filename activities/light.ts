@@ -1,5 +1,5 @@
-// The sweep workflow's light activities (light task queue): planning a page of trials (parsing and hashing, which
-// the workflow sandbox cannot) and a trial's outcome read from its workflow through the client, which is how a
+// The light activities (light task queue): planning a sweep's page of trials or a scheduled run (parsing and
+// hashing, which the workflow sandbox cannot), and a trial's outcome read from its workflow through the client, which is how a
 // sweep attaches to a trial that another run, or an earlier sweep, already started or finished.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
@@ -8,13 +8,15 @@ import type { LightActivities } from '../contract/activities';
 import { specKindNamed } from '../contract/spec-kinds';
 import { parseSweepSpec, type TrialsPage } from '../contract/sweep';
 import { planTrials } from '../contract/sweep-trials';
+import type { PlannedRun } from '../contract/schedule';
+import { planScheduledRun } from '../contract/scheduled-runs';
 import { activity } from './failures';
 
-export interface SweepActivityDeps {
+export interface LightActivityDeps {
   client: Client;
 }
 
-export function createSweepActivities(deps: SweepActivityDeps): LightActivities {
+export function createLightActivities(deps: LightActivityDeps): LightActivities {
   async function planSweepTrials(input: { spec: unknown; from: number; count: number }): Promise<TrialsPage> {
     return planTrials(parseSweepSpec(input.spec), input.from, input.count);
   }
@@ -45,5 +47,16 @@ export function createSweepActivities(deps: SweepActivityDeps): LightActivities 
     }
   }
 
-  return { planSweepTrials: activity(planSweepTrials), trialOutcome: activity(trialOutcome) };
+  async function planScheduled(input: {
+    spec: Record<string, unknown>;
+    scheduledFor: string;
+  }): Promise<PlannedRun> {
+    return planScheduledRun(input.spec, new Date(input.scheduledFor));
+  }
+
+  return {
+    planSweepTrials: activity(planSweepTrials),
+    trialOutcome: activity(trialOutcome),
+    planScheduledRun: activity(planScheduled),
+  };
 }

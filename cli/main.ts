@@ -3,6 +3,7 @@ import { Command } from 'commander';
 
 import { registerAnalyzeCommand } from './commands/analyze';
 import { registerBranchCommand } from './commands/branch';
+import { registerControlCommands } from './commands/control';
 import { registerDemoCommand } from './commands/demo';
 import { registerDistillCommand } from './commands/distill';
 import { registerExportCommand } from './commands/export';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerAnalyzeCommand(program);
   registerSweepCommand(program);
   registerScheduleCommand(program);
+  registerControlCommands(program);
   registerTeachersCommand(program);
   registerDistillCommand(program);
   registerExportCommand(program);

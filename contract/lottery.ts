@@ -120,7 +120,7 @@ export interface BranchSummary {
   levels: LevelResult[];
 }
 
-export type LotteryPhase = 'queued' | 'training' | 'branches' | 'done' | 'failed';
+export type LotteryPhase = 'queued' | 'training' | 'branches' | 'done' | 'failed' | 'cancelled';
 
 export interface LotteryStatus {
   phase: LotteryPhase;
@@ -133,6 +133,8 @@ export interface LotteryStatus {
   /** Progress of levels being trained now, by level. */
   running: LevelProgressUpdate[];
   branches: BranchSummary[];
+  /** True while a `pause` holds the next level back (the running one finishes). */
+  paused?: boolean;
 }
 
 export interface LotteryResult {
@@ -151,6 +153,8 @@ export interface LotteryWorkflowInput {
    * 'lottery-rewind-trunk', so that `RunKind = "lottery"` finds only the experiment's own trunks.
    */
   role?: 'trunk' | 'rewind-branch';
+  /** Paused by `lth pause` before a continue-as-new: the next run waits for `resume` too. */
+  paused?: boolean;
 }
 
 export interface BranchWorkflowInput {

@@ -233,7 +233,7 @@ export interface TrialRow {
   attached: boolean;
 }
 
-export type SweepPhase = 'running' | 'done' | 'failed';
+export type SweepPhase = 'running' | 'done' | 'failed' | 'cancelled';
 
 export interface SweepStatus {
   phase: SweepPhase;
@@ -244,6 +244,8 @@ export interface SweepStatus {
   started: number;
   running: { index: number; label: string; workflowId: string }[];
   rows: TrialRow[];
+  /** True while a `pause` holds new trials back (running ones finish). */
+  paused: boolean;
 }
 
 export interface SweepResult {
@@ -258,4 +260,5 @@ export interface SweepWorkflowInput {
   /** Carried over continue-as-new: the finished trials and the next index to start. */
   rows?: TrialRow[];
   next?: number;
+  paused?: boolean;
 }

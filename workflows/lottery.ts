@@ -4,6 +4,7 @@ import {
   defineQuery,
   defineSignal,
   executeChild,
+  isCancellation,
   ParentClosePolicy,
   setHandler,
   startChild,
@@ -33,6 +34,7 @@ import { rewindName } from '../contract/rewind';
 import * as sa from '../contract/search-attributes';
 import { analyzeWorkflow } from './analysis';
 import { computeActivities } from './compute-activities';
+import { pauseControl } from './control';
 import { parseInput } from './spec-input';
 
 export const levelProgressSignal = defineSignal<[LevelProgressUpdate]>('levelProgress');
@@ -94,10 +96,14 @@ export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<Lott
   ]);
   const { lotteryLevel } = computeActivities(spec.heartbeatTimeoutSeconds);
   const { workflowId } = workflowInfo();
+  status.paused = Boolean(input.paused);
+  const control = pauseControl(status.paused, (p) => (status.paused = p));
 
   try {
     const next = done.length;
     if (next <= spec.levels) {
+      // `lth pause` holds the next level back; the level that was running when it came has finished.
+      await control.untilResumed(next > 0 ? 'training' : 'queued');
       const r = await lotteryLevel({ spec, level: next, progressWorkflowId: workflowId });
       finish(r);
       // A rewind branch's IMP lineage is measured under the branch's label.
@@ -105,7 +111,11 @@ export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<Lott
       await analyzeLevel(spec, label, r, done[next - 1] ?? null);
       if (next < spec.levels) {
         // One level per run: history stays bounded; the next run starts with the table so far.
-        await continueAsNew<typeof lotteryWorkflow>({ ...input, completed: status.levels });
+        await continueAsNew<typeof lotteryWorkflow>({
+          ...input,
+          completed: status.levels,
+          paused: control.paused(),
+        });
       }
     }
     const lineageId = status.levels[0]?.lineageId ?? '';
@@ -133,8 +143,8 @@ export async function lotteryWorkflow(input: LotteryWorkflowInput): Promise<Lott
     return { experiment: spec.experiment, lineageId, levels: status.levels, branches: status.branches };
   } catch (err) {
     if (!isContinueAsNew(err)) {
-      status.phase = 'failed';
-      upsertSearchAttributes([{ key: sa.PHASE, value: 'failed' }]);
+      status.phase = isCancellation(err) ? 'cancelled' : 'failed';
+      upsertSearchAttributes([{ key: sa.PHASE, value: status.phase }]);
     }
     throw err;
   }

@@ -6,6 +6,8 @@
 import {
   ApplicationFailure,
   ChildWorkflowFailure,
+  condition,
+  isCancellation,
   ContinueAsNew,
   continueAsNew,
   defineQuery,
@@ -26,6 +28,7 @@ import {
   type SweepWorkflowInput,
   type TrialRow,
 } from '../contract/sweep';
+import { pauseControl } from './control';
 import { lightActivities } from './light-activities';
 import { parseInput } from './spec-input';
 
@@ -50,8 +53,10 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     started: input.next ?? 0,
     running: [],
     rows: [...(input.rows ?? [])],
+    paused: Boolean(input.paused),
   };
   setHandler(sweepStatusQuery, () => status);
+  const control = pauseControl(status.paused, (p) => (status.paused = p));
   upsertSearchAttributes([
     { key: sa.SWEEP, value: spec.sweep },
     { key: sa.RUN_KIND, value: 'sweep' },
@@ -96,7 +101,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
   let startedHere = 0;
   try {
     for (;;) {
-      while (inFlight.size < spec.maxParallel && startedHere < spec.trialsPerRun) {
+      // `lth pause`: no new trial starts; the running ones finish.
+      while (!control.paused() && inFlight.size < spec.maxParallel && startedHere < spec.trialsPerRun) {
         if (page.length === 0) {
           if (status.total !== null && next >= status.total) break;
           const p = await planSweepTrials({
@@ -125,12 +131,25 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         // Stop starting trials when the server says the history is getting long; the rest go to the next run.
         if (workflowInfo().continueAsNewSuggested) startedHere = spec.trialsPerRun;
       }
-      if (inFlight.size === 0) break;
-      await Promise.race(inFlight.values());
+      if (inFlight.size === 0) {
+        if (!control.paused()) break;
+        await control.untilResumed('running');
+        continue;
+      }
+      // A trial finishing frees a slot; so does a resume while paused with slots free.
+      await Promise.race([
+        ...inFlight.values(),
+        ...(control.paused() ? [condition(() => !control.paused())] : []),
+      ]);
     }
     if (status.total === null) throw ApplicationFailure.nonRetryable('internal: the sweep has no trials');
     if (next < status.total) {
-      await continueAsNew<typeof sweepWorkflow>({ spec: input.spec, rows: status.rows, next });
+      await continueAsNew<typeof sweepWorkflow>({
+        spec: input.spec,
+        rows: status.rows,
+        next,
+        paused: control.paused(),
+      });
     }
     status.phase = 'done';
     upsertSearchAttributes([{ key: sa.PHASE, value: 'done' }]);
@@ -138,8 +157,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     return { sweep: spec.sweep, kind: status.kind ?? '', total: status.total, rows };
   } catch (err) {
     if (!(err instanceof ContinueAsNew)) {
-      status.phase = 'failed';
-      upsertSearchAttributes([{ key: sa.PHASE, value: 'failed' }]);
+      status.phase = isCancellation(err) ? 'cancelled' : 'failed';
+      upsertSearchAttributes([{ key: sa.PHASE, value: status.phase }]);
     }
     throw err;
   }

@@ -9,6 +9,7 @@ import type { NamedTensors } from '../ml/host-tensor';
 import type { SparsityReport } from '../ml/pruning';
 import { stateFromTensors, stateToTensors, type TrainState } from '../ml/train';
 import { experimentMetricsKey, levelManifestKey, levelTensorKey, type ArtifactStore } from '../store';
+import { jsonSafe } from '../contract/stored-numbers';
 
 const levelManifestSchema = z.object({ kind: z.literal('imp-level'), result: levelRecordSchema });
 
@@ -94,11 +95,11 @@ export function createLevelRecords(store: ArtifactStore) {
         metricsKey: experimentMetricsKey(lineageId, level),
         manifestKey: levelManifestKey(lineageId, level),
       };
-      const metrics = await store.putJson(record.metricsKey, { ...record, ...about });
+      const metrics = await store.putJson(record.metricsKey, jsonSafe({ ...record, ...about }));
       await store.publishManifest(record.manifestKey, {
         kind: 'imp-level',
         entries: [outcome.rewind, outcome.mask, weightsRef, metrics],
-        result: record,
+        result: jsonSafe(record),
       });
       return record;
     },

@@ -3,6 +3,7 @@
 // here by its id (contract/ids.ts trainRunId), so one training config is trained once.
 import { z } from 'zod';
 
+import { jsonSafe } from '../contract/stored-numbers';
 import { trainRunRecordSchema, type TrainRunRecord } from '../contract/train';
 import type { TrainConfig } from '../ml/train';
 import { finalWeightsKey, runManifestKey, runMetricsKey, type ArtifactStore } from '../store';
@@ -28,14 +29,17 @@ export async function publishTrainRun(
     model: about.config.model,
     backend,
   });
-  const metricsRef = await store.putJson(runMetricsKey(runId), {
-    runId,
-    spec: about.spec,
-    config: about.config,
-    backend,
-    final: result.final,
-    evals: result.evals,
-  });
+  const metricsRef = await store.putJson(
+    runMetricsKey(runId),
+    jsonSafe({
+      runId,
+      spec: about.spec,
+      config: about.config,
+      backend,
+      final: result.final,
+      evals: result.evals,
+    }),
+  );
   const record = {
     weights,
     metricsKey: metricsRef.key,
@@ -48,7 +52,7 @@ export async function publishTrainRun(
     kind: 'train-run',
     runId,
     entries: [weights, metricsRef],
-    result: record,
+    result: jsonSafe(record),
   });
   return { runId, manifestKey: runManifestKey(runId), ...record };
 }

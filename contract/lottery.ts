@@ -9,6 +9,7 @@ import { pruningSpecSchema } from './pruning';
 import { rewindSpecSchema, type RewindSpec } from './rewind';
 import { experimentSchema, heartbeatTimeoutSchema, objectRefSchema, parseSpec } from './spec';
 import { trainConfigSpecSchema, type TrainProgressUpdate } from './train';
+import { storedNumber } from './stored-numbers';
 
 export const lotterySpecSchema = z
   .object({
@@ -78,12 +79,12 @@ export const levelRecordSchema = z.object({
   /** Step the level's training started from (the rewind step; 0 for initialisation). */
   startStep: z.number().int(),
   steps: z.number().int(),
-  bestTestAccuracy: z.number(),
+  bestTestAccuracy: storedNumber,
   /** Step at which bestTestAccuracy was first reached. */
   bestIteration: z.number().int(),
-  finalTestAccuracy: z.number(),
-  finalTestLoss: z.number(),
-  finalTrainAccuracy: z.number(),
+  finalTestAccuracy: storedNumber,
+  finalTestLoss: storedNumber,
+  finalTrainAccuracy: storedNumber,
   backend: z.string(),
   weights: objectRefSchema,
   mask: objectRefSchema,

@@ -13,6 +13,7 @@ import {
 import { DATASET_NAMES } from '../ml/data/names';
 import { MODEL_NAMES } from '../ml/models/names';
 import { objectRefSchema, experimentSchema, heartbeatTimeoutSchema, parseSpec } from './spec';
+import { storedNumber } from './stored-numbers';
 
 export { DATASET_NAMES, MODEL_NAMES };
 
@@ -83,7 +84,7 @@ export interface TrainActivityInput {
   progressWorkflowId: string | null;
 }
 
-const evalSchema = z.object({ step: z.number(), testAccuracy: z.number(), testLoss: z.number() });
+const evalSchema = z.object({ step: z.number(), testAccuracy: storedNumber, testLoss: storedNumber });
 
 /** A finished run as its manifest records it (runs/<runId>/manifest.json `result`). */
 export const trainRunRecordSchema = z.object({
@@ -92,10 +93,10 @@ export const trainRunRecordSchema = z.object({
   backend: z.string(),
   steps: z.number(),
   final: z.object({
-    testAccuracy: z.number(),
-    testLoss: z.number(),
-    trainLoss: z.number(),
-    trainAccuracy: z.number(),
+    testAccuracy: storedNumber,
+    testLoss: storedNumber,
+    trainLoss: storedNumber,
+    trainAccuracy: storedNumber,
   }),
   evals: z.array(evalSchema),
 });

@@ -27,6 +27,7 @@ import {
   checkpointPrefix,
   parseCheckpointStep,
 } from '../store';
+import type { ActivityMetrics } from './metrics';
 
 export interface DurableTrainingDeps {
   store: ArtifactStore;
@@ -40,6 +41,8 @@ export interface DurableTrainingDeps {
   draining?: () => boolean;
   /** How many recent checkpoints to keep per run; older ones are deleted once superseded. */
   keepCheckpoints?: number;
+  /** Where throughput, loss and checkpoint costs are reported (the worker's Prometheus exporter), if anywhere. */
+  metrics?: ActivityMetrics;
 }
 
 export interface DurableTrainingJob {
@@ -157,6 +160,7 @@ export async function runDurableTraining(
   // Heartbeats also flow between checkpoints so a dead worker is noticed within the timeout.
   const heartbeatTimer = setInterval(() => ctx.heartbeat(lastCheckpoint), 1_000);
   let latestEval: { testAccuracy: number; testLoss: number } | null = null;
+  let lastRate: { step: number; at: number } | null = null;
   const resumeFrom = resume?.state ?? startState ?? undefined;
   try {
     const result = await train(config, job.data, {
@@ -173,11 +177,13 @@ export async function runDurableTraining(
       onCheckpoint: async (state) => {
         const { tensors, metadata } = stateToTensors(state);
         const key = checkpointKey(runId, state.step);
+        const putStarted = performance.now();
         const ref = await deps.store.putTensors(key, tensors, {
           ...metadata,
           runId,
           backends: backends.join(','),
         });
+        deps.metrics?.checkpoint((performance.now() - putStarted) / 1000, ref.bytes);
         lastCheckpoint = { ...ref, step: state.step };
         ctx.heartbeat(lastCheckpoint);
         written.push(key);
@@ -187,6 +193,17 @@ export async function runDurableTraining(
         }
       },
       onProgress: (p) => {
+        const now = performance.now();
+        const samplesPerSec =
+          lastRate && p.step > lastRate.step
+            ? ((p.step - lastRate.step) * config.batchSize * 1000) / (now - lastRate.at)
+            : null;
+        lastRate = { step: p.step, at: now };
+        deps.metrics?.training(runId, {
+          step: p.step,
+          loss: Number.isFinite(p.loss) ? p.loss : null,
+          samplesPerSec,
+        });
         const isEval = p.testAccuracy !== undefined;
         if (isEval) latestEval = { testAccuracy: p.testAccuracy ?? 0, testLoss: p.testLoss ?? 0 };
         void signalProgress(

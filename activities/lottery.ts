@@ -308,8 +308,13 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       level,
       progressWorkflowId: input.progressWorkflowId,
     };
-    if (branch) return branchLevel(job, branch);
-    return level === 0 ? denseLevel(job, lineageId) : trunkLevel(job, lineageId);
+    const r = await (branch
+      ? branchLevel(job, branch)
+      : level === 0
+        ? denseLevel(job, lineageId)
+        : trunkLevel(job, lineageId));
+    deps.metrics?.level(r.lineageId, r.source, r.level, r.remainingPct);
+    return r;
   }
 
   return { lotteryLevel: activity(lotteryLevel) };

@@ -8,6 +8,7 @@ import { COMPUTE_TASK_QUEUE } from '../contract/task-queues';
 import { connectClient, connectWorker, endpoints, openStore } from './connection';
 import { workerLog } from './log';
 import { withMemoryLog } from './memory-log';
+import { activityMetrics, instrumentedStore, metricsBindAddress, prometheusTelemetry } from './metrics';
 
 export interface ComputeWorkerOptions {
   backend?: BackendName | 'auto';
@@ -41,13 +42,19 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
     import('../ml/backend.js'),
   ]);
   // Must precede any connection: the first one creates the runtime with default signal handling.
-  Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  const metricsAt = metricsBindAddress('compute');
+  Runtime.install({
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+    ...(metricsAt ? { telemetryOptions: prometheusTelemetry(metricsAt) } : {}),
+  });
+  const meter = metricsAt ? Runtime.instance().metricMeter : null;
   const log = workerLog('compute');
+  if (metricsAt) log(`metrics on http://${metricsAt}/metrics`);
   const env = workerEnv();
   const backend = await selectBackend({ prefer: opts.backend, threads: opts.threads, log });
   const backendLabel = `${backend.name}${backend.threads ? `/${backend.threads}t` : ''}`;
   const e = endpoints();
-  const store = openStore(e);
+  const store = meter ? instrumentedStore(openStore(e), meter) : openStore(e);
   await store.ensureBucket();
   const client = await connectClient(e);
   // On SIGTERM (preemption notice) running trainings checkpoint at their next batch and hand the
@@ -74,6 +81,7 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
         progressIntervalMs: env.LTH_PROGRESS_INTERVAL_MS,
         keepCheckpoints: env.LTH_KEEP_CHECKPOINTS,
         analysisCheckpointSeconds: env.LTH_ANALYSIS_CHECKPOINT_SECONDS,
+        ...(meter ? { metrics: activityMetrics(meter) } : {}),
       }),
       { tensors: tensorMemory },
       log,

@@ -6,13 +6,19 @@ import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import { createLightActivities } from '../activities/light';
 import { connectClient, connectWorker, endpoints } from './connection';
 import { workerLog } from './log';
+import { metricsBindAddress, prometheusTelemetry } from './metrics';
 
 export async function runLightWorker(): Promise<void> {
   // Loaded when the worker runs, not when `lth` defines its commands.
   const { Runtime, Worker } = await import('@temporalio/worker');
   // Must precede any connection: the first one creates the runtime with default signal handling.
-  Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  const metricsAt = metricsBindAddress('light');
+  Runtime.install({
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+    ...(metricsAt ? { telemetryOptions: prometheusTelemetry(metricsAt) } : {}),
+  });
   const log = workerLog('light');
+  if (metricsAt) log(`metrics on http://${metricsAt}/metrics`);
   const e = endpoints();
   const connection = await connectWorker(e);
   const client = await connectClient(e);

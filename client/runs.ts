@@ -13,7 +13,7 @@ import * as sa from '../contract/search-attributes';
 import { distillKind, lotteryKind, precomputeKind, trainKind, type SpecKind } from '../contract/spec-kinds';
 import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import type { SweepSpec } from '../contract/sweep';
-import { sweepWorkflowId } from '../contract/sweep-trials';
+import { describeSweep, sweepWorkflowId } from '../contract/sweep-trials';
 import type { TrainSpec } from '../contract/train';
 import type { analyzeWorkflow } from '../workflows/analysis';
 import type { distillWorkflow } from '../workflows/distill';
@@ -29,6 +29,11 @@ export interface StartedWorkflow<W extends Workflow> {
   started: boolean;
 }
 
+/** The spec a run was started with, as the workflow's details in the UI (Markdown). */
+function staticDetails(spec: unknown): string {
+  return `spec (with defaults):\n\n\`\`\`json\n${JSON.stringify(spec, null, 2)}\n\`\`\`\n`;
+}
+
 /**
  * The shared start-or-attach: a running or completed execution with this id is attached to; a failed or
  * cancelled one is started afresh (its stored, content-addressed work is reused by the activities).
@@ -39,6 +44,7 @@ async function startOrAttach<W extends Workflow>(
   workflowId: string,
   args: unknown[],
   searchAttributes: { experiment: string; runKind: string; specHash?: string },
+  summary?: string,
 ): Promise<StartedWorkflow<W>> {
   const existing = client.workflow.getHandle<W>(workflowId);
   const status = await existing
@@ -53,6 +59,7 @@ async function startOrAttach<W extends Workflow>(
       workflowId,
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      ...(summary ? { staticSummary: summary, staticDetails: staticDetails(args[0]) } : {}),
       typedSearchAttributes: [
         { key: sa.EXPERIMENT, value: searchAttributes.experiment },
         { key: sa.RUN_KIND, value: searchAttributes.runKind },
@@ -73,11 +80,14 @@ function startOrAttachSpec<W extends Workflow, S extends TrainSpec | PrecomputeS
   kind: SpecKind<S>,
   spec: S,
 ): Promise<StartedWorkflow<W>> {
-  return startOrAttach<W>(client, kind.workflowType, kind.workflowId(spec), [spec], {
-    experiment: kind.experiment(spec),
-    runKind: kind.runKind,
-    specHash: specHash(spec),
-  });
+  return startOrAttach<W>(
+    client,
+    kind.workflowType,
+    kind.workflowId(spec),
+    [spec],
+    { experiment: kind.experiment(spec), runKind: kind.runKind, specHash: specHash(spec) },
+    kind.describe(spec),
+  );
 }
 
 export type StartedLottery = StartedWorkflow<typeof lotteryWorkflow>;
@@ -99,6 +109,8 @@ export async function startOrAttachLottery(client: Client, spec: LotterySpec): P
   }
   const handle = await client.workflow.start<typeof lotteryWorkflow>(lotteryKind.workflowType, {
     args: [{ spec }],
+    staticSummary: lotteryKind.describe(spec),
+    staticDetails: staticDetails(spec),
     taskQueue: LIGHT_TASK_QUEUE,
     workflowId,
     workflowIdConflictPolicy: 'USE_EXISTING',
@@ -195,8 +207,11 @@ export async function startOrAttachSweep(
     if (result.rows.every((r) => r.status === 'done'))
       return { handle: existing, workflowId, started: false };
   }
+  const summary = describeSweep(spec);
   const handle = await client.workflow.start<typeof sweepWorkflow>('sweepWorkflow', {
-    args: [{ spec }],
+    args: [{ spec, summary }],
+    staticSummary: summary,
+    staticDetails: staticDetails(spec),
     taskQueue: LIGHT_TASK_QUEUE,
     workflowId,
     workflowIdConflictPolicy: 'USE_EXISTING',
@@ -215,8 +230,12 @@ export type StartedAnalysis = StartedWorkflow<typeof analyzeWorkflow>;
 
 /** Starts the geometry analysis of stored solutions, or attaches to the one this spec already has. */
 export async function startOrAttachAnalysis(client: Client, spec: AnalysisSpec): Promise<StartedAnalysis> {
-  return startOrAttach<typeof analyzeWorkflow>(client, 'analyzeWorkflow', analysisWorkflowId(spec), [spec], {
-    experiment: spec.experiment,
-    runKind: 'analysis',
-  });
+  return startOrAttach<typeof analyzeWorkflow>(
+    client,
+    'analyzeWorkflow',
+    analysisWorkflowId(spec),
+    [spec],
+    { experiment: spec.experiment, runKind: 'analysis' },
+    `geometry of ${spec.targets.length} stored solutions of ${spec.experiment}: ${spec.config.measures.join(', ')}`,
+  );
 }

@@ -83,6 +83,8 @@ export interface ScheduledRunInput {
 /** The run a scheduled workflow starts as its child, planned by a light activity (it hashes). */
 export interface PlannedRun {
   kind: string;
+  /** The run's workflow summary in the UI. */
+  summary: string;
   workflowType: string;
   workflowId: string;
   workflowArgs: unknown[];

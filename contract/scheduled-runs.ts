@@ -5,7 +5,7 @@ import { MAX_STAMPED_LABEL, stampedName, type PlannedRun } from './schedule';
 import { recogniseSpecKind, SPEC_KINDS } from './spec-kinds';
 import { specError, SpecError } from './spec';
 import { parseSweepSpec, type SweepSpec } from './sweep';
-import { sweepKind, sweepWorkflowId, validateSweep } from './sweep-trials';
+import { describeSweep, sweepKind, sweepWorkflowId, validateSweep } from './sweep-trials';
 
 type Kind = (typeof SPEC_KINDS)[number];
 type AnyKind = {
@@ -69,6 +69,7 @@ export function planScheduledRun(raw: Record<string, unknown>, at: Date): Planne
     });
     return {
       kind: 'sweep',
+      summary: `scheduled run for ${at.toISOString()}: ${describeSweep(spec)}`,
       workflowType: 'sweepWorkflow',
       workflowId: sweepWorkflowId(spec),
       workflowArgs: [{ spec }],
@@ -82,6 +83,7 @@ export function planScheduledRun(raw: Record<string, unknown>, at: Date): Planne
   const spec = kind.parse({ ...raw, experiment: stampedName(first.experiment, at) });
   return {
     kind: kind.kind,
+    summary: `scheduled run for ${at.toISOString()}: ${kind.describe(spec) as string}`,
     workflowType: kind.workflowType,
     workflowId: kind.workflowId(spec) as string,
     workflowArgs: kind.workflowArgs(spec) as unknown[],

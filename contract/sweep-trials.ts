@@ -27,6 +27,16 @@ function sweepError(lines: string[]): SpecError {
   return new SpecError(`invalid sweep spec:\n  ${lines.join('\n  ')}`, lines);
 }
 
+/** `sweep lenet-rewind-fraction: 18 lottery trials over rewind × pruning.fraction × train.seed, 3 at once`. */
+export function describeSweep(spec: SweepSpec): string {
+  const kind = sweepKind(spec);
+  const how = spec.random ? `seeded random draws (seed ${spec.random.seed}) over` : 'over';
+  return (
+    `sweep ${spec.sweep}: ${trialCount(spec)} ${kind.kind} trials ${how} ` +
+    `${spec.axes.map((a) => a.field).join(' × ')}, ${spec.maxParallel} at once`
+  );
+}
+
 /** The base's kind: `kind:` when given, else the one its shape is. */
 export function sweepKind(spec: SweepSpec): Kind {
   if (spec.kind !== undefined) {
@@ -65,6 +75,7 @@ export function planTrial(spec: SweepSpec, kind: Kind, index: number): PlannedTr
   };
   return {
     index,
+    summary: `trial ${index} of sweep ${spec.sweep} (${trialLabel(assignments)}): ${(kind.describe as (s: unknown) => string)(parsed)}`,
     label: trialLabel(assignments),
     assignments,
     kind: kind.kind,

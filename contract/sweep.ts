@@ -204,6 +204,8 @@ export function fieldValue(obj: unknown, field: string): unknown {
 /** A trial as the sweep workflow starts it (planned by a light activity: the workflow cannot hash). */
 export interface PlannedTrial {
   index: number;
+  /** The trial's workflow summary in the UI. */
+  summary: string;
   label: string;
   assignments: Assignments;
   kind: string;
@@ -261,4 +263,6 @@ export interface SweepWorkflowInput {
   rows?: TrialRow[];
   next?: number;
   paused?: boolean;
+  /** The one-line summary the client gave the first run (a continued run has no static summary of its own). */
+  summary?: string;
 }

@@ -36,6 +36,13 @@ function writeSweep(name: string, input: SweepSpecInput): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function runsOf(workflowId: string): Promise<{ runId: string; status: string }[]> {
+  const out: { runId: string; status: string }[] = [];
+  for await (const w of workers.client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+    out.push({ runId: w.runId, status: w.status.name });
+  return out;
+}
+
 async function workflowsOf(query: string): Promise<{ workflowId: string; status: string }[]> {
   const out: { workflowId: string; status: string }[] = [];
   for await (const w of workers.client.workflow.list({ query }))
@@ -89,6 +96,26 @@ test('a grid of training trials: children by content hash, one attached, continu
   assert.equal(children.length, 5, 'five trials started by the sweep (the sixth was started by hand)');
   const desc = await workers.client.workflow.getHandle(result.rows[0]!.workflowId).describe();
   assert.equal(desc.typedSearchAttributes.get(sa.TRIAL), 'train.seed=1 train.optimizer.lr=0.05');
+  // What the UI shows: each workflow's summary and details, and the sweep's current details.
+  assert.match(
+    (await desc.staticSummary()) ?? '',
+    /^trial 0 of sweep \S+ \(train\.seed=1 train\.optimizer\.lr=0\.05\): training: lenet-300-100 on mnist, 12 steps/,
+  );
+  // The first run has the static summary and details; every run carries the summary in its current details.
+  const firstRun = (await runsOf(result.workflowId)).find((r) => r.status === 'CONTINUED_AS_NEW');
+  const sweepDesc = await workers.client.workflow.getHandle(result.workflowId, firstRun?.runId).describe();
+  assert.equal(
+    await sweepDesc.staticSummary(),
+    `sweep ${spec.sweep}: 6 train trials over train.seed × train.optimizer.lr, 2 at once`,
+  );
+  assert.match((await sweepDesc.staticDetails()) ?? '', /"trialsPerRun": 4/);
+  const meta = await workers.client.workflow
+    .getHandle(result.workflowId)
+    .query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+  assert.match(
+    meta.currentDetails ?? '',
+    /^sweep \S+: 6 train trials[^\n]*\n\n6 of 6 trials finished, 0 failed, 0 running/,
+  );
 
   const again = ok(await lth(['sweep', '--config', file], 120_000), 'lth sweep again');
   assert.match(again.stderr, /^attached to sweep-/m);

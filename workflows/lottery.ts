@@ -5,6 +5,7 @@ import {
   defineSignal,
   executeChild,
   isCancellation,
+  setCurrentDetails,
   ParentClosePolicy,
   setHandler,
   startChild,
@@ -40,6 +41,22 @@ import { parseInput } from './spec-input';
 export const levelProgressSignal = defineSignal<[LevelProgressUpdate]>('levelProgress');
 export const lotteryStatusQuery = defineQuery<LotteryStatus>('status');
 
+/** The finished levels as the UI's current details: a Markdown table with the stored objects' keys. */
+function levelsDetails(levels: LevelResult[]): string {
+  const rows = levels.map(
+    (l) =>
+      `| ${l.level} | ${l.remainingPct.toFixed(1)} | ${(l.finalTestAccuracy * 100).toFixed(2)} | \`${l.weights.key}\` | \`${l.mask.key}\` |`,
+  );
+  const lineage = levels[0]?.lineageId;
+  return [
+    '| level | % remaining | test acc (%) | weights | mask |',
+    '| ---: | ---: | ---: | --- | --- |',
+    ...rows,
+    '',
+    lineage ? `Report: \`lth report <experiment>\` (stored under \`experiments/${lineage}/report/\`).` : '',
+  ].join('\n');
+}
+
 /** Live state of a workflow: finished levels, progress of running ones; shared by trunk and branch. */
 function trackStatus(spec: LotterySpec, kind: string, levelsPlanned: number, done: LevelResult[]) {
   const status: LotteryStatus = {
@@ -74,7 +91,9 @@ function trackStatus(spec: LotterySpec, kind: string, levelsPlanned: number, don
       { key: sa.REMAINING_PCT, value: r.remainingPct },
       { key: sa.TEST_ACCURACY, value: r.finalTestAccuracy },
     ]);
+    setCurrentDetails(levelsDetails(status.levels));
   };
+  if (done.length > 0) setCurrentDetails(levelsDetails(status.levels));
   return { status, finish };
 }
 

@@ -22,6 +22,7 @@ export async function scheduledRunWorkflow(input: ScheduledRunInput): Promise<Sc
   await executeChild(plan.workflowType, {
     args: plan.workflowArgs,
     workflowId: plan.workflowId,
+    staticSummary: plan.summary,
     typedSearchAttributes: [
       { key: sa.EXPERIMENT, value: plan.experiment },
       { key: sa.RUN_KIND, value: plan.runKind },

@@ -8,6 +8,7 @@ import {
   ChildWorkflowFailure,
   condition,
   isCancellation,
+  setCurrentDetails,
   ContinueAsNew,
   continueAsNew,
   defineQuery,
@@ -42,6 +43,26 @@ function failureMessage(err: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Progress and failures as the UI's current details (Markdown). */
+function sweepDetails(s: SweepStatus, summary: string | undefined): string {
+  const failed = s.rows.filter((r) => r.status === 'failed');
+  return [
+    ...(summary ? [summary, ''] : []),
+    `${s.rows.length} of ${s.total ?? '?'} trials finished, ${failed.length} failed, ${s.running.length} running` +
+      `${s.paused ? ' (paused)' : ''}.`,
+    ...(failed.length > 0
+      ? [
+          '',
+          '| trial | values | error |',
+          '| ---: | --- | --- |',
+          ...failed.map((r) => `| ${r.index} | ${r.label} | ${r.error ?? ''} |`),
+        ]
+      : []),
+    '',
+    `Table and plot: \`lth report ${s.sweep}\`.`,
+  ].join('\n');
+}
+
 export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepResult> {
   const spec = parseInput(parseSweepSpec, input.spec);
   const { planSweepTrials, trialOutcome } = lightActivities();
@@ -70,6 +91,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       const child = await startChild(t.workflowType, {
         args: t.workflowArgs,
         workflowId: t.workflowId,
+        staticSummary: t.summary,
         // A failed earlier run of this trial is run again; a finished or running one is attached to below.
         workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
         // Cancelling or terminating the sweep asks its running trials to stop (they keep their checkpoints).
@@ -126,6 +148,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
             status.rows.push(r);
             status.running = status.running.filter((x) => x.index !== t.index);
             inFlight.delete(t.index);
+            setCurrentDetails(sweepDetails(status, input.summary));
           }),
         );
         // Stop starting trials when the server says the history is getting long; the rest go to the next run.
@@ -149,6 +172,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         rows: status.rows,
         next,
         paused: control.paused(),
+        ...(input.summary ? { summary: input.summary } : {}),
       });
     }
     status.phase = 'done';

@@ -102,6 +102,7 @@ async function create(id: string, f: CreateFlags): Promise<void> {
         args: [{ spec }],
         taskQueue: LIGHT_TASK_QUEUE,
         workflowId: `${WORKFLOW_ID_PREFIX}${o.id}`,
+        staticSummary: `a run of schedule ${o.id}: the ${what.kind} ${what.label}, labelled with its time`,
         typedSearchAttributes: [
           { key: sa.RUN_KIND, value: 'scheduled' },
           { key: sa.EXPERIMENT, value: what.label },

@@ -1,7 +1,7 @@
 import { parseDistillSpec, type DistillResult, type DistillSpec } from '../distill';
 import { distillWorkflowId } from '../ids';
 import type { SpecKind } from './kind';
-import { runMetrics } from './train';
+import { describeTraining, runMetrics } from './train';
 
 export const distillKind: SpecKind<DistillSpec, DistillResult> = {
   kind: 'distill',
@@ -13,6 +13,9 @@ export const distillKind: SpecKind<DistillSpec, DistillResult> = {
   workflowId: distillWorkflowId,
   runKind: 'distill',
   experiment: (s) => s.experiment,
+  describe: (s) =>
+    `distillation: ViT student from ${s.teachers.map((t) => t.name).join(' + ') || 'no teacher'} ` +
+    `(kd ${s.kd.mode}, ${s.targets} targets), ${describeTraining(s.train)}`,
   workflowArgs: (s) => [s],
   metrics: runMetrics,
 };

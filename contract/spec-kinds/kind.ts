@@ -16,6 +16,8 @@ export interface SpecKind<S, R = unknown> {
   runKind: string;
   /** The experiment label of a parsed spec (the `Experiment` search attribute). */
   experiment(spec: S): string;
+  /** One line saying what a run of this spec is (the workflow's summary in the Temporal UI). */
+  describe(spec: S): string;
   /** The arguments its workflow is started with. */
   workflowArgs(spec: S): unknown[];
   /** A finished run's headline numbers, by name: what a sweep's result table lists for each trial. */

@@ -7,7 +7,10 @@ import {
   type LotteryResult,
   type LotterySpec,
 } from '../lottery';
+import { branchLabel } from '../branches';
+import { rewindName } from '../rewind';
 import type { SpecKind } from './kind';
+import { describeTraining } from './train';
 
 /**
  * Parses a lottery spec and checks what the schema cannot: that every layer it names (pruning.exclude,
@@ -58,6 +61,10 @@ export const lotteryKind: SpecKind<LotterySpec, LotteryResult> = {
   workflowId: lotteryWorkflowId,
   runKind: 'lottery',
   experiment: (s) => s.experiment,
+  describe: (s) =>
+    `lottery: ${s.levels} IMP levels of ${s.pruning.kind}` +
+    `${'fraction' in s.pruning ? ` ${s.pruning.fraction}` : ''}, rewind to ${rewindName(s.rewind)}, ` +
+    `${describeTraining(s.train)}${s.branches.length > 0 ? `; controls: ${s.branches.map(branchLabel).join(', ')}` : ''}`,
   workflowArgs: (s) => [{ spec: s }],
   metrics: lotteryMetrics,
 };

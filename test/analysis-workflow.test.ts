@@ -126,7 +126,10 @@ test('lth analyze measures every stored level, stores each measure once, and reu
   ok(await lth(['report', tag, '--format', 'svg', '-o', reportDir, '--no-upload'], 120_000), 'lth report');
   const md = fs.readFileSync(path.join(reportDir, 'report.md'), 'utf8');
   assert.match(md, /## Geometry/);
-  assert.match(md, /\| run \| level \| % remaining \| train loss \| test loss \| test error \| λmax \| trace \|/);
+  assert.match(
+    md,
+    /\| run \| level \| % remaining \| train loss \| test loss \| test error \| λmax \| trace \|/,
+  );
   assert.match(md, /\| trunk \| 2 \| 25\.3 \|/);
   assert.ok(fs.existsSync(path.join(reportDir, 'geometry-hessian-topEigenvalue.svg')));
   assert.match(md, /!\[geometry-hessian-topEigenvalue\.svg\]/);

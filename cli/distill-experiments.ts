@@ -7,6 +7,7 @@ import { parseDistillSpec, type DistillResult, type DistillStatus } from '../con
 import type { DistillRunRow } from '../report/distill';
 import { distillVariant } from '../report/distill';
 import { startInput } from './experiments';
+import { QUERY_TIMEOUT_MS } from './workflow-query';
 
 export interface DistillRunView extends DistillRunRow {
   workflowId: string;
@@ -60,7 +61,9 @@ async function readOne(client: Client, info: WorkflowExecutionInfo): Promise<Dis
         totalSteps: r.steps,
       };
     }
-    const s = await client.withDeadline(Date.now() + 5_000, () => handle.query<DistillStatus>('status'));
+    const s = await client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
+      handle.query<DistillStatus>('status'),
+    );
     return {
       ...base,
       phase: s.phase,

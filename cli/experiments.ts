@@ -20,6 +20,7 @@ import {
   type LotteryResult,
   type LotteryStatus,
 } from '../contract/lottery';
+import { QUERY_TIMEOUT_MS } from './workflow-query';
 
 export function parseExperimentName(value: string, what = 'EXPERIMENT'): string {
   // As the specs allow it: it goes into a visibility query.
@@ -63,7 +64,6 @@ export interface ExperimentView {
   trunks: TrunkView[];
 }
 
-const QUERY_TIMEOUT_MS = 5_000;
 const RESULT_TIMEOUT_MS = 10_000;
 
 /** The latest execution of each lottery workflow of an experiment, by workflow id. */
@@ -111,17 +111,6 @@ export async function startInput(client: Client, workflowId: string): Promise<un
   let payloads = [payload as Payload];
   for (const codec of [...dc.payloadCodecs].reverse()) payloads = await codec.decode(payloads);
   return dc.payloadConverter.fromPayload(payloads[0] as Payload);
-}
-
-/** A workflow's `status` query, or null when nobody answers within a few seconds. */
-export async function queryStatus(client: Client, workflowId: string): Promise<LotteryStatus | null> {
-  try {
-    return await client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
-      client.workflow.getHandle(workflowId).query<LotteryStatus>('status'),
-    );
-  } catch {
-    return null;
-  }
 }
 
 function message(err: unknown): string {

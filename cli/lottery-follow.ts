@@ -14,7 +14,7 @@ import {
   type LotteryResult,
   type LotteryStatus,
 } from '../contract/lottery';
-import { queryStatus } from './experiments';
+import { queryStatus } from './workflow-query';
 import { progressLine } from './progress-text';
 import { formatAccuracyPct, formatRemainingPct } from '../report/table';
 import { pollerCount } from '../client/runs';
@@ -223,7 +223,7 @@ export async function lotterySnapshot(
   trunkId: string,
   branches: BranchSpec[],
 ): Promise<LevelSource[]> {
-  const trunk = await queryStatus(client, trunkId);
+  const trunk = await queryStatus<LotteryStatus>(client, trunkId);
   if (!trunk) return [];
   const sources: LevelSource[] = [{ label: 'trunk', levels: trunk.levels, running: trunk.running }];
   if (trunk.phase === 'branches' || trunk.phase === 'done') {
@@ -244,7 +244,7 @@ export async function branchSnapshot(
   branch: BranchSpec,
 ): Promise<LevelSource | null> {
   const label = branchLabel(branch);
-  const status: LotteryStatus | null = await queryStatus(
+  const status = await queryStatus<LotteryStatus>(
     client,
     branchKind(branch).runs === 'trunk' ? branchTrunkWorkflowId(workflowId) : workflowId,
   );

@@ -6,6 +6,7 @@ import { parseSweepSpec, type SweepResult, type SweepSpec, type SweepStatus } fr
 import type { SweepWorkflowInput } from '../contract/sweep';
 import { formatSweepText } from '../report/sweep';
 import { startInput } from './experiments';
+import { queryStatus } from './workflow-query';
 
 export interface SweepView {
   workflowId: string;
@@ -15,8 +16,6 @@ export interface SweepView {
   table: SweepResult | null;
   running: SweepStatus['running'];
 }
-
-const QUERY_TIMEOUT_MS = 5_000;
 
 export async function readSweeps(client: Client, name: string): Promise<SweepView[]> {
   const ids = new Map<string, string>();
@@ -33,9 +32,7 @@ export async function readSweeps(client: Client, name: string): Promise<SweepVie
     let running: SweepStatus['running'] = [];
     if (execution === 'COMPLETED') table = (await handle.result()) as SweepResult;
     else if (execution === 'RUNNING') {
-      const s = await client
-        .withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query<SweepStatus>('status'))
-        .catch(() => null);
+      const s = await queryStatus<SweepStatus>(client, workflowId);
       if (s) {
         table = {
           sweep: s.sweep,

@@ -1,9 +1,11 @@
 // A sweep: one spec of any kind (the base) and axes over its fields, as a grid or as seeded random draws; each
 // trial is the base with one value per axis, run as its kind's workflow. This file is the schema and the
-// arithmetic of trials (which values trial i has): pure zod and numbers, so the sweep workflow imports it. Turning
-// a trial into a parsed spec and a workflow id (the kind registry, content hashes) is contract/sweep-trials.ts.
+// arithmetic of trials (which values trial i has): pure zod and numbers (random draws use ml/rng.ts's mulberry32,
+// as sandbox-safe), so the sweep workflow imports it. Turning a trial into a parsed spec and a workflow id (the
+// kind registry, content hashes) is contract/sweep-trials.ts.
 import { z } from 'zod';
 
+import { mulberry32 } from '../ml/rng';
 import { nameSchema, parseSpec } from './spec';
 
 /** A JSON value an axis may set: numbers, strings, booleans, and objects or arrays (e.g. `rewind: {step: 100}`). */
@@ -159,17 +161,6 @@ function mix(seed: number, index: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
   h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
   return (h ^ (h >>> 16)) >>> 0;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** How a trial is named in tables and in its `Trial` search attribute: `pruning.fraction=0.4 train.seed=2`. */

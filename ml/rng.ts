@@ -194,3 +194,20 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
+
+/**
+ * mulberry32 (Tommy Ettinger's 32-bit generator): a stream of uniform doubles on [0, 1) from a uint32 seed, with
+ * no state to store. It is weaker than `Rng` (period 2^32, 32 random bits a draw), but it is small, exact on every
+ * engine and pure arithmetic, so the workflow sandbox can run it: a random sweep's draws and test fixtures use it.
+ * Its outputs are pinned (sweep trials' values are derived from them): never change it.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -23,23 +23,23 @@ import {
   type LogitFormat,
   type S3Config,
 } from '../store/index.js';
+import { mulberry32 } from '../ml/rng';
 
 import { dropBucket, NO_S3, rawClient, s3, uniqueBucket } from './support/s3.js';
-import { uniform } from './support/uniform';
 
 const SAMPLES = 1000;
 const CLASSES = 10;
 const SHARD = 128; // 8 shards, the last one of 104 samples
 
 function teacherLogits(seed: number): Float32Array {
-  const r = uniform(seed);
+  const r = mulberry32(seed);
   const out = new Float32Array(SAMPLES * CLASSES);
   for (let i = 0; i < out.length; i++) out[i] = (r() - 0.5) * 8;
   return out;
 }
 
 function permutation(n: number, seed: number): Int32Array {
-  const r = uniform(seed);
+  const r = mulberry32(seed);
   const p = Int32Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));

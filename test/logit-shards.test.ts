@@ -21,11 +21,11 @@ import {
   type LogitFormat,
   type LogitManifestInput,
 } from '../store/index.js';
-import { uniform } from './support/uniform';
+import { mulberry32 } from '../ml/rng';
 
 /** Teacher-like logits: one class clearly ahead per sample, the rest spread. */
 function randomLogits(samples: number, classes: number, seed: number): Float32Array {
-  const r = uniform(seed);
+  const r = mulberry32(seed);
   const out = new Float32Array(samples * classes);
   for (let s = 0; s < samples; s++) {
     const hot = Math.floor(r() * classes);
@@ -116,7 +116,7 @@ describe('float16 conversion', () => {
   });
 
   it('rounds random float32 values to the nearest half, ties to even', () => {
-    const r = uniform(1);
+    const r = mulberry32(1);
     const f = new Float32Array(1);
     const u = new Uint32Array(f.buffer);
     let checked = 0;

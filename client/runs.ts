@@ -1,7 +1,7 @@
 // Starting runs idempotently: the workflow id is derived from the spec, so the same spec attaches
 // to the run that exists instead of starting a second one.
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import type { Workflow } from '@temporalio/common';
+import type { SearchAttributePair, Workflow, WorkflowResultType } from '@temporalio/common';
 
 import { branchLabel, branchWorkflowId, type BranchSpec } from '../contract/branches';
 import type { AnalysisSpec } from '../contract/analysis';
@@ -93,35 +93,62 @@ function startOrAttachSpec<W extends Workflow, S extends TrainSpec | PrecomputeS
 export type StartedLottery = StartedWorkflow<typeof lotteryWorkflow>;
 
 /**
- * Starts the trunk, or attaches to the one this spec already has. A trunk that completed without some of the
- * spec's branches is started again: its levels are all in the store, so the new run goes straight to them.
+ * Start-or-attach for a workflow whose completed run may have done less than a spec now asks: a running execution
+ * is attached to, and so is a completed one unless `needsRestart(its result)`; otherwise (none yet, failed,
+ * cancelled, or completed short) a run is started under the same id, and reuses what the earlier ones stored.
  */
-export async function startOrAttachLottery(client: Client, spec: LotterySpec): Promise<StartedLottery> {
-  const workflowId = lotteryKind.workflowId(spec);
-  const existing = client.workflow.getHandle<typeof lotteryWorkflow>(workflowId);
+async function startOrRestart<W extends Workflow>(
+  client: Client,
+  run: {
+    workflowType: string;
+    workflowId: string;
+    args: Parameters<W>;
+    spec: unknown;
+    summary: string;
+    searchAttributes: SearchAttributePair[];
+    needsRestart: (result: WorkflowResultType<W>) => boolean;
+  },
+): Promise<StartedWorkflow<W>> {
+  const { workflowId } = run;
+  const existing = client.workflow.getHandle<W>(workflowId);
   const desc = await existing.describe().catch(() => null);
   if (desc?.status.name === 'RUNNING') return { handle: existing, workflowId, started: false };
-  if (desc?.status.name === 'COMPLETED') {
-    const result = await existing.result();
-    const have = new Set(result.branches.map((b) => b.label));
-    if (spec.branches.every((b) => have.has(branchLabel(b))))
-      return { handle: existing, workflowId, started: false };
-  }
-  const handle = await client.workflow.start<typeof lotteryWorkflow>(lotteryKind.workflowType, {
-    args: [{ spec }],
-    staticSummary: lotteryKind.describe(spec),
-    staticDetails: staticDetails(spec),
+  if (desc?.status.name === 'COMPLETED' && !run.needsRestart(await existing.result()))
+    return { handle: existing, workflowId, started: false };
+  const handle = await client.workflow.start(run.workflowType, {
+    args: run.args as unknown[],
+    staticSummary: run.summary,
+    staticDetails: staticDetails(run.spec),
     taskQueue: LIGHT_TASK_QUEUE,
     workflowId,
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    typedSearchAttributes: [
+    typedSearchAttributes: run.searchAttributes,
+  });
+  return { handle: handle as WorkflowHandle<W>, workflowId, started: true };
+}
+
+/**
+ * Starts the trunk, or attaches to the one this spec already has. A trunk that completed without some of the
+ * spec's branches is started again: its levels are all in the store, so the new run goes straight to them.
+ */
+export async function startOrAttachLottery(client: Client, spec: LotterySpec): Promise<StartedLottery> {
+  return startOrRestart<typeof lotteryWorkflow>(client, {
+    workflowType: lotteryKind.workflowType,
+    workflowId: lotteryKind.workflowId(spec),
+    args: [{ spec }],
+    spec,
+    summary: lotteryKind.describe(spec),
+    searchAttributes: [
       { key: sa.EXPERIMENT, value: spec.experiment },
       { key: sa.RUN_KIND, value: lotteryKind.runKind },
       { key: sa.SPEC_HASH, value: specHash(spec) },
     ],
+    needsRestart: (result) => {
+      const have = new Set(result.branches.map((b) => b.label));
+      return !spec.branches.every((b) => have.has(branchLabel(b)));
+    },
   });
-  return { handle, workflowId, started: true };
 }
 
 /**
@@ -198,32 +225,21 @@ export async function startOrAttachSweep(
   spec: SweepSpec,
   experiment: string,
 ): Promise<StartedSweep> {
-  const workflowId = sweepWorkflowId(spec);
-  const existing = client.workflow.getHandle<typeof sweepWorkflow>(workflowId);
-  const desc = await existing.describe().catch(() => null);
-  if (desc?.status.name === 'RUNNING') return { handle: existing, workflowId, started: false };
-  if (desc?.status.name === 'COMPLETED') {
-    const result = await existing.result();
-    if (result.rows.every((r) => r.status === 'done'))
-      return { handle: existing, workflowId, started: false };
-  }
   const summary = describeSweep(spec);
-  const handle = await client.workflow.start<typeof sweepWorkflow>('sweepWorkflow', {
+  return startOrRestart<typeof sweepWorkflow>(client, {
+    workflowType: 'sweepWorkflow',
+    workflowId: sweepWorkflowId(spec),
     args: [{ spec, summary }],
-    staticSummary: summary,
-    staticDetails: staticDetails(spec),
-    taskQueue: LIGHT_TASK_QUEUE,
-    workflowId,
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    typedSearchAttributes: [
+    spec,
+    summary,
+    searchAttributes: [
       { key: sa.EXPERIMENT, value: experiment },
       { key: sa.RUN_KIND, value: 'sweep' },
       { key: sa.SWEEP, value: spec.sweep },
       { key: sa.SPEC_HASH, value: specHash(spec) },
     ],
+    needsRestart: (result) => result.rows.some((r) => r.status !== 'done'),
   });
-  return { handle, workflowId, started: true };
 }
 
 export type StartedAnalysis = StartedWorkflow<typeof analyzeWorkflow>;

@@ -1,6 +1,7 @@
 // The light activities (light task queue): planning a sweep's page of trials or a scheduled run (parsing and
-// hashing, which the workflow sandbox cannot), and a trial's outcome read from its workflow through the client, which is how a
-// sweep attaches to a trial that another run, or an earlier sweep, already started or finished.
+// hashing, which the workflow sandbox cannot), and a trial's outcome read from its workflow through the client: the
+// one read of each trial's result, whether the sweep started the trial or attached to one that another run, or an
+// earlier sweep, already started or finished.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 
@@ -35,7 +36,10 @@ export function createLightActivities(deps: LightActivityDeps): LightActivities 
       return { metrics: (kind.metrics as (r: unknown) => Record<string, number>)(result) };
     } catch (err) {
       if (err instanceof WorkflowFailedError) {
-        const why = err.cause?.message ?? err.message;
+        // The innermost cause says what went wrong in the trial (not that an activity or child of it failed).
+        let cause: Error = err;
+        while (cause.cause instanceof Error) cause = cause.cause;
+        const why = cause.message || cause.name;
         throw ApplicationFailure.nonRetryable(
           `trial workflow ${input.workflowId} failed: ${why}`,
           'TrialFailed',

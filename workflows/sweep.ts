@@ -13,6 +13,7 @@ import {
   continueAsNew,
   defineQuery,
   ParentClosePolicy,
+  patched,
   setHandler,
   startChild,
   upsertSearchAttributes,
@@ -34,6 +35,9 @@ import { lightActivities } from './light-activities';
 import { parseInput } from './spec-input';
 
 export const sweepStatusQuery = defineQuery<SweepStatus>('status');
+
+/** Patch id: a started trial's result is read once, by trialOutcome, not also awaited as the child's result. */
+const TRIAL_RESULT_ONCE = 'sweep-trial-result-once';
 
 /** The innermost message of a failure chain: what went wrong in the trial, not that a child failed. */
 function failureMessage(err: unknown): string {
@@ -103,13 +107,16 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           { key: sa.TRIAL, value: t.label },
         ],
       });
-      await child.result();
+      // Sweeps started before this change waited for the child here and then read its result again below.
+      if (!patched(TRIAL_RESULT_ONCE)) await child.result();
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError))
         return { ...row, status: 'failed', error: failureMessage(err), attached };
       attached = true;
     }
     try {
+      // The one read of the trial's result, started here or attached to: it waits for the trial to finish and
+      // turns the result into its kind's metrics (which the sandbox cannot import).
       const { metrics } = await trialOutcome({ kind: t.kind, workflowId: t.workflowId });
       return { ...row, status: 'done', metrics, attached };
     } catch (err) {

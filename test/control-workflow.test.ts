@@ -1,6 +1,7 @@
 // Control of running work on the real Temporal server: `lth pause` holds a sweep's next trials and a lottery
 // trunk's next level back while what runs finishes, `lth resume` lets them go on to the end, and `lth cancel`
-// stops a trunk mid-level with its last checkpoint kept in the store and the level not published.
+// stops a trunk mid-level with its last checkpoint kept in the store and the level not published, and a sweep with
+// its running trial, no trial listed as failed.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -80,6 +81,48 @@ test('a paused sweep starts no new trial until resumed, and then finishes them a
     result.rows.map((r) => r.status),
     ['done', 'done', 'done', 'done'],
   );
+});
+
+test('a cancelled sweep ends cancelled: its running trial is stopped, none is listed as failed', async () => {
+  const name = `${tag}-sweep-cancel`;
+  const file = path.join(tmp, 'sweep-cancel.json');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      sweep: name,
+      base: {
+        experiment: name,
+        train: tinyLenetTrain(0, { iterations: 4000, evalEvery: 1000 }),
+        checkpointEvery: 50,
+      },
+      axes: [{ field: 'train.seed', values: [21, 22, 23] }],
+      maxParallel: 1,
+    }),
+  );
+  const started = ok(await lth(['sweep', '--config', file, '--no-follow']), 'lth sweep');
+  const id = /started (sweep-\S+):/.exec(started.stderr)?.[1];
+  assert.ok(id, started.stderr);
+  const handle = workers.client.workflow.getHandle(id);
+  const first = await until(
+    'a first trial',
+    async () => (await handle.query<SweepStatus>('status')).running[0],
+  );
+  assert.match(ok(await lth(['cancel', '--workflow', id]), 'lth cancel').stdout, /cancelled/);
+  await assert.rejects(handle.result(), /cancel/i);
+  const d = await handle.describe();
+  assert.equal(d.status.name, 'CANCELLED');
+  assert.equal(d.typedSearchAttributes.get(sa.PHASE), 'cancelled');
+  // Its status (answered from the closed workflow's history) lists no trial, least of all a failed one.
+  const s = await handle.query<SweepStatus>('status');
+  assert.deepEqual(
+    s.rows.filter((r) => r.status === 'failed'),
+    [],
+  );
+  assert.equal(s.started, 1, 'no further trial started');
+  // The running trial was asked to stop with it.
+  const trial = workers.client.workflow.getHandle(first.workflowId);
+  await until('the trial to stop', async () => (await trial.describe()).status.name !== 'RUNNING');
+  assert.equal((await trial.describe()).status.name, 'CANCELLED');
 });
 
 test('a paused trunk finishes its level and trains no further until resumed', async () => {

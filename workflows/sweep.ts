@@ -5,6 +5,8 @@
 // trials keeps each history bounded.
 import {
   ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
   ChildWorkflowFailure,
   condition,
   isCancellation,
@@ -45,6 +47,17 @@ function failureMessage(err: unknown): string {
   while (e instanceof Error && e.cause instanceof Error) e = e.cause;
   if (err instanceof ChildWorkflowFailure && e instanceof Error && e !== err) return e.message || e.name;
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * A cancelled sweep is not a trial failure: when the sweep is cancelled (or the trial's error is a cancellation),
+ * the error goes on up so the sweep ends cancelled, and the trials it stopped are not listed as failed. Thrown as
+ * a cancellation, since only one ends a workflow cancelled rather than failed.
+ */
+function rethrowIfCancelled(err: unknown): void {
+  if (isCancellation(err)) throw err;
+  if (CancellationScope.current().consideredCancelled)
+    throw new CancelledFailure('the sweep was cancelled', [], err instanceof Error ? err : undefined);
 }
 
 /** Progress and failures as the UI's current details (Markdown). */
@@ -110,6 +123,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       // Sweeps started before this change waited for the child here and then read its result again below.
       if (!patched(TRIAL_RESULT_ONCE)) await child.result();
     } catch (err) {
+      rethrowIfCancelled(err);
       if (!(err instanceof WorkflowExecutionAlreadyStartedError))
         return { ...row, status: 'failed', error: failureMessage(err), attached };
       attached = true;
@@ -120,6 +134,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       const { metrics } = await trialOutcome({ kind: t.kind, workflowId: t.workflowId });
       return { ...row, status: 'done', metrics, attached };
     } catch (err) {
+      rethrowIfCancelled(err);
       return { ...row, status: 'failed', error: failureMessage(err), attached };
     }
   }
@@ -149,15 +164,16 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         startedHere++;
         status.started = next;
         status.running.push({ index: t.index, label: t.label, workflowId: t.workflowId });
-        inFlight.set(
-          t.index,
-          runTrial(t).then((r) => {
-            status.rows.push(r);
-            status.running = status.running.filter((x) => x.index !== t.index);
-            inFlight.delete(t.index);
-            setCurrentDetails(sweepDetails(status, input.summary));
-          }),
-        );
+        const done = runTrial(t).then((r) => {
+          status.rows.push(r);
+          status.running = status.running.filter((x) => x.index !== t.index);
+          inFlight.delete(t.index);
+          setCurrentDetails(sweepDetails(status, input.summary));
+        });
+        // Only a cancellation rejects it, and the wait below rethrows that; until then it must not count as an
+        // unhandled rejection (which fails the workflow task instead of ending the sweep cancelled).
+        done.catch(() => undefined);
+        inFlight.set(t.index, done);
         // Stop starting trials when the server says the history is getting long; the rest go to the next run.
         if (workflowInfo().continueAsNewSuggested) startedHere = spec.trialsPerRun;
       }

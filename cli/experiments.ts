@@ -39,6 +39,8 @@ export interface RunView {
   execution: string;
   /** The workflow's own phase: queued, training, branches, done, failed; 'unknown' when nobody answered. */
   phase: string;
+  /** True while `lth pause` holds its next level back (a trunk, or a rewind branch's IMP lineage). */
+  paused: boolean;
   /** How many levels (rows) the workflow has when done: a trunk levels 0..L, a branch 1..L. */
   levelsPlanned: number | null;
   levels: LevelResult[];
@@ -131,6 +133,7 @@ export async function readRun(client: Client, info: WorkflowExecutionInfo, label
     label,
     execution,
     phase: 'unknown',
+    paused: false,
     levelsPlanned: null,
     levels: [],
     running: [],
@@ -157,6 +160,7 @@ export async function readRun(client: Client, info: WorkflowExecutionInfo, label
       handle.query<LotteryStatus>('status'),
     );
     view.phase = s.phase;
+    view.paused = s.paused ?? false;
     view.levels = sortLevels(s.levels);
     view.running = [...s.running].sort((a, b) => a.level - b.level);
     view.levelsPlanned = label === 'trunk' || isNestedTrunk(id) ? s.levelsPlanned + 1 : s.levelsPlanned;
@@ -229,6 +233,26 @@ function mergeNested(branch: RunView, nested: RunView): void {
   branch.running = nested.running;
   branch.levelsPlanned = nested.levelsPlanned ?? branch.levelsPlanned;
   if (branch.phase === 'unknown') branch.phase = nested.phase;
+  branch.paused ||= nested.paused;
+}
+
+/**
+ * The state a person reads in `lth status`: the execution and the workflow's phase, where a pause says what it
+ * holds: `running, pausing after level 2` while that level finishes, then `running, paused after level 2 of 4`.
+ */
+export function runState(r: RunView): string {
+  const execution = r.execution.toLowerCase();
+  // A pause holds only IMP levels back (not branches), and only while the workflow runs.
+  if (!r.paused || r.execution !== 'RUNNING' || (r.phase !== 'training' && r.phase !== 'queued'))
+    return `${execution}, ${r.phase}`;
+  const training = r.running.map((p) => p.level);
+  if (training.length > 0) return `${execution}, pausing after level ${Math.max(...training)}`;
+  // Only IMP lineages pause: their levels are 0..L, levelsPlanned rows.
+  const of = r.levelsPlanned === null ? '' : ` of ${r.levelsPlanned - 1}`;
+  const last = r.levels.at(-1);
+  return last
+    ? `${execution}, paused after level ${last.level}${of}`
+    : `${execution}, paused before level 0${of}`;
 }
 
 /** True while any workflow of the view may still change. */

@@ -10,6 +10,7 @@ import {
   noExperiment,
   parseExperimentName,
   readExperiment,
+  runState,
   type ExperimentView,
   type RunView,
 } from '../experiments';
@@ -27,7 +28,7 @@ function runBlock(kind: string, r: RunView): string {
   const n = r.levels.length;
   const count =
     r.levelsPlanned !== null ? `${n} of ${r.levelsPlanned} levels` : `${n} level${n === 1 ? '' : 's'}`;
-  const head = `${kind} ${r.label === 'trunk' ? '' : `${r.label} `}${r.workflowId}  (${r.execution.toLowerCase()}, ${r.phase}; ${count})`;
+  const head = `${kind} ${r.label === 'trunk' ? '' : `${r.label} `}${r.workflowId}  (${runState(r)}; ${count})`;
   const lines = [formatReportTable([{ name: head, rows: r.levels }]).trimEnd()];
   if (r.running.length > 0) lines.push('  training now:', ...r.running.map((p) => `  ${progressLine(p)}`));
   if (r.note) lines.push(`  note: ${r.note}`);

@@ -261,13 +261,32 @@ export async function ensureSearchAttributes(
     }
   }
   for (const [type, names] of missingByType) {
-    const args = ['operator', 'search-attribute', 'create', '--namespace', namespace, '--type', type];
-    for (const n of names) args.push('--name', n);
-    const r = await temporalCli(bin, address, args);
-    if (r.code !== 0)
-      throw new Error(`could not register search attributes ${names.join(', ')}: ${r.stderr.trim()}`);
+    // One name per call: a server on SQL visibility (the cluster profile's) keeps only the first name of a call
+    // that creates several, while reporting success; checked below either way.
+    for (const n of names) {
+      const args = [
+        'operator',
+        'search-attribute',
+        'create',
+        '--namespace',
+        namespace,
+        '--type',
+        type,
+        '--name',
+        n,
+      ];
+      const r = await temporalCli(bin, address, args);
+      if (r.code !== 0) throw new Error(`could not register search attribute ${n}: ${r.stderr.trim()}`);
+    }
     log(`temporal: registered search attributes ${names.join(', ')} (${type})`);
   }
+  if (missingByType.size === 0) return;
+  const after = await listSearchAttributes(bin, address, namespace);
+  const lost = Object.keys(SEARCH_ATTRIBUTE_CLI_TYPES).filter((n) => after[n] === undefined);
+  if (lost.length > 0)
+    throw new Error(
+      `search attributes ${lost.join(', ')} were accepted but are not listed in namespace ${namespace}`,
+    );
 }
 
 export async function ensureBucket(e: StackEndpoints['s3'], log: Log): Promise<void> {

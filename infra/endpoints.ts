@@ -20,7 +20,11 @@ import path from 'node:path';
 import { z } from 'zod';
 
 import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
+import { clusterEndpoints, clusterOptionsFromEnv } from './cluster-options';
+import { optionalEnv, parseEnv, portSchema, type Env } from './env-schema';
 import { REPO_ROOT } from './paths';
+
+export type { Env } from './env-schema';
 import { LOOPBACK } from './ports';
 
 /** Credentials of the embedded MinIO; it listens on 127.0.0.1 only, so these guard nothing real. */
@@ -95,10 +99,8 @@ export interface StackEndpoints {
 
 // ------------------------------------------------------------------------------- env ------
 
-const port = z.coerce.number().int().min(1).max(65535);
-// An empty variable counts as unset, as shells make it easy to export one by accident.
-const unsetIfEmpty = (v: unknown): unknown => (v === '' ? undefined : v);
-const opt = <T extends z.ZodType>(s: T) => z.preprocess(unsetIfEmpty, s.optional());
+const port = portSchema;
+const opt = optionalEnv;
 
 const stackEnvSchema = z.object({
   LTH_HOME: opt(z.string()),
@@ -109,20 +111,6 @@ const stackEnvSchema = z.object({
   LTH_NAMESPACE: opt(z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')),
   LTH_BUCKET: opt(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name')),
 });
-
-/** An environment, e.g. process.env; an unset variable and an empty one are the same. */
-export type Env = Record<string, string | undefined>;
-
-/** Parses env with schema; every problem names its variable. */
-function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
-  const r = schema.safeParse(env);
-  if (r.success) return r.data;
-  const lines = r.error.issues.map((i) => {
-    const name = String(i.path[0] ?? '?');
-    return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
-  });
-  throw new Error(`invalid environment:\n${lines.join('\n')}`);
-}
 
 export function defaultStackOptions(): StackOptions {
   return {
@@ -210,8 +198,10 @@ const externalEnvSchema = z.object({
   LTH_STACK_EMBEDDED: opt(z.enum(['0', '1'])),
 });
 
+const profileEnvSchema = z.object({ LTH_PROFILE: opt(z.enum(['embedded', 'cluster'])) });
+
 /**
- * Where the services are. With TEMPORAL_ADDRESS and S3_ENDPOINT set (plus TEMPORAL_NAMESPACE,
+ * Where the services are. LTH_PROFILE=cluster: the local cluster profile's (infra/cluster-options.ts). With TEMPORAL_ADDRESS and S3_ENDPOINT set (plus TEMPORAL_NAMESPACE,
  * S3_ACCESS_KEY, S3_SECRET_KEY, S3_BUCKET, TEMPORAL_TLS_CERT/KEY/CA) those are used;
  * with neither set, the embedded stack's addresses from stackOptionsFromEnv().
  * Setting only one of the two is refused rather than silently mixing worlds.
@@ -225,6 +215,12 @@ export function resolveEndpoints(env: Env = process.env): StackEndpoints {
       `${set} is set but ${unset} is not: set both (external services) or neither (embedded stack from \`lth up\`)`,
     );
   }
+  const profile = parseEnv(profileEnvSchema, env).LTH_PROFILE;
+  if (profile === 'cluster' && hasT)
+    throw new Error(
+      'LTH_PROFILE=cluster names the local cluster profile; unset TEMPORAL_ADDRESS and S3_ENDPOINT',
+    );
+  if (profile === 'cluster') return clusterEndpoints(clusterOptionsFromEnv(env));
   if (!hasT) return embeddedEndpoints(stackOptionsFromEnv(env));
   const e = parseEnv(externalEnvSchema, env);
   const tls: TemporalTlsPaths = {};

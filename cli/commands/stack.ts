@@ -1,7 +1,9 @@
 // `lth up`, `lth down`, `lth status` (without an experiment): the embedded Temporal + MinIO stack
 // (infra/embedded-stack.ts), or, when TEMPORAL_ADDRESS / S3_ENDPOINT name external services, a reachability check.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 
+import { clusterOptionsFromEnv, type ClusterOptions } from '../../infra/cluster-options';
+import { clusterDown, clusterStatus, clusterUp } from '../../infra/cluster-stack';
 import { stackDown, stackStatus, stackUp, type ServiceStatus } from '../../infra/embedded-stack';
 import {
   checkEndpoints,
@@ -12,6 +14,9 @@ import {
 } from '../../infra/endpoints';
 
 export interface StackFlags {
+  profile?: 'embedded' | 'cluster';
+  workers?: number;
+  drives?: number;
   home?: string;
   temporalPort?: number;
   uiPort?: number;
@@ -26,13 +31,53 @@ function parsePort(v: string): number {
   return n;
 }
 
+function parseCount(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
 export function withStackFlags(cmd: Command): Command {
   return cmd
-    .option('--home <dir>', 'stack folder (env LTH_HOME, default .data/stack)')
+    .addOption(
+      new Option(
+        '--profile <name>',
+        'embedded: the dev server + one-drive MinIO; cluster: Temporal server on PostgreSQL, UI server, ' +
+          'erasure-coded MinIO and workers (built by `bash infra/provision.sh cluster`)',
+      )
+        .choices(['embedded', 'cluster'])
+        .env('LTH_PROFILE'),
+    )
+    .option(
+      '--workers <n>',
+      'cluster: compute worker processes (env LTH_CLUSTER_WORKERS, default 2)',
+      parseCount,
+    )
+    .option(
+      '--drives <n>',
+      'cluster: MinIO drive folders, 4-16 (env LTH_CLUSTER_DRIVES, default 4)',
+      parseCount,
+    )
+    .option(
+      '--home <dir>',
+      'stack folder (env LTH_HOME, default .data/stack; cluster: LTH_CLUSTER_HOME, .data/cluster)',
+    )
     .option('--temporal-port <port>', 'Temporal gRPC port (env LTH_TEMPORAL_PORT, default 7233)', parsePort)
     .option('--ui-port <port>', 'Temporal UI port (env LTH_UI_PORT, default 8233)', parsePort)
     .option('--minio-port <port>', 'MinIO S3 port (env LTH_MINIO_PORT, default 9000)', parsePort)
     .option('--console-port <port>', 'MinIO console port (env LTH_CONSOLE_PORT, default 9001)', parsePort);
+}
+
+function clusterOptions(f: StackFlags): ClusterOptions {
+  return clusterOptionsFromEnv(process.env, {
+    home: f.home,
+    temporalPort: f.temporalPort,
+    uiPort: f.uiPort,
+    minioPort: f.minioPort,
+    consolePort: f.consolePort,
+    computeWorkers: f.workers,
+    drives: f.drives,
+  });
 }
 
 function options(f: StackFlags): StackOptions {
@@ -87,11 +132,21 @@ function statusLine(s: ServiceStatus): string {
   const state = s.running ? (s.healthy ? 'running, healthy' : 'running, NOT healthy') : 'stopped';
   const pid = s.pid !== null ? ` pid ${s.pid}` : '';
   const other = s.portTakenByOther ? `  (port in use by another process)` : '';
-  return `${s.name.padEnd(9)} ${state.padEnd(20)}${pid.padEnd(11)} ${s.address}  ${s.url}${other}`;
+  return `${s.name.padEnd(10)} ${state.padEnd(20)}${pid.padEnd(11)} ${s.address}  ${s.url}${other}`;
 }
 
 /** `lth status` without an experiment (cli/commands/status.ts): the embedded services. */
 export async function printStackStatus(f: StackFlags & { json?: boolean }): Promise<void> {
+  if ((f.profile ?? process.env.LTH_PROFILE) === 'cluster') {
+    const cs = await clusterStatus(clusterOptions(f));
+    if (f.json) {
+      out(JSON.stringify(cs, null, 2));
+      return;
+    }
+    out(`cluster home ${cs.home}`);
+    for (const svc of cs.services) out(statusLine(svc));
+    return;
+  }
   const st = await stackStatus(options(f));
   if (f.json) {
     out(JSON.stringify(st, null, 2));
@@ -111,6 +166,19 @@ export function registerStackCommands(program: Command): void {
       'start the embedded Temporal dev server and MinIO (or check the external ones when configured)',
     )
     .action(async (f: StackFlags) => {
+      if (f.profile === 'cluster') {
+        const o = clusterOptions(f);
+        const e = await clusterUp(o, progress);
+        printEndpoints(e);
+        out(`cluster home ${o.home}  (logs in logs/; \`lth down --profile cluster\` stops it)`);
+        out(
+          `${o.computeWorkers} compute workers and the light worker are running; other commands reach this cluster`,
+        );
+        out(
+          `with LTH_PROFILE=cluster, e.g. LTH_PROFILE=cluster npx lth lottery --config <spec>, LTH_PROFILE=cluster npx lth status`,
+        );
+        return;
+      }
       if (process.env.TEMPORAL_ADDRESS || process.env.S3_ENDPOINT) return upExternal();
       const o = options(f);
       const e = await stackUp(o, progress);
@@ -122,8 +190,10 @@ export function registerStackCommands(program: Command): void {
     .description('stop the embedded stack (SIGTERM, SIGKILL after the grace period)')
     .option('--grace <seconds>', 'seconds to wait after SIGTERM', (v) => Number(v), 10)
     .action(async (f: StackFlags & { grace: number }) => {
-      const o = options(f);
-      const results = await stackDown(o, f.grace * 1000);
+      const results =
+        f.profile === 'cluster'
+          ? await clusterDown(clusterOptions(f), f.grace * 1000)
+          : await stackDown(options(f), f.grace * 1000);
       for (const r of results) {
         out(
           r.stopped

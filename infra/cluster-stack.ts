@@ -232,6 +232,12 @@ async function ensurePostgresCluster(o: ClusterOptions, bins: ClusterBinaries, l
   if (isRoot()) {
     // The server runs as `postgres`: it must be able to reach the data folder through the home.
     fs.chownSync(dir, ...postgresIds());
+    const [bin, args] = asPostgresUser('test', ['-w', dir]);
+    if ((await exec(bin, args)).code !== 0)
+      throw new Error(
+        `PostgreSQL runs as the postgres user, which cannot reach ${dir}: make the folders above it traversable ` +
+          `(chmod o+x) or put the cluster home elsewhere (--home / LTH_CLUSTER_HOME)`,
+      );
   }
   const [bin, args] = asPostgresUser(path.join(bins.postgresBinDir, 'initdb'), [
     '-D',
@@ -503,6 +509,14 @@ export interface ClusterUpOptions {
   workerEnv?: Record<string, string>;
 }
 
+/** Waits for every promise, then throws the first failure: nothing is still starting when the caller cleans up. */
+async function settleAll(ps: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(ps)).find(
+    (r): r is PromiseRejectedResult => r.status === 'rejected',
+  );
+  if (failed) throw failed.reason;
+}
+
 async function planAll(list: ServiceSpec[]): Promise<Plan[]> {
   const plans = await Promise.allSettled(list.map((s) => preflight(s)));
   const conflicts = plans.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -534,97 +548,107 @@ export async function clusterUp(
       s.ui,
       ...workers,
     ])) as [Plan, Plan, Plan, Plan, ...Plan[]];
-    const data = await ensurePostgresCluster(o, bins, log);
-    const pgArgs = [
-      '-D',
-      data,
-      '-p',
-      String(o.postgresPort),
-      '-k',
-      data,
-      '-c',
-      `listen_addresses=${LOOPBACK}`,
-    ];
-    await Promise.all([
-      ensureService(
-        s.postgres,
-        pgPlan,
-        ...asPostgresUser(path.join(bins.postgresBinDir, 'postgres'), pgArgs),
-        cleanEnv(),
-        () => postgresHealthy(bins, o.postgresPort),
-        log,
-        timeoutMs,
-      ),
-      ensureService(
-        s.minio,
-        minioPlan,
-        bins.minio,
-        [
-          'server',
-          path.join(o.home, 'minio', `drive{1...${o.drives}}`),
-          '--address',
-          s.minio.address,
-          '--console-address',
-          `${LOOPBACK}:${o.consolePort}`,
-        ],
-        cleanEnv({
-          MINIO_ROOT_USER: o.s3AccessKey,
-          MINIO_ROOT_PASSWORD: o.s3SecretKey,
-          MINIO_UPDATE: 'off',
-          // MinIO refuses erasure drives on the root disk ("drive not found") unless told this is a test setup:
-          // here every drive is a folder of one disk, which is what the profile simulates.
-          MINIO_CI_CD: 'on',
-        }),
-        () => httpOk(`http://${LOOPBACK}:${o.minioPort}/minio/health/cluster`),
-        log,
-        timeoutMs,
-      ),
-    ]);
-    if ('start' in tPlan) await ensureSchemas(o, bins, log);
-    const config = writeTemporalConfig(o);
-    await ensureService(
-      s.temporal,
-      tPlan,
-      bins.temporalServer,
-      ['--config-file', config, '--allow-no-auth', 'start'],
-      cleanEnv(),
-      () => temporalHealthy(bins.temporalCli, s.temporal.address, o.temporalPort),
-      log,
-      timeoutMs,
+    // What this call starts is stopped again if the cluster cannot be brought up, so a failed up leaves only
+    // what was running before it.
+    const ours = [s.postgres, s.minio, s.temporal, s.ui, ...workers].filter(
+      (_, i) => 'start' in ([pgPlan, minioPlan, tPlan, uiPlan, ...workerPlans][i] ?? { start: true }),
     );
-    const uiRoot = writeUiConfig(o);
-    await Promise.all([
-      ensureService(
-        s.ui,
-        uiPlan,
-        bins.uiServer,
-        ['--root', uiRoot, '--config', 'config', '--env', 'cluster', 'start'],
-        cleanEnv(),
-        () => httpOk(s.ui.url),
-        log,
-        timeoutMs,
-      ),
-      (async () => {
-        await ensureNamespace(bins.temporalCli, s.temporal.address, o.namespace, log);
-        await registerSearchAttributes(bins, o, log, timeoutMs);
-        await ensureBucket(endpoints.s3, log);
-      })(),
-    ]);
-    await Promise.all(
-      workers.map((w, i) => {
-        const role = w === s.light ? 'light' : 'compute';
-        const port = w.ports[0]?.port ?? 0;
-        return ensureService(
-          w,
-          workerPlans[i] ?? { start: true },
-          ...workerCommand(w, role),
-          workerEnv(o, endpoints, role, port, up.workerEnv),
-          () => httpOk(w.url),
+    try {
+      const data = await ensurePostgresCluster(o, bins, log);
+      const pgArgs = [
+        '-D',
+        data,
+        '-p',
+        String(o.postgresPort),
+        '-k',
+        data,
+        '-c',
+        `listen_addresses=${LOOPBACK}`,
+      ];
+      await settleAll([
+        ensureService(
+          s.postgres,
+          pgPlan,
+          ...asPostgresUser(path.join(bins.postgresBinDir, 'postgres'), pgArgs),
+          cleanEnv(),
+          () => postgresHealthy(bins, o.postgresPort),
           log,
           timeoutMs,
-        );
-      }),
-    );
+        ),
+        ensureService(
+          s.minio,
+          minioPlan,
+          bins.minio,
+          [
+            'server',
+            path.join(o.home, 'minio', `drive{1...${o.drives}}`),
+            '--address',
+            s.minio.address,
+            '--console-address',
+            `${LOOPBACK}:${o.consolePort}`,
+          ],
+          cleanEnv({
+            MINIO_ROOT_USER: o.s3AccessKey,
+            MINIO_ROOT_PASSWORD: o.s3SecretKey,
+            MINIO_UPDATE: 'off',
+            // MinIO refuses erasure drives on the root disk ("drive not found") unless told this is a test setup:
+            // here every drive is a folder of one disk, which is what the profile simulates.
+            MINIO_CI_CD: 'on',
+          }),
+          () => httpOk(`http://${LOOPBACK}:${o.minioPort}/minio/health/cluster`),
+          log,
+          timeoutMs,
+        ),
+      ]);
+      if ('start' in tPlan) await ensureSchemas(o, bins, log);
+      const config = writeTemporalConfig(o);
+      await ensureService(
+        s.temporal,
+        tPlan,
+        bins.temporalServer,
+        ['--config-file', config, '--allow-no-auth', 'start'],
+        cleanEnv(),
+        () => temporalHealthy(bins.temporalCli, s.temporal.address, o.temporalPort),
+        log,
+        timeoutMs,
+      );
+      const uiRoot = writeUiConfig(o);
+      await settleAll([
+        ensureService(
+          s.ui,
+          uiPlan,
+          bins.uiServer,
+          ['--root', uiRoot, '--config', 'config', '--env', 'cluster', 'start'],
+          cleanEnv(),
+          () => httpOk(s.ui.url),
+          log,
+          timeoutMs,
+        ),
+        (async () => {
+          await ensureNamespace(bins.temporalCli, s.temporal.address, o.namespace, log);
+          await registerSearchAttributes(bins, o, log, timeoutMs);
+          await ensureBucket(endpoints.s3, log);
+        })(),
+      ]);
+      await settleAll(
+        workers.map((w, i) => {
+          const role = w === s.light ? 'light' : 'compute';
+          const port = w.ports[0]?.port ?? 0;
+          return ensureService(
+            w,
+            workerPlans[i] ?? { start: true },
+            ...workerCommand(w, role),
+            workerEnv(o, endpoints, role, port, up.workerEnv),
+            () => httpOk(w.url),
+            log,
+            timeoutMs,
+          );
+        }),
+      );
+    } catch (err) {
+      for (const svc of ours.reverse()) await stopService(svc, 10_000).catch(() => undefined);
+      throw err;
+    }
     return endpoints;
   });
 }

@@ -51,6 +51,14 @@ export function createLightActivities(deps: LightActivityDeps): LightActivities 
     }
   }
 
+  async function trialMetrics(input: {
+    kind: string;
+    result: unknown;
+  }): Promise<{ metrics: Record<string, number> }> {
+    const kind = specKindNamed(input.kind);
+    return { metrics: (kind.metrics as (r: unknown) => Record<string, number>)(input.result) };
+  }
+
   async function planScheduled(input: {
     spec: Record<string, unknown>;
     scheduledFor: string;
@@ -61,6 +69,7 @@ export function createLightActivities(deps: LightActivityDeps): LightActivities 
   return {
     planSweepTrials: activity(planSweepTrials),
     trialOutcome: activity(trialOutcome),
+    trialMetrics: activity(trialMetrics),
     planScheduledRun: activity(planScheduled),
   };
 }

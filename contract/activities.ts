@@ -39,6 +39,8 @@ export interface LightActivities {
   planSweepTrials(input: { spec: unknown; from: number; count: number }): Promise<TrialsPage>;
   /** Waits for a trial's workflow to finish and returns its kind's metrics; fails when the trial failed. */
   trialOutcome(input: { kind: string; workflowId: string }): Promise<{ metrics: Record<string, number> }>;
+  /** A finished trial's result as its kind's metrics (the sandbox cannot import the kinds' metric code). */
+  trialMetrics(input: { kind: string; result: unknown }): Promise<{ metrics: Record<string, number> }>;
   /** The run a schedule's spec makes for the time it was scheduled for (labels stamped, kind's workflow and id). */
   planScheduledRun(input: { spec: Record<string, unknown>; scheduledFor: string }): Promise<PlannedRun>;
 }

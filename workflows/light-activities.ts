@@ -7,8 +7,8 @@ import type { LightActivities } from '../contract/activities';
 
 export function lightActivities(): LightActivities {
   // Each proxy is a Proxy object with no own keys: take the functions out by name, not by spreading.
-  const { planSweepTrials, planScheduledRun } = proxyActivities<
-    Pick<LightActivities, 'planSweepTrials' | 'planScheduledRun'>
+  const { planSweepTrials, planScheduledRun, trialMetrics } = proxyActivities<
+    Pick<LightActivities, 'planSweepTrials' | 'planScheduledRun' | 'trialMetrics'>
   >({
     taskQueue: LIGHT_TASK_QUEUE,
     startToCloseTimeout: '2 minutes',
@@ -21,5 +21,5 @@ export function lightActivities(): LightActivities {
     heartbeatTimeout: '60 seconds',
     retry: { maximumInterval: '1 minute', nonRetryableErrorTypes: ['SpecError', 'TrialFailed'] },
   });
-  return { planSweepTrials, trialOutcome, planScheduledRun };
+  return { planSweepTrials, trialOutcome, trialMetrics, planScheduledRun };
 }

@@ -38,8 +38,11 @@ import { parseInput } from './spec-input';
 
 export const sweepStatusQuery = defineQuery<SweepStatus>('status');
 
-/** Patch id: a started trial's result is read once, by trialOutcome, not also awaited as the child's result. */
-const TRIAL_RESULT_ONCE = 'sweep-trial-result-once';
+/**
+ * Patch id: a trial started here is awaited as a child (which holds no worker slot however long it runs) and its
+ * result handed to trialMetrics; sweeps started before awaited it and then read it again through trialOutcome.
+ */
+const TRIAL_METRICS_FROM_RESULT = 'sweep-trial-metrics-from-result';
 
 /** The innermost message of a failure chain: what went wrong in the trial, not that a child failed. */
 function failureMessage(err: unknown): string {
@@ -82,7 +85,7 @@ function sweepDetails(s: SweepStatus, summary: string | undefined): string {
 
 export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepResult> {
   const spec = parseInput(parseSweepSpec, input.spec);
-  const { planSweepTrials, trialOutcome } = lightActivities();
+  const { planSweepTrials, trialOutcome, trialMetrics } = lightActivities();
   const status: SweepStatus = {
     phase: 'running',
     sweep: spec.sweep,
@@ -120,8 +123,12 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           { key: sa.TRIAL, value: t.label },
         ],
       });
-      // Sweeps started before this change waited for the child here and then read its result again below.
-      if (!patched(TRIAL_RESULT_ONCE)) await child.result();
+      if (patched(TRIAL_METRICS_FROM_RESULT)) {
+        const result: unknown = await child.result();
+        const { metrics } = await trialMetrics({ kind: t.kind, result });
+        return { ...row, status: 'done', metrics, attached };
+      }
+      await child.result();
     } catch (err) {
       rethrowIfCancelled(err);
       if (!(err instanceof WorkflowExecutionAlreadyStartedError))
@@ -129,8 +136,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       attached = true;
     }
     try {
-      // The one read of the trial's result, started here or attached to: it waits for the trial to finish and
-      // turns the result into its kind's metrics (which the sandbox cannot import).
+      // A trial attached to (not a child of this run) can only be waited on from an activity, which also turns
+      // its result into its kind's metrics.
       const { metrics } = await trialOutcome({ kind: t.kind, workflowId: t.workflowId });
       return { ...row, status: 'done', metrics, attached };
     } catch (err) {

@@ -11,7 +11,10 @@ import { parseExperimentName } from '../experiments';
 
 /** The run kinds whose workflows take `pause` and `resume`. */
 const PAUSABLE = ['lottery', 'lottery-rewind-trunk', 'sweep'];
-/** The run kinds a cancel by name reaches (children of these are cancelled with them). */
+/**
+ * The run kinds a cancel by name reaches (children of these are cancelled with them), parents first: targets are
+ * signalled in this order, so a sweep learns it is cancelled before its trials fail under it.
+ */
 const CANCELLABLE = [
   'sweep',
   'scheduled',
@@ -38,7 +41,7 @@ async function runningTargets(client: Client, name: string, kinds: string[]): Pr
   for await (const w of client.workflow.list({ query })) {
     out.push({ workflowId: w.workflowId, runKind: w.typedSearchAttributes.get(sa.RUN_KIND) ?? '?' });
   }
-  return out;
+  return out.sort((a, b) => kinds.indexOf(a.runKind) - kinds.indexOf(b.runKind));
 }
 
 interface ControlFlags {

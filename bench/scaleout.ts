@@ -1,17 +1,18 @@
 /**
- * Scale-out: one sweep of LeNet-300-100 trials run with 1, 2 and 4 single-threaded compute worker processes on the
- * embedded stack. For each: wall time (start of the sweep to its result), speedup over one worker, the
+ * Scale-out: one sweep of LeNet-300-100 trials run with 1, 2 and 4 single-threaded compute worker processes, on the
+ * embedded stack and on the cluster profile (Temporal server on PostgreSQL, erasure-coded MinIO; the same worker
+ * processes, started here). For each: wall time (start of the sweep to its result), speedup over one worker, the
  * schedule-to-start latency of the trials' training activities (p50, p95, from their histories), and the
  * orchestration overhead: wall × workers − Σ activity execution time, as a share of wall × workers (the time
  * worker slots were not running a training). Each worker count trains its own seeds, so no trial is reused from
- * another. Writes bench/results/scaleout.json.
+ * another, and each run starts from empty stores. Writes bench/results/scaleout.json.
  *
  *   npm run bench:scaleout                       # 12 trials of 600 steps, workers 1, 2, 4
- *   npm run bench:scaleout -- --trials 6 --steps 200 --workers 1,2
+ *   npm run bench:scaleout -- --trials 6 --steps 200 --workers 1,2 --profiles cluster
  *
- * The cluster profile (Temporal on PostgreSQL, erasure-coded MinIO) is not built yet; its rows are missing.
+ * The cluster profile needs `bash infra/provision.sh cluster` first.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { tsToMs } from '@temporalio/common/lib/time';
@@ -19,7 +20,9 @@ import { Command } from 'commander';
 
 import { startOrAttachSweep } from '../client/runs';
 import { parseSweepSpec } from '../contract/sweep';
-import { endpointsToEnv } from '../infra/endpoints';
+import { clusterDown, clusterUp, freeClusterOptions } from '../infra/cluster-stack';
+import { clusterOptionsFromEnv } from '../infra/cluster-options';
+import { endpointsToEnv, stackOptionsFromEnv, type StackEndpoints } from '../infra/endpoints';
 import { REPO_ROOT } from '../infra/paths';
 import { connectClient } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
@@ -47,24 +50,34 @@ interface Row {
   activitySeconds: number[];
 }
 
-async function main(): Promise<void> {
-  const cli = new Command('bench/scaleout')
-    .option('--trials <n>', 'trials per sweep', '12')
-    .option('--steps <n>', 'training steps per trial (batch 128)', '600')
-    .option('--workers <list>', 'compute worker counts', '1,2,4')
-    .parse(process.argv);
-  const o = cli.opts<{ trials: string; steps: string; workers: string }>();
-  const trials = Number(o.trials);
-  const steps = Number(o.steps);
-  const counts = o.workers.split(',').map(Number);
-  for (const v of [trials, steps, ...counts])
-    if (!Number.isInteger(v) || v <= 0)
-      throw new Error('--trials, --steps and --workers take positive integers');
+type Profile = Row['profile'];
 
-  const home = path.join(REPO_ROOT, '.data', 'bench-scaleout');
-  const { opts, endpoints } = await startBenchStack(home, log);
+/** Brings one profile's services up under home; returns its endpoints and how to take it down. */
+async function startProfile(
+  profile: Profile,
+  home: string,
+): Promise<{ endpoints: StackEndpoints; down: () => Promise<unknown> }> {
+  if (profile === 'embedded') {
+    const { opts, endpoints } = await startBenchStack(home, log);
+    return { endpoints, down: () => stackDown(opts) };
+  }
+  const o = await freeClusterOptions(path.join(home, 'cluster'), { computeWorkers: 0 });
+  const endpoints = await clusterUp(o, log, { withoutWorkers: true });
+  log(`cluster up: Temporal UI ${endpoints.temporal.uiUrl}`);
+  return { endpoints, down: () => clusterDown(o) };
+}
+
+/** One sweep per worker count on one profile. */
+async function measureProfile(
+  profile: Profile,
+  home: string,
+  counts: number[],
+  trials: number,
+  steps: number,
+): Promise<Row[]> {
+  const { endpoints, down } = await startProfile(profile, home);
   const env = { ...endpointsToEnv(endpoints), LTH_THREADS: '1', LTH_PROGRESS_INTERVAL_MS: '10000' };
-  const light = spawnWorker('light', { env, logFile: path.join(home, 'logs', 'light.log') });
+  const light = spawnWorker('light', { env, logFile: path.join(home, 'logs', `${profile}-light.log`) });
   const client = await connectClient(endpoints);
   const rows: Row[] = [];
   const stamp = Date.now().toString(36);
@@ -72,7 +85,7 @@ async function main(): Promise<void> {
     await light.ready;
     for (const n of counts) {
       const compute: SpawnedWorker[] = Array.from({ length: n }, (_, i) =>
-        spawnWorker('compute', { env, logFile: path.join(home, 'logs', `compute-${n}-${i}.log`) }),
+        spawnWorker('compute', { env, logFile: path.join(home, 'logs', `${profile}-compute-${n}-${i}.log`) }),
       );
       await Promise.all(compute.map((w) => w.ready));
       const spec = parseSweepSpec({
@@ -118,7 +131,7 @@ async function main(): Promise<void> {
       }
       const slotSeconds = wallSeconds * n;
       const row: Row = {
-        profile: 'embedded',
+        profile,
         workers: n,
         trials,
         wallSeconds,
@@ -130,7 +143,7 @@ async function main(): Promise<void> {
       };
       rows.push(row);
       log(
-        `${n} worker(s): ${wallSeconds.toFixed(1)} s wall, activity median ${median(executing).toFixed(2)} s, ` +
+        `${profile}, ${n} worker(s): ${wallSeconds.toFixed(1)} s wall, activity median ${median(executing).toFixed(2)} s, ` +
           `schedule-to-start p50 ${row.scheduleToStartP50Ms} ms p95 ${row.scheduleToStartP95Ms} ms, ` +
           `overhead ${(row.overheadShare * 100).toFixed(1)}%`,
       );
@@ -139,10 +152,40 @@ async function main(): Promise<void> {
   } finally {
     await client.connection.close();
     await stopWorker(light, 30_000);
-    await stackDown(opts);
+    await down();
   }
   const base = rows.find((r) => r.workers === 1)?.wallSeconds;
   for (const r of rows) r.speedup = base ? base / r.wallSeconds : NaN;
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const cli = new Command('bench/scaleout')
+    .option('--trials <n>', 'trials per sweep', '12')
+    .option('--steps <n>', 'training steps per trial (batch 128)', '600')
+    .option('--workers <list>', 'compute worker counts', '1,2,4')
+    .option('--profiles <list>', 'embedded, cluster or both', 'embedded,cluster')
+    .parse(process.argv);
+  const o = cli.opts<{ trials: string; steps: string; workers: string; profiles: string }>();
+  const trials = Number(o.trials);
+  const steps = Number(o.steps);
+  const counts = o.workers.split(',').map(Number);
+  for (const v of [trials, steps, ...counts])
+    if (!Number.isInteger(v) || v <= 0)
+      throw new Error('--trials, --steps and --workers take positive integers');
+  const profiles = o.profiles.split(',');
+  for (const p of profiles)
+    if (p !== 'embedded' && p !== 'cluster')
+      throw new Error(`--profiles: unknown profile '${p}' (embedded, cluster)`);
+
+  const home = path.join(REPO_ROOT, '.data', 'bench-scaleout');
+  // A stored trial would be reused (its id is its content hash) and cost nothing: every run starts from empty
+  // stores, after stopping whatever a killed earlier run left behind.
+  await stackDown(stackOptionsFromEnv({}, { home: path.join(home, 'stack') }), 5000);
+  await clusterDown(clusterOptionsFromEnv({}, { home: path.join(home, 'cluster') }), 5000);
+  rmSync(home, { recursive: true, force: true });
+  const rows: Row[] = [];
+  for (const p of profiles as Profile[]) rows.push(...(await measureProfile(p, home, counts, trials, steps)));
   const out = path.join(REPO_ROOT, 'bench', 'results', 'scaleout.json');
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(
@@ -151,7 +194,7 @@ async function main(): Promise<void> {
   );
   for (const r of rows)
     log(
-      `${r.workers} worker(s): speedup ${r.speedup.toFixed(2)}, overhead ${(r.overheadShare * 100).toFixed(1)}%`,
+      `${r.profile}, ${r.workers} worker(s): speedup ${r.speedup.toFixed(2)}, overhead ${(r.overheadShare * 100).toFixed(1)}%`,
     );
   log(`wrote ${path.relative(REPO_ROOT, out)}`);
 }

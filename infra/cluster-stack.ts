@@ -23,6 +23,7 @@ import { stringify as toYaml } from 'yaml';
 
 import {
   clusterEndpoints,
+  clusterOptionsFromEnv,
   clusterPorts,
   temporalServerPorts,
   workerMetricsPort,
@@ -52,7 +53,7 @@ import {
 } from './embedded-stack';
 import { endpointsToEnv, type StackEndpoints } from './endpoints';
 import { REPO_ROOT, TOOLS_BIN } from './paths';
-import { isListening, LOOPBACK } from './ports';
+import { canBind, freePorts, isListening, LOOPBACK } from './ports';
 
 const PG_USER = 'temporal';
 const DATABASES = [
@@ -187,6 +188,37 @@ export function clusterSpecs(o: ClusterOptions): ClusterSpecs {
       worker(`compute-${i + 1}`, `compute worker ${i + 1}`, workerMetricsPort(o, i + 1)),
     ),
   };
+}
+
+/**
+ * Options for a private cluster under `home` whose every port is free now (tests and benchmarks, which must not
+ * meet a developer's `lth up --profile cluster`): the frontend's block is drawn at random until all of it is free.
+ */
+export async function freeClusterOptions(
+  home: string,
+  overrides: Partial<ClusterOptions> = {},
+): Promise<ClusterOptions> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const [uiPort, minioPort, consolePort, postgresPort] = (await freePorts(4)) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    let o: ClusterOptions;
+    try {
+      o = clusterOptionsFromEnv(
+        {},
+        { ...overrides, home, temporalPort: base, uiPort, minioPort, consolePort, postgresPort },
+      );
+    } catch {
+      continue; // one of the free ports fell inside the frontend's block
+    }
+    const free = await Promise.all(clusterPorts(o).map((p) => canBind(p.port)));
+    if (free.every(Boolean)) return o;
+  }
+  throw new Error('found no free block of ports for a private cluster in 50 tries');
 }
 
 export const driveDir = (o: ClusterOptions, i: number) => path.join(o.home, 'minio', `drive${i}`);

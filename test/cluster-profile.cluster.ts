@@ -16,16 +16,18 @@ import type { Client } from '@temporalio/client';
 import { startOrAttachLottery } from '../client/runs';
 import { trunkLineageId } from '../contract/ids';
 import { parseLotterySpec, type LotterySpec } from '../contract/lottery';
+import { clusterEndpoints, type ClusterOptions } from '../infra/cluster-options';
 import {
-  clusterEndpoints,
-  clusterOptionsFromEnv,
-  clusterPorts,
-  type ClusterOptions,
-} from '../infra/cluster-options';
-import { clusterDown, clusterSpecs, clusterStatus, clusterUp, driveDir } from '../infra/cluster-stack';
+  clusterDown,
+  clusterSpecs,
+  clusterStatus,
+  clusterUp,
+  driveDir,
+  freeClusterOptions,
+} from '../infra/cluster-stack';
 import { stackDown, stackUp } from '../infra/embedded-stack';
 import { defaultStackOptions, type StackEndpoints, type StackOptions } from '../infra/endpoints';
-import { canBind, freePorts } from '../infra/ports';
+import { freePorts } from '../infra/ports';
 import { checkpointPrefix, type ArtifactStore } from '../store';
 import { connectClient, openStore } from '../workers/connection';
 import { startTestWorkers, type TestWorkers } from './support/workers';
@@ -63,37 +65,11 @@ let cluster: ClusterOptions;
 let embedded: StackOptions;
 let embeddedWorkers: TestWorkers | null = null;
 
-/** A block of ports the cluster can have: every port it derives from the frontend's must be free. */
-async function freeClusterOptions(home: string): Promise<ClusterOptions> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const [uiPort, minioPort, consolePort, postgresPort] = (await freePorts(4)) as [
-      number,
-      number,
-      number,
-      number,
-    ];
-    let o: ClusterOptions;
-    try {
-      o = clusterOptionsFromEnv(
-        {},
-        { home, temporalPort: base, uiPort, minioPort, consolePort, postgresPort },
-      );
-    } catch {
-      continue; // a free port landed inside the Temporal block
-    }
-    o.computeWorkers = 3;
-    const free = await Promise.all(clusterPorts(o).map((p) => canBind(p.port)));
-    if (free.every(Boolean)) return o;
-  }
-  throw new Error('no free block of ports for the cluster');
-}
-
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-cluster-'));
   // PostgreSQL runs as the postgres user when the test runs as root: it must be able to reach its data folder.
   fs.chmodSync(tmp, 0o755);
-  cluster = await freeClusterOptions(path.join(tmp, 'cluster'));
+  cluster = await freeClusterOptions(path.join(tmp, 'cluster'), { computeWorkers: 3 });
   const [temporalPort, uiPort, minioPort, consolePort] = (await freePorts(4)) as [
     number,
     number,

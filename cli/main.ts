@@ -7,6 +7,7 @@ import { registerControlCommands } from './commands/control';
 import { registerDemoCommand } from './commands/demo';
 import { registerDistillCommand } from './commands/distill';
 import { registerExportCommand } from './commands/export';
+import { registerFsckCommand } from './commands/fsck';
 import { registerLotteryCommand } from './commands/lottery';
 import { registerReportCommand } from './commands/report';
 import { registerStackCommands } from './commands/stack';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerTeachersCommand(program);
   registerDistillCommand(program);
   registerExportCommand(program);
+  registerFsckCommand(program);
   registerDemoCommand(program);
   return program;
 }

@@ -2,6 +2,7 @@
 // that fail on the flag, the training options, and how they override the spec file's `train` section.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 
+import { specError } from '../contract/spec';
 import { DATASET_NAMES, MODEL_NAMES } from '../contract/train';
 
 export const int = (v: string): number => {
@@ -58,8 +59,14 @@ function set(obj: Record<string, unknown>, key: string, value: unknown): void {
  * other way round; a new optimizer kind starts from its own defaults.
  */
 export function applyTrainFlags(base: unknown, flags: TrainFieldFlags): Record<string, unknown> {
-  const train: Record<string, unknown> =
-    base !== null && typeof base === 'object' && !Array.isArray(base) ? { ...(base as object) } : {};
+  // A `train` that is not an object is the file's mistake: name it rather than start from the defaults.
+  if (base !== undefined && (base === null || typeof base !== 'object' || Array.isArray(base)))
+    throw specError(
+      'spec',
+      'train',
+      `Invalid input: expected object, received ${base === null ? 'null' : Array.isArray(base) ? 'array' : typeof base}`,
+    );
+  const train: Record<string, unknown> = base === undefined ? {} : { ...(base as object) };
   set(train, 'model', flags.model);
   set(train, 'dataset', flags.dataset);
   if (flags.epochs !== undefined) {

@@ -24,8 +24,33 @@ export function specError(what: string, field: string, problem: string): SpecErr
   return new SpecError(`invalid ${what}:\n  ${line}`, [line]);
 }
 
+/** Deeper than any spec is written: a value nested further is refused before the schema recurses into it. */
+export const MAX_SPEC_DEPTH = 64;
+
+/** The path of the first value nested deeper than `max` arrays and objects, or null (iterative: no recursion). */
+export function tooDeep(input: unknown, max = MAX_SPEC_DEPTH): (string | number)[] | null {
+  const stack: { v: unknown; path: (string | number)[] }[] = [{ v: input, path: [] }];
+  while (stack.length > 0) {
+    const { v, path } = stack.pop() as { v: unknown; path: (string | number)[] };
+    if (v === null || typeof v !== 'object') continue;
+    if (path.length >= max) return path;
+    for (const [k, x] of Object.entries(v))
+      stack.push({ v: x, path: [...path, Array.isArray(v) ? Number(k) : k] });
+  }
+  return null;
+}
+
 /** Parses a spec, turning every problem into a line naming the offending field. */
 export function parseSpec<S extends z.ZodType>(schema: S, input: unknown, what = 'spec'): z.infer<S> {
+  const deep = tooDeep(input);
+  if (deep) {
+    const at = deep.slice(0, 3).map(String).join('.');
+    throw specError(
+      what,
+      at,
+      `nests deeper than ${MAX_SPEC_DEPTH} levels (at ${deep.slice(0, 8).join('.')}...)`,
+    );
+  }
   const result = schema.safeParse(input);
   if (result.success) return result.data as z.infer<S>;
   const issues = issueLines(result.error);

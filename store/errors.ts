@@ -6,9 +6,47 @@
  */
 import type { z } from 'zod';
 
+type Issue = { path: PropertyKey[]; message: string; depth: number };
+
+/**
+ * The problems themselves: a value that matches no option of a union gets the problems of the option it came
+ * closest to (the one whose problems lie deepest, then the fewest; an unknown key counts as one level below its
+ * object), so `teachers.0.train.batchSize` is named instead of `teachers.0: Invalid input`.
+ */
+function flatIssues(issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[]): Issue[] {
+  return issues.flatMap((i): Issue[] => {
+    const path = [...prefix, ...i.path];
+    if (i.code === 'unrecognized_keys') return [{ path, message: i.message, depth: path.length + 1 }];
+    if (i.code === 'invalid_union' && i.errors.length > 0) {
+      const options = i.errors.map((errs) => flatIssues(errs, path));
+      const depth = (o: Issue[]) => Math.max(...o.map((x) => x.depth));
+      const best = options.reduce((b, o) =>
+        depth(o) > depth(b) || (depth(o) === depth(b) && o.length < b.length) ? o : b,
+      );
+      const tied = options.filter((o) => depth(o) === depth(best) && o.length === best.length);
+      // Options that fail at the union itself (wrong type for each) say nothing more than zod's own message.
+      if (depth(best) > path.length && tied.length === 1) return best;
+      // As close in several options (e.g. neither `logits` nor `train` given): one line offering each.
+      if (depth(best) > path.length)
+        return [
+          {
+            path,
+            depth: path.length,
+            message: `matches none of its forms: ${tied
+              .map((o) =>
+                o.map((x) => `${x.path.map(String).join('.') || '(root)'}: ${x.message}`).join('; '),
+              )
+              .join(' | or | ')}`,
+          },
+        ];
+    }
+    return [{ path, message: i.message, depth: path.length }];
+  });
+}
+
 /** One `field: message` line per problem a schema found, `(root)` for the value itself. */
 export function issueLines(error: z.ZodError): string[] {
-  return error.issues.map(
+  return flatIssues(error.issues, []).map(
     (i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(root)'}: ${i.message}`,
   );
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 
 import { KD_MODE_DEFS, KD_MODES } from '../ml/distill/modes';
 import { FEATURE_MAP_MODELS, MODEL_NAMES } from '../ml/models/names';
+import { objectKeySchema } from '../store/refs';
 import { parseSpec, experimentSchema, heartbeatTimeoutSchema, nameSchema } from './spec';
 import { augmentationSpecSchema, LOGIT_FORMAT_NAMES, type PrecomputeSpec } from './precompute';
 import {
@@ -17,7 +18,7 @@ const STUDENT_MODELS = MODEL_NAMES.filter((m) => m.startsWith('vit-'));
 
 /** A teacher: a stored logit set (its manifest key), or a training spec (trained and precomputed if missing). */
 export const teacherSpecSchema = z.union([
-  z.object({ name: nameSchema, logits: z.string().min(1) }).strict(),
+  z.object({ name: nameSchema, logits: objectKeySchema }).strict(),
   z
     .object({
       name: nameSchema,

@@ -30,7 +30,7 @@ import {
   formatIssues,
 } from './errors.js';
 import { canonicalJson } from './keys.js';
-import { objectRefSchema, sha256Schema, type ObjectRef } from './refs.js';
+import { LONE_SURROGATE, objectRefSchema, sha256Schema, type ObjectRef } from './refs.js';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensors } from './safetensors.js';
 
 export type { ObjectRef };
@@ -95,7 +95,7 @@ export function checkKey(key: string): string {
   if (Buffer.byteLength(key, 'utf8') > 1024)
     throw new StoreUsageError(`object key is longer than 1024 bytes: '${key.slice(0, 80)}...'`);
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f\\]/.test(key))
+  if (/[\u0000-\u001f\u007f-\u009f\\]/.test(key) || LONE_SURROGATE.test(key))
     throw new StoreUsageError(`object key ${JSON.stringify(key)} contains a control character or backslash`);
   const parts = key.split('/');
   if (parts.some((p) => p === '' || p === '.' || p === '..')) {

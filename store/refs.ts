@@ -5,6 +5,28 @@ import { z } from 'zod';
 
 export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
 
+// eslint-disable-next-line no-control-regex
+const KEY_BAD_CHARS = /[\u0000-\u001f\u007f-\u009f\\]/;
+/** Half a UTF-16 pair: UTF-8 cannot encode it, so S3 would store another key than the one given. */
+export const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * An object key as a person may write one in a spec (e.g. a stored logit set's manifest): the rules of the store's
+ * checkKey, so that a key that could escape its prefix or alias another is refused where the spec is checked.
+ */
+export const objectKeySchema = z
+  .string()
+  .min(1)
+  .refine((k) => new TextEncoder().encode(k).length <= 1024, 'must be at most 1024 bytes in UTF-8')
+  .refine(
+    (k) => !KEY_BAD_CHARS.test(k) && !LONE_SURROGATE.test(k),
+    'must not contain control characters or backslashes',
+  )
+  .refine(
+    (k) => !k.split('/').some((p) => p === '' || p === '.' || p === '..'),
+    "must not have an empty, '.' or '..' path segment (or a leading or trailing '/')",
+  );
+
 export const objectRefSchema = z.object({
   key: z.string().min(1),
   sha256: sha256Schema,

@@ -114,6 +114,8 @@ export interface FsckReport {
   removed: string[];
   /** No corrupt, missing or orphan object is left (`unlisted` is not damage). */
   clean: boolean;
+  /** What applies to several findings (RERUN_NOTE when one asks for a new execution). */
+  notes: string[];
 }
 
 // ---- the layout ---------------------------------------------------------------
@@ -201,17 +203,23 @@ function recomputeHint(key: string, manifest: string | undefined): string {
   const m = manifest ?? key;
   let x = /^experiments\/([^/]+)\/level-(\d+)\//.exec(m);
   if (x)
-    return `start the lottery spec of lineage ${x[1]} again: level ${x[2]} is trained again from the stored levels below it`;
+    return x[2] === '0'
+      ? `start the lottery spec of lineage ${x[1]} again in a new execution: level 0 is published again from its dense run (trained again if that run is gone too)`
+      : `start the lottery spec of lineage ${x[1]} again in a new execution: level ${x[2]} is trained again from level ${Number(x[2]) - 1}`;
   x = /^runs\/([^/]+)\//.exec(m);
   if (x)
-    return `start the spec that trains run ${x[1]} again (lth train, or the lottery/teacher spec whose dense run it is): the run is trained again`;
+    return `start the spec that trains run ${x[1]} again in a new execution (lth train, or the lottery spec whose dense run it is, then its teachers' precompute): the run is trained again`;
   if (m.startsWith('logits/'))
-    return 'start the precompute (teachers precompute, or the distill spec) again: damaged or missing shards are recomputed';
-  return 'recompute it by starting the spec that produced it again';
+    return 'start the precompute (lth teachers precompute, or the distill spec) again in a new execution: damaged or missing shards are recomputed';
+  return 'recompute it by starting the spec that produced it again in a new execution';
 }
 
-const RERUN_NOTE =
-  ' (a new execution: lth attaches to a completed workflow of the same spec, so use another -e label, or wait until Temporal has dropped it)';
+/** Why "a new execution", in the report's notes whenever a finding asks for one. */
+export const RERUN_NOTE =
+  'A new execution: lth attaches to a completed workflow of the same spec and returns its old result without ' +
+  'looking at the store. Delete that execution first (temporal workflow delete --workflow-id <id>, or wait for the ' +
+  "namespace's retention; deletion takes a few seconds), then start the same spec: the manifests' absence makes it redo those levels and runs, to " +
+  'the same bytes. Another -e label also recomputes them, but metrics.json records the label, so those get other checksums.';
 
 // ---- verification ---------------------------------------------------------------
 
@@ -333,7 +341,7 @@ export async function fsck(store: ArtifactStore, opts: FsckOptions = {}): Promis
         key,
         kind: 'manifest',
         detail: `manifest unreadable: ${detail}`,
-        next: `fsck --repair removes it; then ${recomputeHint(key, key)}${RERUN_NOTE}`,
+        next: `fsck --repair removes it; then ${recomputeHint(key, key)}`,
         remove: [key],
       });
     }
@@ -349,7 +357,7 @@ export async function fsck(store: ArtifactStore, opts: FsckOptions = {}): Promis
     if (!entry) return;
     const c = await check(key);
     const kind = placeOf(key).kind;
-    const hint = `${recomputeHint(key, mkey)}${RERUN_NOTE}`;
+    const hint = recomputeHint(key, mkey);
     if (c.state === 'missing') {
       findings.push({
         problem: 'missing',
@@ -514,6 +522,9 @@ export async function fsck(store: ArtifactStore, opts: FsckOptions = {}): Promis
     counts,
     removed,
     clean,
+    notes: findings.some((f) => f.problem !== 'orphan' && / in a new execution/.test(f.next))
+      ? [RERUN_NOTE]
+      : [],
   };
 }
 
@@ -532,7 +543,7 @@ function afterRemoval(key: string, place: Place): string {
     case 'analysis-progress':
       return 'run lth analyze again: the measure is recomputed';
     default:
-      return `${recomputeHint(key, place.owner)}${RERUN_NOTE}`;
+      return recomputeHint(key, place.owner);
   }
 }
 
@@ -574,7 +585,7 @@ function unlistedReason(
       if (state === 'corrupt')
         return {
           detail: `its ${whose}'s manifest ${owner} is unreadable (see corrupt), so nothing vouches for it`,
-          next: `once that manifest is removed, ${recomputeHint(key, owner)}${RERUN_NOTE}; it is rewritten`,
+          next: `once that manifest is removed, ${recomputeHint(key, owner)}; it is rewritten`,
         };
       if (state === 'absent')
         return {

@@ -54,6 +54,7 @@ export function formatFsckReport(r: FsckReport, repair: boolean): string {
     `${c.corrupt} corrupt, ${c.missing} missing, ${c.orphan} orphan, ${c.unlisted} unlisted (not damage; never removed)` +
       (repair ? `; removed ${r.removed.length} objects` : ''),
   );
+  for (const n of r.notes) out.push(`note: ${n}`);
   if (r.clean) out.push(repair && r.removed.length > 0 ? 'repaired: the store is clean' : 'clean');
   else
     out.push(

@@ -371,7 +371,7 @@ export async function fsck(store: ArtifactStore, opts: FsckOptions = {}): Promis
       return;
     }
     const actual = c.state === 'ok' ? c.sha256 : c.actual;
-    const bytes = c.state === 'ok' ? c.bytes : c.bytes;
+    const bytes = c.bytes;
     const problems: string[] = [];
     if (actual !== entry.sha256)
       problems.push(

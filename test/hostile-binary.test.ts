@@ -75,12 +75,10 @@ const dtypes = fc.constantFrom('F32', 'I32', 'U8', 'F64', 'F16', 'BF16', 'I64', 
 test('safetensors: generated bad headers (offsets, dimensions, dtypes, sizes) are refused as SafetensorsError', () => {
   const header = fc.oneof(
     // Bad dimensions, written as raw JSON text (NaN and 1e400 are not JSON / overflow to Infinity).
-    fc
-      .tuple(badDim, dtypes)
-      .map(([d, t]) => ({
-        text: `{"a":{"dtype":"${t}","shape":[2,${String(d)}],"data_offsets":[0,8]}}`,
-        data: 8,
-      })),
+    fc.tuple(badDim, dtypes).map(([d, t]) => ({
+      text: `{"a":{"dtype":"${t}","shape":[2,${String(d)}],"data_offsets":[0,8]}}`,
+      data: 8,
+    })),
     // Offsets out of range, reversed, overlapping, leaving holes, or not matching dtype x shape.
     fc
       .tuple(

@@ -18,7 +18,6 @@ import { activity } from './failures';
 const resultSchema = z.object({
   measure: z.string(),
   summary: z.record(z.string(), z.number().nullable()),
-  seconds: z.number(),
 });
 
 /** Everything a measure's result depends on; its hash names the result's folder. */
@@ -175,7 +174,8 @@ export function createAnalysisActivities(deps: DurableTrainingDeps & { analysisC
       for (const [name, a] of Object.entries(output.arrays))
         arrays[name] = { dtype: 'float64', shape: [a.length], data: a };
       await store.putTensors(arraysKey, arrays, { measure, id });
-      // The result last: a measure is finished exactly when its result exists.
+      // The result last: a measure is finished exactly when its result exists. Its time is not in it: a stored
+      // result is a pure function of its identity, byte for byte the same however often it was interrupted.
       await store.putJson(resultKey, {
         measure,
         id,
@@ -184,7 +184,6 @@ export function createAnalysisActivities(deps: DurableTrainingDeps & { analysisC
         subset: config.subset,
         seed: config.seed,
         summary: output.summary,
-        seconds,
       });
       if (await store.exists(progressKey)) await store.remove(progressKey);
       deps.log(`analysis ${id} ${measure} (${target.label} level ${target.level}): ${seconds.toFixed(1)} s`);

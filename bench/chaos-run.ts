@@ -50,6 +50,8 @@ export interface ChaosRow {
   lostWorkSeconds: number;
   /** Objects whose content differs from the undisturbed run's, or that only one run has. */
   differing: string[];
+  /** Workflow histories and worker logs scanned for the store's access and secret keys, and where one was found. */
+  credentialScan: { histories: number; logs: number; leaks: string[] };
 }
 
 export interface PipelineRun {
@@ -314,6 +316,7 @@ export async function runChaos(o: ChaosOptions, reference: PipelineRun): Promise
     undisturbedSeconds: reference.wallSeconds,
     lostWorkSeconds: 0,
     differing: [],
+    credentialScan: { histories: 0, logs: 0, leaks: [] },
   };
   let outageSeconds = 0;
   let done = false;
@@ -380,12 +383,40 @@ export async function runChaos(o: ChaosOptions, reference: PipelineRun): Promise
     const keys = new Set([...got.keys(), ...reference.digests.keys()]);
     row.differing = [...keys].filter((k) => got.get(k) !== reference.digests.get(k)).sort();
     row.identical = row.completed && row.differing.length === 0;
+    row.credentialScan = await scanForCredentials(client, endpoints, o.home);
     return row;
   } finally {
     await client.connection.close();
     await fleet.stop();
     await stackDown(opts);
   }
+}
+
+/**
+ * Every workflow history of the run (inputs, results, memos, search attributes, heartbeat details, failures) and
+ * log under the run's home (the workers', the Temporal server's, MinIO's), searched for the store's access key and secret key: credentials reach workers through their
+ * environment only, never through Temporal or a log line.
+ */
+async function scanForCredentials(
+  client: Client,
+  e: StackEndpoints,
+  logDir: string,
+): Promise<ChaosRow['credentialScan']> {
+  const secrets = [e.s3.accessKey, e.s3.secretKey];
+  const leaks: string[] = [];
+  let histories = 0;
+  for await (const w of client.workflow.list()) {
+    const history = await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+    const text = JSON.stringify(history);
+    histories++;
+    for (const s of secrets) if (text.includes(s)) leaks.push(`history of ${w.workflowId} (${w.runId})`);
+  }
+  const logs = (fs.readdirSync(logDir, { recursive: true }) as string[]).filter((f) => f.endsWith('.log'));
+  for (const f of logs) {
+    const text = fs.readFileSync(path.join(logDir, f), 'utf8');
+    for (const s of secrets) if (text.includes(s)) leaks.push(`log ${f}`);
+  }
+  return { histories, logs: logs.length, leaks };
 }
 
 /** Removes a run's home (its stack must be down). */

@@ -29,4 +29,10 @@ test('the pipeline completes through kills, a server restart and a store outage,
   assert.equal(row.completed, true);
   assert.deepEqual(row.differing, [], 'objects that differ from the undisturbed run');
   assert.equal(row.identical, true);
+  // Security: the store's keys appear in no workflow history and no worker log.
+  assert.ok(
+    row.credentialScan.histories > 20 && row.credentialScan.logs >= 5,
+    JSON.stringify(row.credentialScan),
+  );
+  assert.deepEqual(row.credentialScan.leaks, []);
 });

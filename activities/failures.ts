@@ -4,6 +4,13 @@ import { ApplicationFailure } from '@temporalio/activity';
 
 import { SpecError } from '../contract/spec';
 import { TrainingStoppedError } from '../ml/train';
+import { damagedKey, REPAIR_NEXT } from './heal';
+
+/** What a failure's details carry for the CLI: the damaged key and the next step, when there are such. */
+export interface FailureDetails {
+  key?: string;
+  next?: string;
+}
 
 export function toActivityFailure(err: unknown): unknown {
   if (err instanceof TrainingStoppedError) {
@@ -12,9 +19,26 @@ export function toActivityFailure(err: unknown): unknown {
   }
   if (err instanceof SpecError) return ApplicationFailure.nonRetryable(err.message, 'SpecError');
   if (err instanceof Error && (err as { nonRetryable?: unknown }).nonRetryable === true) {
-    return ApplicationFailure.nonRetryable(err.message, err.name);
+    // A damaged object (or one that cannot be recomputed) names its key and what to do, for `lth` to print.
+    const own = stringField(err, 'next');
+    const key = damagedKey(err) ?? (own !== undefined ? stringField(err, 'key') : undefined);
+    const next = own ?? (key !== undefined ? REPAIR_NEXT : undefined);
+    if (key === undefined && next === undefined)
+      return ApplicationFailure.nonRetryable(err.message, err.name);
+    const details: FailureDetails = { ...(key !== undefined ? { key } : {}), ...(next ? { next } : {}) };
+    return ApplicationFailure.create({
+      message: err.message,
+      type: err.name,
+      nonRetryable: true,
+      details: [details],
+    });
   }
   return err;
+}
+
+function stringField(err: Error, field: string): string | undefined {
+  const v = (err as unknown as Record<string, unknown>)[field];
+  return typeof v === 'string' ? v : undefined;
 }
 
 /** An activity function whose errors reach Temporal as toActivityFailure says. */

@@ -32,6 +32,28 @@ export function createLevelRecords(store: ArtifactStore) {
   return {
     read,
 
+    /**
+     * The backend the level's manifest records, read without verifying the objects it lists (what a damaged level
+     * was computed on); null when the manifest itself is gone or unreadable.
+     */
+    async recordedBackend(lineageId: string, level: number): Promise<string | null> {
+      try {
+        return (await store.getJson(levelManifestKey(lineageId, level), levelManifestSchema)).result.backend;
+      } catch {
+        return null;
+      }
+    },
+
+    /**
+     * Unpublishes a damaged level: its manifest first (from then on the level reads as not finished, so any run
+     * recomputes it), then `damaged`, the object that failed verification. The others are rewritten by the
+     * recomputation with the same bytes.
+     */
+    async unpublish(lineageId: string, level: number, damaged: string): Promise<void> {
+      await store.remove(levelManifestKey(lineageId, level));
+      if (damaged !== levelManifestKey(lineageId, level)) await store.remove(damaged);
+    },
+
     /** The finished level, or LevelNotFinishedError naming it (`what`: whose level, for the message). */
     async require(lineageId: string, level: number, what: string): Promise<LevelRecord> {
       const found = await read(lineageId, level);

@@ -2,12 +2,19 @@
 // mask and starting state from stored artifacts of earlier levels, then `trainLevel` writes that start, trains
 // durably and publishes the level (level-records.ts). A finished level is returned as it is stored, so a
 // restarted experiment continues where it stopped.
-import { branchKind, type BranchLevelInputs, type BranchSpec } from '../contract/branches';
+//
+// Healing: everything a level reads from the store is derived (a level from its trunk's previous level and level
+// 0, level 0 from the dense run, the dense run and its rewind point from the spec), so a stored level or run that
+// fails verification, or whose manifest is gone, is unpublished and recomputed here, to the same bytes on the
+// backend that computed it (heal.ts). The keys are logged and returned in the result's `healed`. A damaged object
+// computed on another backend cannot be recomputed to its bytes: UnderivableError names it and what to do.
+import { branchKind, branchLabel, type BranchLevelInputs, type BranchSpec } from '../contract/branches';
 import { branchLineageId, trainRunId, trunkLineageId } from '../contract/ids';
 import {
   parseBranchSpec,
   parseLotterySpec,
   type LevelActivityInput,
+  type LevelRecord,
   type LevelResult,
   type LevelSource,
   type LotterySpec,
@@ -30,11 +37,13 @@ import {
   type TrainResult,
   type TrainState,
 } from '../ml/train';
-import { rewindStateKey } from '../store';
+import { levelManifestKey, rewindStateKey } from '../store';
 import { runDurableTraining, type DurableTrainingDeps } from './durable-training';
 import { activity } from './failures';
+import { damagedKey, requireReproducible } from './heal';
 import { createLevelRecords } from './level-records';
-import { publishTrainRun, readTrainRun } from './run-records';
+import { publishTrainRun, readTrainRun, recordedRunBackend, unpublishTrainRun } from './run-records';
+import type { TrainRunRecord } from '../contract/train';
 
 /** What every kind of level shares: the parsed spec, model, data and training config. */
 interface LevelJob {
@@ -45,6 +54,8 @@ interface LevelJob {
   strategy: PruningStrategy;
   level: number;
   progressWorkflowId: string | null;
+  /** Keys of damaged or missing stored objects recomputed by this activity so far (shared by its levels). */
+  healed: string[];
 }
 
 /** A level's training, whether it trained now or is a finished dense run reused as level 0. */
@@ -91,6 +102,60 @@ interface LevelPlan {
 export function createLotteryActivities(deps: DurableTrainingDeps) {
   const { store } = deps;
   const levels = createLevelRecords(store);
+
+  /** Notes a damaged or missing object that is being recomputed, in the log and in the result. */
+  function heal(healed: string[], key: string, message: string): void {
+    deps.log(`healing '${key}': ${message}`);
+    healed.push(key);
+  }
+
+  /**
+   * The finished level, or null when it must be computed. A level that fails verification (an object damaged or
+   * gone, or its manifest unreadable) is unpublished, so that it is recomputed, unless this worker cannot
+   * recompute it to its bytes (UnderivableError).
+   */
+  async function readOrHeal(
+    healed: string[],
+    lineageId: string,
+    level: number,
+    what: string,
+  ): Promise<LevelRecord | null> {
+    try {
+      return await levels.read(lineageId, level);
+    } catch (err) {
+      const key = damagedKey(err);
+      if (key === null) throw err;
+      const owner = `${what} level ${level} of ${lineageId}`;
+      const backend = await levels.recordedBackend(lineageId, level);
+      if (backend !== null) requireReproducible(owner, key, backend, deps.backend);
+      await levels.unpublish(lineageId, level, key);
+      heal(
+        healed,
+        key,
+        `${owner} is damaged (${(err as Error).message}); recomputing the level from its inputs`,
+      );
+      return null;
+    }
+  }
+
+  /**
+   * A trunk level another level derives from: the stored one when it verifies, else recomputed now (and its own
+   * inputs with it, recursively down to level 0 and the dense run).
+   */
+  async function ensureTrunkLevel(job: LevelJob, lineageId: string, level: number): Promise<LevelRecord> {
+    const found = await readOrHeal(job.healed, lineageId, level, 'trunk');
+    if (found) return found;
+    // Not damaged but gone (`lth fsck --repair` removed its manifest): computed all the same.
+    const folder = levelManifestKey(lineageId, level).replace(/manifest\.json$/, '');
+    if (!job.healed.some((k) => k.startsWith(folder)))
+      heal(
+        job.healed,
+        levelManifestKey(lineageId, level),
+        `trunk level ${level} of ${lineageId} is not in the store; computing it`,
+      );
+    const sub: LevelJob = { ...job, level, progressWorkflowId: null };
+    return level === 0 ? denseLevel(sub, lineageId) : trunkLevel(sub, lineageId);
+  }
 
   /** Writes the level's start, trains it from there (unless pretrained), and publishes it. */
   async function trainLevel(job: LevelJob, plan: LevelPlan): Promise<LevelResult> {
@@ -156,12 +221,50 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     return { ...record, reused: false, resumedFromStep: trained.resumedFromStep };
   }
 
+  /** The dense run's stored record, or null when it must be trained; a damaged run is unpublished first. */
+  async function readOrHealRun(job: LevelJob, runId: string): Promise<TrainRunRecord | null> {
+    try {
+      return await readTrainRun(store, runId);
+    } catch (err) {
+      const key = damagedKey(err);
+      if (key === null) throw err;
+      const backend = await recordedRunBackend(store, runId);
+      if (backend !== null) requireReproducible(`the dense run ${runId}`, key, backend, deps.backend);
+      await unpublishTrainRun(store, runId, key);
+      heal(
+        job.healed,
+        key,
+        `the dense run ${runId} is damaged (${(err as Error).message}); training it again`,
+      );
+      return null;
+    }
+  }
+
   /** The dense run's state at step k: stored with the run, or replayed (same seeds, same trajectory). */
-  async function denseStateAt(job: LevelJob, runId: string, init: NamedTensors): Promise<TrainState> {
+  async function denseStateAt(
+    job: LevelJob,
+    runId: string,
+    init: NamedTensors,
+    denseBackend: string,
+  ): Promise<TrainState> {
     const k = rewindStep(job.spec.rewind);
     const key = rewindStateKey(runId, k);
     if (k === 0) return initialTrainState(job.config, job.data.train.n, init);
-    if (await store.exists(key)) return levels.state({ ...(await store.stat(key)), key });
+    if (await store.exists(key)) {
+      try {
+        return await levels.state({ ...(await store.stat(key)), key });
+      } catch (err) {
+        if (damagedKey(err) === null) throw err;
+        // Replayed here, it is the same state only on the backend that trained the dense run.
+        requireReproducible(`the dense run's rewind point at step ${k}`, key, denseBackend, deps.backend);
+        await store.remove(key);
+        heal(
+          job.healed,
+          key,
+          `the rewind point is damaged (${(err as Error).message}); replaying the dense run`,
+        );
+      }
+    }
     // The dense run was trained without this rewind point (by `lth train` or another lineage): replay its
     // first k steps, which the seeded data order and initialisation make the same trajectory.
     deps.log(`level 0: replaying the dense run's first ${k} steps to get its state at step ${k}`);
@@ -180,7 +283,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     const runId = trainRunId(spec.train);
     const init = model.init(config.seed);
     let dense: TrainedLevel;
-    const stored = await readTrainRun(store, runId);
+    const stored = await readOrHealRun(job, runId);
     if (stored) {
       deps.log(`level 0: reusing the finished dense run ${runId}`);
       if (stored.evals.length === 0) throw new Error(`dense run ${runId} has no evaluations`);
@@ -217,7 +320,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       lineageId,
       source: 'trunk',
       masks: denseMasks(model.params),
-      start: await denseStateAt(job, runId, init),
+      start: await denseStateAt(job, runId, init, dense.backend),
       pretrained: dense,
       about: { denseRunId: runId },
     });
@@ -225,8 +328,8 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
 
   /** Level L >= 1 of IMP: prune level L-1's solution, rewind the survivors, retrain. */
   async function trunkLevel(job: LevelJob, lineageId: string): Promise<LevelResult> {
-    const prev = await levels.require(lineageId, job.level - 1, 'trunk');
-    const zero = await levels.require(lineageId, 0, 'trunk');
+    const prev = await ensureTrunkLevel(job, lineageId, job.level - 1);
+    const zero = await ensureTrunkLevel(job, lineageId, 0);
     const masks = prune(await levels.tensors(prev.weights), await levels.tensors(prev.mask), job.strategy);
     const start = maskTrainState(await levels.state(zero.rewind), masks);
     return trainLevel(job, { lineageId, source: 'trunk', masks, start, about: { parent: prev.manifestKey } });
@@ -240,8 +343,8 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     }
     const { spec, level, model, config } = job;
     const trunkId = trunkLineageId(spec);
-    const trunk = await levels.require(trunkId, level, 'trunk');
-    const zero = await levels.require(trunkId, 0, 'trunk');
+    const trunk = await ensureTrunkLevel(job, trunkId, level);
+    const zero = await ensureTrunkLevel(job, trunkId, 0);
     const inputs: BranchLevelInputs = {
       spec,
       level,
@@ -280,10 +383,11 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     }
     const lineageId = branch ? branchLineageId(spec, branch) : trunkLineageId(spec);
     await store.ensureBucket();
-    const done = await levels.read(lineageId, level);
-    if (done) {
+    const healed: string[] = [];
+    const found = await readOrHeal(healed, lineageId, level, branch ? branchLabel(branch) : 'trunk');
+    if (found) {
       deps.log(`level ${level} of ${lineageId} already finished; returning its stored result`);
-      return { ...done, reused: true, resumedFromStep: done.steps };
+      return { ...found, reused: true, resumedFromStep: found.steps };
     }
     const model = getModel(spec.train.model);
     const data = {
@@ -307,6 +411,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       strategy: resolvePruning(spec.pruning, model),
       level,
       progressWorkflowId: input.progressWorkflowId,
+      healed,
     };
     const r = await (branch
       ? branchLevel(job, branch)
@@ -314,7 +419,11 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
         ? denseLevel(job, lineageId)
         : trunkLevel(job, lineageId));
     deps.metrics?.level(r.lineageId, r.source, r.level, r.remainingPct);
-    return r;
+    if (healed.length === 0) return r;
+    deps.log(
+      `level ${level} of ${lineageId}: recomputed ${healed.length} damaged or missing object(s): ${healed.join(', ')}`,
+    );
+    return { ...r, healed };
   }
 
   return { lotteryLevel: activity(lotteryLevel) };

@@ -57,6 +57,21 @@ export async function publishTrainRun(
   return { runId, manifestKey: runManifestKey(runId), ...record };
 }
 
+/** The backend a run's manifest records, without verifying what it lists; null when unreadable or gone. */
+export async function recordedRunBackend(store: ArtifactStore, runId: string): Promise<string | null> {
+  try {
+    return (await store.getJson(runManifestKey(runId), runManifestSchema)).result.backend;
+  } catch {
+    return null;
+  }
+}
+
+/** Unpublishes a damaged run: its manifest (the run then reads as not finished), then the damaged object. */
+export async function unpublishTrainRun(store: ArtifactStore, runId: string, damaged: string): Promise<void> {
+  await store.remove(runManifestKey(runId));
+  if (damaged !== runManifestKey(runId)) await store.remove(damaged);
+}
+
 /** The record of a finished run, or null when it has not finished. */
 export async function readTrainRun(store: ArtifactStore, runId: string): Promise<TrainRunRecord | null> {
   const manifestKey = runManifestKey(runId);

@@ -100,6 +100,11 @@ export interface LevelResult extends LevelRecord {
   /** True when the level had already finished and its stored result was returned. */
   reused: boolean;
   resumedFromStep: number;
+  /**
+   * Stored objects this activity found damaged or missing (the level's own, or those of the levels and run it
+   * derives from) and recomputed, by key; absent when there were none.
+   */
+  healed?: string[];
 }
 
 export interface LevelActivityInput {

@@ -21,6 +21,7 @@ import {
   type LotteryStatus,
 } from '../contract/lottery';
 import { QUERY_TIMEOUT_MS } from './workflow-query';
+import { failureCause, inWorkflow, type FailureCause } from './failure-text';
 
 export function parseExperimentName(value: string, what = 'EXPERIMENT'): string {
   // As the specs allow it: it goes into a visibility query.
@@ -49,6 +50,8 @@ export interface RunView {
   closeTime: string | null;
   /** Why some of the above is missing, for a person. */
   note: string | null;
+  /** Why a failed (terminated, timed out, cancelled) workflow ended: its cause chain and what to do next. */
+  failure?: FailureCause | null;
 }
 
 /** A trunk and the branches started from it. */
@@ -140,7 +143,9 @@ export async function readRun(client: Client, info: WorkflowExecutionInfo, label
     startTime: info.startTime.toISOString(),
     closeTime: execution === 'RUNNING' ? null : (info.closeTime?.toISOString() ?? null),
     note: null,
+    failure: null,
   };
+  if (execution !== 'RUNNING' && execution !== 'COMPLETED') view.failure = await readFailure(client, id);
   if (execution === 'COMPLETED') {
     try {
       const r = await client.withDeadline(
@@ -181,6 +186,18 @@ export async function readRun(client: Client, info: WorkflowExecutionInfo, label
   }
   if (execution !== 'RUNNING') view.phase = execution === 'COMPLETED' ? 'done' : 'failed';
   return view;
+}
+
+/** Why a closed workflow did not complete: the failure its result() throws, read from history (no worker needed). */
+async function readFailure(client: Client, workflowId: string): Promise<FailureCause | null> {
+  try {
+    await client.withDeadline(Date.now() + RESULT_TIMEOUT_MS, () =>
+      client.workflow.getHandle(workflowId).result(),
+    );
+    return null;
+  } catch (err) {
+    return failureCause(inWorkflow(err, workflowId));
+  }
 }
 
 function sortLevels(levels: LevelResult[]): LevelResult[] {

@@ -6,6 +6,7 @@ import type { trainWorkflow } from '../workflows/train';
 import type { TrainProgressUpdate, TrainRunResult } from '../contract/train';
 import { pollerCount } from '../client/runs';
 import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
+import { inWorkflow } from './failure-text';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -62,7 +63,11 @@ export async function followWithBar<S, R>(
       bar.update(p.value, p.payload);
     }
   };
-  const resultPromise = handle.result();
+  // A failure names its workflow when the handle knows it (cli/failure-text.ts prints the cause chain).
+  const workflowId = (handle as { workflowId?: unknown }).workflowId;
+  const resultPromise = handle.result().catch((err: unknown) => {
+    throw typeof workflowId === 'string' ? inWorkflow(err, workflowId) : err;
+  });
   let done = false;
   void resultPromise.finally(() => {
     done = true;

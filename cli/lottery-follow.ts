@@ -19,6 +19,7 @@ import { progressLine } from './progress-text';
 import { formatAccuracyPct, formatRemainingPct } from '../report/table';
 import { pollerCount } from '../client/runs';
 import { COMPUTE_TASK_QUEUE, LIGHT_TASK_QUEUE } from '../contract/task-queues';
+import { inWorkflow } from './failure-text';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -43,7 +44,8 @@ export function levelLine(label: string, l: LevelResult, width = 16): string {
   return (
     `${label.padEnd(width)} level ${String(l.level).padStart(2)}  ${formatRemainingPct(l.remainingPct).padStart(5)}% remaining  ` +
     `final test acc ${formatAccuracyPct(l.finalTestAccuracy)}%  (best ${formatAccuracyPct(l.bestTestAccuracy)}% @ ${l.bestIteration})` +
-    (l.reused ? '  [stored]' : '')
+    (l.reused ? '  [stored]' : '') +
+    (l.healed && l.healed.length > 0 ? `  [recomputed damaged: ${l.healed.join(', ')}]` : '')
   );
 }
 
@@ -58,6 +60,8 @@ export async function followLevels<R>(
     snapshot: () => Promise<LevelSource[]>;
     final: (r: R) => LevelSource[];
     labelWidth?: number;
+    /** The workflow whose result this is: a failure's text names it. */
+    workflowId?: string;
   },
 ): Promise<R> {
   const out = opts.out ?? process.stderr;
@@ -117,7 +121,9 @@ export async function followLevels<R>(
       }
       await Promise.race([sleep(opts.pollMs ?? 1000), opts.result.catch(() => undefined)]);
     }
-    const result = await opts.result;
+    const result = await opts.result.catch((err: unknown) => {
+      throw opts.workflowId === undefined ? err : inWorkflow(err, opts.workflowId);
+    });
     draw(opts.final(result));
     return result;
   } finally {

@@ -17,6 +17,7 @@ import { registerSweepCommand } from './commands/sweep';
 import { registerTeachersCommand } from './commands/teachers';
 import { registerTrainCommand } from './commands/train';
 import { registerWorkerCommand } from './commands/worker';
+import { cliErrorText } from './failure-text';
 
 export function buildProgram(): Command {
   const program = new Command('lth')
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
 buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {
-    process.stderr.write(`lth: ${err instanceof Error ? err.message : String(err)}\n`);
+    // A failed workflow: its whole cause chain and what to do next, not just "Workflow execution failed".
+    process.stderr.write(cliErrorText(err));
     process.exit(1);
   });

@@ -159,6 +159,7 @@ export function registerBranchCommand(program: Command): void {
         if (!flags.follow) return;
         const result = await followLevels(client, {
           result: run.handle.result(),
+          workflowId: run.workflowId,
           snapshot: async () => {
             const s = await branchSnapshot(client, run.workflowId, branch);
             return s ? [s] : [];

@@ -80,6 +80,7 @@ export function followLottery(
 ): Promise<LotteryResult> {
   return followLevels(client, {
     result: run.handle.result(),
+    workflowId: run.workflowId,
     snapshot: () => lotterySnapshot(client, run.workflowId, spec.branches),
     final: resultSources,
     watchCommand: `lth status ${spec.experiment} --watch`,

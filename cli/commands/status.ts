@@ -15,6 +15,7 @@ import {
   type RunView,
 } from '../experiments';
 import { progressLine } from '../progress-text';
+import { formatFailureCause } from '../failure-text';
 import { formatReportTable } from '../../report/table';
 import { printStackStatus, withStackFlags, type StackFlags } from './stack';
 
@@ -32,6 +33,7 @@ function runBlock(kind: string, r: RunView): string {
   const lines = [formatReportTable([{ name: head, rows: r.levels }]).trimEnd()];
   if (r.running.length > 0) lines.push('  training now:', ...r.running.map((p) => `  ${progressLine(p)}`));
   if (r.note) lines.push(`  note: ${r.note}`);
+  if (r.failure) lines.push(...formatFailureCause(r.failure, '  '));
   return lines.join('\n');
 }
 

@@ -6,8 +6,9 @@
  * - every read hashes the bytes it received and compares with the recorded checksum
  *   (and the caller's expected one); a mismatch is an IntegrityError, never silent;
  * - a missing object is an ArtifactNotFoundError; both are non-retryable;
- * - anything else (connection refused, 5xx, a short read) propagates as an ordinary
- *   error, so that Temporal retries it;
+ * - a transient fault (connection refused or reset, a silent server, a 5xx, a short read) is
+ *   retried here with backoff, within bounds (store/retry.ts); when the tries run out it is a
+ *   StoreUnavailableError naming the endpoint, an ordinary error, so that Temporal retries it;
  * - a PUT replaces an object atomically, so rewriting a key with the same content is
  *   idempotent and a concurrent reader sees either version, never a mix;
  * - manifests are written after the objects they list and readers trust only what a
@@ -15,7 +16,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import * as Minio from 'minio';
@@ -31,6 +31,7 @@ import {
 } from './errors.js';
 import { canonicalJson } from './keys.js';
 import { LONE_SURROGATE, objectRefSchema, sha256Schema, type ObjectRef } from './refs.js';
+import { DEFAULT_STORE_RETRY, guardedAgent, withRetries, type RetryContext } from './retry.js';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensors } from './safetensors.js';
 
 export type { ObjectRef };
@@ -106,29 +107,6 @@ export function checkKey(key: string): string {
   return key;
 }
 
-/**
- * A request that died on a kept-alive connection the server had already closed: the socket sat in the client's
- * pool while the thread was busy (a long forward pass blocks it), so the close was never noticed and the next
- * request was written into a dead socket. Nothing reached the server, so sending the request again is safe.
- */
-function isStaleConnection(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  return (
-    code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/i.test((e as Error | null)?.message ?? '')
-  );
-}
-
-/** `f`, sent again once if it failed on a stale pooled connection (after the event loop has dropped it). */
-async function retryStaleConnection<T>(f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    if (!isStaleConnection(e)) throw e;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    return f();
-  }
-}
-
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
@@ -153,25 +131,47 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+export interface StoreOptions {
+  /** Where retries are reported; default: a line on stderr. */
+  log?: (line: string) => void;
+}
+
+/** scheme://host:port of a configuration, as messages name it. */
+export function storeEndpoint(cfg: S3Config): string {
+  const host = cfg.endPoint.includes(':') ? `[${cfg.endPoint}]` : cfg.endPoint;
+  return `${cfg.useSSL ? 'https' : 'http'}://${host}:${cfg.port}`;
+}
+
 export class ArtifactStore {
   readonly bucket: string;
+  /** scheme://host:port of the S3 server. */
+  readonly endpoint: string;
   private readonly client: Minio.Client;
   private readonly region: string | undefined;
+  private readonly retry: RetryContext;
   private bucketReady: Promise<void> | null = null;
 
-  constructor(cfg: S3Config) {
+  constructor(cfg: S3Config, opts: StoreOptions = {}) {
     this.bucket = cfg.bucket;
     this.region = cfg.region;
-    let transportAgent: HttpsAgent | undefined;
+    this.endpoint = storeEndpoint(cfg);
+    const policy = { ...DEFAULT_STORE_RETRY, ...cfg.retry };
+    this.retry = {
+      policy,
+      endpoint: this.endpoint,
+      bucket: cfg.bucket,
+      log: opts.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    };
+    let ca: Buffer | undefined;
     if (cfg.caFile !== undefined) {
-      let ca: Buffer;
       try {
         ca = readFileSync(cfg.caFile);
       } catch (e) {
         throw new S3ConfigError(`S3_CA_FILE: cannot read ${cfg.caFile}: ${(e as Error).message}`);
       }
-      transportAgent = new HttpsAgent({ ca, keepAlive: true });
     }
+    // Every socket bounded (connect, silence), so a hung server fails a try instead of stalling it for ever.
+    const transportAgent = guardedAgent(policy, this.endpoint, { useSSL: cfg.useSSL, ...(ca ? { ca } : {}) });
     this.client = new Minio.Client({
       endPoint: cfg.endPoint,
       port: cfg.port,
@@ -179,8 +179,13 @@ export class ArtifactStore {
       accessKey: cfg.accessKey,
       secretKey: cfg.secretKey,
       ...(cfg.region !== undefined ? { region: cfg.region } : {}),
-      ...(transportAgent ? { transportAgent } : {}),
+      transportAgent,
     });
+  }
+
+  /** `fn`, sent again on transient faults (store/retry.ts). */
+  private send<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return withRetries(what, this.retry, fn);
   }
 
   /**
@@ -199,15 +204,19 @@ export class ArtifactStore {
   }
 
   private async createBucketIfMissing(): Promise<void> {
-    if (await this.client.bucketExists(this.bucket)) return;
+    const exists = () =>
+      this.send(`HEAD bucket '${this.bucket}'`, () => this.client.bucketExists(this.bucket));
+    if (await exists()) return;
     try {
-      await this.client.makeBucket(this.bucket, this.region ?? 'us-east-1');
+      await this.send(`create bucket '${this.bucket}'`, () =>
+        this.client.makeBucket(this.bucket, this.region ?? 'us-east-1'),
+      );
     } catch (e) {
       const code = s3Code(e);
       if (code === 'BucketAlreadyOwnedByYou') return;
       // On AWS this code means another account owns the name; on MinIO it can also be
       // the race loser. Either way, the bucket is usable iff we can see it now.
-      if (code === 'BucketAlreadyExists' && (await this.client.bucketExists(this.bucket))) return;
+      if (code === 'BucketAlreadyExists' && (await exists())) return;
       throw e;
     }
   }
@@ -222,8 +231,8 @@ export class ArtifactStore {
     try {
       // The checksum travels in the same PUT as the data, so no reader can ever see the
       // data without it or with a stale one.
-      // A PUT of the same bytes is idempotent, so a stale connection is simply tried again.
-      await retryStaleConnection(() =>
+      // A PUT of the same bytes is idempotent, so a failed one is simply sent again.
+      await this.send(`PUT '${key}'`, () =>
         this.client.putObject(this.bucket, key, body, body.length, {
           [SHA256_META]: sha256,
           'Content-Type': opts.contentType ?? 'application/octet-stream',
@@ -272,7 +281,7 @@ export class ArtifactStore {
   async remove(key: string): Promise<void> {
     checkKey(key);
     try {
-      await retryStaleConnection(() => this.client.removeObject(this.bucket, key));
+      await this.send(`DELETE '${key}'`, () => this.client.removeObject(this.bucket, key));
     } catch (e) {
       // Removing what is not there is success: remove is idempotent.
       if (isNotFound(e)) return;
@@ -327,7 +336,7 @@ export class ArtifactStore {
   async exists(key: string): Promise<boolean> {
     checkKey(key);
     try {
-      await retryStaleConnection(() => this.client.statObject(this.bucket, key));
+      await this.send(`HEAD '${key}'`, () => this.client.statObject(this.bucket, key));
       return true;
     } catch (e) {
       if (isNotFound(e)) return false;
@@ -340,7 +349,7 @@ export class ArtifactStore {
     checkKey(key);
     let st: Minio.BucketItemStat;
     try {
-      st = await retryStaleConnection(() => this.client.statObject(this.bucket, key));
+      st = await this.send(`HEAD '${key}'`, () => this.client.statObject(this.bucket, key));
     } catch (e) {
       if (isNotFound(e)) throw new ArtifactNotFoundError(key, this.bucket, { cause: e });
       throw e;
@@ -354,16 +363,20 @@ export class ArtifactStore {
    * including objects of unfinished publishes: use manifests to decide what to trust.
    */
   async list(prefix: string): Promise<ListedObject[]> {
-    const stream = this.client.listObjectsV2(this.bucket, prefix, true);
-    const out: ListedObject[] = [];
+    let out: ListedObject[] = [];
     try {
-      await new Promise<void>((resolve, reject) => {
-        stream.on('data', (item: Minio.BucketItem) => {
-          if (item.name !== undefined)
-            out.push({ key: item.name, bytes: item.size, lastModified: item.lastModified });
+      // A listing cut off half-way is started again from the beginning.
+      out = await this.send(`LIST '${prefix}'`, () => {
+        const stream = this.client.listObjectsV2(this.bucket, prefix, true);
+        const items: ListedObject[] = [];
+        return new Promise<ListedObject[]>((resolve, reject) => {
+          stream.on('data', (item: Minio.BucketItem) => {
+            if (item.name !== undefined)
+              items.push({ key: item.name, bytes: item.size, lastModified: item.lastModified });
+          });
+          stream.on('error', reject);
+          stream.on('end', () => resolve(items));
         });
-        stream.on('error', reject);
-        stream.on('end', resolve);
       });
     } catch (e) {
       if (s3Code(e) === 'NoSuchBucket') return [];
@@ -501,9 +514,39 @@ export class ArtifactStore {
         `expectSha256 for '${key}' must be 64 lowercase hex digits, got ${JSON.stringify(expectSha256)}`,
       );
     }
+    // GET and body together are one try: a connection cut mid-body is sent again from the start.
+    const got = await this.send(`GET '${key}'`, () => this.download(key, keep));
+    const { recordedRaw, actual, received } = got;
+    const recorded = this.checkRecorded(key, recordedRaw, actual);
+    if (actual !== recorded)
+      throw new IntegrityError(
+        key,
+        recorded,
+        actual,
+        'content does not match the checksum recorded with the object',
+      );
+    if (expectSha256 !== undefined && actual !== expectSha256) {
+      throw new IntegrityError(
+        key,
+        expectSha256,
+        actual,
+        'content does not match the checksum the caller expected',
+      );
+    }
+    return {
+      body: keep ? Buffer.concat(got.chunks, received) : null,
+      ref: { key, sha256: actual, bytes: received },
+    };
+  }
+
+  /** One GET: the recorded checksum from the same response, the content's hash and (if `keep`) its bytes. */
+  private async download(
+    key: string,
+    keep: boolean,
+  ): Promise<{ recordedRaw: unknown; actual: string; received: number; chunks: Buffer[] }> {
     let res: Readable;
     try {
-      res = await retryStaleConnection(() => this.client.getObject(this.bucket, key));
+      res = await this.client.getObject(this.bucket, key);
     } catch (e) {
       if (isNotFound(e)) throw new ArtifactNotFoundError(key, this.bucket, { cause: e });
       throw e;
@@ -538,27 +581,7 @@ export class ArtifactStore {
     if (contentLength !== undefined && received !== contentLength) {
       throw new Error(`short read of '${key}': received ${received} of ${contentLength} bytes`);
     }
-    const actual = hash.digest('hex');
-    const recorded = this.checkRecorded(key, recordedRaw, actual);
-    if (actual !== recorded)
-      throw new IntegrityError(
-        key,
-        recorded,
-        actual,
-        'content does not match the checksum recorded with the object',
-      );
-    if (expectSha256 !== undefined && actual !== expectSha256) {
-      throw new IntegrityError(
-        key,
-        expectSha256,
-        actual,
-        'content does not match the checksum the caller expected',
-      );
-    }
-    return {
-      body: keep ? Buffer.concat(chunks, received) : null,
-      ref: { key, sha256: actual, bytes: received },
-    };
+    return { recordedRaw, actual: hash.digest('hex'), received, chunks };
   }
 }
 

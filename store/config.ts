@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { S3ConfigError } from './errors.js';
+import type { StoreRetryPolicy } from './retry.js';
 
 export interface S3Config {
   endPoint: string;
@@ -10,6 +11,8 @@ export interface S3Config {
   bucket: string;
   region?: string;
   caFile?: string;
+  /** Overrides of DEFAULT_STORE_RETRY (store/retry.ts), from the LTH_S3_* variables. */
+  retry?: Partial<StoreRetryPolicy>;
 }
 
 export const DEFAULT_BUCKET = 'lth';
@@ -24,6 +27,10 @@ const requiredVar = (name: string) =>
       error: (iss) => (iss.input === undefined ? `${name} is required when S3_ENDPOINT is set` : undefined),
     }),
   );
+
+// A number from a variable: unset or empty is undefined, anything else must parse.
+const optionalNumber = (schema: z.ZodNumber) =>
+  z.preprocess((v) => (v === '' || v === undefined ? undefined : Number(v)), schema.optional());
 
 // S3 bucket naming rules, so a bad name fails here with the variable named rather than
 // on the first request with an opaque InvalidBucketName.
@@ -83,6 +90,11 @@ const envSchema = z
     ),
     S3_REGION: optionalVar,
     S3_CA_FILE: optionalVar,
+    LTH_S3_ATTEMPTS: optionalNumber(z.number().int().min(1).max(100)),
+    LTH_S3_BACKOFF_MS: optionalNumber(z.number().int().min(0)),
+    LTH_S3_RETRY_BUDGET_S: optionalNumber(z.number().min(0)),
+    LTH_S3_CONNECT_TIMEOUT_S: optionalNumber(z.number().positive()),
+    LTH_S3_TIMEOUT_S: optionalNumber(z.number().positive()),
   })
   .transform((env, ctx): S3Config => {
     if (env.S3_CA_FILE !== undefined && !env.S3_ENDPOINT.useSSL) {
@@ -103,6 +115,14 @@ const envSchema = z
     };
     if (env.S3_REGION !== undefined) cfg.region = env.S3_REGION;
     if (env.S3_CA_FILE !== undefined) cfg.caFile = env.S3_CA_FILE;
+    const retry: Partial<StoreRetryPolicy> = {};
+    if (env.LTH_S3_ATTEMPTS !== undefined) retry.attempts = env.LTH_S3_ATTEMPTS;
+    if (env.LTH_S3_BACKOFF_MS !== undefined) retry.baseDelayMs = env.LTH_S3_BACKOFF_MS;
+    if (env.LTH_S3_RETRY_BUDGET_S !== undefined) retry.budgetMs = env.LTH_S3_RETRY_BUDGET_S * 1000;
+    if (env.LTH_S3_CONNECT_TIMEOUT_S !== undefined)
+      retry.connectTimeoutMs = env.LTH_S3_CONNECT_TIMEOUT_S * 1000;
+    if (env.LTH_S3_TIMEOUT_S !== undefined) retry.idleTimeoutMs = env.LTH_S3_TIMEOUT_S * 1000;
+    if (Object.keys(retry).length > 0) cfg.retry = retry;
     return cfg;
   });
 
@@ -120,6 +140,11 @@ export function s3ConfigFromEnv(env: Record<string, string | undefined> = proces
     S3_BUCKET: env.S3_BUCKET,
     S3_REGION: env.S3_REGION,
     S3_CA_FILE: env.S3_CA_FILE,
+    LTH_S3_ATTEMPTS: env.LTH_S3_ATTEMPTS,
+    LTH_S3_BACKOFF_MS: env.LTH_S3_BACKOFF_MS,
+    LTH_S3_RETRY_BUDGET_S: env.LTH_S3_RETRY_BUDGET_S,
+    LTH_S3_CONNECT_TIMEOUT_S: env.LTH_S3_CONNECT_TIMEOUT_S,
+    LTH_S3_TIMEOUT_S: env.LTH_S3_TIMEOUT_S,
   });
   if (!r.success) {
     const problems = r.error.issues.map((i) => {

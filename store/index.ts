@@ -4,6 +4,7 @@ export * from './safetensors.js';
 export * from './config.js';
 export * from './keys.js';
 export * from './artifact-store.js';
+export { DEFAULT_STORE_RETRY, StoreUnavailableError, isTransient, type StoreRetryPolicy } from './retry.js';
 export * from './logit-shards.js';
 export * from './logit-manifest.js';
 export * from './logit-reader.js';

@@ -5,7 +5,7 @@ import { z } from 'zod';
 
 import type { BackendName } from '../ml/backend';
 import { COMPUTE_TASK_QUEUE } from '../contract/task-queues';
-import { connectClient, connectWorker, endpoints, openStore } from './connection';
+import { connectClient, connectWorker, endpoints, fatalText, openStore, waitForService } from './connection';
 import { workerLog } from './log';
 import { withMemoryLog } from './memory-log';
 import { activityMetrics, instrumentedStore, metricsBindAddress, prometheusTelemetry } from './metrics';
@@ -54,9 +54,11 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
   const backend = await selectBackend({ prefer: opts.backend, threads: opts.threads, log });
   const backendLabel = `${backend.name}${backend.threads ? `/${backend.threads}t` : ''}`;
   const e = endpoints();
-  const store = meter ? instrumentedStore(openStore(e), meter) : openStore(e);
-  await store.ensureBucket();
-  const client = await connectClient(e);
+  const plainStore = openStore(e, { log });
+  const store = meter ? instrumentedStore(plainStore, meter) : plainStore;
+  // A worker started before its services waits for them (visibly, for a bounded time) instead of failing at once.
+  await waitForService('the S3 store', plainStore.endpoint, () => store.ensureBucket(), log);
+  const client = await waitForService('Temporal', e.temporal.address, () => connectClient(e), log);
   // On SIGTERM (preemption notice) running trainings checkpoint at their next batch and hand the
   // activity back for a retry, instead of waiting out the grace period and losing an interval.
   let draining = false;
@@ -66,7 +68,7 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
       log(`${sig}: draining (checkpointing running trainings, then stopping)`);
     });
   }
-  const connection = await connectWorker(e);
+  const connection = await waitForService('Temporal', e.temporal.address, () => connectWorker(e), log);
   const worker = await Worker.create({
     connection,
     namespace: e.temporal.namespace,
@@ -130,9 +132,7 @@ if (require.main === module) {
   computeWorkerCommand()
     .parseAsync(process.argv)
     .catch((err: unknown) => {
-      process.stderr.write(
-        `compute worker: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
+      process.stderr.write(`compute worker: ${fatalText(err)}\n`);
       process.exit(1);
     });
 }

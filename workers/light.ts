@@ -4,7 +4,7 @@ import { Command } from 'commander';
 
 import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import { createLightActivities } from '../activities/light';
-import { connectClient, connectWorker, endpoints } from './connection';
+import { connectClient, connectWorker, endpoints, fatalText, waitForService } from './connection';
 import { workerLog } from './log';
 import { metricsBindAddress, prometheusTelemetry } from './metrics';
 
@@ -20,7 +20,8 @@ export async function runLightWorker(): Promise<void> {
   const log = workerLog('light');
   if (metricsAt) log(`metrics on http://${metricsAt}/metrics`);
   const e = endpoints();
-  const connection = await connectWorker(e);
+  // A worker started before Temporal waits for it (visibly, for a bounded time) instead of failing at once.
+  const connection = await waitForService('Temporal', e.temporal.address, () => connectWorker(e), log);
   const client = await connectClient(e);
   const worker = await Worker.create({
     connection,
@@ -49,9 +50,7 @@ if (require.main === module) {
   lightWorkerCommand()
     .parseAsync(process.argv)
     .catch((err: unknown) => {
-      process.stderr.write(
-        `light worker: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
+      process.stderr.write(`light worker: ${fatalText(err)}\n`);
       process.exit(1);
     });
 }

@@ -122,6 +122,11 @@ step_temporal() {
 go_module_version_of() { { go version -m "$1" 2>/dev/null || true; } | awk -v m="$MINIO_MODULE" '$1 == "mod" && $2 == m { print $3 }'; }
 
 step_minio() {
+  minio_server
+  minio_admin_tool
+}
+
+minio_server() {
   STEP=minio
   if [[ -n "${LTH_MINIO_BIN:-}" ]]; then
     [[ -x "$LTH_MINIO_BIN" ]] || die "LTH_MINIO_BIN=$LTH_MINIO_BIN is not an executable file"
@@ -161,6 +166,28 @@ step_minio() {
   [[ "$got" == "$MINIO_VERSION" ]] || die "built minio reports module version '$got', expected $MINIO_VERSION"
   write_stamp minio "$want"
   say "minio: built $want in $((SECONDS - t0))s"
+}
+
+# lth-minio-admin (infra/minio-admin): creates the workers' least-privilege MinIO user at `lth up`. Built from the
+# checkout with the module cache of the MinIO build, which already holds its madmin-go; rebuilt when its source or Go
+# changes (the stamp is their hash), so a second run skips it.
+minio_admin_tool() {
+  STEP=minio-admin
+  local src="$ROOT/infra/minio-admin" bin="$TOOLS/bin/lth-minio-admin" want
+  want="$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -d' ' -f1) $(go version 2>/dev/null | cut -d' ' -f3)"
+  if stamp_is minio-admin "$want" && [[ -x "$bin" ]]; then
+    say "minio: .tools/bin/lth-minio-admin is up to date, skipping"
+    return
+  fi
+  command -v go >/dev/null || die "go not found; lth-minio-admin is built from infra/minio-admin"
+  local t0=$SECONDS
+  mkdir -p "$TOOLS/bin" "$TOOLS/go" "$TOOLS/go-cache"
+  rm -f "$bin"
+  (cd "$src" && env GOPATH="$TOOLS/go" GOMODCACHE="$TOOLS/go/pkg/mod" GOCACHE="$TOOLS/go-cache" \
+    GOFLAGS="-modcacherw -mod=readonly" GOWORK=off CGO_ENABLED=0 \
+    go build -trimpath -o "$bin" .)
+  write_stamp minio-admin "$want"
+  say "minio: built .tools/bin/lth-minio-admin in $((SECONDS - t0))s"
 }
 
 step_native() {

@@ -32,13 +32,24 @@ export interface ClusterOptions {
   workerThreads: number | null;
   namespace: string;
   bucket: string;
+  /** MinIO's admin (root) credentials: `lth up --profile cluster` only. */
   s3AccessKey: string;
   s3SecretKey: string;
+  /** The workers' user, limited to `bucket`: what clusterEndpoints() hands to workers and commands. */
+  s3WorkerAccessKey: string;
+  s3WorkerSecretKey: string;
 }
 
-/** Credentials of the cluster profile's MinIO; it listens on 127.0.0.1 only. */
+/** Admin credentials of the cluster profile's MinIO; it listens on 127.0.0.1 only. */
 export const CLUSTER_S3_ACCESS_KEY = 'lthcluster';
 export const CLUSTER_S3_SECRET_KEY = 'lthcluster-secret';
+/**
+ * The workers' least-privilege user (s3:* on the profile's bucket only), created by `lth up --profile cluster`. A
+ * documented constant like the embedded stack's (infra/endpoints.ts), so that these options stay pure; MinIO
+ * listens on 127.0.0.1 only.
+ */
+export const CLUSTER_S3_WORKER_ACCESS_KEY = 'lthworker';
+export const CLUSTER_S3_WORKER_SECRET_KEY = 'lthworker-cluster-secret';
 
 export function defaultClusterOptions(): ClusterOptions {
   return {
@@ -55,6 +66,8 @@ export function defaultClusterOptions(): ClusterOptions {
     bucket: 'lth',
     s3AccessKey: CLUSTER_S3_ACCESS_KEY,
     s3SecretKey: CLUSTER_S3_SECRET_KEY,
+    s3WorkerAccessKey: CLUSTER_S3_WORKER_ACCESS_KEY,
+    s3WorkerSecretKey: CLUSTER_S3_WORKER_SECRET_KEY,
   };
 }
 
@@ -146,6 +159,7 @@ export function clusterOptionsFromEnv(
   return o;
 }
 
+/** What workers and commands use: the workers' user, never the admin (see clusterAdminS3()). */
 export function clusterEndpoints(o: ClusterOptions): StackEndpoints {
   return {
     temporal: {
@@ -155,11 +169,16 @@ export function clusterEndpoints(o: ClusterOptions): StackEndpoints {
     },
     s3: {
       endpoint: `http://${LOOPBACK}:${o.minioPort}`,
-      accessKey: o.s3AccessKey,
-      secretKey: o.s3SecretKey,
+      accessKey: o.s3WorkerAccessKey,
+      secretKey: o.s3WorkerSecretKey,
       bucket: o.bucket,
       consoleUrl: `http://${LOOPBACK}:${o.consolePort}`,
     },
     embedded: false,
   };
+}
+
+/** The cluster's MinIO with its admin credentials: for `lth up --profile cluster` (bucket, workers' user) only. */
+export function clusterAdminS3(o: ClusterOptions): StackEndpoints['s3'] {
+  return { ...clusterEndpoints(o).s3, accessKey: o.s3AccessKey, secretKey: o.s3SecretKey };
 }

@@ -12,6 +12,8 @@
  *   127.0.0.1 only with trust authentication: the profile guards nothing, like the embedded stack;
  * - the schemas are the server's own, embedded in temporal-sql-tool; a database at an older schema version is
  *   updated, never dropped;
+ * - the workers get the least-privilege MinIO user (ensureWorkerUser(): s3:* on the profile's bucket only); the
+ *   admin credentials stay with clusterUp();
  * - clusterDown() stops workers first, then the UI and Temporal, then MinIO and PostgreSQL (smart shutdown);
  * - binaries: .tools/bin (`bash infra/provision.sh cluster`), the Temporal CLI for operator commands, Debian's
  *   PostgreSQL; nothing is downloaded.
@@ -22,6 +24,7 @@ import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 
 import {
+  clusterAdminS3,
   clusterEndpoints,
   clusterOptionsFromEnv,
   clusterPorts,
@@ -47,6 +50,7 @@ import {
   ensureBucket,
   ensureNamespace,
   ensureSearchAttributes,
+  ensureWorkerUser,
   minioBinary,
   temporalBinary,
   temporalHealthy,
@@ -659,7 +663,14 @@ export async function clusterUp(
         (async () => {
           await ensureNamespace(bins.temporalCli, s.temporal.address, o.namespace, log);
           await registerSearchAttributes(bins, o, log, timeoutMs);
-          await ensureBucket(endpoints.s3, log);
+          const admin = clusterAdminS3(o);
+          await ensureBucket(admin, log);
+          await ensureWorkerUser(
+            admin,
+            { accessKey: o.s3WorkerAccessKey, secretKey: o.s3WorkerSecretKey },
+            [],
+            log,
+          );
         })(),
       ]);
       await settleAll(

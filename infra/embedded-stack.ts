@@ -14,15 +14,25 @@
  * - a process is ours only if its pid file names it, it is alive and (where /proc exists) its
  *   command line holds this home's paths: nothing else is ever signalled;
  * - stackDown() sends SIGTERM, then SIGKILL after the grace period, and removes the pid files;
+ * - the MinIO admin credentials stay here: the endpoints handed to workers and commands carry the least-privilege
+ *   user stackUp() creates (ensureWorkerUser(), s3:* on the stack's bucket only);
  * - binaries come from .tools/bin (`npm run setup`) or LTH_TEMPORAL_BIN / LTH_MINIO_BIN, and
  *   run without the caller's TEMPORAL_* / MINIO_* variables; nothing is downloaded.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
 import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
-import { embeddedEndpoints, s3Client, type Env, type StackEndpoints, type StackOptions } from './endpoints';
+import {
+  embeddedAdminS3,
+  embeddedEndpoints,
+  s3Client,
+  type Env,
+  type StackEndpoints,
+  type StackOptions,
+} from './endpoints';
 import { TOOLS_BIN } from './paths';
 import {
   cleanEnv,
@@ -296,9 +306,56 @@ export async function ensureBucket(e: StackEndpoints['s3'], log: Log): Promise<v
   log(`minio: created bucket ${e.bucket}`);
 }
 
+/** infra/minio-admin, built by `bash infra/provision.sh minio`. */
+export function minioAdminBinary(): string {
+  const p = path.join(TOOLS_BIN, 'lth-minio-admin');
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+    return p;
+  } catch {
+    throw new Error(
+      `lth-minio-admin not found at ${path.relative(process.cwd(), p) || p}: run \`bash infra/provision.sh minio\``,
+    );
+  }
+}
+
+/**
+ * Creates or updates the workers' MinIO user (`user`) with admin's credentials: its one policy, lth-bucket-<bucket>,
+ * allows s3:* on admin.bucket and `extraBuckets` (a trailing `*` matches a prefix) and nothing else; other policies
+ * are detached. Idempotent. The secrets travel to infra/minio-admin in its environment, never its argv.
+ */
+export async function ensureWorkerUser(
+  admin: StackEndpoints['s3'],
+  user: { accessKey: string; secretKey: string },
+  extraBuckets: readonly string[],
+  log: Log,
+): Promise<void> {
+  const buckets = [admin.bucket, ...extraBuckets];
+  const args = ['ensure-user', '--endpoint', admin.endpoint, '--user', user.accessKey];
+  for (const b of buckets) args.push('--bucket', b);
+  const env = cleanEnv({
+    LTH_MINIO_ROOT_USER: admin.accessKey,
+    LTH_MINIO_ROOT_PASSWORD: admin.secretKey,
+    LTH_MINIO_USER_SECRET: user.secretKey,
+  });
+  const bin = minioAdminBinary();
+  const stderr = await new Promise<string | null>((resolve) => {
+    execFile(bin, args, { env, timeout: 45_000 }, (err, _stdout, errText) =>
+      resolve(err ? errText.trim() || err.message : null),
+    );
+  });
+  if (stderr !== null)
+    throw new Error(`could not set up the workers' MinIO user ${user.accessKey}: ${stderr}`);
+  log(
+    `minio: workers use the S3 user ${user.accessKey}, allowed only bucket ${buckets.join(', ')}; ` +
+      `the admin ${admin.accessKey} stays with \`lth up\``,
+  );
+}
+
 /**
  * Starts (or reuses) the embedded Temporal dev server and MinIO under opts.home and waits
- * until both are healthy, the search attributes are registered and the bucket exists.
+ * until both are healthy, the search attributes are registered, the bucket and the workers' user exist. The
+ * endpoints returned carry the workers' user (embeddedEndpoints()), not the admin.
  * A service this call started is stopped again if the stack cannot be brought up.
  */
 export async function stackUp(
@@ -367,7 +424,14 @@ export async function stackUp(
     try {
       await ensureNamespace(bins.temporal, s.temporal.address, opts.namespace, log);
       await ensureSearchAttributes(bins.temporal, s.temporal.address, opts.namespace, s.temporal.marker, log);
-      await ensureBucket(endpoints.s3, log);
+      const admin = embeddedAdminS3(opts);
+      await ensureBucket(admin, log);
+      await ensureWorkerUser(
+        admin,
+        { accessKey: opts.s3WorkerAccessKey, secretKey: opts.s3WorkerSecretKey },
+        opts.s3WorkerExtraBuckets,
+        log,
+      );
     } catch (err) {
       await stopStarted();
       throw err;

@@ -27,9 +27,21 @@ import { REPO_ROOT } from './paths';
 export type { Env } from './env-schema';
 import { LOOPBACK } from './ports';
 
-/** Credentials of the embedded MinIO; it listens on 127.0.0.1 only, so these guard nothing real. */
+/**
+ * The embedded MinIO's admin (root) credentials: only `lth up` uses them, to create the bucket and the workers' user.
+ * MinIO listens on 127.0.0.1 only, so these guard nothing real.
+ */
 export const DEV_S3_ACCESS_KEY = 'lthadmin';
 export const DEV_S3_SECRET_KEY = 'lthadmin-secret';
+/**
+ * The least-privilege user that `lth up` creates and that workers and commands use: its one policy allows s3:* on
+ * the stack's bucket and nothing else (no other bucket, no admin API). The secret is a documented constant, like
+ * the admin's, so that resolveEndpoints() stays a pure function of the environment; that is acceptable because the
+ * embedded MinIO listens on 127.0.0.1 only. The user limits what a worker (or a bug in one) can do, not who may
+ * connect: on shared machines use external services (S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY) with real secrets.
+ */
+export const DEV_S3_WORKER_ACCESS_KEY = 'lthworker';
+export const DEV_S3_WORKER_SECRET_KEY = 'lthworker-secret';
 
 /** Where the embedded stack lives and listens (stackOptionsFromEnv() reads them from LTH_*). */
 export interface StackOptions {
@@ -40,8 +52,14 @@ export interface StackOptions {
   minioPort: number;
   consolePort: number;
   namespace: string;
+  /** MinIO's admin (root) credentials: `lth up` only. */
   s3AccessKey: string;
   s3SecretKey: string;
+  /** The workers' user, limited to `bucket` (and s3WorkerExtraBuckets): what embeddedEndpoints() hands out. */
+  s3WorkerAccessKey: string;
+  s3WorkerSecretKey: string;
+  /** More buckets the workers' user may use, a trailing `*` matching a prefix (the test stack's `lth-test-*`). */
+  s3WorkerExtraBuckets: readonly string[];
   bucket: string;
 }
 
@@ -122,6 +140,9 @@ export function defaultStackOptions(): StackOptions {
     namespace: 'default',
     s3AccessKey: DEV_S3_ACCESS_KEY,
     s3SecretKey: DEV_S3_SECRET_KEY,
+    s3WorkerAccessKey: DEV_S3_WORKER_ACCESS_KEY,
+    s3WorkerSecretKey: DEV_S3_WORKER_SECRET_KEY,
+    s3WorkerExtraBuckets: [],
     bucket: 'lth',
   };
 }
@@ -145,6 +166,9 @@ export function stackOptionsFromEnv(
     namespace: e.LTH_NAMESPACE ?? d.namespace,
     s3AccessKey: d.s3AccessKey,
     s3SecretKey: d.s3SecretKey,
+    s3WorkerAccessKey: d.s3WorkerAccessKey,
+    s3WorkerSecretKey: d.s3WorkerSecretKey,
+    s3WorkerExtraBuckets: d.s3WorkerExtraBuckets,
     bucket: e.LTH_BUCKET ?? d.bucket,
   };
   for (const [k, v] of Object.entries(overrides) as [
@@ -250,6 +274,7 @@ export function resolveEndpoints(env: Env = process.env): StackEndpoints {
   };
 }
 
+/** What workers and commands use: the workers' user, never the admin (see embeddedAdminS3()). */
 export function embeddedEndpoints(o: StackOptions): StackEndpoints {
   return {
     temporal: {
@@ -259,13 +284,18 @@ export function embeddedEndpoints(o: StackOptions): StackEndpoints {
     },
     s3: {
       endpoint: `http://${LOOPBACK}:${o.minioPort}`,
-      accessKey: o.s3AccessKey,
-      secretKey: o.s3SecretKey,
+      accessKey: o.s3WorkerAccessKey,
+      secretKey: o.s3WorkerSecretKey,
       bucket: o.bucket,
       consoleUrl: `http://${LOOPBACK}:${o.consolePort}`,
     },
     embedded: true,
   };
+}
+
+/** The embedded MinIO with its admin credentials: for `lth up` (bucket, workers' user) and nothing else. */
+export function embeddedAdminS3(o: StackOptions): StackEndpoints['s3'] {
+  return { ...embeddedEndpoints(o).s3, accessKey: o.s3AccessKey, secretKey: o.s3SecretKey };
 }
 
 /** A MinIO client for an S3 endpoint (path-style requests, TLS for https://). */

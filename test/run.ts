@@ -100,6 +100,9 @@ async function startStack(): Promise<Stack> {
     uiPort,
     minioPort,
     consolePort,
+    // The tests get the workers' least-privilege user (infra/endpoints.ts), which may use only the stack's bucket;
+    // the store tests' throw-away buckets (test/support/s3.ts, uniqueBucket) are added to its policy here.
+    s3WorkerExtraBuckets: ['lth-test-*'],
   });
   own = { opts, tmp };
   say(`starting a private stack in ${opts.home}`);

@@ -35,8 +35,8 @@ test('without addresses the embedded stack is used, with the documented defaults
     temporal: { address: '127.0.0.1:7233', namespace: 'default', uiUrl: 'http://127.0.0.1:8233' },
     s3: {
       endpoint: 'http://127.0.0.1:9000',
-      accessKey: 'lthadmin',
-      secretKey: 'lthadmin-secret',
+      accessKey: 'lthworker',
+      secretKey: 'lthworker-secret',
       bucket: 'lth',
       consoleUrl: 'http://127.0.0.1:9001',
     },

@@ -31,7 +31,7 @@ test('the pipeline completes through kills, a server restart and a store outage,
   assert.equal(row.identical, true);
   // Security: the store's keys appear in no workflow history and no worker log.
   assert.ok(
-    row.credentialScan.histories > 20 && row.credentialScan.logs >= 5,
+    row.credentialScan.histories >= 10 && row.credentialScan.logs >= 5,
     JSON.stringify(row.credentialScan),
   );
   assert.deepEqual(row.credentialScan.leaks, []);

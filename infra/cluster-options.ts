@@ -150,6 +150,14 @@ export function clusterOptionsFromEnv(
     for (const [k, v] of Object.entries(layer)) if (v !== undefined) Object.assign(o, { [k]: v });
   }
   o.home = path.resolve(o.home);
+  // The Temporal server keeps its services' ports in a PostgreSQL smallint (cluster_membership.rpc_port): a
+  // port above 32767 makes it exit at start ("out of range for type smallint").
+  const highest = Math.max(...Object.values(temporalServerPorts(o.temporalPort)));
+  if (highest > 32_767)
+    throw new Error(
+      `LTH_CLUSTER_TEMPORAL_PORT ${o.temporalPort} is too high: the Temporal services use ports up to ${highest}, ` +
+        `and the server stores them as smallint (at most 32767); use ${32_767 - 400} or lower`,
+    );
   const seen = new Map<number, string>();
   for (const { port, what } of clusterPorts(o)) {
     const other = seen.get(port);

@@ -203,7 +203,8 @@ export async function freeClusterOptions(
   overrides: Partial<ClusterOptions> = {},
 ): Promise<ClusterOptions> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    // Below 32767 - 400: the server stores its services' ports in a PostgreSQL smallint.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     const [uiPort, minioPort, consolePort, postgresPort] = (await freePorts(4)) as [
       number,
       number,

@@ -38,6 +38,10 @@ test('a port clash and an invalid variable are refused, naming what clashes or t
     /Temporal history and Temporal UI are both on 21001/,
   );
   assert.throws(() => clusterOptionsFromEnv({ LTH_CLUSTER_DRIVES: '3' }), /LTH_CLUSTER_DRIVES="3"/);
+  assert.throws(
+    () => clusterOptionsFromEnv({ LTH_CLUSTER_TEMPORAL_PORT: '40000' }),
+    /smallint \(at most 32767\)/,
+  );
   assert.throws(() => clusterOptionsFromEnv({ LTH_CLUSTER_POSTGRES_PORT: 'x' }), /LTH_CLUSTER_POSTGRES_PORT/);
 });
 

@@ -70,8 +70,11 @@ const NETWORK_CODES = new Set([
   'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
-/** S3 error codes of a server that is busy, starting or failing internally. */
+/** S3 error codes of a server that is busy, starting or failing internally, or of a body damaged on the way. */
 const TRANSIENT_S3_CODES = new Set([
+  'IncompleteBody',
+  'BadDigest',
+  'XAmzContentSHA256Mismatch',
   'SlowDown',
   'InternalError',
   'ServiceUnavailable',

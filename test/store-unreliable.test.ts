@@ -146,8 +146,9 @@ test('a store that accepts connections and never answers fails after the idle ti
     const seconds = (Date.now() - started) / 1000;
     assert.ok(err instanceof StoreUnavailableError, `expected StoreUnavailableError, got ${String(err)}`);
     assert.match(err.message, new RegExp(`^S3 store at ${endpoint} .*sent nothing for 1000 ms`));
-    // Two tries of 1 s each and a short backoff; 15 s is far from a hang and from a slow machine.
-    assert.ok(seconds >= 1.5 && seconds < 15, `took ${seconds} s`);
+    // At least one try waited out the 1 s of silence (the other may meet the pooled connection the proxy closed);
+    // 15 s is far from a hang and from a slow machine.
+    assert.ok(seconds >= 0.9 && seconds < 15, `took ${seconds} s`);
   } finally {
     await proxy.set('pass');
   }

@@ -43,7 +43,10 @@ function reset(s: net.Socket): void {
   if (!s.destroyed) s.resetAndDestroy();
 }
 
-/** Copies src to dst, each chunk after its delay (never overtaking the one before); resets both after `limit`. */
+/**
+ * Copies src to dst, each chunk after its own delay, strictly in order (one queue per direction: timers due at the
+ * same moment may fire in any order, which would reorder the bytes); resets both after `limit` bytes.
+ */
 function forward(
   src: net.Socket,
   dst: net.Socket,
@@ -52,24 +55,35 @@ function forward(
   both: () => void,
 ): void {
   let sent = 0;
-  let last = 0;
-  src.on('data', (chunk: Buffer) => {
-    const at = Math.max(last, Date.now() + delayMs());
-    last = at;
+  const queue: (Buffer | null)[] = [];
+  let busy = false;
+  const pump = () => {
+    const chunk = queue.shift();
+    if (chunk === undefined || dst.destroyed) {
+      busy = false;
+      return;
+    }
+    busy = true;
     setTimeout(() => {
       if (dst.destroyed) return;
-      if (sent + chunk.length > limit) {
+      if (chunk === null) dst.end();
+      else if (sent + chunk.length > limit) {
         dst.write(chunk.subarray(0, Math.max(0, limit - sent)), () => both());
         sent = limit;
         return;
+      } else {
+        sent += chunk.length;
+        dst.write(chunk);
       }
-      sent += chunk.length;
-      dst.write(chunk);
-    }, at - Date.now());
-  });
-  src.on('end', () => {
-    setTimeout(() => dst.end(), Math.max(0, last - Date.now()));
-  });
+      pump();
+    }, delayMs());
+  };
+  const push = (c: Buffer | null) => {
+    queue.push(c);
+    if (!busy) pump();
+  };
+  src.on('data', (chunk: Buffer) => push(chunk));
+  src.on('end', () => push(null));
 }
 
 const server = net.createServer((client) => {

@@ -320,7 +320,7 @@ export function minioAdminBinary(): string {
 }
 
 /**
- * Creates or updates the workers' MinIO user (`user`) with admin's credentials: its one policy, lth-bucket-<bucket>,
+ * Creates or updates the workers' MinIO user (`user`) with admin's credentials: its one policy, lth-user-<user>,
  * allows s3:* on admin.bucket and `extraBuckets` (a trailing `*` matches a prefix) and nothing else; other policies
  * are detached. Idempotent. The secrets travel to infra/minio-admin in its environment, never its argv.
  */

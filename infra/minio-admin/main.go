@@ -6,7 +6,7 @@
 //	  lth-minio-admin ensure-user --endpoint http://127.0.0.1:9000 --bucket lth --user lthworker
 //
 // Secrets come from the environment only, never from argv (visible to every user in ps). Idempotent: the canned
-// policy lth-bucket-<first bucket> is created or replaced, the user is added or its secret reset, the policy
+// policy lth-user-<user> is created or replaced (one per user: users with other bucket sets never share it), the user is added or its secret reset, the policy
 // attached and any other policy detached. Exit 0 on success; 1 with one line on stderr otherwise (2: usage).
 // Built by infra/provision.sh (step minio) into .tools/bin; run by infra/embedded-stack.ts and cluster-stack.ts.
 package main
@@ -103,7 +103,9 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	policy := "lth-bucket-" + strings.TrimRight(buckets[0], "*")
+	// Named after the user, not the bucket: a policy shared by two users with different bucket lists would be
+	// rewritten by whichever was set up last.
+	policy := "lth-user-" + *user
 	if err := adm.AddCannedPolicy(ctx, policy, bucketPolicy(buckets)); err != nil {
 		fail("creating policy %s: %v", policy, err)
 	}

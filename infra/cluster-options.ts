@@ -12,8 +12,8 @@ import { z } from 'zod';
 
 import type { StackEndpoints } from './endpoints';
 import { optionalEnv, parseEnv, portSchema, type Env } from './env-schema';
+import { loopbackEndpoints } from './loopback-endpoints';
 import { REPO_ROOT } from './paths';
-import { LOOPBACK } from './ports';
 
 export interface ClusterOptions {
   /** Folder holding the PostgreSQL cluster, the MinIO drives, configs, logs and pid files. */
@@ -169,21 +169,7 @@ export function clusterOptionsFromEnv(
 
 /** What workers and commands use: the workers' user, never the admin (see clusterAdminS3()). */
 export function clusterEndpoints(o: ClusterOptions): StackEndpoints {
-  return {
-    temporal: {
-      address: `${LOOPBACK}:${o.temporalPort}`,
-      namespace: o.namespace,
-      uiUrl: `http://${LOOPBACK}:${o.uiPort}`,
-    },
-    s3: {
-      endpoint: `http://${LOOPBACK}:${o.minioPort}`,
-      accessKey: o.s3WorkerAccessKey,
-      secretKey: o.s3WorkerSecretKey,
-      bucket: o.bucket,
-      consoleUrl: `http://${LOOPBACK}:${o.consolePort}`,
-    },
-    embedded: false,
-  };
+  return loopbackEndpoints(o, false);
 }
 
 /** The cluster's MinIO with its admin credentials: for `lth up --profile cluster` (bucket, workers' user) only. */

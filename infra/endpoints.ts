@@ -22,10 +22,10 @@ import { z } from 'zod';
 import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
 import { clusterEndpoints, clusterOptionsFromEnv } from './cluster-options';
 import { optionalEnv, parseEnv, portSchema, type Env } from './env-schema';
+import { loopbackEndpoints } from './loopback-endpoints';
 import { REPO_ROOT } from './paths';
 
 export type { Env } from './env-schema';
-import { LOOPBACK } from './ports';
 
 /**
  * The embedded MinIO's admin (root) credentials: only `lth up` uses them, to create the bucket and the workers' user.
@@ -276,21 +276,7 @@ export function resolveEndpoints(env: Env = process.env): StackEndpoints {
 
 /** What workers and commands use: the workers' user, never the admin (see embeddedAdminS3()). */
 export function embeddedEndpoints(o: StackOptions): StackEndpoints {
-  return {
-    temporal: {
-      address: `${LOOPBACK}:${o.temporalPort}`,
-      namespace: o.namespace,
-      uiUrl: `http://${LOOPBACK}:${o.uiPort}`,
-    },
-    s3: {
-      endpoint: `http://${LOOPBACK}:${o.minioPort}`,
-      accessKey: o.s3WorkerAccessKey,
-      secretKey: o.s3WorkerSecretKey,
-      bucket: o.bucket,
-      consoleUrl: `http://${LOOPBACK}:${o.consolePort}`,
-    },
-    embedded: true,
-  };
+  return loopbackEndpoints(o, true);
 }
 
 /** The embedded MinIO with its admin credentials: for `lth up` (bucket, workers' user) and nothing else. */

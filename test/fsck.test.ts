@@ -31,6 +31,7 @@ import {
 import { fsck, RERUN_NOTE, type FsckReport } from '../store/fsck';
 import { openStore } from '../workers/connection';
 import { precomputeLogitsWorkflow } from '../workflows/logits';
+import { deleteExecution } from './support/delete-execution';
 import { lthRunner } from './support/cli';
 import { testEndpoints } from './support/env';
 import { dropBucket, rawClient, uniqueBucket } from './support/s3';
@@ -139,26 +140,6 @@ const flipByte = (b: Buffer): Buffer => {
 const truncate = (b: Buffer): Buffer => b.subarray(0, Math.floor(b.length / 2));
 
 let before = new Map<string, string>();
-
-/** `temporal workflow delete`: the current execution of `workflowId`, awaited until describe no longer finds it (the server
- * deletes in the background: 3 to 10 s here). */
-async function deleteExecution(workflowId: string): Promise<void> {
-  const { client } = workers;
-  await client.workflowService.deleteWorkflowExecution({
-    namespace: client.options.namespace,
-    workflowExecution: { workflowId },
-  });
-  for (let i = 0; i < 300; i++) {
-    const status = await client.workflow
-      .getHandle(workflowId)
-      .describe()
-      .then((d) => d.status.name)
-      .catch(() => null);
-    if (status !== 'COMPLETED') return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${workflowId} is still there 30 s after its deletion`);
-}
 
 test('the real artifacts and their neighbours: fsck tells orphans from what is unlisted by design, and --repair removes only the orphans', async () => {
   assert.equal(trainRunId(precompute.teacher.train), runId, 'the logit teacher is the dense run');
@@ -340,7 +321,7 @@ test('each kind of damage is found as exactly (problem, key); --repair leaves a 
   assert.equal(attached.started, false);
   // ...so, as fsck's note says, that execution is deleted first; the same spec then starts a new one, in which
   // the manifests' absence makes it redo the dense run and both levels.
-  await deleteExecution(attached.workflowId);
+  await deleteExecution(workers.client, attached.workflowId);
   const again = await startOrAttachLottery(workers.client, lottery);
   assert.equal(again.started, true);
   const rerun = await again.handle.result();

@@ -23,6 +23,7 @@ import {
 } from '../store';
 import { fsck } from '../store/fsck';
 import { openStore } from '../workers/connection';
+import { deleteExecution } from './support/delete-execution';
 import { lthRunner, ok } from './support/cli';
 import { testEndpoints } from './support/env';
 import { rawClient } from './support/s3';
@@ -83,25 +84,6 @@ async function replaceWith(key: string, from: string): Promise<void> {
   await raw.putObject(bucket, key, bytes, bytes.length, { sha256: sha256Hex(bytes) });
 }
 
-/** `temporal workflow delete`, awaited until describe no longer finds the completed execution. */
-async function deleteExecution(workflowId: string): Promise<void> {
-  const { client } = workers;
-  await client.workflowService.deleteWorkflowExecution({
-    namespace: client.options.namespace,
-    workflowExecution: { workflowId },
-  });
-  for (let i = 0; i < 300; i++) {
-    const status = await client.workflow
-      .getHandle(workflowId)
-      .describe()
-      .then((d) => d.status.name)
-      .catch(() => null);
-    if (status !== 'COMPLETED') return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${workflowId} is still there 30 s after its deletion`);
-}
-
 let before = new Map<string, string>();
 let trunkWorkflowId = '';
 
@@ -134,7 +116,7 @@ test('damaged levels and the dense run are recomputed by the next execution, to 
   );
 
   // lth attaches to a completed trunk: delete it, then the same spec starts a new execution.
-  await deleteExecution(trunkWorkflowId);
+  await deleteExecution(workers.client, trunkWorkflowId);
   const dir = mkdtempSync(path.join(tmpdir(), 'lth-heal-'));
   const file = path.join(dir, 'lottery.json');
   writeFileSync(file, JSON.stringify(specInput));

@@ -95,6 +95,7 @@ const envSchema = z
     LTH_S3_RETRY_BUDGET_S: optionalNumber(z.number().min(0)),
     LTH_S3_CONNECT_TIMEOUT_S: optionalNumber(z.number().positive()),
     LTH_S3_TIMEOUT_S: optionalNumber(z.number().positive()),
+    LTH_S3_ANSWER_TIMEOUT_S: optionalNumber(z.number().positive()),
   })
   .transform((env, ctx): S3Config => {
     if (env.S3_CA_FILE !== undefined && !env.S3_ENDPOINT.useSSL) {
@@ -122,6 +123,7 @@ const envSchema = z
     if (env.LTH_S3_CONNECT_TIMEOUT_S !== undefined)
       retry.connectTimeoutMs = env.LTH_S3_CONNECT_TIMEOUT_S * 1000;
     if (env.LTH_S3_TIMEOUT_S !== undefined) retry.idleTimeoutMs = env.LTH_S3_TIMEOUT_S * 1000;
+    if (env.LTH_S3_ANSWER_TIMEOUT_S !== undefined) retry.answerTimeoutMs = env.LTH_S3_ANSWER_TIMEOUT_S * 1000;
     if (Object.keys(retry).length > 0) cfg.retry = retry;
     return cfg;
   });
@@ -145,6 +147,7 @@ export function s3ConfigFromEnv(env: Record<string, string | undefined> = proces
     LTH_S3_RETRY_BUDGET_S: env.LTH_S3_RETRY_BUDGET_S,
     LTH_S3_CONNECT_TIMEOUT_S: env.LTH_S3_CONNECT_TIMEOUT_S,
     LTH_S3_TIMEOUT_S: env.LTH_S3_TIMEOUT_S,
+    LTH_S3_ANSWER_TIMEOUT_S: env.LTH_S3_ANSWER_TIMEOUT_S,
   });
   if (!r.success) {
     const problems = r.error.issues.map((i) => {

@@ -10,6 +10,13 @@
  * - at most `attempts` tries, and no new try starts once `budgetMs` has passed since the first, so a request
  *   fails after at most budgetMs + one try (a try is bounded by connectTimeoutMs to connect and idleTimeoutMs of
  *   silence on a connected socket);
+ * - a request without a large body (GET, HEAD, DELETE, LIST, a PUT of at most SMALL_BODY_BYTES) must also get its
+ *   answer (the response's headers) within answerTimeoutMs of having a connection: a healthy store answers those
+ *   in milliseconds, so a silent store is noticed in seconds; a large upload keeps only the idle timeout, as its
+ *   bytes may take long to drain on a slow link, and a large download's body is bounded by the idle timeout too;
+ * - a try that timed out (the store said nothing) is retried only if the next try, timing out the same way, would
+ *   still end within the budget: a store that accepts connections and never answers is reported within about
+ *   budgetMs (two tries of answerTimeoutMs by default), not budgetMs + one more silent try;
  * - every retry is reported through `log` with the endpoint, the request, the cause and the delay.
  */
 import http from 'node:http';
@@ -30,7 +37,12 @@ export interface StoreRetryPolicy {
   connectTimeoutMs: number;
   /** A connected socket silent for this long (no byte either way) fails the try. */
   idleTimeoutMs: number;
+  /** A request without a large body that has no answer this long after getting a connection fails the try. */
+  answerTimeoutMs: number;
 }
+
+/** The largest request body still answered quickly by a healthy store (JSON records, manifests, metrics). */
+export const SMALL_BODY_BYTES = 64 * 1024;
 
 export const DEFAULT_STORE_RETRY: StoreRetryPolicy = {
   attempts: 5,
@@ -39,6 +51,9 @@ export const DEFAULT_STORE_RETRY: StoreRetryPolicy = {
   budgetMs: 8_000,
   connectTimeoutMs: 5_000,
   idleTimeoutMs: 20_000,
+  // Long enough for a busy store on a loaded machine (a false timeout only costs a retry), short enough for two
+  // tries within the 8 s budget, so that `lth` names a silent store within 10 s.
+  answerTimeoutMs: 3_000,
 };
 
 /** The store cannot be used right now: it did not answer, or kept failing, through all tries. Transient. */
@@ -122,13 +137,17 @@ export async function withRetries<T>(what: string, ctx: RetryContext, fn: () => 
   const { policy } = ctx;
   const started = Date.now();
   for (let attempt = 1; ; attempt++) {
+    const tryStarted = Date.now();
     try {
       return await fn();
     } catch (err) {
       if (!isTransient(err)) throw err;
-      const elapsed = Date.now() - started;
+      const now = Date.now();
+      const elapsed = now - started;
       const delay = backoffDelay(attempt, policy);
-      if (attempt >= policy.attempts || elapsed + delay > policy.budgetMs) {
+      // A silent store takes as long again on the next try: start it only if it can end within the budget.
+      const next = isOwnTimeout(err) ? now - tryStarted : 0;
+      if (attempt >= policy.attempts || elapsed + delay + next > policy.budgetMs) {
         throw new StoreUnavailableError(
           ctx.endpoint,
           `S3 store at ${ctx.endpoint} (bucket '${ctx.bucket}') is unavailable: ${what} failed ${attempt} time${
@@ -147,8 +166,44 @@ export async function withRetries<T>(what: string, ctx: RetryContext, fn: () => 
   }
 }
 
+const OWN_TIMEOUT = Symbol('lth.storeTimeout');
+
 function timeoutError(message: string): Error {
-  return Object.assign(new Error(message), { code: 'ETIMEDOUT' });
+  return Object.assign(new Error(message), { code: 'ETIMEDOUT', [OWN_TIMEOUT]: true });
+}
+
+/** A try this module cut short because the store said nothing in time (connect, answer or idle timeout). */
+function isOwnTimeout(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[OWN_TIMEOUT] === true;
+}
+
+/** Whether the request's answer is bounded by answerTimeoutMs: no body, or one small enough to be sent at once. */
+export function answersQuickly(method: string | undefined, contentLength: unknown): boolean {
+  const m = (method ?? 'GET').toUpperCase();
+  if (m === 'GET' || m === 'HEAD' || m === 'DELETE' || m === 'OPTIONS') return true;
+  // A streamed body of unknown length may be large.
+  const n = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
+  return contentLength !== undefined && Number.isFinite(n) && n <= SMALL_BODY_BYTES;
+}
+
+/** Bounds the time from a request having a connection to its answer's headers, for requests answered quickly. */
+function guardAnswer(req: http.ClientRequest, p: StoreRetryPolicy, endpoint: string): void {
+  if (!answersQuickly(req.method, req.getHeader('content-length'))) return;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => {
+      req.destroy(timeoutError(`${endpoint} did not answer ${req.method} within ${p.answerTimeoutMs} ms`));
+    }, p.answerTimeoutMs);
+  };
+  // Counted from the connection, so that a slow connect stays connectTimeoutMs's business; over TLS the handshake
+  // is part of the answer (a silent server does not complete it).
+  req.once('socket', (socket: net.Socket) => {
+    if (socket.connecting) socket.once('connect', arm);
+    else arm();
+  });
+  const done = () => clearTimeout(timer);
+  req.once('response', done);
+  req.once('close', done);
 }
 
 /** Bounds a new socket's connect and its silences: a hung server fails the request instead of stalling it. */
@@ -174,8 +229,11 @@ type CreateConnection = (
   options: object,
   callback?: (err: Error | null, socket: net.Socket) => void,
 ) => net.Socket;
+// Node's Agent receives every request it serves through addRequest (not in the typings, stable since Node 0.x): the
+// one place an agent sees a request, so the answer bound needs no change to how minio-js sends requests.
+type AddRequest = (req: http.ClientRequest, options: object) => void;
 
-/** A keep-alive agent whose sockets carry the policy's connect and idle timeouts. */
+/** A keep-alive agent whose sockets carry the policy's connect and idle timeouts, and requests its answer timeout. */
 export function guardedAgent(
   p: StoreRetryPolicy,
   endpoint: string,
@@ -184,8 +242,13 @@ export function guardedAgent(
   const agent = tls.useSSL
     ? new https.Agent({ keepAlive: true, ...(tls.ca ? { ca: tls.ca } : {}) })
     : new http.Agent({ keepAlive: true });
-  const a = agent as unknown as { createConnection: CreateConnection };
+  const a = agent as unknown as { createConnection: CreateConnection; addRequest: AddRequest };
   const create = a.createConnection.bind(agent);
   a.createConnection = (options, callback) => guardSocket(create(options, callback), p, endpoint);
+  const add = a.addRequest.bind(agent);
+  a.addRequest = (req, options) => {
+    guardAnswer(req, p, endpoint);
+    add(req, options);
+  };
   return agent;
 }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 
 import { REPO_ROOT } from '../infra/paths';
 import { lthRunner, type Ran } from './support/cli';
@@ -20,6 +20,7 @@ const LIMIT_MS = 15_000;
 let deadTemporal: string;
 let deadS3: string;
 let hung: FlakyProxy;
+let hungS3: FlakyProxy;
 
 before(async () => {
   // Ports free now, with nothing started on them: a connection there is refused.
@@ -30,9 +31,16 @@ before(async () => {
   const [host, port] = e.temporal.address.split(':') as [string, string];
   hung = await startFlakyProxy(host, Number(port));
   await hung.set('silent');
+  // The same in front of the real MinIO.
+  const s3 = new URL(e.s3.endpoint);
+  hungS3 = await startFlakyProxy(s3.hostname, Number(s3.port));
+  await hungS3.set('silent');
 });
 
-after(() => hung.stop());
+after(() => {
+  hung.stop();
+  hungS3.stop();
+});
 
 function env(temporal: string, s3: string): NodeJS.ProcessEnv {
   return {
@@ -52,7 +60,8 @@ async function timed(run: () => Promise<Ran>): Promise<Ran & { ms: number }> {
   return { ...r, ms: Date.now() - started };
 }
 
-function failsNaming(r: Ran & { ms: number }, what: RegExp, address: string): void {
+function failsNaming(r: Ran & { ms: number }, what: RegExp, address: string, t?: TestContext): void {
+  t?.diagnostic(`failed after ${r.ms} ms`);
   assert.notEqual(r.code, 0, `expected a failure:\n${r.stdout}\n${r.stderr}`);
   assert.notEqual(r.code, null, `killed after ${r.ms} ms, i.e. it hung:\n${r.stderr}`);
   assert.match(r.stderr, what);
@@ -165,5 +174,19 @@ test('Temporal hung (accepts, never answers): lth and a light worker fail naming
     await worker('light', { ...hungEnv, LTH_WORKER_CONNECT_WAIT_S: '0' }),
     /light worker: cannot reach Temporal at /,
     hung.address,
+  );
+});
+
+test('store hung (accepts, never answers): fsck and a compute worker (no wait) fail naming it, not after the idle timeout', async (t) => {
+  const hungEnv = env(e.temporal.address, `http://${hungS3.address}`);
+  // Requests without a large body must be answered within LTH_S3_ANSWER_TIMEOUT_S (3 s), and a silent store is
+  // given up on within the retry budget (8 s): not after the 20 s LTH_S3_TIMEOUT_S a large transfer may stay silent.
+  const didNotAnswer = /S3 store at .* is unavailable: .*did not answer \w+ within 3000 ms/;
+  failsNaming(await timed(() => lthRunner(hungEnv)(['fsck'], 60_000)), didNotAnswer, hungS3.address, t);
+  failsNaming(
+    await worker('compute', { ...hungEnv, LTH_WORKER_CONNECT_WAIT_S: '0' }),
+    /compute worker: S3 store at .* is unavailable: .*did not answer/,
+    hungS3.address,
+    t,
   );
 });

@@ -15,7 +15,7 @@ import {
   type NamedTensors,
   type StoreRetryPolicy,
 } from '../store/index.js';
-import { backoffDelay, DEFAULT_STORE_RETRY } from '../store/retry.js';
+import { answersQuickly, backoffDelay, DEFAULT_STORE_RETRY, SMALL_BODY_BYTES } from '../store/retry.js';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy-process.js';
 import { dropBucket, NO_S3, rawClient, s3, uniqueBucket } from './support/s3.js';
 
@@ -74,6 +74,16 @@ test('backoff doubles from the base, is capped, and is jittered to 50-100 %', ()
   assert.equal(isTransient(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), true);
   assert.equal(isTransient(Object.assign(new Error('x'), { nonRetryable: true, code: 'ECONNRESET' })), false);
   assert.equal(isTransient(new Error('access denied')), false);
+});
+
+test('requests without a large body must be answered quickly; large or streamed uploads are exempt', () => {
+  for (const m of ['GET', 'HEAD', 'DELETE']) assert.equal(answersQuickly(m, undefined), true, m);
+  assert.equal(answersQuickly('PUT', String(SMALL_BODY_BYTES)), true);
+  assert.equal(answersQuickly('PUT', 0), true);
+  assert.equal(answersQuickly('POST', '120'), true);
+  assert.equal(answersQuickly('PUT', String(SMALL_BODY_BYTES + 1)), false);
+  assert.equal(answersQuickly('PUT', undefined), false);
+  assert.equal(answersQuickly('POST', 'chunked'), false);
 });
 
 test('putTensors, getTensors, list and publishManifest survive a proxy that delays and resets connections', async () => {
@@ -149,6 +159,54 @@ test('a store that accepts connections and never answers fails after the idle ti
     // At least one try waited out the 1 s of silence (the other may meet the pooled connection the proxy closed);
     // 15 s is far from a hang and from a slow machine.
     assert.ok(seconds >= 0.9 && seconds < 15, `took ${seconds} s`);
+  } finally {
+    await proxy.set('pass');
+  }
+});
+
+test('a silent store is reported within the retry budget with the default policy (the target: 10 s through lth)', async () => {
+  const { store } = storeVia(); // the default policy
+  await store.ensureBucket();
+  await proxy.set('silent');
+  try {
+    const started = Date.now();
+    const err = await store.stat('silent/none').then(
+      () => assert.fail('a HEAD through a silent proxy returned'),
+      (e: unknown) => e,
+    );
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(err instanceof StoreUnavailableError, `expected StoreUnavailableError, got ${String(err)}`);
+    assert.match(
+      err.message,
+      new RegExp(
+        `^S3 store at ${endpoint} .*did not answer \\w+ within ${DEFAULT_STORE_RETRY.answerTimeoutMs} ms`,
+      ),
+    );
+    // Not the 20 s idle timeout, nor a further silent try after the budget; 15 s leaves room for a loaded machine.
+    assert.ok(seconds < 15, `took ${seconds} s`);
+  } finally {
+    await proxy.set('pass');
+  }
+});
+
+test('through a silent store, a small request fails on the answer timeout, a large upload only on the idle one', async () => {
+  // A large body may take long to drain on a slow link, so only silence ends it; here the proxy reads nothing, the
+  // socket's buffers fill and then nothing moves. 3 tries: the first may meet the pooled connection the proxy closed.
+  const { store } = storeVia({ answerTimeoutMs: 300, idleTimeoutMs: 1500, attempts: 3, baseDelayMs: 50 });
+  await store.ensureBucket();
+  await proxy.set('silent');
+  try {
+    const fail = (p: Promise<unknown>) =>
+      p.then(
+        () => assert.fail('a write through a silent proxy returned'),
+        (e: unknown) => e,
+      );
+    const small = await fail(store.putJson('silent/small.json', { a: 1 }));
+    assert.ok(small instanceof StoreUnavailableError, String(small));
+    assert.match(small.message, /PUT 'silent\/small.json' failed .*did not answer PUT within 300 ms/);
+    const large = await fail(store.putTensors('silent/large.safetensors', tensors(5, 500_000)));
+    assert.ok(large instanceof StoreUnavailableError, String(large));
+    assert.match(large.message, /PUT 'silent\/large.safetensors' failed .*sent nothing for 1500 ms/);
   } finally {
     await proxy.set('pass');
   }

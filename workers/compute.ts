@@ -36,10 +36,16 @@ function workerEnv(): z.infer<typeof workerEnvSchema> {
 
 export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void> {
   // Loaded when a worker runs, not when `lth` defines its commands: together they cost every CLI call ~1 s.
-  const [{ Runtime, Worker }, { createActivities }, { selectBackend, tensorMemory }] = await Promise.all([
+  const [
+    { Runtime, Worker },
+    { createActivities },
+    { selectBackend, tensorMemory },
+    { storeGiveUpAttemptsFromEnv },
+  ] = await Promise.all([
     import('@temporalio/worker'),
     import('../activities/index.js'),
     import('../ml/backend.js'),
+    import('../activities/store-give-up.js'),
   ]);
   // Must precede any connection: the first one creates the runtime with default signal handling.
   const metricsAt = metricsBindAddress('compute');
@@ -51,6 +57,8 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
   const log = workerLog('compute');
   if (metricsAt) log(`metrics on http://${metricsAt}/metrics`);
   const env = workerEnv();
+  // Read again by the activities when a store fails; checked here so that a bad value stops the worker at start.
+  storeGiveUpAttemptsFromEnv();
   const backend = await selectBackend({ prefer: opts.backend, threads: opts.threads, log });
   const backendLabel = `${backend.name}${backend.threads ? `/${backend.threads}t` : ''}`;
   const e = endpoints();

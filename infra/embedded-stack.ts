@@ -16,12 +16,19 @@
  * - stackDown() sends SIGTERM, then SIGKILL after the grace period, and removes the pid files;
  * - the MinIO admin credentials stay here: the endpoints handed to workers and commands carry the least-privilege
  *   user stackUp() creates (ensureWorkerUser(), s3:* on the stack's bucket only);
+ * - with opts.tls (`lth up --tls`): MinIO serves only https, with certificates of the stack's own CA (infra/tls.ts),
+ *   and Temporal's port is an mTLS front (infra/tls-front.ts) that refuses clients without a certificate from that
+ *   CA; the dev server, which has no TLS settings, listens behind it on 127.0.0.1:temporalPlainPort (plaintext on
+ *   loopback: the front guards the advertised port, not the machine); a stack never changes TLS mode while running;
  * - binaries come from .tools/bin (`npm run setup`) or LTH_TEMPORAL_BIN / LTH_MINIO_BIN, and
  *   run without the caller's TEMPORAL_* / MINIO_* variables; nothing is downloaded.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
+import tls from 'node:tls';
 import { z } from 'zod';
 
 import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
@@ -38,6 +45,7 @@ import {
   cleanEnv,
   ensureService,
   errText,
+  ourPid,
   preflight,
   run,
   stopService,
@@ -51,6 +59,8 @@ import {
   type StopResult,
 } from './detached';
 import { isListening, LOOPBACK } from './ports';
+import { ensureTlsMaterial } from './tls';
+import { TLS_SERVER_NAME, tlsFiles, type TlsFiles } from './tls-files';
 
 export type { Log, ServiceStatus, StopResult } from './detached';
 
@@ -80,6 +90,8 @@ export interface StackStatus {
   home: string;
   temporal: ServiceStatus;
   minio: ServiceStatus;
+  /** The mTLS front on Temporal's port, for a stack started with TLS (running or not); absent otherwise. */
+  tlsFront?: ServiceStatus;
 }
 
 // -------------------------------------------------------------------------- binaries ------
@@ -113,20 +125,44 @@ export function minioBinary(env: Env = process.env): string {
   return findBinary('minio', 'LTH_MINIO_BIN', env);
 }
 
-function specs(o: StackOptions): Record<ServiceName, ServiceSpec> {
+/** Where the dev server itself listens: the Temporal port, or with TLS the plaintext port behind the front. */
+function devServerPort(o: StackOptions): number {
+  return o.tls ? o.temporalPlainPort : o.temporalPort;
+}
+
+function specs(o: StackOptions): Record<ServiceName | 'tlsFront', ServiceSpec> {
+  const tls = tlsFiles(o.home);
   return {
     temporal: {
       name: 'temporal',
       title: 'Temporal dev server',
       ports: [
-        { port: o.temporalPort, what: 'Temporal gRPC', flag: '--temporal-port / LTH_TEMPORAL_PORT' },
+        o.tls
+          ? {
+              port: o.temporalPlainPort,
+              what: 'Temporal gRPC (plaintext, behind the TLS front)',
+              flag: 'LTH_TEMPORAL_PLAIN_PORT',
+            }
+          : { port: o.temporalPort, what: 'Temporal gRPC', flag: '--temporal-port / LTH_TEMPORAL_PORT' },
         { port: o.uiPort, what: 'Temporal UI', flag: '--ui-port / LTH_UI_PORT' },
       ],
       marker: path.join(o.home, 'temporal.sqlite'),
       pidFile: path.join(o.home, 'temporal.pid'),
       logFile: path.join(o.home, 'temporal.log'),
-      address: `${LOOPBACK}:${o.temporalPort}`,
+      address: `${LOOPBACK}:${devServerPort(o)}`,
       url: `http://${LOOPBACK}:${o.uiPort}`,
+    },
+    tlsFront: {
+      name: 'tls-front',
+      title: 'Temporal TLS front',
+      ports: [
+        { port: o.temporalPort, what: 'Temporal gRPC (mTLS)', flag: '--temporal-port / LTH_TEMPORAL_PORT' },
+      ],
+      marker: tls.dir,
+      pidFile: path.join(o.home, 'tls-front.pid'),
+      logFile: path.join(o.home, 'tls-front.log'),
+      address: `${LOOPBACK}:${o.temporalPort}`,
+      url: `${LOOPBACK}:${o.temporalPort} (mTLS, CA ${tls.caCert})`,
     },
     minio: {
       name: 'minio',
@@ -139,7 +175,7 @@ function specs(o: StackOptions): Record<ServiceName, ServiceSpec> {
       pidFile: path.join(o.home, 'minio.pid'),
       logFile: path.join(o.home, 'minio.log'),
       address: `${LOOPBACK}:${o.minioPort}`,
-      url: `http://${LOOPBACK}:${o.consolePort}`,
+      url: `http${o.tls ? 's' : ''}://${LOOPBACK}:${o.consolePort}`,
     },
   };
 }
@@ -168,15 +204,55 @@ export async function temporalHealthy(bin: string | null, address: string, port:
   return r.code === 0 && r.stdout.includes('SERVING');
 }
 
-export async function minioHealthy(port: number): Promise<boolean> {
-  try {
-    const res = await fetch(`http://${LOOPBACK}:${port}/minio/health/live`, {
-      signal: AbortSignal.timeout(2000),
-    });
-    return res.status === 200;
-  } catch {
-    return false;
-  }
+/** MinIO answers its liveness probe: over https trusting `caFile` when one is given, else over http. */
+export function minioHealthy(port: number, caFile?: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const opts = { host: LOOPBACK, port, path: '/minio/health/live', timeout: 2000 };
+    const done = (res: http.IncomingMessage) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    };
+    let req: http.ClientRequest;
+    try {
+      req = caFile
+        ? https.get({ ...opts, ca: fs.readFileSync(caFile), servername: TLS_SERVER_NAME }, done)
+        : http.get(opts, done);
+    } catch {
+      resolve(false);
+      return;
+    }
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+/** The TLS front completes a handshake with the stack's client certificate and offers gRPC's h2. */
+export function tlsFrontHealthy(port: number, files: TlsFiles): Promise<boolean> {
+  return new Promise((resolve) => {
+    let socket: tls.TLSSocket;
+    try {
+      socket = tls.connect({
+        host: LOOPBACK,
+        port,
+        servername: TLS_SERVER_NAME,
+        ca: fs.readFileSync(files.caCert),
+        cert: fs.readFileSync(files.clientCert),
+        key: fs.readFileSync(files.clientKey),
+        ALPNProtocols: ['h2'],
+        timeout: 2000,
+      });
+    } catch {
+      resolve(false);
+      return;
+    }
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('secureConnect', () => done(socket.authorized && socket.alpnProtocol === 'h2'));
+    socket.once('timeout', () => done(false));
+    socket.once('error', () => done(false));
+  });
 }
 
 // -------------------------------------------------------------------------------- up ------
@@ -195,7 +271,7 @@ function temporalArgs(o: StackOptions): string[] {
     '--ip',
     LOOPBACK,
     '--port',
-    String(o.temporalPort),
+    String(devServerPort(o)),
     '--ui-port',
     String(o.uiPort),
     '--ui-disable-news-fetch',
@@ -299,6 +375,29 @@ export async function ensureSearchAttributes(
     );
 }
 
+function tlsFrontArgs(o: StackOptions): string[] {
+  return [
+    '--import',
+    'tsx',
+    path.join(__dirname, 'tls-front.ts'),
+    '--listen',
+    `${LOOPBACK}:${o.temporalPort}`,
+    '--target',
+    `${LOOPBACK}:${o.temporalPlainPort}`,
+    '--tls-dir',
+    tlsFiles(o.home).dir,
+  ];
+}
+
+/** Whether our running MinIO was started with certificates: a stack's TLS mode cannot change under it. */
+function startedWithTls(pid: number): boolean | null {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--certs-dir');
+  } catch {
+    return null;
+  }
+}
+
 export async function ensureBucket(e: StackEndpoints['s3'], log: Log): Promise<void> {
   const c = await s3Client(e);
   if (await c.bucketExists(e.bucket)) return;
@@ -333,6 +432,7 @@ export async function ensureWorkerUser(
   const buckets = [admin.bucket, ...extraBuckets];
   const args = ['ensure-user', '--endpoint', admin.endpoint, '--user', user.accessKey];
   for (const b of buckets) args.push('--bucket', b);
+  if (admin.caFile) args.push('--ca-file', admin.caFile);
   const env = cleanEnv({
     LTH_MINIO_ROOT_USER: admin.accessKey,
     LTH_MINIO_ROOT_PASSWORD: admin.secretKey,
@@ -369,11 +469,37 @@ export async function stackUp(
   const endpoints = embeddedEndpoints(opts);
   return withLock(opts.home, async () => {
     fs.mkdirSync(path.join(opts.home, 'minio'), { recursive: true });
+    const running = ourPid(s.minio);
+    const runningTls = running ? startedWithTls(running.pid) : null;
+    if (runningTls !== null && runningTls !== opts.tls)
+      throw new Error(
+        `the stack of ${opts.home} runs ${runningTls ? 'with' : 'without'} TLS: run \`lth down\` first, or ` +
+          (runningTls ? 'add --tls (LTH_TLS=1)' : 'drop --tls (LTH_TLS)'),
+      );
+    if (!opts.tls && ourPid(s.tlsFront))
+      throw new Error(
+        `the stack of ${opts.home} runs with TLS: run \`lth down\` first, or add --tls (LTH_TLS=1)`,
+      );
+    let caFile: string | undefined;
+    if (opts.tls) {
+      const material = await ensureTlsMaterial(opts.home, log);
+      caFile = material.files.caCert;
+      // Services still presenting the old certificates would be refused by every client holding the new CA.
+      if (material.made) await Promise.all([stopService(s.minio, 5000), stopService(s.tlsFront, 5000)]);
+    }
     // All conflicts are reported before anything starts, so a refused `up` leaves nothing behind.
-    const plans = await Promise.allSettled([preflight(s.temporal), preflight(s.minio)]);
+    const plans = await Promise.allSettled([
+      preflight(s.temporal),
+      preflight(s.minio),
+      ...(opts.tls ? [preflight(s.tlsFront)] : []),
+    ]);
     const conflicts = plans.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (conflicts.length > 0) throw new Error(conflicts.map((f) => errText(f.reason)).join('\n'));
-    const [tPlan, mPlan] = plans.map((r) => (r as PromiseFulfilledResult<Plan>).value) as [Plan, Plan];
+    const [tPlan, mPlan, fPlan] = plans.map((r) => (r as PromiseFulfilledResult<Plan>).value) as [
+      Plan,
+      Plan,
+      Plan | undefined,
+    ];
     const results = await Promise.allSettled([
       ensureService(
         s.temporal,
@@ -381,7 +507,7 @@ export async function stackUp(
         bins.temporal,
         temporalArgs(opts),
         cleanEnv(),
-        () => temporalHealthy(bins.temporal, s.temporal.address, opts.temporalPort),
+        () => temporalHealthy(bins.temporal, s.temporal.address, devServerPort(opts)),
         log,
         timeoutMs,
       ),
@@ -396,6 +522,7 @@ export async function stackUp(
           s.minio.address,
           '--console-address',
           `${LOOPBACK}:${opts.consolePort}`,
+          ...(opts.tls ? ['--certs-dir', tlsFiles(opts.home).minioCertsDir] : []),
         ],
         cleanEnv({
           MINIO_ROOT_USER: opts.s3AccessKey,
@@ -403,16 +530,30 @@ export async function stackUp(
           // Nothing outside may be reached, and a stack must not change under a project.
           MINIO_UPDATE: 'off',
         }),
-        () => minioHealthy(opts.minioPort),
+        () => minioHealthy(opts.minioPort, caFile),
         log,
         timeoutMs,
       ),
+      ...(fPlan
+        ? [
+            ensureService(
+              s.tlsFront,
+              fPlan,
+              process.execPath,
+              tlsFrontArgs(opts),
+              cleanEnv(),
+              () => tlsFrontHealthy(opts.temporalPort, tlsFiles(opts.home)),
+              log,
+              timeoutMs,
+            ),
+          ]
+        : []),
     ]);
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const order = [s.temporal, s.minio, s.tlsFront];
     const stopStarted = async () => {
       for (const [i, r] of results.entries()) {
-        if (r.status === 'fulfilled' && !r.value.reused)
-          await stopService(i === 0 ? s.temporal : s.minio, 5000);
+        if (r.status === 'fulfilled' && !r.value.reused) await stopService(order[i] as ServiceSpec, 5000);
       }
     };
     if (failed.length > 0) {
@@ -451,9 +592,12 @@ export async function stackDown(opts: StackOptions, graceMs = 10_000): Promise<S
     }));
   }
   const s = specs(opts);
-  return withLock(opts.home, () =>
-    Promise.all([stopService(s.temporal, graceMs), stopService(s.minio, graceMs)]),
-  );
+  return withLock(opts.home, async () => {
+    // The front first (clients see a closed port, not a server gone behind an open one); reported only if it ran.
+    const front = await stopService(s.tlsFront, graceMs);
+    const rest = await Promise.all([stopService(s.temporal, graceMs), stopService(s.minio, graceMs)]);
+    return front.stopped ? [front, ...rest] : rest;
+  });
 }
 
 // ---------------------------------------------------------------------------- status ------
@@ -466,9 +610,12 @@ export async function stackStatus(opts: StackOptions): Promise<StackStatus> {
   } catch {
     bin = null;
   }
-  const [temporal, minio] = await Promise.all([
-    serviceStatus(s.temporal, () => temporalHealthy(bin, s.temporal.address, opts.temporalPort)),
-    serviceStatus(s.minio, () => minioHealthy(opts.minioPort)),
+  const files = tlsFiles(opts.home);
+  const tls = opts.tls || fs.existsSync(s.tlsFront.pidFile);
+  const [temporal, minio, tlsFront] = await Promise.all([
+    serviceStatus(s.temporal, () => temporalHealthy(bin, s.temporal.address, devServerPort(opts))),
+    serviceStatus(s.minio, () => minioHealthy(opts.minioPort, opts.tls ? files.caCert : undefined)),
+    tls ? serviceStatus(s.tlsFront, () => tlsFrontHealthy(opts.temporalPort, files)) : undefined,
   ]);
-  return { home: opts.home, temporal, minio };
+  return { home: opts.home, temporal, minio, ...(tlsFront ? { tlsFront } : {}) };
 }

@@ -16,7 +16,9 @@
  * Starting, stopping and inspecting the embedded services is infra/embedded-stack.ts's job.
  */
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
+import tls from 'node:tls';
 import { z } from 'zod';
 
 import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
@@ -24,6 +26,7 @@ import { clusterEndpoints, clusterOptionsFromEnv } from './cluster-options';
 import { optionalEnv, parseEnv, portSchema, type Env } from './env-schema';
 import { loopbackEndpoints } from './loopback-endpoints';
 import { REPO_ROOT } from './paths';
+import { tlsFiles } from './tls-files';
 
 export type { Env } from './env-schema';
 
@@ -61,18 +64,28 @@ export interface StackOptions {
   /** More buckets the workers' user may use, a trailing `*` matching a prefix (the test stack's `lth-test-*`). */
   s3WorkerExtraBuckets: readonly string[];
   bucket: string;
+  /**
+   * `lth up --tls` (LTH_TLS=1): MinIO serves https with the certificates of <home>/tls, and Temporal's port is a TLS
+   * front requiring a client certificate (mTLS) before the dev server, which then listens on temporalPlainPort.
+   */
+  tls: boolean;
+  /** With tls: where the dev server itself listens, plaintext, on 127.0.0.1 only. */
+  temporalPlainPort: number;
 }
 
 export interface TemporalTlsPaths {
   certPath?: string;
   keyPath?: string;
   caPath?: string;
+  /** The name to check the server's certificate against, when it is not the address's host. */
+  serverName?: string;
 }
 
 /** What @temporalio's connections take for TLS: the files' bytes. */
 export interface TemporalTlsOptions {
   clientCertPair?: { crt: Buffer; key: Buffer };
   serverRootCACertificate?: Buffer;
+  serverNameOverride?: string;
 }
 
 /**
@@ -80,7 +93,7 @@ export interface TemporalTlsOptions {
  * without its key is an Error naming the variable that set it.
  */
 export function temporalTlsOptions(t: TemporalTlsPaths | undefined): TemporalTlsOptions | undefined {
-  if (!t || (!t.certPath && !t.keyPath && !t.caPath)) return undefined;
+  if (!t || (!t.certPath && !t.keyPath && !t.caPath && !t.serverName)) return undefined;
   if (Boolean(t.certPath) !== Boolean(t.keyPath))
     throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together');
   const read = (file: string, variable: string): Buffer => {
@@ -105,12 +118,21 @@ export function temporalTlsOptions(t: TemporalTlsPaths | undefined): TemporalTls
         }
       : {}),
     ...(t.caPath ? { serverRootCACertificate: read(t.caPath, 'TEMPORAL_TLS_CA') } : {}),
+    ...(t.serverName ? { serverNameOverride: t.serverName } : {}),
   };
 }
 
 export interface StackEndpoints {
   temporal: { address: string; namespace: string; uiUrl: string | null; tls?: TemporalTlsPaths };
-  s3: { endpoint: string; accessKey: string; secretKey: string; bucket: string; consoleUrl: string | null };
+  s3: {
+    endpoint: string;
+    accessKey: string;
+    secretKey: string;
+    bucket: string;
+    consoleUrl: string | null;
+    /** PEM certificate authority to trust for an https endpoint (S3_CA_FILE), besides the system's. */
+    caFile?: string;
+  };
   /** True when these are the services of the embedded stack (ours to start and stop). */
   embedded: boolean;
 }
@@ -128,6 +150,8 @@ const stackEnvSchema = z.object({
   LTH_CONSOLE_PORT: opt(port),
   LTH_NAMESPACE: opt(z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')),
   LTH_BUCKET: opt(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name')),
+  LTH_TLS: opt(z.enum(['0', '1'], { error: '0 or 1' })),
+  LTH_TEMPORAL_PLAIN_PORT: opt(port),
 });
 
 export function defaultStackOptions(): StackOptions {
@@ -144,12 +168,15 @@ export function defaultStackOptions(): StackOptions {
     s3WorkerSecretKey: DEV_S3_WORKER_SECRET_KEY,
     s3WorkerExtraBuckets: [],
     bucket: 'lth',
+    tls: false,
+    temporalPlainPort: 7234,
   };
 }
 
 /**
  * Options of the embedded stack from LTH_HOME, LTH_TEMPORAL_PORT, LTH_UI_PORT, LTH_MINIO_PORT,
- * LTH_CONSOLE_PORT, LTH_NAMESPACE, LTH_BUCKET; `overrides` (e.g. CLI flags) win over env.
+ * LTH_CONSOLE_PORT, LTH_NAMESPACE, LTH_BUCKET, LTH_TLS, LTH_TEMPORAL_PLAIN_PORT (default: the Temporal port + 1);
+ * `overrides` (e.g. CLI flags) win over env.
  */
 export function stackOptionsFromEnv(
   env: Env = process.env,
@@ -170,6 +197,8 @@ export function stackOptionsFromEnv(
     s3WorkerSecretKey: d.s3WorkerSecretKey,
     s3WorkerExtraBuckets: d.s3WorkerExtraBuckets,
     bucket: e.LTH_BUCKET ?? d.bucket,
+    tls: e.LTH_TLS === '1',
+    temporalPlainPort: e.LTH_TEMPORAL_PLAIN_PORT ?? 0,
   };
   for (const [k, v] of Object.entries(overrides) as [
     keyof StackOptions,
@@ -178,10 +207,19 @@ export function stackOptionsFromEnv(
     if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
   }
   o.home = path.resolve(o.home);
-  const ports = [o.temporalPort, o.uiPort, o.minioPort, o.consolePort];
+  // Follows the Temporal port unless set, so that `--temporal-port 7300 --tls` needs no second flag.
+  if (o.temporalPlainPort === 0) o.temporalPlainPort = o.temporalPort + 1;
+  const ports = [
+    o.temporalPort,
+    o.uiPort,
+    o.minioPort,
+    o.consolePort,
+    ...(o.tls ? [o.temporalPlainPort] : []),
+  ];
   if (new Set(ports).size !== ports.length) {
     throw new Error(
-      `the stack's ports must differ: temporal ${o.temporalPort}, ui ${o.uiPort}, minio ${o.minioPort}, console ${o.consolePort}`,
+      `the stack's ports must differ: temporal ${o.temporalPort}, ui ${o.uiPort}, minio ${o.minioPort}, console ${o.consolePort}` +
+        (o.tls ? `, temporal plaintext ${o.temporalPlainPort}` : ''),
     );
   }
   return o;
@@ -199,9 +237,11 @@ export function endpointsToEnv(e: StackEndpoints): Record<string, string> {
   };
   if (e.temporal.uiUrl) out.TEMPORAL_UI_URL = e.temporal.uiUrl;
   if (e.s3.consoleUrl) out.S3_CONSOLE_URL = e.s3.consoleUrl;
+  if (e.s3.caFile) out.S3_CA_FILE = e.s3.caFile;
   if (e.temporal.tls?.certPath) out.TEMPORAL_TLS_CERT = e.temporal.tls.certPath;
   if (e.temporal.tls?.keyPath) out.TEMPORAL_TLS_KEY = e.temporal.tls.keyPath;
   if (e.temporal.tls?.caPath) out.TEMPORAL_TLS_CA = e.temporal.tls.caPath;
+  if (e.temporal.tls?.serverName) out.TEMPORAL_TLS_SERVER_NAME = e.temporal.tls.serverName;
   // Lets a child (a test, a worker) know these are embedded services it may treat as disposable.
   if (e.embedded) out.LTH_STACK_EMBEDDED = '1';
   return out;
@@ -214,11 +254,13 @@ const externalEnvSchema = z.object({
   TEMPORAL_TLS_CERT: opt(z.string()),
   TEMPORAL_TLS_KEY: opt(z.string()),
   TEMPORAL_TLS_CA: opt(z.string()),
+  TEMPORAL_TLS_SERVER_NAME: opt(z.string()),
   S3_ENDPOINT: z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' }),
   S3_ACCESS_KEY: z.string({ error: 'required when S3_ENDPOINT is set' }).min(1),
   S3_SECRET_KEY: z.string({ error: 'required when S3_ENDPOINT is set' }).min(1),
   S3_BUCKET: opt(z.string().min(3)),
   S3_CONSOLE_URL: opt(z.url()),
+  S3_CA_FILE: opt(z.string()),
   LTH_STACK_EMBEDDED: opt(z.enum(['0', '1'])),
 });
 
@@ -251,6 +293,7 @@ export function resolveEndpoints(env: Env = process.env): StackEndpoints {
   if (e.TEMPORAL_TLS_CERT) tls.certPath = e.TEMPORAL_TLS_CERT;
   if (e.TEMPORAL_TLS_KEY) tls.keyPath = e.TEMPORAL_TLS_KEY;
   if (e.TEMPORAL_TLS_CA) tls.caPath = e.TEMPORAL_TLS_CA;
+  if (e.TEMPORAL_TLS_SERVER_NAME) tls.serverName = e.TEMPORAL_TLS_SERVER_NAME;
   if (!!tls.certPath !== !!tls.keyPath) {
     throw new Error(
       'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (mTLS client certificate and key)',
@@ -269,6 +312,7 @@ export function resolveEndpoints(env: Env = process.env): StackEndpoints {
       secretKey: e.S3_SECRET_KEY,
       bucket: e.S3_BUCKET ?? 'lth',
       consoleUrl: e.S3_CONSOLE_URL ?? null,
+      ...(e.S3_CA_FILE ? { caFile: e.S3_CA_FILE } : {}),
     },
     embedded: e.LTH_STACK_EMBEDDED === '1',
   };
@@ -276,7 +320,7 @@ export function resolveEndpoints(env: Env = process.env): StackEndpoints {
 
 /** What workers and commands use: the workers' user, never the admin (see embeddedAdminS3()). */
 export function embeddedEndpoints(o: StackOptions): StackEndpoints {
-  return loopbackEndpoints(o, true);
+  return loopbackEndpoints(o, true, o.tls ? tlsFiles(o.home) : null);
 }
 
 /** The embedded MinIO with its admin credentials: for `lth up` (bucket, workers' user) and nothing else. */
@@ -284,12 +328,14 @@ export function embeddedAdminS3(o: StackOptions): StackEndpoints['s3'] {
   return { ...embeddedEndpoints(o).s3, accessKey: o.s3AccessKey, secretKey: o.s3SecretKey };
 }
 
-/** A MinIO client for an S3 endpoint (path-style requests, TLS for https://). */
+/** A MinIO client for an S3 endpoint (path-style requests, TLS for https://, trusting e.caFile too). */
 export async function s3Client(e: StackEndpoints['s3']) {
   const { Client } = await import('minio');
   const u = new URL(e.endpoint);
   const useSSL = u.protocol === 'https:';
+  const ca = useSSL && e.caFile ? [...tls.rootCertificates, fs.readFileSync(e.caFile, 'utf8')] : undefined;
   return new Client({
+    ...(ca ? { transportAgent: new https.Agent({ ca, keepAlive: true }) } : {}),
     endPoint: u.hostname,
     port: u.port ? Number(u.port) : useSSL ? 443 : 80,
     useSSL,

@@ -107,6 +107,26 @@ test('endpointsToEnv round-trips through resolveEndpoints', () => {
   const ext = resolveEndpoints({ ...external, TEMPORAL_TLS_CA: '/ca.pem' });
   assert.deepEqual(resolveEndpoints(endpointsToEnv(ext)), ext);
   assert.equal(endpointsToEnv(ext).LTH_STACK_EMBEDDED, undefined);
+  const tls = resolveEndpoints({ LTH_TLS: '1', LTH_HOME: '/tmp/s' });
+  assert.deepEqual(resolveEndpoints(endpointsToEnv(tls)), tls);
+});
+
+test('LTH_TLS=1 names the stack CA, its client certificate and https, with the dev server one port up', () => {
+  const e = resolveEndpoints({ LTH_TLS: '1', LTH_HOME: '/tmp/s', LTH_TEMPORAL_PORT: '17300' });
+  assert.deepEqual(e.temporal.tls, {
+    certPath: '/tmp/s/tls/client.crt',
+    keyPath: '/tmp/s/tls/client.key',
+    caPath: '/tmp/s/tls/ca.crt',
+    serverName: 'localhost',
+  });
+  assert.equal(e.s3.endpoint, 'https://127.0.0.1:9000');
+  assert.equal(e.s3.caFile, '/tmp/s/tls/ca.crt');
+  assert.equal(stackOptionsFromEnv({ LTH_TLS: '1', LTH_TEMPORAL_PORT: '17300' }).temporalPlainPort, 17301);
+  assert.throws(() => stackOptionsFromEnv({ LTH_TLS: 'yes' }), /LTH_TLS="yes": 0 or 1/);
+  assert.throws(
+    () => stackOptionsFromEnv({ LTH_TLS: '1', LTH_TEMPORAL_PLAIN_PORT: '9000' }),
+    /ports must differ.*temporal plaintext 9000/,
+  );
 });
 
 test('binaries: an override that is not executable is named', () => {

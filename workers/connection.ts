@@ -39,6 +39,23 @@ export class ServiceUnreachableError extends Error {
   }
 }
 
+/** Temporal demands a client certificate (mTLS) that this process did not present. */
+export class CertificateRequiredError extends Error {
+  override readonly name = 'CertificateRequiredError';
+
+  constructor(
+    readonly address: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `Temporal at ${address} requires a client certificate (mTLS) and refused this process's handshake: set ` +
+        'LTH_TLS=1 for a stack started with `lth up --tls`, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY ' +
+        '(and TEMPORAL_TLS_CA for a private CA) for other servers',
+      options,
+    );
+  }
+}
+
 const connectEnvSchema = z.object({
   LTH_CONNECT_TIMEOUT_S: optionalEnv(z.coerce.number().positive()),
   LTH_WORKER_CONNECT_WAIT_S: optionalEnv(z.coerce.number().min(0)),
@@ -98,9 +115,9 @@ function probeTcp(address: string, ms: number): Promise<void> {
 }
 
 function temporalHint(e: StackEndpoints): string {
-  return e.embedded
-    ? 'is the stack up? (`lth up` starts it; `lth status` shows it)'
-    : 'check TEMPORAL_ADDRESS and that the server runs';
+  if (!e.embedded) return 'check TEMPORAL_ADDRESS and that the server runs';
+  const hint = 'is the stack up? (`lth up` starts it; `lth status` shows it)';
+  return e.temporal.tls ? hint : `${hint}; a stack started with \`lth up --tls\` needs LTH_TLS=1`;
 }
 
 /** `p`, or a rejection after `ms`; a late success is handed to `dispose`. */
@@ -148,6 +165,9 @@ async function connectTemporal<T>(
   try {
     return await withDeadline(open(remaining), remaining, close);
   } catch (err) {
+    // Refused for want of a certificate: no wait fixes that, so not a ServiceUnreachableError.
+    if (/CertificateRequired|certificate required/i.test(netText(err)))
+      throw new CertificateRequiredError(address, { cause: err });
     throw new ServiceUnreachableError(
       'Temporal',
       address,
@@ -239,6 +259,6 @@ export async function waitForService<T>(
 
 /** What a worker prints when it stops on an error: the message alone for an unreachable service, else the stack. */
 export function fatalText(err: unknown): string {
-  if (worthWaiting(err)) return (err as Error).message;
+  if (worthWaiting(err) || err instanceof CertificateRequiredError) return (err as Error).message;
   return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }

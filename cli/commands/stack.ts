@@ -22,6 +22,7 @@ export interface StackFlags {
   uiPort?: number;
   minioPort?: number;
   consolePort?: number;
+  tls?: boolean;
 }
 
 function parsePort(v: string): number {
@@ -65,7 +66,12 @@ export function withStackFlags(cmd: Command): Command {
     .option('--temporal-port <port>', 'Temporal gRPC port (env LTH_TEMPORAL_PORT, default 7233)', parsePort)
     .option('--ui-port <port>', 'Temporal UI port (env LTH_UI_PORT, default 8233)', parsePort)
     .option('--minio-port <port>', 'MinIO S3 port (env LTH_MINIO_PORT, default 9000)', parsePort)
-    .option('--console-port <port>', 'MinIO console port (env LTH_CONSOLE_PORT, default 9001)', parsePort);
+    .option('--console-port <port>', 'MinIO console port (env LTH_CONSOLE_PORT, default 9001)', parsePort)
+    .option(
+      '--tls',
+      'embedded: MinIO over https and Temporal behind an mTLS front, from a CA made in <home>/tls (env LTH_TLS=1; ' +
+        'every other command needs LTH_TLS=1 too)',
+    );
 }
 
 function clusterOptions(f: StackFlags): ClusterOptions {
@@ -87,6 +93,8 @@ function options(f: StackFlags): StackOptions {
     uiPort: f.uiPort,
     minioPort: f.minioPort,
     consolePort: f.consolePort,
+    // Only a flag given turns it on; unset, LTH_TLS (read by stackOptionsFromEnv) decides.
+    ...(f.tls ? { tls: true } : {}),
   });
 }
 
@@ -155,6 +163,7 @@ export async function printStackStatus(f: StackFlags & { json?: boolean }): Prom
   out(`stack home ${st.home}`);
   out(statusLine(st.temporal));
   out(statusLine(st.minio));
+  if (st.tlsFront) out(statusLine(st.tlsFront));
   if (process.env.TEMPORAL_ADDRESS || process.env.S3_ENDPOINT) {
     out('note: TEMPORAL_ADDRESS / S3_ENDPOINT are set, so runs use those services, not this stack');
   }
@@ -184,6 +193,12 @@ export function registerStackCommands(program: Command): void {
       const e = await stackUp(o, progress);
       printEndpoints(e);
       out(`stack home  ${o.home}  (logs there; \`lth down\` stops it)`);
+      if (e.temporal.tls) {
+        out(`TLS         CA ${e.temporal.tls.caPath}; client certificate ${e.temporal.tls.certPath}`);
+        out(
+          '            other commands reach this stack with LTH_TLS=1, e.g. LTH_TLS=1 npx lth lottery --config <spec>',
+        );
+      }
     });
 
   withStackFlags(program.command('down'))

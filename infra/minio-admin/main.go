@@ -13,10 +13,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -32,7 +35,7 @@ func (b *bucketList) String() string     { return strings.Join(*b, ",") }
 func (b *bucketList) Set(v string) error { *b = append(*b, v); return nil }
 
 func usage(msg string) {
-	fmt.Fprintf(os.Stderr, "lth-minio-admin: %s\nusage: lth-minio-admin ensure-user --endpoint URL --bucket NAME [--bucket PATTERN...] --user NAME\n"+
+	fmt.Fprintf(os.Stderr, "lth-minio-admin: %s\nusage: lth-minio-admin ensure-user --endpoint URL --bucket NAME [--bucket PATTERN...] --user NAME [--ca-file PEM]\n"+
 		"  env: LTH_MINIO_ROOT_USER, LTH_MINIO_ROOT_PASSWORD (admin), LTH_MINIO_USER_SECRET (the user's secret)\n", msg)
 	os.Exit(2)
 }
@@ -69,6 +72,22 @@ func bucketPolicy(buckets []string) []byte {
 	return out
 }
 
+// transportTrusting trusts exactly the certificate authorities in caFile (not the system's as well: a local
+// stack's CA is the only one its MinIO's certificate can chain to).
+func transportTrusting(caFile string) http.RoundTripper {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		fail("--ca-file: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		fail("--ca-file: no PEM certificate in %s", caFile)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return t
+}
+
 func main() {
 	if len(os.Args) < 2 || os.Args[1] != "ensure-user" {
 		usage("expected the command ensure-user")
@@ -76,6 +95,7 @@ func main() {
 	fs := flag.NewFlagSet("ensure-user", flag.ContinueOnError)
 	endpoint := fs.String("endpoint", "", "MinIO S3 endpoint, http(s)://host:port")
 	user := fs.String("user", "", "access key of the user to create or update")
+	caFile := fs.String("ca-file", "", "PEM certificate authority to trust for an https endpoint (e.g. `lth up --tls`'s)")
 	var buckets bucketList
 	fs.Var(&buckets, "bucket", "bucket the user may use (repeatable; a trailing * matches a prefix)")
 	if err := fs.Parse(os.Args[2:]); err != nil {
@@ -93,10 +113,14 @@ func main() {
 	}
 	rootUser, rootPassword, secret := env("LTH_MINIO_ROOT_USER"), env("LTH_MINIO_ROOT_PASSWORD"), env("LTH_MINIO_USER_SECRET")
 
-	adm, err := madmin.NewWithOptions(u.Host, &madmin.Options{
+	opts := &madmin.Options{
 		Creds:  credentials.NewStaticV4(rootUser, rootPassword, ""),
 		Secure: u.Scheme == "https",
-	})
+	}
+	if *caFile != "" {
+		opts.Transport = transportTrusting(*caFile)
+	}
+	adm, err := madmin.NewWithOptions(u.Host, opts)
 	if err != nil {
 		fail("%v", err)
 	}

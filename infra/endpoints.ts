@@ -385,13 +385,23 @@ export async function checkEndpoints(e: StackEndpoints, timeoutMs = 10_000): Pro
     }
   };
   const s3Check = async () => {
+    let timer: NodeJS.Timeout | undefined;
+    // A store that accepts connections and never answers must not hang `lth up`: the check gives up at the deadline.
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${(timeoutMs / 1000).toFixed(0)} s`)),
+        timeoutMs,
+      );
+    });
     try {
       const c = await s3Client(e.s3);
-      const exists = await c.bucketExists(e.s3.bucket);
+      const exists = await Promise.race([c.bucketExists(e.s3.bucket), deadline]);
       out.s3.reachable = true;
       out.s3.bucket = exists;
     } catch (err) {
       out.s3.error = errText(err);
+    } finally {
+      clearTimeout(timer);
     }
   };
   await Promise.all([temporalCheck(), s3Check()]);

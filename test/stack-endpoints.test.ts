@@ -1,5 +1,6 @@
 // Which services a process talks to, decided from the environment alone (no services needed).
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -188,4 +189,26 @@ test('TLS files that cannot be read are named by their variable, and a check rep
   const check = await checkEndpoints(e, 1000);
   assert.equal(check.temporal.reachable, false);
   assert.match(check.temporal.error ?? '', /TEMPORAL_TLS_CA: cannot read/);
+});
+
+test('checking external services gives up on a store that accepts connections and never answers', async () => {
+  const held: net.Socket[] = [];
+  // Holds every connection open and says nothing.
+  const silent = net.createServer((socket) => held.push(socket));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  const port = (silent.address() as net.AddressInfo).port;
+  try {
+    const e = resolveEndpoints({
+      TEMPORAL_ADDRESS: '127.0.0.1:1',
+      S3_ENDPOINT: `http://127.0.0.1:${port}`,
+      S3_ACCESS_KEY: 'k',
+      S3_SECRET_KEY: 's',
+    });
+    const check = await checkEndpoints(e, 1000);
+    assert.equal(check.s3.reachable, false);
+    assert.match(check.s3.error ?? '', /no answer within 1 s/);
+  } finally {
+    for (const socket of held) socket.destroy();
+    silent.close();
+  }
 });

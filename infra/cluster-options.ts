@@ -14,6 +14,7 @@ import type { StackEndpoints } from './endpoints';
 import { optionalEnv, parseEnv, portSchema, type Env } from './env-schema';
 import { loopbackEndpoints } from './loopback-endpoints';
 import { REPO_ROOT } from './paths';
+import { tlsFiles } from './tls-files';
 
 export interface ClusterOptions {
   /** Folder holding the PostgreSQL cluster, the MinIO drives, configs, logs and pid files. */
@@ -32,6 +33,11 @@ export interface ClusterOptions {
   workerThreads: number | null;
   namespace: string;
   bucket: string;
+  /**
+   * LTH_TLS=1 / `--tls`: the Temporal frontend requires client certificates (mTLS, the server's own TLS) and MinIO
+   * serves https, both with certificates from the CA made in <home>/tls (infra/tls.ts).
+   */
+  tls: boolean;
   /** MinIO's admin (root) credentials: `lth up --profile cluster` only. */
   s3AccessKey: string;
   s3SecretKey: string;
@@ -64,6 +70,7 @@ export function defaultClusterOptions(): ClusterOptions {
     workerThreads: 1,
     namespace: 'default',
     bucket: 'lth',
+    tls: false,
     s3AccessKey: CLUSTER_S3_ACCESS_KEY,
     s3SecretKey: CLUSTER_S3_SECRET_KEY,
     s3WorkerAccessKey: CLUSTER_S3_WORKER_ACCESS_KEY,
@@ -82,6 +89,7 @@ const clusterEnvSchema = z.object({
   LTH_CLUSTER_WORKERS: optionalEnv(z.coerce.number().int().min(0).max(64)),
   LTH_NAMESPACE: optionalEnv(z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')),
   LTH_BUCKET: optionalEnv(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name')),
+  LTH_TLS: optionalEnv(z.enum(['0', '1'], { error: '0 or 1' })),
 });
 
 /**
@@ -126,7 +134,7 @@ export function clusterPorts(o: ClusterOptions): { port: number; what: string }[
   ];
 }
 
-/** Options from LTH_CLUSTER_* (and LTH_NAMESPACE, LTH_BUCKET); `overrides` (e.g. CLI flags) win over env. */
+/** Options from LTH_CLUSTER_* (and LTH_NAMESPACE, LTH_BUCKET, LTH_TLS); `overrides` (e.g. CLI flags) win over env. */
 export function clusterOptionsFromEnv(
   env: Env = process.env,
   overrides: Partial<ClusterOptions> = {},
@@ -144,6 +152,7 @@ export function clusterOptionsFromEnv(
     computeWorkers: e.LTH_CLUSTER_WORKERS,
     namespace: e.LTH_NAMESPACE,
     bucket: e.LTH_BUCKET,
+    tls: e.LTH_TLS === undefined ? undefined : e.LTH_TLS === '1',
   };
   const o: ClusterOptions = { ...d };
   for (const layer of [fromEnv, overrides]) {
@@ -169,7 +178,7 @@ export function clusterOptionsFromEnv(
 
 /** What workers and commands use: the workers' user, never the admin (see clusterAdminS3()). */
 export function clusterEndpoints(o: ClusterOptions): StackEndpoints {
-  return loopbackEndpoints(o, false);
+  return loopbackEndpoints(o, false, o.tls ? tlsFiles(o.home) : null);
 }
 
 /** The cluster's MinIO with its admin credentials: for `lth up --profile cluster` (bucket, workers' user) only. */

@@ -36,6 +36,7 @@ import {
   cleanEnv,
   ensureService,
   errText,
+  ourPid,
   preflight,
   serviceStatus,
   stopService,
@@ -52,10 +53,15 @@ import {
   ensureSearchAttributes,
   ensureWorkerUser,
   minioBinary,
+  minioHealthy,
+  startedWithTls,
   temporalBinary,
   temporalHealthy,
+  type CliTarget,
 } from './embedded-stack';
 import { endpointsToEnv, type StackEndpoints } from './endpoints';
+import { ensureTlsMaterial } from './tls';
+import { TLS_SERVER_NAME, tlsFiles } from './tls-files';
 import { REPO_ROOT, TOOLS_BIN } from './paths';
 import { canBind, freePorts, isListening, LOOPBACK } from './ports';
 
@@ -172,7 +178,7 @@ export function clusterSpecs(o: ClusterOptions): ClusterSpecs {
         '--minio-port, --console-port / LTH_CLUSTER_MINIO_PORT, LTH_CLUSTER_CONSOLE_PORT',
       ),
       address: `${LOOPBACK}:${o.minioPort}`,
-      url: `http://${LOOPBACK}:${o.consolePort}`,
+      url: `http${o.tls ? 's' : ''}://${LOOPBACK}:${o.consolePort}`,
     }),
     temporal: spec(o, 'temporal', 'Temporal server', 'temporal', {
       ports: ports(
@@ -368,6 +374,34 @@ async function ensureSchemas(o: ClusterOptions, bins: ClusterBinaries, log: Log)
 
 // --------------------------------------------------------------------------- temporal ---
 
+/**
+ * The server's own TLS: the frontend (what workers, commands, the UI and the CLI reach) serves the stack's server
+ * certificate and requires a client certificate from its CA; the system workers inside the server present the
+ * client certificate too. The other services talk to each other in plaintext over loopback, inside one process.
+ */
+function temporalTlsConfig(o: ClusterOptions) {
+  const f = tlsFiles(o.home);
+  const client = { serverName: TLS_SERVER_NAME, rootCaFiles: [f.caCert] };
+  return {
+    frontend: {
+      server: {
+        certFile: f.serverCert,
+        keyFile: f.serverKey,
+        requireClientAuth: true,
+        clientCaFiles: [f.caCert],
+      },
+      client,
+    },
+    systemWorker: { certFile: f.clientCert, keyFile: f.clientKey, client },
+  };
+}
+
+/** How the CLI reaches the frontend: with the client certificate when the cluster has TLS. */
+function cliTarget(o: ClusterOptions): CliTarget {
+  const e = clusterEndpoints(o);
+  return e.temporal.tls ? { address: e.temporal.address, tls: e.temporal.tls } : e.temporal.address;
+}
+
 /** The server's config: both stores on PostgreSQL, every service in one process, listening on loopback. */
 function temporalConfig(o: ClusterOptions): string {
   const p = temporalServerPorts(o.temporalPort);
@@ -397,6 +431,7 @@ function temporalConfig(o: ClusterOptions): string {
     },
     global: {
       membership: { maxJoinDuration: '30s', broadcastAddress: LOOPBACK },
+      ...(o.tls ? { tls: temporalTlsConfig(o) } : {}),
       metrics: {
         prometheus: { framework: 'tally', timerType: 'histogram', listenAddress: `${LOOPBACK}:${p.metrics}` },
       },
@@ -455,6 +490,17 @@ function writeUiConfig(o: ClusterOptions): string {
     path.join(dir, 'config', 'cluster.yaml'),
     toYaml({
       temporalGrpcAddress: `${LOOPBACK}:${o.temporalPort}`,
+      ...(o.tls
+        ? {
+            tls: {
+              caFile: tlsFiles(o.home).caCert,
+              certFile: tlsFiles(o.home).clientCert,
+              keyFile: tlsFiles(o.home).clientKey,
+              serverName: TLS_SERVER_NAME,
+              enableHostVerification: true,
+            },
+          }
+        : {}),
       host: LOOPBACK,
       port: o.uiPort,
       enableUi: true,
@@ -492,7 +538,7 @@ async function registerSearchAttributes(
     try {
       await ensureSearchAttributes(
         bins.temporalCli,
-        `${LOOPBACK}:${o.temporalPort}`,
+        cliTarget(o),
         o.namespace,
         'the PostgreSQL cluster',
         log,
@@ -578,6 +624,21 @@ export async function clusterUp(
   return withLock(o.home, async () => {
     for (const d of ['logs', 'pids']) fs.mkdirSync(path.join(o.home, d), { recursive: true });
     for (let i = 1; i <= o.drives; i++) fs.mkdirSync(driveDir(o, i), { recursive: true });
+    const running = ourPid(s.minio);
+    const runningTls = running ? startedWithTls(running.pid) : null;
+    if (runningTls !== null && runningTls !== o.tls)
+      throw new Error(
+        `the cluster of ${o.home} runs ${runningTls ? 'with' : 'without'} TLS: run \`lth down --profile cluster\` ` +
+          `first, or ${runningTls ? 'add --tls (LTH_TLS=1)' : 'drop --tls (LTH_TLS)'}`,
+      );
+    let caFile: string | undefined;
+    if (o.tls) {
+      const material = await ensureTlsMaterial(o.home, log);
+      caFile = material.files.caCert;
+      // Everything presenting or trusting the old certificates would be refused by everything holding the new ones.
+      if (material.made)
+        for (const svc of [s.light, ...s.compute, s.ui, s.temporal, s.minio]) await stopService(svc, 10_000);
+    }
     const [pgPlan, minioPlan, tPlan, uiPlan, ...workerPlans] = (await planAll([
       s.postgres,
       s.minio,
@@ -623,6 +684,7 @@ export async function clusterUp(
             s.minio.address,
             '--console-address',
             `${LOOPBACK}:${o.consolePort}`,
+            ...(o.tls ? ['--certs-dir', tlsFiles(o.home).minioCertsDir] : []),
           ],
           cleanEnv({
             MINIO_ROOT_USER: o.s3AccessKey,
@@ -632,7 +694,7 @@ export async function clusterUp(
             // here every drive is a folder of one disk, which is what the profile simulates.
             MINIO_CI_CD: 'on',
           }),
-          () => httpOk(`http://${LOOPBACK}:${o.minioPort}/minio/health/cluster`),
+          () => minioHealthy(o.minioPort, caFile, '/minio/health/cluster'),
           log,
           timeoutMs,
         ),
@@ -645,7 +707,7 @@ export async function clusterUp(
         bins.temporalServer,
         ['--config-file', config, '--allow-no-auth', 'start'],
         cleanEnv(),
-        () => temporalHealthy(bins.temporalCli, s.temporal.address, o.temporalPort),
+        () => temporalHealthy(bins.temporalCli, cliTarget(o), o.temporalPort),
         log,
         timeoutMs,
       );
@@ -662,7 +724,7 @@ export async function clusterUp(
           timeoutMs,
         ),
         (async () => {
-          await ensureNamespace(bins.temporalCli, s.temporal.address, o.namespace, log);
+          await ensureNamespace(bins.temporalCli, cliTarget(o), o.namespace, log);
           await registerSearchAttributes(bins, o, log, timeoutMs);
           const admin = clusterAdminS3(o);
           await ensureBucket(admin, log);
@@ -744,10 +806,10 @@ export async function clusterStatus(o: ClusterOptions): Promise<ClusterStatus> {
     serviceStatus(s.postgres, () =>
       bins ? postgresHealthy(bins, o.postgresPort) : isListening(o.postgresPort),
     ),
-    serviceStatus(s.minio, () => httpOk(`http://${LOOPBACK}:${o.minioPort}/minio/health/cluster`)),
-    serviceStatus(s.temporal, () =>
-      temporalHealthy(bins?.temporalCli ?? null, s.temporal.address, o.temporalPort),
+    serviceStatus(s.minio, () =>
+      minioHealthy(o.minioPort, o.tls ? tlsFiles(o.home).caCert : undefined, '/minio/health/cluster'),
     ),
+    serviceStatus(s.temporal, () => temporalHealthy(bins?.temporalCli ?? null, cliTarget(o), o.temporalPort)),
     serviceStatus(s.ui, () => httpOk(s.ui.url)),
     ...[s.light, ...s.compute].map((w) => serviceStatus(w, () => httpOk(w.url))),
   ]);

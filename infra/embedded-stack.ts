@@ -39,6 +39,7 @@ import {
   type Env,
   type StackEndpoints,
   type StackOptions,
+  type TemporalTlsPaths,
 } from './endpoints';
 import { TOOLS_BIN } from './paths';
 import {
@@ -183,20 +184,43 @@ function specs(o: StackOptions): Record<ServiceName | 'tlsFront', ServiceSpec> {
 /** Global flags that keep the CLI from reading the user's profiles or TEMPORAL_* variables. */
 const CLI_ISOLATION = ['--disable-config-file', '--disable-config-env'];
 
+/** Where the CLI connects: a plaintext address, or one with the TLS files to present and trust. */
+export type CliTarget = string | { address: string; tls: TemporalTlsPaths };
+
+function cliConnectArgs(t: CliTarget): string[] {
+  if (typeof t === 'string') return ['--address', t];
+  const args = ['--address', t.address, '--tls'];
+  if (t.tls.caPath) args.push('--tls-ca-path', t.tls.caPath);
+  if (t.tls.certPath) args.push('--tls-cert-path', t.tls.certPath);
+  if (t.tls.keyPath) args.push('--tls-key-path', t.tls.keyPath);
+  if (t.tls.serverName) args.push('--tls-server-name', t.tls.serverName);
+  return args;
+}
+
 export function temporalCli(
   bin: string,
-  address: string,
+  target: CliTarget,
   args: string[],
   timeoutMs = 15_000,
 ): Promise<ExecResult> {
   return run(
     bin,
-    [...args, '--address', address, ...CLI_ISOLATION, '--command-timeout', `${Math.ceil(timeoutMs / 1000)}s`],
+    [
+      ...args,
+      ...cliConnectArgs(target),
+      ...CLI_ISOLATION,
+      '--command-timeout',
+      `${Math.ceil(timeoutMs / 1000)}s`,
+    ],
     timeoutMs + 2000,
   );
 }
 
-export async function temporalHealthy(bin: string | null, address: string, port: number): Promise<boolean> {
+export async function temporalHealthy(
+  bin: string | null,
+  address: CliTarget,
+  port: number,
+): Promise<boolean> {
   if (!(await isListening(port))) return false;
   // Without the CLI (status on a machine that never ran setup) an open port is all we can tell.
   if (!bin) return true;
@@ -204,10 +228,10 @@ export async function temporalHealthy(bin: string | null, address: string, port:
   return r.code === 0 && r.stdout.includes('SERVING');
 }
 
-/** MinIO answers its liveness probe: over https trusting `caFile` when one is given, else over http. */
-export function minioHealthy(port: number, caFile?: string): Promise<boolean> {
+/** MinIO answers a health probe (`probe`): over https trusting `caFile` when one is given, else over http. */
+export function minioHealthy(port: number, caFile?: string, probe = '/minio/health/live'): Promise<boolean> {
   return new Promise((resolve) => {
-    const opts = { host: LOOPBACK, port, path: '/minio/health/live', timeout: 2000 };
+    const opts = { host: LOOPBACK, port, path: probe, timeout: 2000 };
     const done = (res: http.IncomingMessage) => {
       res.resume();
       resolve(res.statusCode === 200);
@@ -291,7 +315,7 @@ const saListSchema = z.object({ customAttributes: z.record(z.string(), z.string(
 /** Custom search attributes of a namespace, as name → type ('Keyword', 'Int', ...). */
 export async function listSearchAttributes(
   bin: string,
-  address: string,
+  address: CliTarget,
   namespace: string,
 ): Promise<Record<string, string>> {
   const r = await temporalCli(bin, address, [
@@ -314,7 +338,7 @@ export async function listSearchAttributes(
 
 export async function ensureNamespace(
   bin: string,
-  address: string,
+  address: CliTarget,
   namespace: string,
   log: Log,
 ): Promise<void> {
@@ -329,7 +353,7 @@ export async function ensureNamespace(
 
 export async function ensureSearchAttributes(
   bin: string,
-  address: string,
+  address: CliTarget,
   namespace: string,
   dbFile: string,
   log: Log,
@@ -390,7 +414,7 @@ function tlsFrontArgs(o: StackOptions): string[] {
 }
 
 /** Whether our running MinIO was started with certificates: a stack's TLS mode cannot change under it. */
-function startedWithTls(pid: number): boolean | null {
+export function startedWithTls(pid: number): boolean | null {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--certs-dir');
   } catch {

@@ -115,9 +115,13 @@ function probeTcp(address: string, ms: number): Promise<void> {
 }
 
 function temporalHint(e: StackEndpoints): string {
-  if (!e.embedded) return 'check TEMPORAL_ADDRESS and that the server runs';
-  const hint = 'is the stack up? (`lth up` starts it; `lth status` shows it)';
-  return e.temporal.tls ? hint : `${hint}; a stack started with \`lth up --tls\` needs LTH_TLS=1`;
+  const hint = e.embedded
+    ? 'is the stack up? (`lth up` starts it; `lth status` shows it)'
+    : 'check TEMPORAL_ADDRESS and that the server runs';
+  // A server that wants a client certificate may just close the connection, which reads like this.
+  return e.temporal.tls?.certPath
+    ? hint
+    : `${hint}; a server requiring client certificates (\`lth up --tls\`) needs LTH_TLS=1, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY`;
 }
 
 /** `p`, or a rejection after `ms`; a late success is handed to `dispose`. */

@@ -69,8 +69,8 @@ export function withStackFlags(cmd: Command): Command {
     .option('--console-port <port>', 'MinIO console port (env LTH_CONSOLE_PORT, default 9001)', parsePort)
     .option(
       '--tls',
-      'embedded: MinIO over https and Temporal behind an mTLS front, from a CA made in <home>/tls (env LTH_TLS=1; ' +
-        'every other command needs LTH_TLS=1 too)',
+      'MinIO over https and Temporal with mTLS (embedded: a TLS front; cluster: the server itself), from a CA ' +
+        'made in <home>/tls (env LTH_TLS=1; every other command needs LTH_TLS=1 too)',
     );
 }
 
@@ -83,6 +83,7 @@ function clusterOptions(f: StackFlags): ClusterOptions {
     consolePort: f.consolePort,
     computeWorkers: f.workers,
     drives: f.drives,
+    ...(f.tls ? { tls: true } : {}),
   });
 }
 
@@ -186,6 +187,11 @@ export function registerStackCommands(program: Command): void {
         out(
           `with LTH_PROFILE=cluster, e.g. LTH_PROFILE=cluster npx lth lottery --config <spec>, LTH_PROFILE=cluster npx lth status`,
         );
+        if (e.temporal.tls) {
+          out(
+            `TLS: CA ${e.temporal.tls.caPath}; client certificate ${e.temporal.tls.certPath}; add LTH_TLS=1 as well`,
+          );
+        }
         return;
       }
       if (process.env.TEMPORAL_ADDRESS || process.env.S3_ENDPOINT) return upExternal();

@@ -7,6 +7,7 @@ import type { BackendName } from '../ml/backend';
 import { COMPUTE_TASK_QUEUE } from '../contract/task-queues';
 import { connectClient, connectWorker, endpoints, fatalText, openStore, waitForService } from './connection';
 import { workerLog } from './log';
+import { stopWithParent } from './parent-watch';
 import { withMemoryLog } from './memory-log';
 import { activityMetrics, instrumentedStore, metricsBindAddress, prometheusTelemetry } from './metrics';
 
@@ -102,9 +103,11 @@ export async function runComputeWorker(opts: ComputeWorkerOptions): Promise<void
   log(
     `ready on ${e.temporal.address} queue=${COMPUTE_TASK_QUEUE} backend=${backendLabel} slots=${opts.slots} pid=${process.pid}`,
   );
+  const unwatch = stopWithParent(() => worker.shutdown(), log);
   try {
     await worker.run();
   } finally {
+    unwatch();
     await connection.close();
     await client.connection.close();
     log('stopped');

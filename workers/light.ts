@@ -6,6 +6,7 @@ import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import { createLightActivities } from '../activities/light';
 import { connectClient, connectWorker, endpoints, fatalText, waitForService } from './connection';
 import { workerLog } from './log';
+import { stopWithParent } from './parent-watch';
 import { metricsBindAddress, prometheusTelemetry } from './metrics';
 
 export async function runLightWorker(): Promise<void> {
@@ -31,9 +32,11 @@ export async function runLightWorker(): Promise<void> {
     activities: createLightActivities({ client }),
   });
   log(`ready on ${e.temporal.address} queue=${LIGHT_TASK_QUEUE} pid=${process.pid}`);
+  const unwatch = stopWithParent(() => worker.shutdown(), log);
   try {
     await worker.run();
   } finally {
+    unwatch();
     await client.connection.close();
     await connection.close();
     log('stopped');

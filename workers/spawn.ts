@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { EXIT_WITH_PARENT_VAR } from './parent-watch';
+
 export type WorkerRole = 'compute' | 'light';
 
 export interface SpawnedWorker {
@@ -34,7 +36,8 @@ export function spawnWorker(role: WorkerRole, opts: SpawnWorkerOptions = {}): Sp
     out = fs.openSync(opts.logFile, 'a');
   }
   const child = spawn(process.execPath, ['--import', 'tsx', ENTRY[role], ...(opts.args ?? [])], {
-    env: { ...process.env, ...opts.env },
+    // The child stops when this process dies, however it dies (workers/parent-watch.ts).
+    env: { ...process.env, ...opts.env, [EXIT_WITH_PARENT_VAR]: String(process.pid) },
     stdio: ['ignore', out, 'pipe'],
   });
   if (typeof out === 'number') fs.closeSync(out);

@@ -11,7 +11,6 @@
  * on the process or on a resume (the fault tests' rule).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -25,7 +24,7 @@ import { stackDown, stackStatus, stackUp } from '../infra/embedded-stack';
 import { endpointsToEnv, type StackEndpoints } from '../infra/endpoints';
 import { REPO_ROOT } from '../infra/paths';
 import { mulberry32 } from '../ml/rng';
-import type { ArtifactStore } from '../store';
+import { contentDigests } from '../store';
 import { connectClient, openStore } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
 import { startBenchStack } from './support';
@@ -135,15 +134,6 @@ export function chaosSpecs(): { lottery: LotterySpec; distill: DistillSpec } {
     heartbeatTimeoutSeconds: 4,
   });
   return { lottery, distill };
-}
-
-async function digests(store: ArtifactStore): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const o of await store.list('')) {
-    const { bytes } = await store.getBytes(o.key);
-    out.set(o.key, createHash('sha256').update(bytes).digest('hex'));
-  }
-  return out;
 }
 
 interface ProxiedWorker {
@@ -288,7 +278,7 @@ export async function runUndisturbed(home: string, log: (line: string) => void):
     await untilQuiet(client);
     const wallSeconds = (performance.now() - t0) / 1000;
     if (!ok.lottery || !ok.distill) throw new Error('the undisturbed pipeline failed; see the log above');
-    return { digests: await digests(openStore(endpoints)), wallSeconds };
+    return { digests: await contentDigests(openStore(endpoints)), wallSeconds };
   } finally {
     await client.connection.close();
     await fleet.stop();
@@ -379,7 +369,7 @@ export async function runChaos(o: ChaosOptions, reference: PipelineRun): Promise
     await faults;
     row.completed = ok.lottery && ok.distill;
     row.lostWorkSeconds = Math.max(0, row.wallSeconds - reference.wallSeconds - outageSeconds);
-    const got = await digests(openStore(endpoints));
+    const got = await contentDigests(openStore(endpoints));
     const keys = new Set([...got.keys(), ...reference.digests.keys()]);
     row.differing = [...keys].filter((k) => got.get(k) !== reference.digests.get(k)).sort();
     row.identical = row.completed && row.differing.length === 0;

@@ -8,3 +8,4 @@ export { DEFAULT_STORE_RETRY, StoreUnavailableError, isTransient, type StoreRetr
 export * from './logit-shards.js';
 export * from './logit-manifest.js';
 export * from './logit-reader.js';
+export { contentDigests } from './content-digests.js';

@@ -5,7 +5,6 @@
 // drive must be healed, and every object in the store must equal, byte for byte, those of the same spec run
 // undisturbed on the embedded profile. Not part of `npm test`: it needs `bash infra/provision.sh cluster`.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,7 +27,7 @@ import {
 import { stackDown, stackUp } from '../infra/embedded-stack';
 import { defaultStackOptions, type StackEndpoints, type StackOptions } from '../infra/endpoints';
 import { freePorts } from '../infra/ports';
-import { checkpointPrefix, type ArtifactStore } from '../store';
+import { checkpointPrefix, contentDigests, type ArtifactStore } from '../store';
 import { connectClient, openStore } from '../workers/connection';
 import { startTestWorkers, type TestWorkers } from './support/workers';
 
@@ -127,15 +126,6 @@ function countObjects(dir: string): number {
   return n;
 }
 
-async function objectDigests(store: ArtifactStore): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const o of await store.list('')) {
-    const { bytes } = await store.getBytes(o.key);
-    out.set(o.key, createHash('sha256').update(bytes).digest('hex'));
-  }
-  return out;
-}
-
 test('an IMP experiment survives a killed compute worker and a removed MinIO drive on the cluster profile, and equals the embedded run', async () => {
   const e: StackEndpoints = clusterEndpoints(cluster);
   const client = await connectClient(e);
@@ -212,7 +202,7 @@ test('an IMP experiment survives a killed compute worker and a removed MinIO dri
     embeddedWorkers = await startTestWorkers(ee, WORKER_ENV);
     const reference = await startOrAttachLottery(embeddedWorkers.client, spec);
     await reference.handle.result();
-    const [got, want] = await Promise.all([objectDigests(store), objectDigests(await openStore(ee))]);
+    const [got, want] = await Promise.all([contentDigests(store), contentDigests(await openStore(ee))]);
     assert.ok(want.size > 0);
     assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), 'the same objects in both stores');
     for (const [key, sha] of want) assert.equal(got.get(key), sha, `${key} differs between the profiles`);

@@ -39,8 +39,12 @@ import { encodeSafetensors } from '../store';
 import type { BenchResult, RunSpec } from './backends';
 import { benchOptimizer, machineInfo, median } from './support';
 
-/** lth-native-composite: native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off), the baseline. */
-type Framework = 'lth-native' | 'lth-native-composite' | 'lth-wasm' | 'pytorch';
+/**
+ * Baselines: lth-native-composite, native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off);
+ * lth-native-tape, native TensorFlow with every step through tfjs's tape (LTH_NATIVE_DENSE=off).
+ */
+type Framework = 'lth-native' | 'lth-native-composite' | 'lth-native-tape' | 'lth-wasm' | 'pytorch';
+const BASELINES: readonly Framework[] = ['lth-native-composite', 'lth-native-tape'];
 
 interface Config {
   model: string;
@@ -136,6 +140,7 @@ async function measure(c: Config, data: { images: string; labels: string }) {
       LTH_THREADS: '',
       TF_NUM_INTRAOP_THREADS: '',
       LTH_NATIVE_KERNELS: c.framework === 'lth-native-composite' ? 'off' : '',
+      LTH_NATIVE_DENSE: c.framework === 'lth-native-tape' ? 'off' : '',
     },
   );
   const r = JSON.parse(out) as BenchResult;
@@ -259,9 +264,9 @@ async function main(): Promise<void> {
   if (frameworks.includes('pytorch') || o.checkOnly) await checkSameModels(models);
   if (o.checkOnly) return;
   // wasm computes on one thread under Node.js whatever it is asked (bench/results/backends.json notes): one row.
-  // The composite baseline answers one question (what the native kernels save), on one thread.
+  // A baseline answers one question (what the native kernels, the tape-free dense step save), on one thread.
   const threadCounts = (f: Framework) =>
-    f === 'lth-wasm' || f === 'lth-native-composite' ? [1] : [...new Set([1, cores])];
+    f === 'lth-wasm' || BASELINES.includes(f) ? [1] : [...new Set([1, cores])];
   const configs: Config[] = models.flatMap((model) =>
     frameworks.flatMap((framework) =>
       threadCounts(framework).map((threads) => ({ model, framework, threads })),
@@ -304,9 +309,9 @@ async function main(): Promise<void> {
       MODEL_NAMES.indexOf(a.model as (typeof MODEL_NAMES)[number]) -
         MODEL_NAMES.indexOf(b.model as (typeof MODEL_NAMES)[number]) || key(a).localeCompare(key(b)),
   );
-  // `results` keeps the issue's frameworks (lth-native, lth-wasm, pytorch); the composite baseline goes apart.
-  const results = all.filter((r) => r.framework !== 'lth-native-composite');
-  const baselines = all.filter((r) => r.framework === 'lth-native-composite');
+  // `results` keeps the issue's frameworks (lth-native, lth-wasm, pytorch); the baselines go apart.
+  const results = all.filter((r) => !BASELINES.includes(r.framework));
+  const baselines = all.filter((r) => BASELINES.includes(r.framework));
   // Each framework at its best thread count, and ours over PyTorch's.
   const best = (model: string, f: Framework) =>
     Math.max(0, ...all.filter((r) => r.model === model && r.framework === f).map((r) => r.samplesPerSec));
@@ -316,6 +321,7 @@ async function main(): Promise<void> {
       lthNative: best(model, 'lth-native'),
       lthWasm: best(model, 'lth-wasm') || null,
       lthNativeComposite: best(model, 'lth-native-composite') || null,
+      lthNativeTape: best(model, 'lth-native-tape') || null,
       pytorch: best(model, 'pytorch'),
       ratio: Number((best(model, 'lth-native') / best(model, 'pytorch')).toFixed(3)),
     }),
@@ -329,7 +335,8 @@ async function main(): Promise<void> {
       `batch ${BATCH}, SGD momentum 0.9 (lr 0.1 for lenet-300-100, 0.01 otherwise), the step policy of bench/backends.ts`,
       `each row: the median of its rounds (every round in 'rounds'), configurations alternating, each in a fresh process`,
       'ratios: lth-native at its best thread count over PyTorch at its best',
-      "baselines: lth-native-composite, native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off)",
+      "baselines: lth-native-composite, native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off); " +
+        "lth-native-tape, every step through tfjs's tape (LTH_NATIVE_DENSE=off; differs from lth-native only for dense nets)",
       `this invocation: ${((performance.now() - started) / 1000).toFixed(0)} s`,
     ],
   };

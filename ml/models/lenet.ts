@@ -43,6 +43,14 @@ export const lenet300100: ModelDef = {
   init(seed: number): NamedTensors {
     return initParams(seed, PARAMS, (p) => p.shape[0] as number);
   },
+  dense: {
+    inputSize: DIMS[0],
+    layers: DIMS.slice(1).map((_, i) => ({
+      weight: `fc${i + 1}.weight`,
+      bias: `fc${i + 1}.bias`,
+      relu: i < DIMS.length - 2,
+    })),
+  },
   forward(params, x, _training) {
     return tf.tidy(() => {
       let h: tf.Tensor2D = tf.reshape(x, [-1, DIMS[0]]);

@@ -56,4 +56,13 @@ export interface ModelDef {
    */
   features?(params: Record<string, tf.Tensor>, x: tf.Tensor): tf.Tensor4D;
   featureShape?: [number, number, number];
+  /**
+   * For a net that is only dense layers (the flattened input, then h·W + b and ReLU, the last without): the layers,
+   * which let native TensorFlow train it without the tape (ml/train/native-dense-step.ts). `forward` must compute
+   * exactly this, as tf.add(tf.matMul(h, W), b) and tf.relu.
+   */
+  dense?: {
+    inputSize: number;
+    layers: { weight: string; bias: string; relu: boolean }[];
+  };
 }

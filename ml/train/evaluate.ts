@@ -16,11 +16,12 @@ export function oneHotHost(labels: ArrayLike<number>, numClasses: number): Float
 }
 
 /** Copies samples [start, end) of `data` (or the listed indices) into fresh tensors shaped for the model. */
-export function batchTensors(
+/** A batch on the host: images row-major [b, ...inputShape], labels, and the labels one-hot [b, classes]. */
+export function batchHost(
   model: ModelDef,
   data: Dataset,
   indices: ArrayLike<number>,
-): { x: tf.Tensor; y: tf.Tensor2D; labels: Int32Array } {
+): { x: Float32Array; y: Float32Array; labels: Int32Array } {
   const size = data.height * data.width * data.channels;
   const b = indices.length;
   const xs = new Float32Array(b * size);
@@ -30,9 +31,19 @@ export function batchTensors(
     xs.set(data.images.subarray(src * size, (src + 1) * size), i * size);
     labels[i] = data.labels[src] as number;
   }
-  const x = tf.tensor(xs, [b, ...model.inputShape], 'float32');
-  const y = tf.tensor2d(oneHotHost(labels, model.numClasses), [b, model.numClasses], 'float32');
-  return { x, y, labels };
+  return { x: xs, y: oneHotHost(labels, model.numClasses), labels };
+}
+
+export function batchTensors(
+  model: ModelDef,
+  data: Dataset,
+  indices: ArrayLike<number>,
+): { x: tf.Tensor; y: tf.Tensor2D; labels: Int32Array } {
+  const h = batchHost(model, data, indices);
+  const b = indices.length;
+  const x = tf.tensor(h.x, [b, ...model.inputShape], 'float32');
+  const y = tf.tensor2d(h.y, [b, model.numClasses], 'float32');
+  return { x, y, labels: h.labels };
 }
 
 /** Loss and accuracy of already-uploaded weights; sums in double precision on the host. */

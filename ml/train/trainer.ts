@@ -15,7 +15,8 @@ import { getModel } from '../models/index.js';
 import type { ModelDef, NoiseSeed } from '../models/types.js';
 import { deriveSeed } from '../rng.js';
 import { assertHostTensor, hostTensor, toHostAsync, type HostTensor, type NamedTensors } from '../tensors.js';
-import { batchTensors, crossEntropy, evaluateTensors } from './evaluate.js';
+import { batchHost, batchTensors, crossEntropy, evaluateTensors } from './evaluate.js';
+import { nativeDenseStep, type NativeDenseStep } from './native-dense-step.js';
 import { applyUpdate, slotSpecs } from './optimizers.js';
 import {
   cursorAt,
@@ -177,6 +178,8 @@ export class Trainer {
   private orderCache: { epoch: number; order: Int32Array } | null = null;
   private lossTensor: tf.Scalar | null = null;
   private _lastLoss: number | null;
+  /** The tape-free step for dense nets on native TensorFlow (bit-identical), or null where the tape runs it. */
+  private nativeDense: NativeDenseStep | null = null;
 
   constructor(
     config: TrainConfig,
@@ -239,6 +242,7 @@ export class Trainer {
         const t = init.optimizer?.[s.name];
         this.slots[s.name] = t ? tf.tensor(t.data.slice(), s.shape, 'float32') : tf.zeros(s.shape, 'float32');
       }
+      this.nativeDense = nativeDenseStep(this.model, this.config.optimizer);
     } catch (e) {
       this.dispose();
       throw e;
@@ -286,6 +290,17 @@ export class Trainer {
   trainStep<E>(objective?: { def: StepObjective<E>; extras: E }): void {
     const s = this._step;
     const indices = this.batchIndices(s);
+    if (!objective && this.nativeDense) {
+      const h = batchHost(this.model, this.data, indices);
+      const out = this.nativeDense.step(this.params, this.slots, this.keep, {
+        x: h.x,
+        y: h.y,
+        b: indices.length,
+      });
+      this.replaceState(out.params, out.slots, out.loss);
+      this._step = s + 1;
+      return;
+    }
     const { x: plain, y, labels } = batchTensors(this.model, this.data, indices);
     let x = plain;
     const images = objective?.def.images?.(indices, this.epochOf(s), objective.extras);
@@ -318,14 +333,18 @@ export class Trainer {
       return { loss: value as tf.Scalar, params, slots: upd.slots };
     });
     tf.dispose([x, y]);
+    this.replaceState(out.params, out.slots, out.loss);
+    this._step = s + 1;
+  }
+
+  private replaceState(params: Tensors, slots: Tensors, loss: tf.Scalar): void {
     tf.dispose(Object.values(this.params));
     tf.dispose(Object.values(this.slots));
     this.lossTensor?.dispose();
-    this.params = out.params;
-    this.slots = out.slots;
-    this.lossTensor = out.loss;
+    this.params = params;
+    this.slots = slots;
+    this.lossTensor = loss;
     this._lastLoss = null;
-    this._step = s + 1;
   }
 
   /** Loss of the latest step (null before the first). Reading syncs with the device, so callers do it sparingly. */
@@ -364,6 +383,8 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.nativeDense?.dispose();
+    this.nativeDense = null;
     tf.dispose(Object.values(this.params));
     tf.dispose(Object.values(this.slots));
     tf.dispose(Object.values(this.keep));

@@ -1,0 +1,136 @@
+/**
+ * The tape-free training step of dense nets on native TensorFlow (ml/train/native-dense-step.ts): LeNet-300-100
+ * trained with it stores the same bytes as with tfjs's tape (LTH_NATIVE_DENSE=off), step for step, with masks,
+ * momentum, Nesterov, weight decay and partial batches; it leaks no tensor; it is not used where it cannot be
+ * bit-identical (Adam, another backend). Its own process: loading the native backend changes the process's gradients.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import * as tf from '@tensorflow/tfjs-core';
+
+import { selectBackend } from '../ml/backend';
+import { loadDataset } from '../ml/data';
+import { getModel } from '../ml/models';
+import { Rng } from '../ml/rng';
+import { hostBytesEqual, hostTensor, type NamedTensors } from '../ml/tensors';
+import { Trainer, type OptimizerSpec, type TrainConfig, type TrainState } from '../ml/train';
+import { nativeDenseStep } from '../ml/train/native-dense-step';
+
+const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
+
+// 100 samples in batches of 16: the 7th step of each epoch has 4 samples.
+const data = loadDataset('mnist', 'train', { limit: 100 });
+const STEPS = 16;
+
+function config(optimizer: OptimizerSpec): TrainConfig {
+  return {
+    model: 'lenet-300-100',
+    dataset: 'mnist',
+    optimizer,
+    batchSize: 16,
+    iterations: 1000,
+    evalEvery: 0,
+    seed: 5,
+  };
+}
+
+function masks(seed: number): NamedTensors {
+  const rng = new Rng(seed);
+  const out: NamedTensors = {};
+  for (const p of getModel('lenet-300-100').params.filter((q) => q.prunable)) {
+    const m = hostTensor('float32', p.shape);
+    for (let i = 0; i < m.data.length; i++) m.data[i] = rng.float() < 0.4 ? 1 : 0;
+    out[p.name] = m;
+  }
+  return out;
+}
+
+/** A trainer with the native dense step (`native`) or with the tape. */
+function trainer(cfg: TrainConfig, native: boolean, withMasks: boolean): Trainer {
+  const before = process.env.LTH_NATIVE_DENSE;
+  if (!native) process.env.LTH_NATIVE_DENSE = 'off';
+  try {
+    return new Trainer(cfg, data, {
+      weights: getModel('lenet-300-100').init(cfg.seed),
+      ...(withMasks ? { masks: masks(3) } : {}),
+    });
+  } finally {
+    if (before === undefined) delete process.env.LTH_NATIVE_DENSE;
+    else process.env.LTH_NATIVE_DENSE = before;
+  }
+}
+
+function assertSame(a: TrainState, b: TrainState, what: string): void {
+  for (const [k, t] of Object.entries(a.weights))
+    assert.ok(hostBytesEqual(t, b.weights[k]!), `${what}: weights ${k}`);
+  assert.deepEqual(Object.keys(a.optimizer).sort(), Object.keys(b.optimizer).sort());
+  for (const [k, t] of Object.entries(a.optimizer))
+    assert.ok(hostBytesEqual(t, b.optimizer[k]!), `${what}: optimizer ${k}`);
+  assert.ok(Object.is(a.lastLoss, b.lastLoss), `${what}: loss ${a.lastLoss} vs ${b.lastLoss}`);
+}
+
+const SGD: [string, OptimizerSpec][] = [
+  ['SGD with momentum', { kind: 'sgd', lr: 0.1, momentum: 0.9 }],
+  [
+    'SGD with Nesterov momentum and weight decay',
+    { kind: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+  ],
+  ['plain SGD', { kind: 'sgd', lr: 0.1, momentum: 0 }],
+];
+
+for (const [name, optimizer] of SGD) {
+  for (const withMasks of [true, false]) {
+    test(
+      `the native dense step stores the tape's bytes: ${name}${withMasks ? ', masked' : ''}`,
+      { skip },
+      async () => {
+        await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+        const cfg = config(optimizer);
+        const fast = trainer(cfg, true, withMasks);
+        const tape = trainer(cfg, false, withMasks);
+        try {
+          assert.ok(nativeDenseStep(getModel('lenet-300-100'), optimizer), 'the native step applies here');
+          for (let s = 1; s <= STEPS; s++) {
+            fast.trainStep();
+            tape.trainStep();
+            if (s % 4 === 0 || s === 7)
+              assertSame(await fast.snapshot([]), await tape.snapshot([]), `step ${s}`);
+          }
+        } finally {
+          fast.dispose();
+          tape.dispose();
+        }
+      },
+    );
+  }
+}
+
+test('the native dense step leaks no tensor, step after step, and none once disposed', { skip }, async () => {
+  await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+  const baseline = tf.memory().numTensors;
+  const t = trainer(config(SGD[0]![1]), true, true);
+  t.trainStep();
+  await t.readLoss();
+  const after1 = tf.memory().numTensors;
+  for (let s = 0; s < 10; s++) t.trainStep();
+  await t.readLoss();
+  assert.equal(tf.memory().numTensors, after1, 'tensors after 11 steps');
+  t.dispose();
+  assert.equal(tf.memory().numTensors, baseline);
+});
+
+test(
+  'the tape still runs what the native step cannot reproduce: Adam, other backends',
+  { skip },
+  async () => {
+    await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+    const lenet = getModel('lenet-300-100');
+    const adam: OptimizerSpec = { kind: 'adam', lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    assert.equal(nativeDenseStep(lenet, adam), null);
+    assert.equal(nativeDenseStep(getModel('conv-2'), SGD[0]![1]), null, 'conv-2 declares no dense layers');
+    assert.equal(nativeDenseStep(lenet, SGD[0]![1], { LTH_NATIVE_DENSE: 'off' }), null);
+    await selectBackend({ prefer: 'cpu', log: () => {} });
+    assert.equal(nativeDenseStep(lenet, SGD[0]![1]), null, 'not on the cpu backend');
+  },
+);

@@ -1,6 +1,11 @@
 // The distillation activities: plan which teachers' logit sets exist and what makes the missing ones, then train
 // the ViT student durably (durable-training.ts: checkpoints, heartbeats, exact resume) on the teachers' stored
 // outputs, read with LogitReader in the epoch's order, and publish it as a run under runs/<runId>/.
+//
+// Healing: a teacher's logit shard or set that is damaged or gone is recomputed from the teacher's weights and the
+// dataset (heal-logits.ts) and read again, and a damaged stored student is trained again; the keys are logged and
+// returned in the result's `healed`. The student reads the same bytes either way, so its result is the one an
+// undisturbed run gives on the same backend.
 import * as tf from '@tensorflow/tfjs-core';
 
 import { distillRunId, trainRunId } from '../contract/ids';
@@ -12,8 +17,9 @@ import {
   type DistillSpec,
   type PlannedTeacher,
   type TeacherSource,
+  type TeacherSpec,
 } from '../contract/distill';
-import { augmentationLabel, parsePrecomputeSpec } from '../contract/precompute';
+import { augmentationLabel, parsePrecomputeSpec, type PrecomputeSpec } from '../contract/precompute';
 import { specError } from '../contract/spec';
 import { parseTrainSpec, toTrainConfig } from '../contract/train';
 import { epochOrder, IMAGE_SIZE, loadDataset, type Dataset } from '../ml/data';
@@ -33,7 +39,9 @@ import { LogitReader, type LogitBatch } from '../store';
 import { runDurableTraining, type DurableTrainingDeps } from './durable-training';
 import { activity } from './failures';
 import { logitSetKeysFor } from './logits';
-import { publishTrainRun, readTrainRun } from './run-records';
+import { damagedKey, requireReproducible } from './heal';
+import { createLogitHealer, type LogitHealer } from './heal-logits';
+import { publishTrainRun, readTrainRun, recordedRunBackend, unpublishTrainRun } from './run-records';
 
 /** The student's training data: the train split of its dataset, limited as its spec says. */
 function studentData(spec: DistillSpec): { train: Dataset; test: Dataset } {
@@ -99,18 +107,39 @@ function batchImages(data: Dataset, indices: Int32Array): Float32Array {
 /**
  * Reads each batch's teacher targets in the epoch's order: a LogitReader generator over the rest of the epoch,
  * started where the batch asked for is (so a resumed run prefetches from its resume point), restarted when a batch
- * is not the one it expects.
+ * is not the one it expects. A shard found damaged or missing is recomputed (`heal`) and the batch read again: it
+ * then gets the very bytes it would have got, so the training goes on as if nothing had happened.
  */
-function storedTargets(reader: LogitReader, data: Dataset, seed: number, batchSize: number) {
+function storedTargets(
+  reader: LogitReader,
+  data: Dataset,
+  seed: number,
+  batchSize: number,
+  heal: (err: unknown) => Promise<void>,
+) {
   let stream: { epoch: number; next: number; it: AsyncGenerator<LogitBatch> } | null = null;
-  return async (indices: Int32Array, epoch: number): Promise<LogitBatch> => {
+  const nextBatch = async (indices: Int32Array, epoch: number): Promise<IteratorResult<LogitBatch>> => {
     const order = epochOrder(data.n, seed, epoch);
     const at = order.indexOf(indices[0] as number);
     if (!stream || stream.epoch !== epoch || stream.next !== at) {
       await stream?.it.return(undefined);
       stream = { epoch, next: at, it: reader.batches(order.subarray(at), batchSize) };
     }
-    const r = await stream.it.next();
+    return stream.it.next();
+  };
+  return async (indices: Int32Array, epoch: number): Promise<LogitBatch> => {
+    let r: IteratorResult<LogitBatch>;
+    for (;;) {
+      try {
+        r = await nextBatch(indices, epoch);
+        break;
+      } catch (err) {
+        // The generator ended with the error: the next try starts a new one at this batch.
+        stream = null;
+        await heal(err);
+      }
+    }
+    if (!stream) throw new Error('internal: no stored-target stream after a batch was read');
     if (r.done || r.value.indices.length !== indices.length || r.value.indices[0] !== indices[0]) {
       throw new Error(
         `internal: the stored-target stream is out of step with the batch at sample ${indices[0]}`,
@@ -127,6 +156,34 @@ interface BatchTargets {
   /** The feature teacher's map at the batch's samples, [B, h·w, c]. */
   features?: tf.Tensor3D;
   images?: Float32Array;
+}
+
+/**
+ * The precompute of a teacher's outputs (its logits, or for the feature teacher its feature maps) on exactly the
+ * student's training samples and the views of `epoch`: what the plan schedules, and what a damaged set is recomputed
+ * from.
+ */
+export function teacherSetSpec(
+  spec: DistillSpec,
+  t: Extract<TeacherSpec, { train: unknown }>,
+  epoch: number,
+  outputs: 'logits' | 'features',
+): PrecomputeSpec {
+  return parsePrecomputeSpec({
+    experiment: spec.experiment,
+    teacher: { name: t.name, train: t.train },
+    dataset: spec.train.dataset,
+    split: 'train',
+    ...(spec.train.trainLimit !== undefined ? { limit: spec.train.trainLimit } : {}),
+    augmentation: {
+      ...spec.augmentation,
+      epoch: spec.augmentation.policy === 'none' ? 0 : epoch,
+    },
+    ...(outputs === 'features'
+      ? { outputs, format: spec.kd.features?.format ?? 'float16' }
+      : { format: t.format, ...(t.k !== undefined ? { k: t.k } : {}) }),
+    heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
+  });
 }
 
 export function createDistillActivities(deps: DurableTrainingDeps) {
@@ -174,26 +231,10 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
             precompute: [],
           };
         }
-        // The teacher's outputs (its logits, and for the feature teacher its feature maps) on exactly the student's
-        // training samples and views.
         const setsOf = (outputs: 'logits' | 'features') =>
           Promise.all(
             Array.from({ length: epochs }, async (_, epoch) => {
-              const p = parsePrecomputeSpec({
-                experiment: spec.experiment,
-                teacher: { name: t.name, train: t.train },
-                dataset: spec.train.dataset,
-                split: 'train',
-                ...(spec.train.trainLimit !== undefined ? { limit: spec.train.trainLimit } : {}),
-                augmentation: {
-                  ...spec.augmentation,
-                  epoch: spec.augmentation.policy === 'none' ? 0 : epoch,
-                },
-                ...(outputs === 'features'
-                  ? { outputs, format: spec.kd.features?.format ?? 'float16' }
-                  : { format: t.format, ...(t.k !== undefined ? { k: t.k } : {}) }),
-                heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
-              });
+              const p = teacherSetSpec(spec, t, epoch, outputs);
               const key = run ? logitSetKeysFor(p, run.weights.sha256, n).manifestKey : null;
               return { epoch, spec: p, key: key !== null && (await store.exists(key)) ? key : null };
             }),
@@ -224,20 +265,26 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
     data: Dataset,
     config: TrainConfig,
     outputs: 'logits' | 'features',
+    healer: LogitHealer,
   ) {
-    const reader = await LogitReader.open(
-      store,
-      keys,
-      {
-        dataset: spec.train.dataset,
-        split: 'train',
-        augmentation: augmentationLabel({
-          ...spec.augmentation,
-          epoch: spec.augmentation.policy === 'none' ? 0 : epoch,
-        }),
-      },
-      { outputs },
-    );
+    const identity = {
+      dataset: spec.train.dataset,
+      split: 'train',
+      augmentation: augmentationLabel({
+        ...spec.augmentation,
+        epoch: spec.augmentation.policy === 'none' ? 0 : epoch,
+      }),
+    };
+    // Opening checks each manifest and the checksums recorded with its shards: what is damaged or gone is
+    // recomputed, then the sets are opened again.
+    let reader: LogitReader | null = null;
+    while (!reader) {
+      try {
+        reader = await LogitReader.open(store, keys, identity, { outputs });
+      } catch (err) {
+        await healer.heal(keys, err);
+      }
+    }
     // Stored outputs of other samples would be silently wrong targets (the reader checked the sets agree).
     if (reader.sampleCount !== data.n) {
       throw specError(
@@ -246,7 +293,7 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
         `the ${outputs === 'features' ? 'feature-map' : 'logit'} sets cover ${reader.sampleCount} samples, the student trains on ${data.n} (train.trainLimit)`,
       );
     }
-    return storedTargets(reader, data, config.seed, config.batchSize);
+    return storedTargets(reader, data, config.seed, config.batchSize, (err) => healer.heal(keys, err));
   }
 
   /** Each batch's stored targets: the sets of its epoch (logits, and feature maps), read along the epoch's order. */
@@ -255,6 +302,7 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
     sources: TeacherSource[],
     data: Dataset,
     config: TrainConfig,
+    healer: LogitHealer,
   ) {
     const streams = new Map<string, ReturnType<typeof storedTargets>>();
     /** The batch's rows of the sets `keys` hold for this epoch (one set per epoch, or one for all). */
@@ -275,7 +323,7 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
       const id = `${outputs}:${sets.join('|')}`;
       let stream = streams.get(id);
       if (!stream) {
-        stream = await storedStream(spec, sets as string[], epoch, data, config, outputs);
+        stream = await storedStream(spec, sets as string[], epoch, data, config, outputs, healer);
         streams.set(id, stream);
       }
       return (await stream(indices, epoch)).teachers;
@@ -353,6 +401,56 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
     };
   }
 
+  /**
+   * The precompute spec of the stored set `manifestKey` of this distillation: the teacher (given by its training
+   * spec) and epoch whose set it is, checked against the key that spec gives with the teacher's weights now; null
+   * when no teacher's training spec makes it (a set given by its key).
+   */
+  async function derivedSet(
+    spec: DistillSpec,
+    sources: TeacherSource[],
+    n: number,
+    manifestKey: string,
+  ): Promise<PrecomputeSpec | null> {
+    for (const [i, source] of sources.entries()) {
+      const t = spec.teachers[i];
+      if (!t || !('train' in t)) continue;
+      const candidates = [
+        { outputs: 'logits' as const, epoch: source.manifestKeys.indexOf(manifestKey) },
+        { outputs: 'features' as const, epoch: source.featureKeys?.indexOf(manifestKey) ?? -1 },
+      ].filter((c) => c.epoch >= 0);
+      if (candidates.length === 0) continue;
+      // A damaged teacher run fails here, naming its key: the set's input is gone.
+      const run = await readTrainRun(store, trainRunId(t.train));
+      for (const { outputs, epoch } of candidates) {
+        const p = teacherSetSpec(spec, t, epoch, outputs);
+        if (run && logitSetKeysFor(p, run.weights.sha256, n).manifestKey === manifestKey) return p;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * The finished student's stored record, or null when it must be trained; a damaged one (its manifest, weights or
+   * metrics) is unpublished and trained again, where this worker reproduces it.
+   */
+  async function readOrHealStudent(runId: string, healed: string[]) {
+    try {
+      return await readTrainRun(store, runId);
+    } catch (err) {
+      const key = damagedKey(err);
+      if (key === null) throw err;
+      const backend = await recordedRunBackend(store, runId);
+      if (backend !== null) requireReproducible(`the distillation ${runId}`, key, backend, deps.backend);
+      await unpublishTrainRun(store, runId, key);
+      deps.log(
+        `healing '${key}': the distillation ${runId} is damaged (${(err as Error).message}); training the student again`,
+      );
+      healed.push(key);
+      return null;
+    }
+  }
+
   async function distill(input: DistillActivityInput): Promise<DistillResult> {
     const spec = parseDistillSpec(input.spec);
     if (input.teachers.length !== spec.teachers.length) {
@@ -362,7 +460,11 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
     }
     const runId = distillRunId(spec, input.teachers);
     await store.ensureBucket();
-    const finished = await readTrainRun(store, runId);
+    // The split is loaded again only if a set needs healing: a reused result needs no data at all.
+    const healer = createLogitHealer(deps, (key) =>
+      derivedSet(spec, input.teachers, studentData(spec).train.n, key),
+    );
+    const finished = await readOrHealStudent(runId, healer.healed);
     if (finished) {
       deps.log(`distillation ${runId} already finished; returning its stored result`);
       return { ...finished, reused: true, resumedFromStep: finished.steps, teachers: input.teachers };
@@ -381,7 +483,9 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
     try {
       let objective: StepObjective<unknown> | undefined;
       if (input.teachers.length > 0) {
-        const stored = online ? null : await storedObjective(spec, input.teachers, data.train, config);
+        const stored = online
+          ? null
+          : await storedObjective(spec, input.teachers, data.train, config, healer);
         const def: StepObjective<BatchTargets> = {
           async prepare(indices, epoch) {
             const images = view(indices, epoch);
@@ -439,11 +543,17 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
         outcome,
       );
       await outcome.removeCheckpoints();
+      const { healed } = healer;
+      if (healed.length > 0)
+        deps.log(
+          `distillation ${runId}: recomputed ${healed.length} damaged or missing object(s): ${healed.join(', ')}`,
+        );
       return {
         ...published,
         reused: false,
         resumedFromStep: outcome.resumedFromStep,
         teachers: input.teachers,
+        ...(healed.length > 0 ? { healed: [...healed] } : {}),
       };
     } finally {
       online?.dispose();

@@ -2,12 +2,21 @@
 // but is gone (ArtifactNotFoundError) is recomputed from its inputs when this worker can recompute it to the same
 // bytes, i.e. on the backend that computed it. What cannot be recomputed here fails the run with UnderivableError,
 // which names the key and says what to do.
-import { ArtifactNotFoundError, IntegrityError } from '../store';
+import { ArtifactFormatError, ArtifactNotFoundError, IntegrityError } from '../store';
 
 /** The key of a damaged or missing stored object, or null when `err` is something else. */
 export function damagedKey(err: unknown): string | null {
   if (err instanceof IntegrityError || err instanceof ArtifactNotFoundError) return err.key;
   return null;
+}
+
+/**
+ * Whether `err` says a stored object is damaged, missing or malformed: what recomputing it repairs. Anything else,
+ * above all a store that did not answer (StoreUnavailableError), says nothing about the object and must not be
+ * taken for damage: it is retried as the transient fault it is.
+ */
+export function isDamage(err: unknown): boolean {
+  return damagedKey(err) !== null || err instanceof ArtifactFormatError;
 }
 
 /** What to do about damage that a run cannot repair by itself. */

@@ -1,6 +1,8 @@
 // Teacher-logit precompute activities: plan a logit set, compute one shard (or find it already stored and valid),
 // publish the manifest last. Keys are content-addressed (store/logit-manifest.ts logitSetKeys), so a rerun with the
-// same inputs does no teacher work, and a missing or corrupt shard is recomputed.
+// same inputs does no teacher work, and a missing or corrupt shard is recomputed. The computation itself
+// (createLogitSets) is shared with the distillation, which recomputes a damaged set it meets (heal-logits.ts) by
+// exactly this code, so that a healed shard has the bytes the precompute gave it.
 import { Context } from '@temporalio/activity';
 
 import { loadDataset, type Dataset } from '../ml/data';
@@ -8,7 +10,6 @@ import { augmentImages } from '../ml/data/augment';
 import { outputWidth, predictLogits } from '../ml/infer';
 import { getModel } from '../ml/models';
 import {
-  IntegrityError,
   logitSetKeys,
   publishLogitManifest,
   readLogitManifest,
@@ -32,6 +33,7 @@ import {
 import { specError } from '../contract/spec';
 import type { DurableTrainingDeps } from './durable-training';
 import { activity } from './failures';
+import { isDamage } from './heal';
 import { readTrainRun } from './run-records';
 
 /** Values stored per sample: the teacher's classes, or the size of its feature map. */
@@ -63,7 +65,19 @@ export function logitSetKeysFor(spec: PrecomputeSpec, weightsSha256: string, sam
 
 type Weights = Awaited<ReturnType<ArtifactStore['getTensors']>>['tensors'];
 
-export function createLogitActivities(deps: DurableTrainingDeps) {
+/** One shard's encoded bytes, not yet stored. */
+export interface ComputedShard {
+  key: string;
+  body: Uint8Array;
+  start: number;
+  end: number;
+}
+
+/**
+ * The logit-set computation, without Temporal: plan, one shard (found valid or computed), publish. `onBatch` is told
+ * each batch the teacher finished (the activity heartbeats it).
+ */
+export function createLogitSets(deps: Pick<DurableTrainingDeps, 'store' | 'log'>) {
   const store: ArtifactStore = deps.store;
 
   // A worker computes shard after shard of the same set: it keeps the last split it normalised and the last
@@ -119,7 +133,9 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
         await readLogitManifest(store, keys.manifestKey, { verify: 'content' });
         complete = true;
       } catch (err) {
-        // A damaged set is recomputed shard by shard (valid shards are kept) and published again.
+        // A damaged set is recomputed shard by shard (valid shards are kept) and published again; a store that
+        // does not answer says nothing about the set, and is retried as the transient fault it is.
+        if (!isDamage(err)) throw err;
         deps.log(`logit set ${keys.manifestKey} does not verify, recomputing: ${(err as Error).message}`);
       }
     }
@@ -149,7 +165,7 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
       });
       return ref;
     } catch (err) {
-      if (err instanceof IntegrityError || (err as Error).name === 'ArtifactFormatError') {
+      if (isDamage(err)) {
         deps.log(`shard ${key} is damaged, recomputing it: ${(err as Error).message}`);
         return null;
       }
@@ -157,25 +173,27 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     }
   }
 
-  async function shard(
-    spec: PrecomputeSpec,
-    index: number,
-    given: LogitPlanRef | undefined,
-  ): Promise<LogitShardResult> {
-    const ctx = Context.current();
-    const plan = await planRefOf(spec, given);
-    const model = getModel(spec.teacher.train.model);
+  /** Where shard `index` of the set lies, and its key. */
+  function shardAt(spec: PrecomputeSpec, index: number, plan: LogitPlanRef) {
     const keys = logitSetKeysFor(spec, plan.weights.sha256, plan.sampleCount);
     const start = index * spec.shardSize;
     const end = Math.min(start + spec.shardSize, plan.sampleCount);
     if (!Number.isInteger(index) || index < 0 || start >= plan.sampleCount) {
       throw new Error(`internal: shard ${index} is outside the ${plan.sampleCount} samples`);
     }
-    const key = keys.shardKey(index);
-    const width = widthOf(spec);
-    const existing = await validShard(key, spec, width, start, end);
-    if (existing) return { key, sha256: existing.sha256, bytes: existing.bytes, start, end, skipped: true };
+    return { key: keys.shardKey(index), start, end };
+  }
 
+  /** Runs the teacher over shard `index`'s samples and encodes the shard; stores nothing. */
+  async function computeShard(
+    spec: PrecomputeSpec,
+    index: number,
+    plan: LogitPlanRef,
+    onBatch: (done: number) => void = () => undefined,
+  ): Promise<ComputedShard> {
+    const { key, start, end } = shardAt(spec, index, plan);
+    const model = getModel(spec.teacher.train.model);
+    const width = widthOf(spec);
     const data = datasetOf(spec);
     if (data.n !== plan.sampleCount) {
       throw new Error(`internal: the plan counted ${plan.sampleCount} samples, the dataset has ${data.n}`);
@@ -184,7 +202,7 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     const indices = Int32Array.from({ length: end - start }, (_, i) => start + i);
     const images = augmentImages(data, indices, spec.augmentation, spec.augmentation.epoch);
     const logits = await predictLogits(model.name, weights, images, {
-      onBatch: (done) => ctx.heartbeat({ shard: index, done }),
+      onBatch,
       outputs: spec.outputs ?? 'logits',
     });
     const body = encodeLogitShard({
@@ -194,6 +212,21 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
       start,
       logits,
     });
+    return { key, body, start, end };
+  }
+
+  /** Shard `index`: the stored one when it is valid, else computed and stored. */
+  async function shard(
+    spec: PrecomputeSpec,
+    index: number,
+    given: LogitPlanRef | undefined,
+    onBatch?: (done: number) => void,
+  ): Promise<LogitShardResult> {
+    const plan = await planRefOf(spec, given);
+    const { key, start, end } = shardAt(spec, index, plan);
+    const existing = await validShard(key, spec, widthOf(spec), start, end);
+    if (existing) return { key, sha256: existing.sha256, bytes: existing.bytes, start, end, skipped: true };
+    const { body } = await computeShard(spec, index, plan, onBatch);
     const ref = await store.putBytes(key, body);
     deps.log(
       `${spec.outputs === 'features' ? 'feature' : 'logit'} shard ${index} (${start}..${end}) of ${spec.teacher.name}: ${ref.bytes} bytes`,
@@ -219,13 +252,23 @@ export function createLogitActivities(deps: DurableTrainingDeps) {
     return keys.manifestKey;
   }
 
+  return { plan, planRefOf, shard, computeShard, publish };
+}
+
+export type LogitSets = ReturnType<typeof createLogitSets>;
+
+export function createLogitActivities(deps: DurableTrainingDeps) {
+  const sets = createLogitSets(deps);
   return {
-    planLogits: activity(async (input: PlanLogitsInput) => plan(parsePrecomputeSpec(input.spec))),
-    precomputeLogitShard: activity(async (input: LogitShardInput) =>
-      shard(parsePrecomputeSpec(input.spec), input.shard, input.plan),
-    ),
+    planLogits: activity(async (input: PlanLogitsInput) => sets.plan(parsePrecomputeSpec(input.spec))),
+    precomputeLogitShard: activity(async (input: LogitShardInput) => {
+      const ctx = Context.current();
+      return sets.shard(parsePrecomputeSpec(input.spec), input.shard, input.plan, (done) =>
+        ctx.heartbeat({ shard: input.shard, done }),
+      );
+    }),
     publishLogits: activity(async (input: PublishLogitsInput) =>
-      publish(parsePrecomputeSpec(input.spec), input.shards, input.plan),
+      sets.publish(parsePrecomputeSpec(input.spec), input.shards, input.plan),
     ),
   };
 }

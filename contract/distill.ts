@@ -206,6 +206,11 @@ export interface DistillActivityInput {
 
 export interface DistillResult extends TrainRunResult {
   teachers: TeacherSource[];
+  /**
+   * Stored objects this distillation found damaged or missing (its teachers' logit shards or sets, its own earlier
+   * result) and recomputed, by key; absent when there were none.
+   */
+  healed?: string[];
 }
 
 export type DistillPhase = 'planning' | 'teachers' | 'training' | 'done' | 'failed';

@@ -66,7 +66,9 @@ function describeDistill(
     `  teacher ${t.name.padEnd(9)} ${t.manifestKeys.length > 0 ? t.manifestKeys.join(', ') : `online, run ${t.trainRunId}`}`,
     ...(t.featureKeys ? [`  features ${t.name.padEnd(8)} ${t.featureKeys.join(', ')}`] : []),
   ]);
-  return [describeResult(result, workflowId, uiUrl, ns), ...teachers].join('\n');
+  const healed =
+    result.healed && result.healed.length > 0 ? [`  [recomputed damaged: ${result.healed.join(', ')}]`] : [];
+  return [describeResult(result, workflowId, uiUrl, ns), ...teachers, ...healed].join('\n');
 }
 
 export function registerDistillCommand(program: Command): void {

@@ -151,7 +151,7 @@ test('Temporal refuses a worker or client without a client certificate, and says
   );
 });
 
-test('a worker started without the client certificate stops at once, saying that mTLS requires one', async () => {
+test('a worker started without the client certificate stops on the refusal, saying that mTLS requires one', async () => {
   const env = endpointsToEnv(e);
   delete env.TEMPORAL_TLS_CERT;
   delete env.TEMPORAL_TLS_KEY;
@@ -160,8 +160,10 @@ test('a worker started without the client certificate stops at once, saying that
   w.child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
   const code = await w.exited;
   assert.notEqual(code, 0);
+  // It stops on the refusal, not at the end of its 30 s wait. (Under load a first try can see the front close the
+  // connection before the refusal's alert arrives, which reads as unreachable and is retried once.)
   assert.match(output, /requires a client certificate \(mTLS\).*LTH_TLS=1.*TEMPORAL_TLS_CERT/);
-  assert.doesNotMatch(output, /waiting for Temporal/, 'a refused certificate is not waited for');
+  assert.doesNotMatch(output, /waited \d+ s over/, 'the worker gave up on waiting instead of on the refusal');
 });
 
 test('Temporal refuses a client certificate from another CA, and a plaintext client', async () => {

@@ -1,25 +1,30 @@
 /**
  * The training step of a fully connected ReLU net (LeNet-300-100) with SGD, run as TensorFlow ops straight on the
- * native binding: no tfjs engine, tape, scopes or Identity copies around each kernel. LeNet's step is ~50 small
+ * native binding: no tfjs engine, tape, scopes or Identity copies around each kernel. LeNet's step is ~40 small
  * kernels whose arithmetic is a few milliseconds, and tfjs spends ~20 µs of JavaScript on each op (bench/profile.ts),
- * as much again as the kernels; here an op costs one binding call.
+ * as much again as the kernels; here an op costs one binding call. The parameters and momentum live in TensorFlow
+ * resource variables that the update rewrites in place with TensorFlow's fused optimizer kernels (one pass over a
+ * weight matrix where the tape's update makes seven, each into a new buffer).
  *
  * Guarantees:
  * - bit-identical to Trainer's tape step on the same backend: the same TensorFlow kernels in the same order with the
  *   same operands (BatchMatMulV2 with the same adjoint flags, AddV2 bias, Relu, SoftmaxCrossEntropyWithLogits, Sum
- *   over the batch for the bias gradient, ReluGrad of the pre-activation, the gradient masked by Mul, then
- *   ml/train/optimizers.ts' SGD update op for op, then the mask re-applied as w·k + 0), so a run, its checkpoints
- *   and a resumed run store the same bytes whichever step ran (test/ml-native-dense-step.test.ts);
+ *   over the batch for the bias gradient, ReluGrad of the pre-activation, the gradient masked by Mul), and an update
+ *   that evaluates optimizers.ts' float32 expressions: ResourceApplyMomentum (accum·m + g, then var − accum·lr),
+ *   ResourceApplyGradientDescent (var − g·lr), Nesterov op for op. The tape's re-mask (w·k + 0) is made only where
+ *   it can change a bit (slotsZeroWherePruned). So a run, its checkpoints and a resumed run store the same bytes
+ *   whichever step ran (test/ml-native-dense-step.test.ts);
  * - used only where that holds: the `tensorflow` backend with the native kernels of ml/native-kernels.ts, a model
  *   that declares its dense layers (ModelDef.dense), the plain cross-entropy objective and SGD; everything else keeps
  *   the tape. LTH_NATIVE_DENSE=off turns it off (to measure it);
- * - every intermediate TensorFlow handle is deleted before step() returns, also when an op throws; the new
- *   parameters, slots and loss come back as tfjs tensors, which the caller owns.
+ * - the state is the step's own: load() copies values in, read() hands out views the caller disposes; every
+ *   intermediate handle is deleted before step() returns, also when an op throws, and dispose() frees the variables.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
 import { NATIVE_RELU_GRAD, NATIVE_SOFTMAX_XENT } from '../native-kernels.js';
 import type { ModelDef } from '../models/types.js';
+import type { NamedTensors } from '../tensors.js';
 import type { OptimizerSpec } from './types.js';
 
 /** tfjs-node's binding and backend, as far as this module uses them (untyped across the package boundary). */
@@ -36,6 +41,8 @@ interface NativeBinding {
   TF_INT32: number;
   TF_ATTR_TYPE: number;
   TF_ATTR_BOOL: number;
+  TF_ATTR_SHAPE: number;
+  TF_ATTR_STRING: number;
 }
 interface NativeBackend {
   binding: NativeBinding;
@@ -56,17 +63,40 @@ export interface DenseBatch {
 }
 
 export interface NativeDenseStep {
+  /** Takes these values as the training state (copied: the caller keeps, and disposes, its tensors). */
+  load(params: Tensors, slots: Tensors): void;
   /**
-   * One SGD step: reads params, slots and masks (not disposed), returns new parameters and slots (every name of
-   * `params` and `slots`) and the loss, as tfjs tensors.
+   * The current parameters and slots as new tfjs tensors, which the caller disposes. They share memory with the
+   * state until the next step writes it; a view still alive then costs that step a copy, so drop views first.
    */
-  step(
-    params: Tensors,
-    slots: Tensors,
-    keep: Tensors,
-    batch: DenseBatch,
-  ): { params: Tensors; slots: Tensors; loss: tf.Scalar };
+  read(): { params: Tensors; slots: Tensors };
+  /** One SGD step on the loaded state with these masks (not disposed); returns the loss, which the caller owns. */
+  step(keep: Tensors, batch: DenseBatch): tf.Scalar;
   dispose(): void;
+}
+
+export interface NativeDenseOptions {
+  /**
+   * Re-apply the masks to the weights after each update, as the tape does. Needed only when a pruned coordinate's
+   * optimizer slot may be non-zero at load (see slotsZeroWherePruned); otherwise it provably changes no bit.
+   */
+  remask: boolean;
+}
+
+/**
+ * Whether every optimizer slot of a masked parameter is ±0 where its mask is 0. Then the masked update leaves
+ * pruned weights at +0 by itself (+0 − lr·(±0) = +0, and momentum·(±0) + (±0) = ±0 keeps the slot there), and a
+ * kept weight never becomes −0 (x − y is −0 only for x = −0, which the initial mask removed): the tape's re-mask
+ * (w·k + 0) is the identity and may be skipped. Slots are named `<kind>/<param>`. Finite arithmetic assumed: a
+ * diverged run (an infinite gradient) has NaN at pruned coordinates either way.
+ */
+export function slotsZeroWherePruned(slots: NamedTensors, masks: NamedTensors): boolean {
+  for (const [name, slot] of Object.entries(slots)) {
+    const mask = masks[name.slice(name.indexOf('/') + 1)];
+    if (!mask) continue;
+    for (let i = 0; i < mask.data.length; i++) if (mask.data[i] === 0 && slot.data[i] !== 0) return false;
+  }
+  return true;
 }
 
 function nativeBackend(): NativeBackend | null {
@@ -81,6 +111,7 @@ function nativeBackend(): NativeBackend | null {
 export function nativeDenseStep(
   model: ModelDef,
   optimizer: OptimizerSpec,
+  options: NativeDenseOptions = { remask: true },
   env: NodeJS.ProcessEnv = process.env,
 ): NativeDenseStep | null {
   if (env.LTH_NATIVE_DENSE === 'off' || !model.dense || optimizer.kind !== 'sgd') return null;
@@ -92,17 +123,26 @@ export function nativeDenseStep(
     !tf.getKernel(NATIVE_SOFTMAX_XENT, 'tensorflow')
   )
     return null;
-  return makeStep(backend, model.dense, optimizer);
+  return makeStep(backend, model, model.dense, optimizer, options);
 }
+
+/**
+ * TensorFlow's anonymous resource name: a variable created under it belongs to its handle and is freed with it
+ * (what eager TensorFlow's own variables use).
+ */
+const ANONYMOUS_RESOURCE = 'cd2c89b7-88b7-44c8-ad83-06c2a9158347';
 
 function makeStep(
   backend: NativeBackend,
+  model: ModelDef,
   layers: NonNullable<ModelDef['dense']>,
   spec: SgdSpec,
+  options: NativeDenseOptions,
 ): NativeDenseStep {
   const bind = backend.binding;
   const T = { name: 'T', type: bind.TF_ATTR_TYPE, value: bind.TF_FLOAT };
   const Tidx = { name: 'Tidx', type: bind.TF_ATTR_TYPE, value: bind.TF_INT32 };
+  const dtype = [{ name: 'dtype', type: bind.TF_ATTR_TYPE, value: bind.TF_FLOAT }];
   const noKeepDims = { name: 'keep_dims', type: bind.TF_ATTR_BOOL, value: false };
   const matMulAttrs = (adjX: boolean, adjY: boolean) => [
     T,
@@ -112,6 +152,11 @@ function makeStep(
   const plain = matMulAttrs(false, false);
   const gradA = matMulAttrs(false, true);
   const gradB = matMulAttrs(true, false);
+  const applyAttrs = [
+    T,
+    { name: 'use_locking', type: bind.TF_ATTR_BOOL, value: false },
+    { name: 'use_nesterov', type: bind.TF_ATTR_BOOL, value: false },
+  ];
   const scalar = (v: number) => bind.createTensor([], bind.TF_FLOAT, new Float32Array([v]));
   // What tf.scalar(...) uploads in the tape step: the same float32 values.
   const lr = scalar(spec.lr);
@@ -124,19 +169,74 @@ function makeStep(
   const invBatch = new Map<number, number>();
   const constants = [lr, mom, zero, one, axis0, ...(wd !== null ? [wd] : [])];
 
+  // The state: one resource variable per parameter and per momentum slot, updated in place.
+  const shapes = new Map(model.params.map((p) => [p.name, [...p.shape]]));
+  const slotName = (param: string) => `momentum/${param}`;
+  const variables = new Map<string, number>();
+  const variableShapes = new Map<string, number[]>();
+  for (const [name, shape] of shapes) {
+    const attrs = [
+      ...dtype,
+      { name: 'shape', type: bind.TF_ATTR_SHAPE, value: shape },
+      { name: 'container', type: bind.TF_ATTR_STRING, value: '' },
+      { name: 'shared_name', type: bind.TF_ATTR_STRING, value: ANONYMOUS_RESOURCE },
+    ];
+    const names = spec.momentum > 0 ? [name, slotName(name)] : [name];
+    for (const n of names) {
+      variables.set(n, (bind.executeOp('VarHandleOp', attrs, [], 1)[0] as TensorMetadata).id);
+      variableShapes.set(n, shape);
+    }
+  }
+  const variable = (name: string): number => {
+    const v = variables.get(name);
+    if (v === undefined) throw new Error(`internal: the dense step has no variable '${name}'`);
+    return v;
+  };
+  const assign = (name: string, value: number) =>
+    bind.executeOp('AssignVariableOp', dtype, [variable(name), value], 0);
+  const readVar = (name: string) =>
+    (bind.executeOp('ReadVariableOp', dtype, [variable(name)], 1)[0] as TensorMetadata).id;
+  const idOf = (x: tf.Tensor) => backend.getInputTensorIds([x])[0] as number;
+  const slotNames = spec.momentum > 0 ? [...shapes.keys()].map(slotName) : [];
+
   return {
-    step(params, slots, keep, batch) {
+    load(params, slots) {
+      for (const name of shapes.keys()) {
+        const p = params[name];
+        if (!p) throw new Error(`internal: the dense step got no parameter '${name}'`);
+        assign(name, idOf(p));
+      }
+      for (const name of slotNames) {
+        const s = slots[name];
+        if (!s) throw new Error(`internal: the dense step got no slot '${name}'`);
+        assign(name, idOf(s));
+      }
+    },
+
+    read() {
+      // createOutputTensor registers the handle with tfjs-node's backend: a tracked tfjs tensor the caller owns.
+      const view = (name: string) =>
+        backend.createOutputTensor({
+          id: readVar(name),
+          shape: variableShapes.get(name) ?? [],
+          dtype: bind.TF_FLOAT,
+        }) as unknown as tf.Tensor;
+      return {
+        params: Object.fromEntries([...shapes.keys()].map((n) => [n, view(n)])),
+        slots: Object.fromEntries(slotNames.map((n) => [n, view(n)])),
+      };
+    },
+
+    step(keep, batch) {
       const temps: number[] = [];
       const t = (id: number) => (temps.push(id), id);
       const run = (name: string, ids: number[], attrs: unknown[] = [T]) =>
         t((bind.executeOp(name, attrs, ids, 1)[0] as TensorMetadata).id);
-      const idOf = (x: tf.Tensor) => backend.getInputTensorIds([x])[0] as number;
-      const kept: number[] = [];
-      const keepOut = (id: number) => {
+      const drop = (id: number) => {
         temps.splice(temps.lastIndexOf(id), 1);
-        kept.push(id);
-        return id;
+        bind.deleteTensor(id);
       };
+      let loss: number | null = null;
       try {
         let inv = invBatch.get(batch.b);
         if (inv === undefined) {
@@ -147,13 +247,19 @@ function makeStep(
         }
         const x = t(bind.createTensor([batch.b, layers.inputSize], bind.TF_FLOAT, batch.x));
         const y = t(bind.createTensor([batch.b, batch.y.length / batch.b], bind.TF_FLOAT, batch.y));
+        // Views of the weights for the forward and backward passes; dropped before the update writes in place.
+        const w = new Map<string, number>();
+        for (const l of layers.layers) w.set(l.weight, t(readVar(l.weight)));
         // Forward: h_{i+1} = relu(h_i W_i + b_i); the last layer's output are the logits.
         const inputs = [x];
         const pre: number[] = [];
         for (const [i, l] of layers.layers.entries()) {
-          const w = idOf(params[l.weight] as tf.Tensor);
-          const bias = idOf(params[l.bias] as tf.Tensor);
-          const z = run('AddV2', [run('BatchMatMulV2', [inputs[i] as number, w], plain), bias]);
+          const bias = t(readVar(l.bias));
+          const z = run('AddV2', [
+            run('BatchMatMulV2', [inputs[i] as number, w.get(l.weight) as number], plain),
+            bias,
+          ]);
+          drop(bias);
           pre.push(z);
           inputs.push(l.relu ? run('Relu', [z]) : z);
         }
@@ -164,7 +270,7 @@ function makeStep(
         ];
         t(rows.id);
         t(backprop.id);
-        const loss = keepOut(run('Mean', [rows.id, axis0], [T, Tidx, noKeepDims]));
+        loss = (bind.executeOp('Mean', [T, Tidx, noKeepDims], [rows.id, axis0], 1)[0] as TensorMetadata).id;
         // Backward, last layer first: d is the gradient at the layer's output (before its ReLU's gradient).
         const grads = new Map<string, number>();
         let d = run('Mul', [backprop.id, inv]);
@@ -173,50 +279,64 @@ function makeStep(
           if (l.relu) d = run(NATIVE_RELU_GRAD_OP, [d, pre[i] as number]);
           grads.set(l.weight, run('BatchMatMulV2', [inputs[i] as number, d], gradB));
           grads.set(l.bias, run('Sum', [d, axis0], [T, Tidx, noKeepDims]));
-          if (i > 0) d = run('BatchMatMulV2', [d, idOf(params[l.weight] as tf.Tensor)], gradA);
+          if (i > 0) d = run('BatchMatMulV2', [d, w.get(l.weight) as number], gradA);
         }
-        // The update, op for op as optimizers.ts' applyUpdate (SGD), then the mask as Trainer.applyMask.
-        const newParams: Record<string, number> = {};
-        const newSlots: Record<string, number> = {};
-        for (const name of Object.keys(params)) {
-          const w = idOf(params[name] as tf.Tensor);
+        for (const id of w.values()) drop(id);
+        // The update as optimizers.ts' applyUpdate (SGD) computes it, in place: TensorFlow's fused momentum and
+        // gradient-descent kernels evaluate the same float32 expressions (accum·m + g, then var − accum·lr).
+        for (const name of shapes.keys()) {
           const k = keep[name] ? idOf(keep[name] as tf.Tensor) : null;
           let g = grads.get(name);
           if (g === undefined) throw new Error(`internal: the dense step has no gradient for '${name}'`);
           if (k !== null) g = run('Mul', [g, k]);
-          if (wd !== null) g = run('AddV2', [g, run('Mul', [wd, w])]);
-          if (spec.momentum > 0) {
-            const key = `momentum/${name}`;
-            const buf = run('AddV2', [run('Mul', [mom, idOf(slots[key] as tf.Tensor)]), g]);
-            newSlots[key] = keepOut(buf);
-            g = spec.nesterov ? run('AddV2', [g, run('Mul', [mom, buf])]) : buf;
+          if (wd !== null) {
+            const v = t(readVar(name));
+            g = run('AddV2', [g, run('Mul', [wd, v])]);
+            drop(v);
           }
-          const updated = run('Sub', [w, run('Mul', [lr, g])]);
-          newParams[name] = keepOut(k !== null ? run('AddV2', [run('Mul', [updated, k]), zero]) : updated);
+          if (spec.momentum > 0 && !spec.nesterov) {
+            bind.executeOp(
+              'ResourceApplyMomentum',
+              applyAttrs,
+              [variable(name), variable(slotName(name)), lr, g, mom],
+              0,
+            );
+          } else if (spec.momentum > 0) {
+            // Nesterov: TensorFlow's kernel groups g·lr + accum·m·lr differently from torch's rule; op for op.
+            const buf = run('AddV2', [run('Mul', [mom, t(readVar(slotName(name)))]), g]);
+            assign(slotName(name), buf);
+            const v = t(readVar(name));
+            const updated = run('Sub', [v, run('Mul', [lr, run('AddV2', [g, run('Mul', [mom, buf])])])]);
+            drop(v);
+            assign(name, updated);
+          } else {
+            bind.executeOp('ResourceApplyGradientDescent', [T, applyAttrs[1]], [variable(name), lr, g], 0);
+          }
+          if (k !== null && options.remask) {
+            const v = t(readVar(name));
+            const masked = run('AddV2', [run('Mul', [v, k]), zero]);
+            drop(v);
+            assign(name, masked);
+          }
         }
-        // tfjs-node's createOutputTensor registers the handle and returns a tracked tfjs tensor.
-        const wrap = (id: number, shape: number[]) =>
-          backend.createOutputTensor({ id, shape, dtype: bind.TF_FLOAT }) as unknown as tf.Tensor;
-        const out = {
-          params: Object.fromEntries(
-            Object.entries(newParams).map(([n, id]) => [n, wrap(id, (params[n] as tf.Tensor).shape)]),
-          ),
-          slots: Object.fromEntries(
-            Object.entries(newSlots).map(([n, id]) => [n, wrap(id, (slots[n] as tf.Tensor).shape)]),
-          ),
-          loss: wrap(loss, []) as tf.Scalar,
-        };
-        kept.length = 0;
+        const out = backend.createOutputTensor({
+          id: loss,
+          shape: [],
+          dtype: bind.TF_FLOAT,
+        }) as unknown as tf.Scalar;
+        loss = null;
         return out;
       } finally {
         for (const id of temps) bind.deleteTensor(id);
         // Handed over only on success: a step that threw leaves nothing behind.
-        for (const id of kept) bind.deleteTensor(id);
+        if (loss !== null) bind.deleteTensor(loss);
       }
     },
+
     dispose() {
-      for (const id of [...constants, ...invBatch.values()]) bind.deleteTensor(id);
+      for (const id of [...constants, ...invBatch.values(), ...variables.values()]) bind.deleteTensor(id);
       invBatch.clear();
+      variables.clear();
     },
   };
 }

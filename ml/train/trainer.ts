@@ -16,7 +16,7 @@ import type { ModelDef, NoiseSeed } from '../models/types.js';
 import { deriveSeed } from '../rng.js';
 import { assertHostTensor, hostTensor, toHostAsync, type HostTensor, type NamedTensors } from '../tensors.js';
 import { batchHost, batchTensors, crossEntropy, evaluateTensors } from './evaluate.js';
-import { nativeDenseStep, type NativeDenseStep } from './native-dense-step.js';
+import { nativeDenseStep, slotsZeroWherePruned, type NativeDenseStep } from './native-dense-step.js';
 import { applyUpdate, slotSpecs } from './optimizers.js';
 import {
   cursorAt,
@@ -178,8 +178,13 @@ export class Trainer {
   private orderCache: { epoch: number; order: Int32Array } | null = null;
   private lossTensor: tf.Scalar | null = null;
   private _lastLoss: number | null;
-  /** The tape-free step for dense nets on native TensorFlow (bit-identical), or null where the tape runs it. */
+  /**
+   * The tape-free step for dense nets on native TensorFlow (bit-identical), or null where the tape runs it. When
+   * set, it holds the parameters and slots (updated in place); `params`/`slots` are then views of them, made on
+   * demand by state() and dropped before its next step.
+   */
   private nativeDense: NativeDenseStep | null = null;
+  private views = false;
 
   constructor(
     config: TrainConfig,
@@ -242,7 +247,12 @@ export class Trainer {
         const t = init.optimizer?.[s.name];
         this.slots[s.name] = t ? tf.tensor(t.data.slice(), s.shape, 'float32') : tf.zeros(s.shape, 'float32');
       }
-      this.nativeDense = nativeDenseStep(this.model, this.config.optimizer);
+      const remask = !slotsZeroWherePruned(init.optimizer ?? {}, masks);
+      this.nativeDense = nativeDenseStep(this.model, this.config.optimizer, { remask });
+      if (this.nativeDense) {
+        this.nativeDense.load(this.params, this.slots);
+        this.dropState();
+      }
     } catch (e) {
       this.dispose();
       throw e;
@@ -292,15 +302,16 @@ export class Trainer {
     const indices = this.batchIndices(s);
     if (!objective && this.nativeDense) {
       const h = batchHost(this.model, this.data, indices);
-      const out = this.nativeDense.step(this.params, this.slots, this.keep, {
-        x: h.x,
-        y: h.y,
-        b: indices.length,
-      });
-      this.replaceState(out.params, out.slots, out.loss);
+      // A view alive during the in-place update would cost TensorFlow a copy of the weights.
+      this.dropState();
+      const loss = this.nativeDense.step(this.keep, { x: h.x, y: h.y, b: indices.length });
+      this.lossTensor?.dispose();
+      this.lossTensor = loss;
+      this._lastLoss = null;
       this._step = s + 1;
       return;
     }
+    this.state();
     const { x: plain, y, labels } = batchTensors(this.model, this.data, indices);
     let x = plain;
     const images = objective?.def.images?.(indices, this.epochOf(s), objective.extras);
@@ -338,13 +349,33 @@ export class Trainer {
   }
 
   private replaceState(params: Tensors, slots: Tensors, loss: tf.Scalar): void {
-    tf.dispose(Object.values(this.params));
-    tf.dispose(Object.values(this.slots));
+    this.dropState();
     this.lossTensor?.dispose();
     this.params = params;
     this.slots = slots;
     this.lossTensor = loss;
     this._lastLoss = null;
+    if (this.nativeDense) {
+      this.nativeDense.load(params, slots);
+      this.dropState();
+    }
+  }
+
+  /** Makes `params` and `slots` current: views of the native step's state where it holds it. */
+  private state(): void {
+    if (!this.nativeDense || this.views) return;
+    const v = this.nativeDense.read();
+    this.params = v.params;
+    this.slots = v.slots;
+    this.views = true;
+  }
+
+  private dropState(): void {
+    tf.dispose(Object.values(this.params));
+    tf.dispose(Object.values(this.slots));
+    this.params = {};
+    this.slots = {};
+    this.views = false;
   }
 
   /** Loss of the latest step (null before the first). Reading syncs with the device, so callers do it sparingly. */
@@ -358,6 +389,7 @@ export class Trainer {
   }
 
   async evaluate(data: Dataset, batchSize?: number): Promise<{ loss: number; accuracy: number }> {
+    this.state();
     return evaluateTensors(this.model, this.params, data, batchSize);
   }
 
@@ -368,6 +400,7 @@ export class Trainer {
   /** A deep copy of the state; nothing in it aliases live tensors or earlier copies. */
   async snapshot(evals: readonly EvalRecord[]): Promise<TrainState> {
     const lastLoss = await this.readLoss();
+    this.state();
     const weights: NamedTensors = {};
     for (const n of this.names) weights[n] = await toHostAsync(this.params[n] as tf.Tensor);
     const optimizer: NamedTensors = {};
@@ -383,14 +416,11 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.dropState();
     this.nativeDense?.dispose();
     this.nativeDense = null;
-    tf.dispose(Object.values(this.params));
-    tf.dispose(Object.values(this.slots));
     tf.dispose(Object.values(this.keep));
     this.lossTensor?.dispose();
-    this.params = {};
-    this.slots = {};
     this.keep = {};
     this.lossTensor = null;
   }

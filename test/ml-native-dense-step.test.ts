@@ -22,6 +22,7 @@ import {
   type TrainConfig,
   type TrainState,
 } from '../ml/train';
+import { oneHotHost } from '../ml/train/evaluate';
 import { nativeDenseStep } from '../ml/train/native-dense-step';
 
 const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
@@ -190,6 +191,48 @@ test(
     } finally {
       fast.dispose();
       tape.dispose();
+    }
+  },
+);
+
+test(
+  "the op-for-op update (the GPU build's) stores the fused kernels' bytes: momentum and plain SGD, re-masked",
+  { skip },
+  async () => {
+    await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+    const lenet = getModel('lenet-300-100');
+    const hostParams = lenet.init(4);
+    const keepHost = masks(6);
+    for (const optimizer of [SGD[0]![1], SGD[2]![1]]) {
+      const steps = [true, false].map((fused) => nativeDenseStep(lenet, optimizer, { remask: true, fused }));
+      const tensors = (h: NamedTensors) =>
+        Object.fromEntries(Object.entries(h).map(([n, t]) => [n, tf.tensor(t.data, t.shape, 'float32')]));
+      const params = tensors(hostParams);
+      const slots = tensors(busySlots(2));
+      const keep = tensors(keepHost);
+      try {
+        for (const step of steps)
+          step!.load(params, optimizer.kind === 'sgd' && optimizer.momentum > 0 ? slots : {});
+        for (let s = 0; s < 5; s++) {
+          const b = 16;
+          const x = data.images.subarray(s * b * 784, (s + 1) * b * 784);
+          const y = oneHotHost(data.labels.subarray(s * b, (s + 1) * b), 10);
+          for (const step of steps) step!.step(keep, { x, y, b }).dispose();
+        }
+        const [fused, plain] = steps.map((step) => step!.read());
+        for (const kind of ['params', 'slots'] as const)
+          for (const [n, t] of Object.entries(fused![kind])) {
+            const [a, c] = [t.dataSync(), plain![kind][n]!.dataSync()];
+            assert.ok(
+              a.every((v, i) => Object.is(v, c[i])),
+              `${optimizer.kind} momentum ${'momentum' in optimizer ? optimizer.momentum : '-'}: ${kind} ${n}`,
+            );
+          }
+        for (const v of [fused!, plain!]) tf.dispose([...Object.values(v.params), ...Object.values(v.slots)]);
+      } finally {
+        for (const step of steps) step?.dispose();
+        tf.dispose([...Object.values(params), ...Object.values(slots), ...Object.values(keep)]);
+      }
     }
   },
 );

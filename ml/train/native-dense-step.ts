@@ -22,6 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import { currentBackend } from '../backend.js';
 import { NATIVE_RELU_GRAD, NATIVE_SOFTMAX_XENT } from '../native-kernels.js';
 import type { ModelDef } from '../models/types.js';
 import type { NamedTensors } from '../tensors.js';
@@ -77,6 +78,12 @@ export interface NativeDenseStep {
 
 export interface NativeDenseOptions {
   /**
+   * Update with TensorFlow's fused optimizer kernels (default: on the CPU build only). Their CPU kernels evaluate
+   * the tape's float32 expressions exactly; a GPU compiler may contract accum·m + g into one rounding (FMA), so the
+   * GPU build updates op for op, as the tape does.
+   */
+  fused?: boolean;
+  /**
    * Re-apply the masks to the weights after each update, as the tape does. Needed only when a pruned coordinate's
    * optimizer slot may be non-zero at load (see slotsZeroWherePruned); otherwise it provably changes no bit.
    */
@@ -97,6 +104,14 @@ export function slotsZeroWherePruned(slots: NamedTensors, masks: NamedTensors): 
     for (let i = 0; i < mask.data.length; i++) if (mask.data[i] === 0 && slot.data[i] !== 0) return false;
   }
   return true;
+}
+
+function isCpuBuild(): boolean {
+  try {
+    return currentBackend().name === 'tensorflow';
+  } catch {
+    return false;
+  }
 }
 
 function nativeBackend(): NativeBackend | null {
@@ -140,6 +155,7 @@ function makeStep(
   options: NativeDenseOptions,
 ): NativeDenseStep {
   const bind = backend.binding;
+  const fused = options.fused ?? isCpuBuild();
   const T = { name: 'T', type: bind.TF_ATTR_TYPE, value: bind.TF_FLOAT };
   const Tidx = { name: 'Tidx', type: bind.TF_ATTR_TYPE, value: bind.TF_INT32 };
   const dtype = [{ name: 'dtype', type: bind.TF_ATTR_TYPE, value: bind.TF_FLOAT }];
@@ -294,23 +310,27 @@ function makeStep(
             g = run('AddV2', [g, run('Mul', [wd, v])]);
             drop(v);
           }
-          if (spec.momentum > 0 && !spec.nesterov) {
+          if (fused && spec.momentum > 0 && !spec.nesterov) {
             bind.executeOp(
               'ResourceApplyMomentum',
               applyAttrs,
               [variable(name), variable(slotName(name)), lr, g, mom],
               0,
             );
-          } else if (spec.momentum > 0) {
-            // Nesterov: TensorFlow's kernel groups g·lr + accum·m·lr differently from torch's rule; op for op.
-            const buf = run('AddV2', [run('Mul', [mom, t(readVar(slotName(name)))]), g]);
-            assign(slotName(name), buf);
+          } else if (fused && spec.momentum === 0) {
+            bind.executeOp('ResourceApplyGradientDescent', [T, applyAttrs[1]], [variable(name), lr, g], 0);
+          } else {
+            // Op for op as optimizers.ts (Nesterov: TensorFlow's kernel groups g·lr + accum·m·lr differently).
+            let delta = g;
+            if (spec.momentum > 0) {
+              const buf = run('AddV2', [run('Mul', [mom, t(readVar(slotName(name)))]), g]);
+              assign(slotName(name), buf);
+              delta = spec.nesterov ? run('AddV2', [g, run('Mul', [mom, buf])]) : buf;
+            }
             const v = t(readVar(name));
-            const updated = run('Sub', [v, run('Mul', [lr, run('AddV2', [g, run('Mul', [mom, buf])])])]);
+            const updated = run('Sub', [v, run('Mul', [lr, delta])]);
             drop(v);
             assign(name, updated);
-          } else {
-            bind.executeOp('ResourceApplyGradientDescent', [T, applyAttrs[1]], [variable(name), lr, g], 0);
           }
           if (k !== null && options.remask) {
             const v = t(readVar(name));

@@ -82,10 +82,24 @@ export function startTlsFront(o: TlsFrontOptions): Promise<TlsFront> {
       client.pipe(upstream).pipe(client);
     },
   );
+  // Peers by raw connection, noted on arrival: a connection reset has lost its address by the time it errs.
+  const peers = new WeakMap<net.Socket, string>();
+  server.on('connection', (raw: net.Socket) =>
+    peers.set(raw, `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? '?'}`),
+  );
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
-    // A peer that closes before a word of TLS (a port probe, a health check) was not refused anything.
-    if (err.code === 'ECONNRESET') return;
-    o.log(`refused ${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}: ${refusalText(err)}`);
+    // Only the raw connection knows what was sent: Node keeps it as the TLS socket's `_parent` (not public API;
+    // where it is missing, a reset stays silent, as a probe's does).
+    const parent = (socket as { _parent?: unknown })._parent;
+    const raw = parent instanceof net.Socket ? parent : null;
+    const peer = (raw && peers.get(raw)) ?? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    if (err.code !== 'ECONNRESET') o.log(`refused ${peer}: ${refusalText(err)}`);
+    // A peer that closes before a word of TLS (a port probe, a health check) was not refused anything; one that
+    // closes mid-handshake is worth a line.
+    else if (raw && raw.bytesRead > 0)
+      o.log(
+        `${peer} hung up during the TLS handshake (after ${raw.bytesRead} bytes), before the front decided anything`,
+      );
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -39,9 +39,8 @@ import { LogitReader, type LogitBatch } from '../store';
 import { runDurableTraining, type DurableTrainingDeps } from './durable-training';
 import { activity } from './failures';
 import { logitSetKeysFor } from './logits';
-import { damagedKey, requireReproducible } from './heal';
 import { createLogitHealer, type LogitHealer } from './heal-logits';
-import { publishTrainRun, readTrainRun, recordedRunBackend, unpublishTrainRun } from './run-records';
+import { publishTrainRun, readOrHealTrainRun, readTrainRun } from './run-records';
 
 /** The student's training data: the train split of its dataset, limited as its spec says. */
 function studentData(spec: DistillSpec): { train: Dataset; test: Dataset } {
@@ -430,27 +429,6 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
     return null;
   }
 
-  /**
-   * The finished student's stored record, or null when it must be trained; a damaged one (its manifest, weights or
-   * metrics) is unpublished and trained again, where this worker reproduces it.
-   */
-  async function readOrHealStudent(runId: string, healed: string[]) {
-    try {
-      return await readTrainRun(store, runId);
-    } catch (err) {
-      const key = damagedKey(err);
-      if (key === null) throw err;
-      const backend = await recordedRunBackend(store, runId);
-      if (backend !== null) requireReproducible(`the distillation ${runId}`, key, backend, deps.backend);
-      await unpublishTrainRun(store, runId, key);
-      deps.log(
-        `healing '${key}': the distillation ${runId} is damaged (${(err as Error).message}); training the student again`,
-      );
-      healed.push(key);
-      return null;
-    }
-  }
-
   async function distill(input: DistillActivityInput): Promise<DistillResult> {
     const spec = parseDistillSpec(input.spec);
     if (input.teachers.length !== spec.teachers.length) {
@@ -464,7 +442,15 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
     const healer = createLogitHealer(deps, (key) =>
       derivedSet(spec, input.teachers, studentData(spec).train.n, key),
     );
-    const finished = await readOrHealStudent(runId, healer.healed);
+    // A damaged stored student (its manifest, weights or metrics) is trained again where this worker reproduces it.
+    const finished = await readOrHealTrainRun(store, runId, {
+      backend: deps.backend,
+      what: `the distillation ${runId}`,
+      healing: (key, why) => {
+        deps.log(`healing '${key}': ${why}; training the student again`);
+        healer.healed.push(key);
+      },
+    });
     if (finished) {
       deps.log(`distillation ${runId} already finished; returning its stored result`);
       return { ...finished, reused: true, resumedFromStep: finished.steps, teachers: input.teachers };

@@ -42,8 +42,7 @@ import { runDurableTraining, type DurableTrainingDeps } from './durable-training
 import { activity } from './failures';
 import { damagedKey, requireReproducible } from './heal';
 import { createLevelRecords } from './level-records';
-import { publishTrainRun, readTrainRun, recordedRunBackend, unpublishTrainRun } from './run-records';
-import type { TrainRunRecord } from '../contract/train';
+import { publishTrainRun, readOrHealTrainRun } from './run-records';
 
 /** What every kind of level shares: the parsed spec, model, data and training config. */
 interface LevelJob {
@@ -221,25 +220,6 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     return { ...record, reused: false, resumedFromStep: trained.resumedFromStep };
   }
 
-  /** The dense run's stored record, or null when it must be trained; a damaged run is unpublished first. */
-  async function readOrHealRun(job: LevelJob, runId: string): Promise<TrainRunRecord | null> {
-    try {
-      return await readTrainRun(store, runId);
-    } catch (err) {
-      const key = damagedKey(err);
-      if (key === null) throw err;
-      const backend = await recordedRunBackend(store, runId);
-      if (backend !== null) requireReproducible(`the dense run ${runId}`, key, backend, deps.backend);
-      await unpublishTrainRun(store, runId, key);
-      heal(
-        job.healed,
-        key,
-        `the dense run ${runId} is damaged (${(err as Error).message}); training it again`,
-      );
-      return null;
-    }
-  }
-
   /** The dense run's state at step k: stored with the run, or replayed (same seeds, same trajectory). */
   async function denseStateAt(
     job: LevelJob,
@@ -283,7 +263,11 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     const runId = trainRunId(spec.train);
     const init = model.init(config.seed);
     let dense: TrainedLevel;
-    const stored = await readOrHealRun(job, runId);
+    const stored = await readOrHealTrainRun(store, runId, {
+      backend: deps.backend,
+      what: `the dense run ${runId}`,
+      healing: (key, why) => heal(job.healed, key, `${why}; training it again`),
+    });
     if (stored) {
       deps.log(`level 0: reusing the finished dense run ${runId}`);
       if (stored.evals.length === 0) throw new Error(`dense run ${runId} has no evaluations`);

@@ -8,6 +8,7 @@ import { trainRunRecordSchema, type TrainRunRecord } from '../contract/train';
 import type { TrainConfig } from '../ml/train';
 import { finalWeightsKey, runManifestKey, runMetricsKey, type ArtifactStore } from '../store';
 import type { DurableTrainingOutcome } from './durable-training';
+import { damagedKey, requireReproducible } from './heal';
 
 const runManifestSchema = z.object({
   kind: z.literal('train-run'),
@@ -78,4 +79,28 @@ export async function readTrainRun(store: ArtifactStore, runId: string): Promise
   if (!(await store.exists(manifestKey))) return null;
   const manifest = runManifestSchema.parse(await store.readManifest(manifestKey));
   return { runId, manifestKey, ...manifest.result };
+}
+
+/**
+ * The record of a finished run, or null when it must be trained: not finished, or damaged (an object it lists fails
+ * verification or is gone). A damaged run is unpublished so that the caller trains it again, which gives its bytes
+ * back only on the backend that trained it: elsewhere UnderivableError, naming the key. `what` names the run in
+ * messages (`the dense run <id>`); `healing` hears the damaged key and why it is recomputed.
+ */
+export async function readOrHealTrainRun(
+  store: ArtifactStore,
+  runId: string,
+  worker: { backend: string; what: string; healing(key: string, why: string): void },
+): Promise<TrainRunRecord | null> {
+  try {
+    return await readTrainRun(store, runId);
+  } catch (err) {
+    const key = damagedKey(err);
+    if (key === null) throw err;
+    const backend = await recordedRunBackend(store, runId);
+    if (backend !== null) requireReproducible(worker.what, key, backend, worker.backend);
+    await unpublishTrainRun(store, runId, key);
+    worker.healing(key, `${worker.what} is damaged (${(err as Error).message})`);
+    return null;
+  }
 }

@@ -17,6 +17,7 @@ import { clusterDown, clusterStatus, clusterUp, freeClusterOptions } from '../in
 import type { StackEndpoints } from '../infra/endpoints';
 import { TLS_SERVER_NAME, tlsFiles } from '../infra/tls-files';
 import { connectClient, openStore } from '../workers/connection';
+import { tinyLenetTrain } from './support/specs';
 
 let tmp: string;
 let o: ClusterOptions;
@@ -52,17 +53,7 @@ test('a training run goes through the cluster workers over mTLS, its weights thr
   try {
     const spec = parseTrainSpec({
       experiment: `cltls${Date.now().toString(36)}`,
-      train: {
-        model: 'lenet-300-100',
-        dataset: 'mnist',
-        optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 },
-        batchSize: 32,
-        iterations: 30,
-        evalEvery: 30,
-        seed: 2,
-        trainLimit: 320,
-        testLimit: 100,
-      },
+      train: tinyLenetTrain(2, { iterations: 30, evalEvery: 30 }),
       checkpointEvery: 10,
     });
     const result = await (await startOrAttachTrain(client, spec)).handle.result();

@@ -12,8 +12,9 @@ import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import { conv2dFilterGrad, conv2dInputGrad } from '../ml/ops/conv';
 import { Rng } from '../ml/rng';
-import { fromHost, hostTensor, type NamedTensors } from '../ml/tensors';
+import { fromHost } from '../ml/tensors';
 import { evaluate, train, type TrainConfig } from '../ml/train';
+import { randomMasks } from './support/random-weights';
 
 const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
 const quiet = { log: () => {} };
@@ -123,13 +124,7 @@ test('conv-4: masks keep pruned conv weights exactly 0 on the native backend', {
   await selectBackend({ prefer: 'tensorflow', ...quiet });
   const model = getModel('conv-4');
   const init = model.init(3);
-  const rng = new Rng(4);
-  const masks: NamedTensors = {};
-  for (const p of model.params.filter((q) => q.prunable)) {
-    const m = hostTensor('uint8', p.shape);
-    for (let i = 0; i < m.data.length; i++) m.data[i] = rng.float() < 0.3 ? 1 : 0;
-    masks[p.name] = m;
-  }
+  const masks = randomMasks(model.params, 4, 0.3, 'uint8');
   const config: TrainConfig = {
     model: 'conv-4',
     dataset: 'mnist',

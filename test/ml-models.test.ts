@@ -9,8 +9,9 @@ import { selectBackend, type BackendName } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { getModel, isModelName, MODEL_NAMES } from '../ml/models';
 import { Rng } from '../ml/rng';
-import { fromHost, hostBytesEqual, hostTensor, type NamedTensors } from '../ml/tensors';
+import { fromHost, hostBytesEqual, hostTensor } from '../ml/tensors';
 import { evaluate, train, type TrainConfig } from '../ml/train';
+import { randomMasks } from './support/random-weights';
 
 const quiet = { log: () => {} };
 async function use(backend: BackendName): Promise<void> {
@@ -224,13 +225,7 @@ test('conv-2: masks keep pruned conv and dense weights exactly 0 while the rest 
   await use('wasm');
   const model = getModel('conv-2');
   const init = model.init(3);
-  const rng = new Rng(4);
-  const masks: NamedTensors = {};
-  for (const p of model.params.filter((q) => q.prunable)) {
-    const m = hostTensor('uint8', p.shape);
-    for (let i = 0; i < m.data.length; i++) m.data[i] = rng.float() < 0.3 ? 1 : 0;
-    masks[p.name] = m;
-  }
+  const masks = randomMasks(model.params, 4, 0.3, 'uint8');
   for (const optimizer of [
     { kind: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 1e-3 },
     { kind: 'adam', lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-3 },

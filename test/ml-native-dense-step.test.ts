@@ -24,6 +24,7 @@ import {
 } from '../ml/train';
 import { oneHotHost } from '../ml/train/evaluate';
 import { nativeDenseStep } from '../ml/train/native-dense-step';
+import { randomMasks } from './support/random-weights';
 
 const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
 
@@ -44,14 +45,7 @@ function config(optimizer: OptimizerSpec): TrainConfig {
 }
 
 function masks(seed: number): NamedTensors {
-  const rng = new Rng(seed);
-  const out: NamedTensors = {};
-  for (const p of getModel('lenet-300-100').params.filter((q) => q.prunable)) {
-    const m = hostTensor('float32', p.shape);
-    for (let i = 0; i < m.data.length; i++) m.data[i] = rng.float() < 0.4 ? 1 : 0;
-    out[p.name] = m;
-  }
-  return out;
+  return randomMasks(getModel('lenet-300-100').params, seed, 0.4);
 }
 
 /** Momentum slots with non-zero values everywhere, pruned coordinates included (a state not from maskTrainState). */

@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { selectBackend, type BackendName } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
-import { Rng } from '../ml/rng';
-import { hostBytesEqual, hostTensor, type NamedTensors } from '../ml/tensors';
+import { hostBytesEqual, type NamedTensors } from '../ml/tensors';
 import {
   MlInputError,
   stateFromTensors,
@@ -14,6 +13,7 @@ import {
   type TrainConfig,
   type TrainState,
 } from '../ml/train';
+import { randomMasks } from './support/random-weights';
 
 // 100 samples in batches of 16: 7 steps per epoch, the last one of 4 samples, so 16 steps cross two epoch
 // boundaries and partial batches.
@@ -41,14 +41,7 @@ const OPTIMIZERS: OptimizerSpec[] = [
 ];
 
 function masksFor(seed: number): NamedTensors {
-  const rng = new Rng(seed);
-  const out: NamedTensors = {};
-  for (const p of getModel('lenet-300-100').params.filter((q) => q.prunable)) {
-    const m = hostTensor('float32', p.shape);
-    for (let i = 0; i < m.data.length; i++) m.data[i] = rng.float() < 0.5 ? 1 : 0;
-    out[p.name] = m;
-  }
-  return out;
+  return randomMasks(getModel('lenet-300-100').params, seed, 0.5);
 }
 
 function assertStatesIdentical(a: TrainState, b: TrainState, what: string): void {

@@ -27,6 +27,7 @@ import { TLS_SERVER_NAME, tlsFiles } from '../infra/tls-files';
 import { connectClient, openStore } from '../workers/connection';
 import { spawnWorker } from '../workers/spawn';
 import { freePorts } from './support/ports';
+import { tinyLenetTrain } from './support/specs';
 import { startTestWorkers } from './support/workers';
 
 let tmp: string;
@@ -106,17 +107,7 @@ test('a training run goes through workers and a client that hold the stack certi
   try {
     const spec = parseTrainSpec({
       experiment: `tls${Date.now().toString(36)}`,
-      train: {
-        model: 'lenet-300-100',
-        dataset: 'mnist',
-        optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 },
-        batchSize: 32,
-        iterations: 30,
-        evalEvery: 30,
-        seed: 1,
-        trainLimit: 320,
-        testLimit: 100,
-      },
+      train: tinyLenetTrain(1, { iterations: 30, evalEvery: 30 }),
       checkpointEvery: 10,
     });
     const run = await startOrAttachTrain(workers.client, spec);

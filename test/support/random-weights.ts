@@ -14,3 +14,23 @@ export function randomWeights(params: readonly ParamSpec[], seed: number, scale 
   }
   return out;
 }
+
+/**
+ * Seeded random 0/1 masks for the prunable parameters: each coordinate kept with probability `keep` (drawn in
+ * parameter order, one uniform draw per coordinate).
+ */
+export function randomMasks(
+  params: readonly ParamSpec[],
+  seed: number,
+  keep: number,
+  dtype: 'float32' | 'uint8' = 'float32',
+): NamedTensors {
+  const rng = new Rng(seed);
+  const out: NamedTensors = {};
+  for (const p of params.filter((q) => q.prunable)) {
+    const m = hostTensor(dtype, [...p.shape]);
+    for (let i = 0; i < m.data.length; i++) m.data[i] = rng.float() < keep ? 1 : 0;
+    out[p.name] = m;
+  }
+  return out;
+}

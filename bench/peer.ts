@@ -61,6 +61,20 @@ interface Row extends Config {
   /** The median round's peak resident memory of the whole process (MiB). */
   peakRssMiB: number | null;
   version: string;
+  /** When the invocation that measured it started (ISO time): the key into the file's `invocations`. */
+  invocation?: string;
+}
+
+function sameInvocation(a: Row | null, b: Row | null): boolean {
+  return a?.invocation !== undefined && a.invocation === b?.invocation;
+}
+
+/** One run of this bench whose rows the file still holds: rows of different invocations are compared with care. */
+interface Invocation {
+  startedAt: string;
+  machine: ReturnType<typeof machineInfo> & { loadAverageAtStart: number[] };
+  seconds: number;
+  args: string[];
 }
 
 const BATCH = 128;
@@ -274,6 +288,11 @@ async function main(): Promise<void> {
   );
   const measured = new Map<Config, { rounds: number[]; rss: (number | null)[]; version: string }>();
   const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const machine = {
+    ...machineInfo(),
+    loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
   for (let round = 1; round <= rounds; round++) {
     for (const c of configs) {
       const label = `${c.model} ${c.framework} ${c.threads}t`;
@@ -296,12 +315,17 @@ async function main(): Promise<void> {
     rounds: m.rounds.map((v) => Number(v.toPrecision(4))),
     peakRssMiB: medianRss(m.rounds, m.rss),
     version: m.version,
+    invocation: startedAt,
   }));
   const file = path.join(REPO_ROOT, 'bench', 'results', 'peer.json');
   const key = (r: Config) => `${r.model}/${r.framework}/${r.threads}`;
   const fresh = new Set(rows.map(key));
   const stored = existsSync(file)
-    ? (JSON.parse(readFileSync(file, 'utf8')) as { results?: Row[]; baselines?: Row[] })
+    ? (JSON.parse(readFileSync(file, 'utf8')) as {
+        results?: Row[];
+        baselines?: Row[];
+        invocations?: Invocation[];
+      })
     : {};
   const previous = [...(stored.results ?? []), ...(stored.baselines ?? [])];
   const all = [...previous.filter((r) => !fresh.has(key(r))), ...rows].sort(
@@ -315,6 +339,21 @@ async function main(): Promise<void> {
   // Each framework at its best thread count, and ours over PyTorch's.
   const best = (model: string, f: Framework) =>
     Math.max(0, ...all.filter((r) => r.model === model && r.framework === f).map((r) => r.samplesPerSec));
+  const bestRow = (model: string, f: Framework) =>
+    all
+      .filter((r) => r.model === model && r.framework === f)
+      .reduce<Row | null>((a, r) => (a && a.samplesPerSec >= r.samplesPerSec ? a : r), null);
+  const thisInvocation: Invocation = {
+    startedAt,
+    machine,
+    seconds: Math.round((performance.now() - started) / 1000),
+    args: process.argv.slice(2),
+  };
+  const kept = new Set(all.map((r) => r.invocation));
+  const invocations = [
+    ...(stored.invocations ?? []).filter((i) => i.startedAt !== startedAt && kept.has(i.startedAt)),
+    thisInvocation,
+  ];
   const ratios = MODEL_NAMES.filter((m) => best(m, 'pytorch') > 0 && best(m, 'lth-native') > 0).map(
     (model) => ({
       model,
@@ -324,10 +363,13 @@ async function main(): Promise<void> {
       lthNativeTape: best(model, 'lth-native-tape') || null,
       pytorch: best(model, 'pytorch'),
       ratio: Number((best(model, 'lth-native') / best(model, 'pytorch')).toFixed(3)),
+      // A ratio is a same-machine claim only when both sides were measured in one invocation.
+      sameInvocation: sameInvocation(bestRow(model, 'lth-native'), bestRow(model, 'pytorch')),
     }),
   );
   const out = {
-    machine: { ...machineInfo(), loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100) },
+    machine,
+    invocations,
     results,
     baselines,
     ratios,
@@ -337,7 +379,8 @@ async function main(): Promise<void> {
       'ratios: lth-native at its best thread count over PyTorch at its best',
       "baselines: lth-native-composite, native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off); " +
         "lth-native-tape, every step through tfjs's tape (LTH_NATIVE_DENSE=off; differs from lth-native only for dense nets)",
-      `this invocation: ${((performance.now() - started) / 1000).toFixed(0)} s`,
+      "machine: the latest invocation's; every row names the invocation that measured it (`invocations`), and a " +
+        'ratio says whether both of its sides come from one (sameInvocation)',
     ],
   };
   mkdirSync(path.dirname(file), { recursive: true });

@@ -11,7 +11,7 @@ import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import { runDurableTraining, type DurableTrainingDeps } from './durable-training';
 import { activity } from './failures';
-import { publishTrainRun, readTrainRun } from './run-records';
+import { publishTrainRun, readOrHealTrainRun } from './run-records';
 
 export function createTrainActivities(deps: DurableTrainingDeps) {
   async function train(input: TrainActivityInput): Promise<TrainRunResult> {
@@ -19,7 +19,13 @@ export function createTrainActivities(deps: DurableTrainingDeps) {
     const runId = trainRunId(spec.train);
     await deps.store.ensureBucket();
 
-    const finished = await readTrainRun(deps.store, runId);
+    // A damaged finished run (found here, or removed by `lth fsck --repair` and started again with --rerun) is
+    // trained again where this worker gives its bytes back.
+    const finished = await readOrHealTrainRun(deps.store, runId, {
+      backend: deps.backend,
+      what: `the run ${runId}`,
+      healing: (key, why) => deps.log(`healing '${key}': ${why}; training it again`),
+    });
     if (finished) {
       deps.log(`run ${runId} already finished; returning its stored result`);
       return { ...finished, reused: true, resumedFromStep: finished.steps };

@@ -34,9 +34,19 @@ function staticDetails(spec: unknown): string {
   return `spec (with defaults):\n\n\`\`\`json\n${JSON.stringify(spec, null, 2)}\n\`\`\`\n`;
 }
 
+export interface StartOptions {
+  /**
+   * Start a completed run again instead of attaching to it (a running one is still attached to). Its activities
+   * reuse what the earlier run stored and still verifies, and recompute what is missing or damaged: what to do
+   * after `lth fsck --repair` removed objects of a finished run.
+   */
+  rerun?: boolean;
+}
+
 /**
  * The shared start-or-attach: a running or completed execution with this id is attached to; a failed or
- * cancelled one is started afresh (its stored, content-addressed work is reused by the activities).
+ * cancelled one (or, with `rerun`, a completed one) is started afresh (its stored, content-addressed work is
+ * reused by the activities).
  */
 async function startOrAttach<W extends Workflow>(
   client: Client,
@@ -45,20 +55,22 @@ async function startOrAttach<W extends Workflow>(
   args: unknown[],
   searchAttributes: { experiment: string; runKind: string; specHash?: string },
   summary?: string,
+  options: StartOptions = {},
 ): Promise<StartedWorkflow<W>> {
   const existing = client.workflow.getHandle<W>(workflowId);
   const status = await existing
     .describe()
     .then((d) => d.status.name)
     .catch(() => null);
-  if (status === 'RUNNING' || status === 'COMPLETED') return { handle: existing, workflowId, started: false };
+  if (status === 'RUNNING' || (status === 'COMPLETED' && !options.rerun))
+    return { handle: existing, workflowId, started: false };
   try {
     await client.workflow.start(workflowType, {
       args,
       taskQueue: LIGHT_TASK_QUEUE,
       workflowId,
       workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      workflowIdReusePolicy: options.rerun ? 'ALLOW_DUPLICATE' : 'ALLOW_DUPLICATE_FAILED_ONLY',
       ...(summary ? { staticSummary: summary, staticDetails: staticDetails(args[0]) } : {}),
       typedSearchAttributes: [
         { key: sa.EXPERIMENT, value: searchAttributes.experiment },
@@ -79,6 +91,7 @@ function startOrAttachSpec<W extends Workflow, S extends TrainSpec | PrecomputeS
   client: Client,
   kind: SpecKind<S>,
   spec: S,
+  options: StartOptions,
 ): Promise<StartedWorkflow<W>> {
   return startOrAttach<W>(
     client,
@@ -87,6 +100,7 @@ function startOrAttachSpec<W extends Workflow, S extends TrainSpec | PrecomputeS
     [spec],
     { experiment: kind.experiment(spec), runKind: kind.runKind, specHash: specHash(spec) },
     kind.describe(spec),
+    options,
   );
 }
 
@@ -108,12 +122,13 @@ async function startOrRestart<W extends Workflow>(
     searchAttributes: SearchAttributePair[];
     needsRestart: (result: WorkflowResultType<W>) => boolean;
   },
+  options: StartOptions = {},
 ): Promise<StartedWorkflow<W>> {
   const { workflowId } = run;
   const existing = client.workflow.getHandle<W>(workflowId);
   const desc = await existing.describe().catch(() => null);
   if (desc?.status.name === 'RUNNING') return { handle: existing, workflowId, started: false };
-  if (desc?.status.name === 'COMPLETED' && !run.needsRestart(await existing.result()))
+  if (desc?.status.name === 'COMPLETED' && !options.rerun && !run.needsRestart(await existing.result()))
     return { handle: existing, workflowId, started: false };
   const handle = await client.workflow.start(run.workflowType, {
     args: run.args as unknown[],
@@ -132,23 +147,31 @@ async function startOrRestart<W extends Workflow>(
  * Starts the trunk, or attaches to the one this spec already has. A trunk that completed without some of the
  * spec's branches is started again: its levels are all in the store, so the new run goes straight to them.
  */
-export async function startOrAttachLottery(client: Client, spec: LotterySpec): Promise<StartedLottery> {
-  return startOrRestart<typeof lotteryWorkflow>(client, {
-    workflowType: lotteryKind.workflowType,
-    workflowId: lotteryKind.workflowId(spec),
-    args: [{ spec }],
-    spec,
-    summary: lotteryKind.describe(spec),
-    searchAttributes: [
-      { key: sa.EXPERIMENT, value: spec.experiment },
-      { key: sa.RUN_KIND, value: lotteryKind.runKind },
-      { key: sa.SPEC_HASH, value: specHash(spec) },
-    ],
-    needsRestart: (result) => {
-      const have = new Set(result.branches.map((b) => b.label));
-      return !spec.branches.every((b) => have.has(branchLabel(b)));
+export async function startOrAttachLottery(
+  client: Client,
+  spec: LotterySpec,
+  options: StartOptions = {},
+): Promise<StartedLottery> {
+  return startOrRestart<typeof lotteryWorkflow>(
+    client,
+    {
+      workflowType: lotteryKind.workflowType,
+      workflowId: lotteryKind.workflowId(spec),
+      args: [{ spec }],
+      spec,
+      summary: lotteryKind.describe(spec),
+      searchAttributes: [
+        { key: sa.EXPERIMENT, value: spec.experiment },
+        { key: sa.RUN_KIND, value: lotteryKind.runKind },
+        { key: sa.SPEC_HASH, value: specHash(spec) },
+      ],
+      needsRestart: (result) => {
+        const have = new Set(result.branches.map((b) => b.label));
+        return !spec.branches.every((b) => have.has(branchLabel(b)));
+      },
     },
-  });
+    options,
+  );
 }
 
 /**
@@ -159,6 +182,7 @@ export async function startOrAttachBranch(
   client: Client,
   spec: LotterySpec,
   branch: BranchSpec,
+  options: StartOptions = {},
 ): Promise<StartedWorkflow<typeof lotteryBranchWorkflow>> {
   return startOrAttach<typeof lotteryBranchWorkflow>(
     client,
@@ -166,13 +190,19 @@ export async function startOrAttachBranch(
     branchWorkflowId(lotteryWorkflowId(spec), branch),
     [{ spec, branch }],
     { experiment: spec.experiment, runKind: 'lottery-branch' },
+    undefined,
+    options,
   );
 }
 
 export type StartedRun = StartedWorkflow<typeof trainWorkflow>;
 
-export async function startOrAttachTrain(client: Client, spec: TrainSpec): Promise<StartedRun> {
-  return startOrAttachSpec<typeof trainWorkflow, TrainSpec>(client, trainKind, spec);
+export async function startOrAttachTrain(
+  client: Client,
+  spec: TrainSpec,
+  options: StartOptions = {},
+): Promise<StartedRun> {
+  return startOrAttachSpec<typeof trainWorkflow, TrainSpec>(client, trainKind, spec, options);
 }
 
 export type StartedPrecompute = StartedWorkflow<typeof precomputeLogitsWorkflow>;
@@ -184,8 +214,14 @@ export type StartedPrecompute = StartedWorkflow<typeof precomputeLogitsWorkflow>
 export async function startOrAttachPrecompute(
   client: Client,
   spec: PrecomputeSpec,
+  options: StartOptions = {},
 ): Promise<StartedPrecompute> {
-  return startOrAttachSpec<typeof precomputeLogitsWorkflow, PrecomputeSpec>(client, precomputeKind, spec);
+  return startOrAttachSpec<typeof precomputeLogitsWorkflow, PrecomputeSpec>(
+    client,
+    precomputeKind,
+    spec,
+    options,
+  );
 }
 
 /** Number of workers polling a task queue right now (for "no worker is running" hints). */
@@ -210,8 +246,12 @@ export type StartedDistill = StartedWorkflow<typeof distillWorkflow>;
  * Starts a distillation, or attaches to the one this spec already has (running or completed); a failed one is
  * started afresh and reuses the teachers' runs and logit sets and the student's checkpoints.
  */
-export async function startOrAttachDistill(client: Client, spec: DistillSpec): Promise<StartedDistill> {
-  return startOrAttachSpec<typeof distillWorkflow, DistillSpec>(client, distillKind, spec);
+export async function startOrAttachDistill(
+  client: Client,
+  spec: DistillSpec,
+  options: StartOptions = {},
+): Promise<StartedDistill> {
+  return startOrAttachSpec<typeof distillWorkflow, DistillSpec>(client, distillKind, spec, options);
 }
 
 export type StartedSweep = StartedWorkflow<typeof sweepWorkflow>;
@@ -224,28 +264,37 @@ export async function startOrAttachSweep(
   client: Client,
   spec: SweepSpec,
   experiment: string,
+  options: StartOptions = {},
 ): Promise<StartedSweep> {
   const summary = describeSweep(spec);
-  return startOrRestart<typeof sweepWorkflow>(client, {
-    workflowType: 'sweepWorkflow',
-    workflowId: sweepWorkflowId(spec),
-    args: [{ spec, summary }],
-    spec,
-    summary,
-    searchAttributes: [
-      { key: sa.EXPERIMENT, value: experiment },
-      { key: sa.RUN_KIND, value: 'sweep' },
-      { key: sa.SWEEP, value: spec.sweep },
-      { key: sa.SPEC_HASH, value: specHash(spec) },
-    ],
-    needsRestart: (result) => result.rows.some((r) => r.status !== 'done'),
-  });
+  return startOrRestart<typeof sweepWorkflow>(
+    client,
+    {
+      workflowType: 'sweepWorkflow',
+      workflowId: sweepWorkflowId(spec),
+      args: [{ spec, summary }],
+      spec,
+      summary,
+      searchAttributes: [
+        { key: sa.EXPERIMENT, value: experiment },
+        { key: sa.RUN_KIND, value: 'sweep' },
+        { key: sa.SWEEP, value: spec.sweep },
+        { key: sa.SPEC_HASH, value: specHash(spec) },
+      ],
+      needsRestart: (result) => result.rows.some((r) => r.status !== 'done'),
+    },
+    options,
+  );
 }
 
 export type StartedAnalysis = StartedWorkflow<typeof analyzeWorkflow>;
 
 /** Starts the geometry analysis of stored solutions, or attaches to the one this spec already has. */
-export async function startOrAttachAnalysis(client: Client, spec: AnalysisSpec): Promise<StartedAnalysis> {
+export async function startOrAttachAnalysis(
+  client: Client,
+  spec: AnalysisSpec,
+  options: StartOptions = {},
+): Promise<StartedAnalysis> {
   return startOrAttach<typeof analyzeWorkflow>(
     client,
     'analyzeWorkflow',
@@ -253,5 +302,6 @@ export async function startOrAttachAnalysis(client: Client, spec: AnalysisSpec):
     [spec],
     { experiment: spec.experiment, runKind: 'analysis' },
     `geometry of ${spec.targets.length} stored solutions of ${spec.experiment}: ${spec.config.measures.join(', ')}`,
+    options,
   );
 }

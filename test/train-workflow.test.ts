@@ -116,6 +116,34 @@ test('starting the same spec again attaches to the finished run', async () => {
   assert.equal(first.steps, 80);
 });
 
+test('a finished run whose weights were removed is only attached to, unless started again with rerun, which recomputes them to the same bytes', async () => {
+  const store = openStore(e);
+  const before = await (await startOrAttachTrain(workers.client, spec)).handle.result();
+  await store.remove(before.weights.key);
+  // Attached: the finished run answers with what it recorded, and nothing is recomputed.
+  const attached = await startOrAttachTrain(workers.client, spec);
+  assert.equal(attached.started, false);
+  assert.equal(await store.exists(before.weights.key), false);
+
+  const firstExecution = (await attached.handle.describe()).runId;
+  const again = await startOrAttachTrain(workers.client, spec, { rerun: true });
+  assert.equal(again.started, true);
+  assert.notEqual(
+    (await again.handle.describe()).runId,
+    firstExecution,
+    'a second execution under the same id',
+  );
+  const after = await again.handle.result();
+  assert.equal(after.reused, false, 'the damaged run is trained again, not reused');
+  assert.equal(after.weights.key, before.weights.key);
+  assert.equal(after.weights.sha256, before.weights.sha256);
+  await store.getTensors(after.weights.key, { expectSha256: before.weights.sha256 });
+  // A rerun of an intact finished run reuses everything it stored.
+  const intact = await (await startOrAttachTrain(workers.client, spec, { rerun: true })).handle.result();
+  assert.equal(intact.reused, true);
+  assert.equal(intact.weights.sha256, before.weights.sha256);
+});
+
 test('the same training under another experiment label reuses the stored artifacts', async () => {
   const relabelled = parseTrainSpec({ ...spec, experiment: `${tag}-copy` });
   const run = await startOrAttachTrain(workers.client, relabelled);

@@ -20,6 +20,7 @@ import { followWithBar } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { int } from '../spec-flags';
 import { workflowLink } from './lottery';
+import { RERUN_OPTION, startOptions, startedText } from '../rerun';
 
 interface AnalyzeFlags {
   config?: string;
@@ -33,6 +34,7 @@ interface AnalyzeFlags {
   parallelism?: number;
   follow: boolean;
   json?: boolean;
+  rerun?: boolean;
 }
 
 const intList = (v: string): number[] =>
@@ -87,9 +89,9 @@ async function analyzeAction(experimentArg: string, flags: AnalyzeFlags): Promis
   const client = await connectClient(e);
   try {
     const spec = await analysisSpec(client, experiment, flags);
-    const run = await startOrAttachAnalysis(client, spec);
+    const run = await startOrAttachAnalysis(client, spec, startOptions(flags));
     process.stderr.write(
-      `${run.started ? 'started' : 'attached to'} ${run.workflowId}: ${spec.targets.length} solutions × ` +
+      `${startedText(run, flags)} ${run.workflowId}: ${spec.targets.length} solutions × ` +
         `${spec.config.measures.length} measures\n`,
     );
     const link = workflowLink(e.temporal.uiUrl, e.temporal.namespace, run.workflowId);
@@ -137,5 +139,6 @@ export function registerAnalyzeCommand(program: Command): void {
     .option('--parallelism <n>', 'measures at once (default 2)', int)
     .option('--no-follow', 'start the analysis and return without waiting')
     .option('--json', 'print the result as JSON')
+    .option(...RERUN_OPTION)
     .action(analyzeAction);
 }

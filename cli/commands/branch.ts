@@ -33,6 +33,7 @@ import { formatReportTable } from '../../report/table';
 import { startOrAttachBranch } from '../../client/runs';
 import { int } from '../spec-flags';
 import { workflowLink } from './lottery';
+import { RERUN_OPTION, startOptions, startedText } from '../rerun';
 
 /** How `lth branch` spells each option a branch kind may take (contract/branches/kind.ts BranchOptions). */
 const OPTION_FLAGS: Record<keyof BranchOptions, string> = {
@@ -46,6 +47,7 @@ interface BranchFlags extends BranchOptions {
   trunk?: string;
   follow: boolean;
   json?: boolean;
+  rerun?: boolean;
 }
 
 /** The branch the flags describe; a flag that does not apply to the kind is an error, not ignored. */
@@ -138,6 +140,7 @@ export function registerBranchCommand(program: Command): void {
     .option('--trunk <workflowId>', 'which trunk, when the experiment has several')
     .option('--no-follow', 'start the branch and return without waiting')
     .option('--json', 'print the result as JSON')
+    .option(...RERUN_OPTION)
     .action(async (arg: string, flags: BranchFlags) => {
       const branch = branchFromFlags(flags);
       const e = endpoints();
@@ -148,9 +151,9 @@ export function registerBranchCommand(program: Command): void {
         const spec = validateLotterySpec({ ...trunk, branches: [branch] });
         const perLevel = branchKind(branch).runs === 'per-level';
         if (perLevel) await requireTrunkLevels(spec);
-        const run = await startOrAttachBranch(client, spec, branch);
+        const run = await startOrAttachBranch(client, spec, branch, startOptions(flags));
         const say = (line: string) => process.stderr.write(`${line}\n`);
-        say(`${run.started ? 'started' : 'attached to'} ${run.workflowId}`);
+        say(`${startedText(run, flags)} ${run.workflowId}`);
         say(
           `  branch ${branchLabel(branch)} of trunk ${lotteryWorkflowId(spec)} (levels ${perLevel ? 1 : 0}..${spec.levels})`,
         );

@@ -10,6 +10,7 @@ import { connectClient, endpoints } from '../../workers/connection';
 import { describeResult, followTrain } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { addTrainOptions, applyTrainFlags, int, num, type TrainFieldFlags } from '../spec-flags';
+import { RERUN_OPTION, startOptions, startedText } from '../rerun';
 
 interface DistillFlags extends TrainFieldFlags {
   config?: string;
@@ -21,6 +22,7 @@ interface DistillFlags extends TrainFieldFlags {
   checkpointEvery?: number;
   follow: boolean;
   json?: boolean;
+  rerun?: boolean;
 }
 
 /** The spec file with the flags applied field by field, then checked whole. */
@@ -98,13 +100,14 @@ export function registerDistillCommand(program: Command): void {
     .option('--checkpoint-every <n>', 'checkpoint to the store every N steps', int)
     .option('--no-follow', 'start the run and return without waiting')
     .option('--json', 'print the result as JSON')
+    .option(...RERUN_OPTION)
     .action(async (flags: DistillFlags) => {
       const spec = distillSpecFromFlags(flags);
       const e = endpoints();
       const client = await connectClient(e);
       try {
-        const run = await startOrAttachDistill(client, spec);
-        process.stderr.write(`${run.started ? 'started' : 'attached to'} ${run.workflowId}\n`);
+        const run = await startOrAttachDistill(client, spec, startOptions(flags));
+        process.stderr.write(`${startedText(run, flags)} ${run.workflowId}\n`);
         if (e.temporal.uiUrl) {
           process.stderr.write(
             `  ${e.temporal.uiUrl}/namespaces/${e.temporal.namespace}/workflows/${run.workflowId}\n`,

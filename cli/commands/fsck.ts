@@ -55,12 +55,17 @@ export function formatFsckReport(r: FsckReport, repair: boolean): string {
       (repair ? `; removed ${r.removed.length} objects` : ''),
   );
   for (const n of r.notes) out.push(`note: ${n}`);
-  if (r.clean) out.push(repair && r.removed.length > 0 ? 'repaired: the store is clean' : 'clean');
+  if (r.clean)
+    out.push(
+      repair && r.removed.length > 0
+        ? 'repaired: the store is clean; run the commands that made what was removed again, with --rerun for finished runs (otherwise attached to as they are), to recompute it'
+        : 'clean',
+    );
   else
     out.push(
       repair
         ? 'damage remains that fsck does not remove (see next:)'
-        : 'damage found: `lth fsck --repair` removes what is marked for it; start the specs again to recompute',
+        : 'damage found: `lth fsck --repair` removes what is marked for it; then run the commands that made it again, with --rerun for finished runs, to recompute it',
     );
   return out.join('\n') + '\n';
 }

@@ -22,8 +22,9 @@ import { reportSeries } from '../../report/lottery';
 import { formatReportTable } from '../../report/table';
 import { startOrAttachLottery, type StartedLottery } from '../../client/runs';
 import { addTrainOptions, int, num } from '../spec-flags';
+import { RERUN_OPTION, startOptions, startedText, type RerunFlag } from '../rerun';
 
-interface LotteryFlags extends LotteryFieldFlags {
+interface LotteryFlags extends LotteryFieldFlags, RerunFlag {
   follow: boolean;
   json?: boolean;
 }
@@ -64,8 +65,9 @@ export async function announceLottery(
   run: StartedLottery,
   spec: LotterySpec,
   say: (line: string) => void,
+  flags: RerunFlag = {},
 ): Promise<void> {
-  say(`${run.started ? 'started' : 'attached to'} ${run.workflowId}`);
+  say(`${startedText(run, flags)} ${run.workflowId}`);
   say(`  ${describeLotterySpec(spec)}`);
   const link = workflowLink(e.temporal.uiUrl, e.temporal.namespace, run.workflowId);
   if (link) say(`  ${link}`);
@@ -111,15 +113,16 @@ export function registerLotteryCommand(program: Command): void {
     .option('--checkpoint-every <n>', 'checkpoint to the store every N steps', int)
     .option('--no-follow', 'start the experiment and return without waiting')
     .option('--json', 'print the result as JSON')
+    .option(...RERUN_OPTION)
     .action(async (flags: LotteryFlags) => {
       // Everything about the spec is checked before anything connects or starts.
       const spec = lotterySpecFromFlags(flags);
       const e = endpoints();
       const client = await connectClient(e);
       try {
-        const run = await startOrAttachLottery(client, spec);
+        const run = await startOrAttachLottery(client, spec, startOptions(flags));
         const say = (line: string) => process.stderr.write(`${line}\n`);
-        await announceLottery(client, e, run, spec, say);
+        await announceLottery(client, e, run, spec, say, flags);
         if (!flags.follow) {
           say(`follow it with \`lth status ${spec.experiment} --watch\``);
           return;

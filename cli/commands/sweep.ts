@@ -23,10 +23,12 @@ import { connectClient, endpoints } from '../../workers/connection';
 import { followWithBar } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { workflowLink } from './lottery';
+import { RERUN_OPTION, startOptions, startedText } from '../rerun';
 
 interface SweepFlags {
   config: string;
   follow: boolean;
+  rerun?: boolean;
   json?: boolean;
   dryRun?: boolean;
   out?: string;
@@ -79,9 +81,9 @@ async function sweepAction(flags: SweepFlags): Promise<void> {
   const e = endpoints();
   const client = await connectClient(e);
   try {
-    const run = await startOrAttachSweep(client, spec, experiment);
+    const run = await startOrAttachSweep(client, spec, experiment, startOptions(flags));
     process.stderr.write(
-      `${run.started ? 'started' : 'attached to'} ${run.workflowId}: ${total} trials, ${spec.maxParallel} at once\n`,
+      `${startedText(run, flags)} ${run.workflowId}: ${total} trials, ${spec.maxParallel} at once\n`,
     );
     const link = workflowLink(e.temporal.uiUrl, e.temporal.namespace, run.workflowId);
     if (link) process.stderr.write(`  ${link}\n`);
@@ -134,5 +136,6 @@ export function registerSweepCommand(program: Command): void {
     .option('-o, --out <dir>', 'folder for report.md and the plot (default reports/sweep-<name>)')
     .option('--no-follow', 'start the sweep and return without waiting')
     .option('--json', 'print the result as JSON')
+    .option(...RERUN_OPTION)
     .action(sweepAction);
 }

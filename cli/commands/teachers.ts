@@ -22,6 +22,7 @@ import { int } from '../spec-flags';
 import { parseTrainSpec } from '../../contract/train';
 import { workflowLink } from './lottery';
 import { configureTrainCommand } from './train';
+import { RERUN_OPTION, startOptions, startedText } from '../rerun';
 
 interface PrecomputeFlags {
   config?: string;
@@ -37,6 +38,7 @@ interface PrecomputeFlags {
   limit?: number;
   follow: boolean;
   json?: boolean;
+  rerun?: boolean;
 }
 
 /** The spec file with the flags applied field by field, validated (errors name the field). */
@@ -222,8 +224,8 @@ async function precomputeAction(flags: PrecomputeFlags): Promise<void> {
   const e = endpoints();
   const client: Client = await connectClient(e);
   try {
-    const run = await startOrAttachPrecompute(client, spec);
-    process.stderr.write(`${run.started ? 'started' : 'attached to'} ${run.workflowId}\n`);
+    const run = await startOrAttachPrecompute(client, spec, startOptions(flags));
+    process.stderr.write(`${startedText(run, flags)} ${run.workflowId}\n`);
     const link = workflowLink(e.temporal.uiUrl, e.temporal.namespace, run.workflowId);
     if (link) process.stderr.write(`  ${link}\n`);
     if (!flags.follow) return;
@@ -290,6 +292,7 @@ export function registerTeachersCommand(program: Command): void {
     .option('--limit <n>', 'a class-balanced subset of N samples', int)
     .option('--no-follow', 'start the precompute and return without waiting')
     .option('--json', 'print the result as JSON')
+    .option(...RERUN_OPTION)
     .action(precomputeAction);
 
   teachers

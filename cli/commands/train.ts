@@ -6,8 +6,9 @@ import { describeResult, followTrain } from '../follow';
 import { startOrAttachTrain } from '../../client/runs';
 import { readSpecFile } from '../spec-file';
 import { addTrainOptions, applyTrainFlags, int, type TrainFieldFlags } from '../spec-flags';
+import { RERUN_OPTION, startOptions, startedText, type RerunFlag } from '../rerun';
 
-interface TrainFlags extends TrainFieldFlags {
+interface TrainFlags extends TrainFieldFlags, RerunFlag {
   config?: string;
   experiment?: string;
   checkpointEvery?: number;
@@ -16,7 +17,7 @@ interface TrainFlags extends TrainFieldFlags {
 }
 
 /** Flags override the config file, field by field. */
-export function specFromFlags(flags: Omit<TrainFlags, 'follow' | 'json'>): TrainSpec {
+export function specFromFlags(flags: Omit<TrainFlags, 'follow' | 'json' | 'rerun'>): TrainSpec {
   const base = flags.config ? readSpecFile(flags.config) : {};
   const train = applyTrainFlags(base.train, flags);
   if (train.iterations === undefined && train.epochs === undefined) train.epochs = 1;
@@ -44,13 +45,14 @@ export function configureTrainCommand(command: Command): Command {
     .option('--checkpoint-every <n>', 'checkpoint to the store every N steps', int)
     .option('--no-follow', 'start the run and return without waiting')
     .option('--json', 'print the result as JSON')
+    .option(...RERUN_OPTION)
     .action(async (flags: TrainFlags) => {
       const spec = specFromFlags(flags);
       const e = endpoints();
       const client = await connectClient(e);
       try {
-        const run = await startOrAttachTrain(client, spec);
-        process.stderr.write(`${run.started ? 'started' : 'attached to'} ${run.workflowId}\n`);
+        const run = await startOrAttachTrain(client, spec, startOptions(flags));
+        process.stderr.write(`${startedText(run, flags)} ${run.workflowId}\n`);
         if (e.temporal.uiUrl) {
           process.stderr.write(
             `  ${e.temporal.uiUrl}/namespaces/${e.temporal.namespace}/workflows/${run.workflowId}\n`,

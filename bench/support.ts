@@ -2,14 +2,8 @@
 import os from 'node:os';
 import path from 'node:path';
 
-import { freePorts } from '../infra/ports';
 import { stackDown, stackUp } from '../infra/embedded-stack';
-import {
-  endpointsToEnv,
-  stackOptionsFromEnv,
-  type StackEndpoints,
-  type StackOptions,
-} from '../infra/endpoints';
+import { endpointsToEnv, freeStackOptions, type StackEndpoints, type StackOptions } from '../infra/endpoints';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
 
 export interface MachineInfo {
@@ -39,16 +33,7 @@ export async function startBenchStack(
   home: string,
   log: (msg: string) => void,
 ): Promise<{ opts: StackOptions; endpoints: StackEndpoints }> {
-  const [temporalPort, uiPort, minioPort, consolePort] = (await freePorts(4)) as [
-    number,
-    number,
-    number,
-    number,
-  ];
-  const opts = stackOptionsFromEnv(
-    {},
-    { home: path.join(home, 'stack'), temporalPort, uiPort, minioPort, consolePort },
-  );
+  const opts = await freeStackOptions(path.join(home, 'stack'));
   const endpoints = await stackUp(opts, log);
   log(`stack up: Temporal UI ${endpoints.temporal.uiUrl}`);
   return { opts, endpoints };

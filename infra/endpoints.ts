@@ -26,6 +26,7 @@ import { clusterEndpoints, clusterOptionsFromEnv } from './cluster-options';
 import { optionalEnv, parseEnv, portSchema, type Env } from './env-schema';
 import { loopbackEndpoints } from './loopback-endpoints';
 import { REPO_ROOT } from './paths';
+import { freePorts } from './ports';
 import { tlsFiles } from './tls-files';
 
 export type { Env } from './env-schema';
@@ -171,6 +172,34 @@ export function defaultStackOptions(): StackOptions {
     tls: false,
     temporalPlainPort: 7234,
   };
+}
+
+/**
+ * Options for a private embedded stack in `home` on ports free now (drawn below the ephemeral range, the TLS
+ * front's plaintext port included), so that it never meets a developer's `lth up`: what tests and benches start.
+ * `overrides` win; `env` is read as stackOptionsFromEnv reads it (default: none of the process's settings).
+ */
+export async function freeStackOptions(
+  home: string,
+  overrides: Partial<StackOptions> = {},
+  env: Env = {},
+): Promise<StackOptions> {
+  const [temporalPort, uiPort, minioPort, consolePort, temporalPlainPort] = (await freePorts(5)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return stackOptionsFromEnv(env, {
+    home,
+    temporalPort,
+    uiPort,
+    minioPort,
+    consolePort,
+    temporalPlainPort,
+    ...overrides,
+  });
 }
 
 /**

@@ -25,8 +25,7 @@ import {
   freeClusterOptions,
 } from '../infra/cluster-stack';
 import { stackDown, stackUp } from '../infra/embedded-stack';
-import { defaultStackOptions, type StackEndpoints, type StackOptions } from '../infra/endpoints';
-import { freePorts } from '../infra/ports';
+import { freeStackOptions, type StackEndpoints, type StackOptions } from '../infra/endpoints';
 import { checkpointPrefix, contentDigests, type ArtifactStore } from '../store';
 import { connectClient, openStore } from '../workers/connection';
 import { startTestWorkers, type TestWorkers } from './support/workers';
@@ -69,20 +68,7 @@ before(async () => {
   // PostgreSQL runs as the postgres user when the test runs as root: it must be able to reach its data folder.
   fs.chmodSync(tmp, 0o755);
   cluster = await freeClusterOptions(path.join(tmp, 'cluster'), { computeWorkers: 3 });
-  const [temporalPort, uiPort, minioPort, consolePort] = (await freePorts(4)) as [
-    number,
-    number,
-    number,
-    number,
-  ];
-  embedded = {
-    ...defaultStackOptions(),
-    home: path.join(tmp, 'embedded'),
-    temporalPort,
-    uiPort,
-    minioPort,
-    consolePort,
-  };
+  embedded = await freeStackOptions(path.join(tmp, 'embedded'));
   const t0 = Date.now();
   await clusterUp(cluster, say, { workerEnv: WORKER_ENV });
   say(`cluster up in ${((Date.now() - t0) / 1000).toFixed(1)}s (home ${cluster.home})`);

@@ -15,12 +15,11 @@ import { stackDown, stackUp } from '../infra/embedded-stack';
 import {
   endpointsToEnv,
   resolveEndpoints,
-  stackOptionsFromEnv,
+  freeStackOptions,
   type StackEndpoints,
   type StackOptions,
 } from '../infra/endpoints';
 import { REPO_ROOT } from '../infra/paths';
-import { freePorts } from './support/ports';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (line: string) => process.stderr.write(`[test/run] ${line}\n`);
@@ -88,22 +87,15 @@ async function startStack(): Promise<Stack> {
     return { endpoints, own: null };
   }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-test-'));
-  const [temporalPort, uiPort, minioPort, consolePort] = (await freePorts(4)) as [
-    number,
-    number,
-    number,
-    number,
-  ];
-  const opts = stackOptionsFromEnv(process.env, {
-    home: path.join(tmp, 'stack'),
-    temporalPort,
-    uiPort,
-    minioPort,
-    consolePort,
-    // The tests get the workers' least-privilege user (infra/endpoints.ts), which may use only the stack's bucket;
-    // the store tests' throw-away buckets (test/support/s3.ts, uniqueBucket) are added to its policy here.
-    s3WorkerExtraBuckets: ['lth-test-*'],
-  });
+  const opts = await freeStackOptions(
+    path.join(tmp, 'stack'),
+    {
+      // The tests get the workers' least-privilege user (infra/endpoints.ts), which may use only the stack's bucket;
+      // the store tests' throw-away buckets (test/support/s3.ts, uniqueBucket) are added to its policy here.
+      s3WorkerExtraBuckets: ['lth-test-*'],
+    },
+    process.env,
+  );
   own = { opts, tmp };
   say(`starting a private stack in ${opts.home}`);
   const endpoints = await stackUp(opts, (l) => say(l));

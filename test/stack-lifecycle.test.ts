@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 
 import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
 import { stackDown, stackStatus, stackUp, temporalBinary } from '../infra/embedded-stack';
-import { defaultStackOptions, type StackEndpoints, type StackOptions } from '../infra/endpoints';
+import { freeStackOptions, type StackEndpoints, type StackOptions } from '../infra/endpoints';
 import { isListening } from '../infra/ports';
 import { freePorts } from './support/ports';
 
@@ -21,20 +21,7 @@ let pids: { temporal: number; minio: number };
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-lifecycle-'));
-  const [temporalPort, uiPort, minioPort, consolePort] = (await freePorts(4)) as [
-    number,
-    number,
-    number,
-    number,
-  ];
-  opts = {
-    ...defaultStackOptions(),
-    home: path.join(tmp, 'stack'),
-    temporalPort,
-    uiPort,
-    minioPort,
-    consolePort,
-  };
+  opts = await freeStackOptions(path.join(tmp, 'stack'));
 });
 
 after(async () => {
@@ -126,17 +113,10 @@ test('stackStatus reports both running and healthy', async () => {
 });
 
 test('stackUp refuses a port held by another process and starts nothing', async () => {
-  const [t, u, m, c] = (await freePorts(4)) as [number, number, number, number];
+  const other = await freeStackOptions(path.join(tmp, 'other'));
+  const [t, m] = [other.temporalPort, other.minioPort];
   const squatter = net.createServer();
   await new Promise<void>((r) => squatter.listen(m, '127.0.0.1', () => r()));
-  const other: StackOptions = {
-    ...opts,
-    home: path.join(tmp, 'other'),
-    temporalPort: t,
-    uiPort: u,
-    minioPort: m,
-    consolePort: c,
-  };
   try {
     await assert.rejects(stackUp(other), new RegExp(`port ${m} \\(MinIO S3 API\\) is already in use`));
     const st = await stackStatus(other);

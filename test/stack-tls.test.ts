@@ -15,18 +15,12 @@ import { NativeConnection } from '@temporalio/worker';
 import { startOrAttachTrain } from '../client/runs';
 import { parseTrainSpec } from '../contract/train';
 import { stackDown, stackStatus, stackUp } from '../infra/embedded-stack';
-import {
-  defaultStackOptions,
-  endpointsToEnv,
-  type StackEndpoints,
-  type StackOptions,
-} from '../infra/endpoints';
+import { freeStackOptions, endpointsToEnv, type StackEndpoints, type StackOptions } from '../infra/endpoints';
 import { isListening, LOOPBACK } from '../infra/ports';
 import { makeTlsMaterial } from '../infra/tls';
 import { TLS_SERVER_NAME, tlsFiles } from '../infra/tls-files';
 import { connectClient, openStore } from '../workers/connection';
 import { spawnWorker } from '../workers/spawn';
-import { freePorts } from './support/ports';
 import { tinyLenetTrain } from './support/specs';
 import { startTestWorkers } from './support/workers';
 
@@ -36,23 +30,7 @@ let e: StackEndpoints;
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lth-tls-'));
-  const [temporalPort, uiPort, minioPort, consolePort, temporalPlainPort] = (await freePorts(5)) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  opts = {
-    ...defaultStackOptions(),
-    home: path.join(tmp, 'stack'),
-    temporalPort,
-    uiPort,
-    minioPort,
-    consolePort,
-    temporalPlainPort,
-    tls: true,
-  };
+  opts = await freeStackOptions(path.join(tmp, 'stack'), { tls: true });
   e = await stackUp(opts);
 });
 

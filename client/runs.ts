@@ -264,27 +264,22 @@ export async function startOrAttachSweep(
   client: Client,
   spec: SweepSpec,
   experiment: string,
-  options: StartOptions = {},
 ): Promise<StartedSweep> {
   const summary = describeSweep(spec);
-  return startOrRestart<typeof sweepWorkflow>(
-    client,
-    {
-      workflowType: 'sweepWorkflow',
-      workflowId: sweepWorkflowId(spec),
-      args: [{ spec, summary }],
-      spec,
-      summary,
-      searchAttributes: [
-        { key: sa.EXPERIMENT, value: experiment },
-        { key: sa.RUN_KIND, value: 'sweep' },
-        { key: sa.SWEEP, value: spec.sweep },
-        { key: sa.SPEC_HASH, value: specHash(spec) },
-      ],
-      needsRestart: (result) => result.rows.some((r) => r.status !== 'done'),
-    },
-    options,
-  );
+  return startOrRestart<typeof sweepWorkflow>(client, {
+    workflowType: 'sweepWorkflow',
+    workflowId: sweepWorkflowId(spec),
+    args: [{ spec, summary }],
+    spec,
+    summary,
+    searchAttributes: [
+      { key: sa.EXPERIMENT, value: experiment },
+      { key: sa.RUN_KIND, value: 'sweep' },
+      { key: sa.SWEEP, value: spec.sweep },
+      { key: sa.SPEC_HASH, value: specHash(spec) },
+    ],
+    needsRestart: (result) => result.rows.some((r) => r.status !== 'done'),
+  });
 }
 
 export type StartedAnalysis = StartedWorkflow<typeof analyzeWorkflow>;

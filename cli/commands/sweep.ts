@@ -23,12 +23,10 @@ import { connectClient, endpoints } from '../../workers/connection';
 import { followWithBar } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { workflowLink } from './lottery';
-import { RERUN_OPTION, startOptions, startedText } from '../rerun';
 
 interface SweepFlags {
   config: string;
   follow: boolean;
-  rerun?: boolean;
   json?: boolean;
   dryRun?: boolean;
   out?: string;
@@ -81,9 +79,9 @@ async function sweepAction(flags: SweepFlags): Promise<void> {
   const e = endpoints();
   const client = await connectClient(e);
   try {
-    const run = await startOrAttachSweep(client, spec, experiment, startOptions(flags));
+    const run = await startOrAttachSweep(client, spec, experiment);
     process.stderr.write(
-      `${startedText(run, flags)} ${run.workflowId}: ${total} trials, ${spec.maxParallel} at once\n`,
+      `${run.started ? 'started' : 'attached to'} ${run.workflowId}: ${total} trials, ${spec.maxParallel} at once\n`,
     );
     const link = workflowLink(e.temporal.uiUrl, e.temporal.namespace, run.workflowId);
     if (link) process.stderr.write(`  ${link}\n`);
@@ -136,6 +134,5 @@ export function registerSweepCommand(program: Command): void {
     .option('-o, --out <dir>', 'folder for report.md and the plot (default reports/sweep-<name>)')
     .option('--no-follow', 'start the sweep and return without waiting')
     .option('--json', 'print the result as JSON')
-    .option(...RERUN_OPTION)
     .action(sweepAction);
 }

@@ -26,6 +26,7 @@ import { currentBackend } from '../backend.js';
 import { NATIVE_RELU_GRAD, NATIVE_SOFTMAX_XENT } from '../native-kernels.js';
 import type { ModelDef } from '../models/types.js';
 import type { NamedTensors } from '../tensors.js';
+import { momentumSlot, slotParam, slotSpecs } from './optimizers.js';
 import type { OptimizerSpec } from './types.js';
 
 /** tfjs-node's binding and backend, as far as this module uses them (untyped across the package boundary). */
@@ -94,12 +95,12 @@ export interface NativeDenseOptions {
  * Whether every optimizer slot of a masked parameter is ±0 where its mask is 0. Then the masked update leaves
  * pruned weights at +0 by itself (+0 − lr·(±0) = +0, and momentum·(±0) + (±0) = ±0 keeps the slot there), and a
  * kept weight never becomes −0 (x − y is −0 only for x = −0, which the initial mask removed): the tape's re-mask
- * (w·k + 0) is the identity and may be skipped. Slots are named `<kind>/<param>`. Finite arithmetic assumed: a
+ * (w·k + 0) is the identity and may be skipped. Finite arithmetic assumed: a
  * diverged run (an infinite gradient) has NaN at pruned coordinates either way.
  */
 export function slotsZeroWherePruned(slots: NamedTensors, masks: NamedTensors): boolean {
   for (const [name, slot] of Object.entries(slots)) {
-    const mask = masks[name.slice(name.indexOf('/') + 1)];
+    const mask = masks[slotParam(name)];
     if (!mask) continue;
     for (let i = 0; i < mask.data.length; i++) if (mask.data[i] === 0 && slot.data[i] !== 0) return false;
   }
@@ -185,48 +186,43 @@ function makeStep(
   const invBatch = new Map<number, number>();
   const constants = [lr, mom, zero, one, axis0, ...(wd !== null ? [wd] : [])];
 
-  // The state: one resource variable per parameter and per momentum slot, updated in place.
-  const shapes = new Map(model.params.map((p) => [p.name, [...p.shape]]));
-  const slotName = (param: string) => `momentum/${param}`;
-  const variables = new Map<string, number>();
-  const variableShapes = new Map<string, number[]>();
-  for (const [name, shape] of shapes) {
+  // The state: one resource variable per parameter and per optimizer slot, updated in place.
+  const paramNames = model.params.map((p) => p.name);
+  const slotList = slotSpecs(spec, model.params);
+  const slotNames = slotList.map((s) => s.name);
+  const variables = new Map<string, { id: number; shape: number[] }>();
+  for (const { name, shape } of [...model.params, ...slotList]) {
     const attrs = [
       ...dtype,
-      { name: 'shape', type: bind.TF_ATTR_SHAPE, value: shape },
+      { name: 'shape', type: bind.TF_ATTR_SHAPE, value: [...shape] },
       { name: 'container', type: bind.TF_ATTR_STRING, value: '' },
       { name: 'shared_name', type: bind.TF_ATTR_STRING, value: ANONYMOUS_RESOURCE },
     ];
-    const names = spec.momentum > 0 ? [name, slotName(name)] : [name];
-    for (const n of names) {
-      variables.set(n, (bind.executeOp('VarHandleOp', attrs, [], 1)[0] as TensorMetadata).id);
-      variableShapes.set(n, shape);
-    }
+    const id = (bind.executeOp('VarHandleOp', attrs, [], 1)[0] as TensorMetadata).id;
+    variables.set(name, { id, shape: [...shape] });
   }
   const variable = (name: string): number => {
     const v = variables.get(name);
     if (v === undefined) throw new Error(`internal: the dense step has no variable '${name}'`);
-    return v;
+    return v.id;
   };
   const assign = (name: string, value: number) =>
     bind.executeOp('AssignVariableOp', dtype, [variable(name), value], 0);
   const readVar = (name: string) =>
     (bind.executeOp('ReadVariableOp', dtype, [variable(name)], 1)[0] as TensorMetadata).id;
   const idOf = (x: tf.Tensor) => backend.getInputTensorIds([x])[0] as number;
-  const slotNames = spec.momentum > 0 ? [...shapes.keys()].map(slotName) : [];
 
   return {
     load(params, slots) {
-      for (const name of shapes.keys()) {
-        const p = params[name];
-        if (!p) throw new Error(`internal: the dense step got no parameter '${name}'`);
-        assign(name, idOf(p));
-      }
-      for (const name of slotNames) {
-        const s = slots[name];
-        if (!s) throw new Error(`internal: the dense step got no slot '${name}'`);
-        assign(name, idOf(s));
-      }
+      for (const [names, from] of [
+        [paramNames, params],
+        [slotNames, slots],
+      ] as const)
+        for (const name of names) {
+          const value = from[name];
+          if (!value) throw new Error(`internal: the dense step got no '${name}'`);
+          assign(name, idOf(value));
+        }
     },
 
     read() {
@@ -234,11 +230,11 @@ function makeStep(
       const view = (name: string) =>
         backend.createOutputTensor({
           id: readVar(name),
-          shape: variableShapes.get(name) ?? [],
+          shape: variables.get(name)?.shape ?? [],
           dtype: bind.TF_FLOAT,
         }) as unknown as tf.Tensor;
       return {
-        params: Object.fromEntries([...shapes.keys()].map((n) => [n, view(n)])),
+        params: Object.fromEntries(paramNames.map((n) => [n, view(n)])),
         slots: Object.fromEntries(slotNames.map((n) => [n, view(n)])),
       };
     },
@@ -300,7 +296,7 @@ function makeStep(
         for (const id of w.values()) drop(id);
         // The update as optimizers.ts' applyUpdate (SGD) computes it, in place: TensorFlow's fused momentum and
         // gradient-descent kernels evaluate the same float32 expressions (accum·m + g, then var − accum·lr).
-        for (const name of shapes.keys()) {
+        for (const name of paramNames) {
           const k = keep[name] ? idOf(keep[name] as tf.Tensor) : null;
           let g = grads.get(name);
           if (g === undefined) throw new Error(`internal: the dense step has no gradient for '${name}'`);
@@ -314,7 +310,7 @@ function makeStep(
             bind.executeOp(
               'ResourceApplyMomentum',
               applyAttrs,
-              [variable(name), variable(slotName(name)), lr, g, mom],
+              [variable(name), variable(momentumSlot(name)), lr, g, mom],
               0,
             );
           } else if (fused && spec.momentum === 0) {
@@ -323,8 +319,8 @@ function makeStep(
             // Op for op as optimizers.ts (Nesterov: TensorFlow's kernel groups g·lr + accum·m·lr differently).
             let delta = g;
             if (spec.momentum > 0) {
-              const buf = run('AddV2', [run('Mul', [mom, t(readVar(slotName(name)))]), g]);
-              assign(slotName(name), buf);
+              const buf = run('AddV2', [run('Mul', [mom, t(readVar(momentumSlot(name)))]), g]);
+              assign(momentumSlot(name), buf);
               delta = spec.nesterov ? run('AddV2', [g, run('Mul', [mom, buf])]) : buf;
             }
             const v = t(readVar(name));
@@ -354,7 +350,8 @@ function makeStep(
     },
 
     dispose() {
-      for (const id of [...constants, ...invBatch.values(), ...variables.values()]) bind.deleteTensor(id);
+      for (const id of [...constants, ...invBatch.values(), ...[...variables.values()].map((v) => v.id)])
+        bind.deleteTensor(id);
       invBatch.clear();
       variables.clear();
     },

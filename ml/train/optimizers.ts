@@ -17,13 +17,19 @@ export interface SlotSpec {
   shape: number[];
 }
 
+/** The SGD momentum slot of a parameter. */
+export const momentumSlot = (param: string): string => `momentum/${param}`;
+
+/** The parameter a slot belongs to (slots are named `<kind>/<param>`). */
+export const slotParam = (slot: string): string => slot.slice(slot.indexOf('/') + 1);
+
 /** Names and shapes of the optimizer's state tensors for these parameters. */
 export function slotSpecs(spec: OptimizerSpec, params: readonly ParamSpec[]): SlotSpec[] {
   const out: SlotSpec[] = [];
   for (const p of params) {
     if (spec.kind === 'sgd') {
       // torch keeps no buffer when momentum is 0; neither do we.
-      if (spec.momentum > 0) out.push({ name: `momentum/${p.name}`, shape: [...p.shape] });
+      if (spec.momentum > 0) out.push({ name: momentumSlot(p.name), shape: [...p.shape] });
     } else {
       out.push({ name: `m/${p.name}`, shape: [...p.shape] });
       out.push({ name: `v/${p.name}`, shape: [...p.shape] });
@@ -61,7 +67,7 @@ export function applyUpdate(
       if (!g) throw new Error(`internal: no gradient for '${name}'`);
       if (wdT) g = tf.add(g, tf.mul(wdT, w));
       if (spec.momentum > 0) {
-        const key = `momentum/${name}`;
+        const key = momentumSlot(name);
         // torch initialises the buffer to the first gradient; with a zero buffer, 0*m + g == g exactly.
         const buf = tf.add(tf.mul(mom, slot(slots, key)), g);
         newSlots[key] = buf;

@@ -8,7 +8,7 @@ import { MlInputError } from '../errors.js';
 import { getModel } from '../models/index.js';
 import { applyMasks } from '../pruning/index.js';
 import { hostTensor, type NamedTensors } from '../tensors.js';
-import { slotSpecs } from './optimizers.js';
+import { slotParam, slotSpecs } from './optimizers.js';
 import { cursorAt, parseTrainConfig, type TrainConfig, type TrainState } from './types.js';
 
 /**
@@ -47,7 +47,7 @@ export function maskTrainState(state: TrainState, masks: NamedTensors): TrainSta
   const weights = applyMasks(state.weights, masks);
   const slotMasks: NamedTensors = {};
   for (const name of Object.keys(state.optimizer)) {
-    const m = masks[name.slice(name.indexOf('/') + 1)];
+    const m = masks[slotParam(name)];
     if (m) slotMasks[name] = m;
   }
   const optimizer = applyMasks(state.optimizer, slotMasks);

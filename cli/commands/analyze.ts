@@ -20,9 +20,9 @@ import { followWithBar } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { int } from '../spec-flags';
 import { workflowLink } from './lottery';
-import { RERUN_OPTION, startOptions, startedText } from '../rerun';
+import { RERUN_OPTION, startOptions, startedText, type RerunFlag } from '../rerun';
 
-interface AnalyzeFlags {
+interface AnalyzeFlags extends RerunFlag {
   config?: string;
   levels?: number[];
   measures?: string[];
@@ -34,7 +34,6 @@ interface AnalyzeFlags {
   parallelism?: number;
   follow: boolean;
   json?: boolean;
-  rerun?: boolean;
 }
 
 const intList = (v: string): number[] =>

@@ -33,7 +33,7 @@ import { formatReportTable } from '../../report/table';
 import { startOrAttachBranch } from '../../client/runs';
 import { int } from '../spec-flags';
 import { workflowLink } from './lottery';
-import { RERUN_OPTION, startOptions, startedText } from '../rerun';
+import { RERUN_OPTION, startOptions, startedText, type RerunFlag } from '../rerun';
 
 /** How `lth branch` spells each option a branch kind may take (contract/branches/kind.ts BranchOptions). */
 const OPTION_FLAGS: Record<keyof BranchOptions, string> = {
@@ -42,12 +42,11 @@ const OPTION_FLAGS: Record<keyof BranchOptions, string> = {
   rewindStep: '--rewind-step <step|init>',
 };
 
-interface BranchFlags extends BranchOptions {
+interface BranchFlags extends BranchOptions, RerunFlag {
   kind: string;
   trunk?: string;
   follow: boolean;
   json?: boolean;
-  rerun?: boolean;
 }
 
 /** The branch the flags describe; a flag that does not apply to the kind is an error, not ignored. */

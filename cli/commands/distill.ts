@@ -10,9 +10,9 @@ import { connectClient, endpoints } from '../../workers/connection';
 import { describeResult, followTrain } from '../follow';
 import { readSpecFile } from '../spec-file';
 import { addTrainOptions, applyTrainFlags, int, num, type TrainFieldFlags } from '../spec-flags';
-import { RERUN_OPTION, startOptions, startedText } from '../rerun';
+import { RERUN_OPTION, startOptions, startedText, type RerunFlag } from '../rerun';
 
-interface DistillFlags extends TrainFieldFlags {
+interface DistillFlags extends TrainFieldFlags, RerunFlag {
   config?: string;
   experiment?: string;
   mode?: string;
@@ -22,7 +22,6 @@ interface DistillFlags extends TrainFieldFlags {
   checkpointEvery?: number;
   follow: boolean;
   json?: boolean;
-  rerun?: boolean;
 }
 
 /** The spec file with the flags applied field by field, then checked whole. */

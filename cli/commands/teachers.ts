@@ -22,9 +22,9 @@ import { int } from '../spec-flags';
 import { parseTrainSpec } from '../../contract/train';
 import { workflowLink } from './lottery';
 import { configureTrainCommand } from './train';
-import { RERUN_OPTION, startOptions, startedText } from '../rerun';
+import { RERUN_OPTION, startOptions, startedText, type RerunFlag } from '../rerun';
 
-interface PrecomputeFlags {
+interface PrecomputeFlags extends RerunFlag {
   config?: string;
   teacherConfig?: string;
   experiment?: string;
@@ -38,7 +38,6 @@ interface PrecomputeFlags {
   limit?: number;
   follow: boolean;
   json?: boolean;
-  rerun?: boolean;
 }
 
 /** The spec file with the flags applied field by field, validated (errors name the field). */

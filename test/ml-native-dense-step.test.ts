@@ -85,6 +85,23 @@ function assertSame(a: TrainState, b: TrainState, what: string): void {
   assert.ok(Object.is(a.lastLoss, b.lastLoss), `${what}: loss ${a.lastLoss} vs ${b.lastLoss}`);
 }
 
+/** A trainer with the native step and one with the tape, from the same state on native TensorFlow; both disposed. */
+async function withPair(
+  cfg: TrainConfig,
+  init: { masks: boolean; optimizer?: NamedTensors },
+  body: (fast: Trainer, tape: Trainer) => Promise<void>,
+): Promise<void> {
+  await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+  const fast = trainer(cfg, true, init.masks, init.optimizer);
+  const tape = trainer(cfg, false, init.masks, init.optimizer);
+  try {
+    await body(fast, tape);
+  } finally {
+    fast.dispose();
+    tape.dispose();
+  }
+}
+
 const SGD: [string, OptimizerSpec][] = [
   ['SGD with momentum', { kind: 'sgd', lr: 0.1, momentum: 0.9 }],
   [
@@ -100,11 +117,7 @@ for (const [name, optimizer] of SGD) {
       `the native dense step stores the tape's bytes: ${name}${withMasks ? ', masked' : ''}`,
       { skip },
       async () => {
-        await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
-        const cfg = config(optimizer);
-        const fast = trainer(cfg, true, withMasks);
-        const tape = trainer(cfg, false, withMasks);
-        try {
+        await withPair(config(optimizer), { masks: withMasks }, async (fast, tape) => {
           const native = nativeDenseStep(getModel('lenet-300-100'), optimizer);
           assert.ok(native, 'the native step applies here');
           native.dispose();
@@ -114,10 +127,7 @@ for (const [name, optimizer] of SGD) {
             if (s % 4 === 0 || s === 7)
               assertSame(await fast.snapshot([]), await tape.snapshot([]), `step ${s}`);
           }
-        } finally {
-          fast.dispose();
-          tape.dispose();
-        }
+        });
       },
     );
   }
@@ -127,11 +137,7 @@ test(
   "the native dense step stores the tape's bytes when pruned coordinates start with momentum (it re-masks then)",
   { skip },
   async () => {
-    await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
-    const cfg = config(SGD[0]![1]);
-    const fast = trainer(cfg, true, true, busySlots(8));
-    const tape = trainer(cfg, false, true, busySlots(8));
-    try {
+    await withPair(config(SGD[0]![1]), { masks: true, optimizer: busySlots(8) }, async (fast, tape) => {
       for (let s = 1; s <= 8; s++) {
         fast.trainStep();
         tape.trainStep();
@@ -142,10 +148,7 @@ test(
       const k = masks(3)['fc1.weight']!;
       for (let i = 0; i < k.data.length; i++)
         if (k.data[i] === 0) assert.ok(Object.is(w.data[i], 0), `pruned weight ${i} is +0`);
-    } finally {
-      fast.dispose();
-      tape.dispose();
-    }
+    });
   },
 );
 
@@ -153,10 +156,6 @@ test(
   "the native dense step hands its state to the tape and back: steps with an objective, evaluations and snapshots between native steps store the tape's bytes",
   { skip },
   async () => {
-    await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
-    const cfg = config(SGD[1]![1]);
-    const fast = trainer(cfg, true, true);
-    const tape = trainer(cfg, false, true);
     // The plain cross-entropy as an objective: the tape runs it, with the bytes of the objective-free step.
     const objective: StepObjective<null> = {
       prepare: () => Promise.resolve(null),
@@ -166,7 +165,7 @@ test(
           tf.cast(tf.oneHot(tf.tensor1d(batch.labels, 'int32'), model.numClasses), 'float32') as tf.Tensor2D,
         ),
     };
-    try {
+    await withPair(config(SGD[1]![1]), { masks: true }, async (fast, tape) => {
       for (let s = 1; s <= 12; s++) {
         if (s % 3 === 0) {
           const extras = await objective.prepare(new Int32Array(0), 0);
@@ -182,10 +181,7 @@ test(
           assertSame(await fast.snapshot([]), await tape.snapshot([]), `step ${s}`);
         }
       }
-    } finally {
-      fast.dispose();
-      tape.dispose();
-    }
+    });
   },
 );
 

@@ -161,6 +161,7 @@ function nativeAddonPath(pkg: string): string | null {
 
 /** TensorFlow reads its intra-op pool size from the environment when its first context is created. */
 const INTRAOP_ENV = 'TF_NUM_INTRAOP_THREADS';
+const INTEROP_ENV = 'TF_NUM_INTEROP_THREADS';
 
 function intraOpThreadsFromEnv(): number | null {
   const raw = process.env[INTRAOP_ENV]?.trim();
@@ -182,6 +183,10 @@ async function loadNative(
     );
   }
   if (threads !== undefined) process.env[INTRAOP_ENV] = String(threads);
+  // Graph sessions (ml/native-graph.ts) also run independent kernels side by side on the inter-op pool: as many
+  // threads there, so that `threads` stays the number of cores TensorFlow computes on.
+  const intra = intraOpThreadsFromEnv();
+  if (intra !== null && !process.env[INTEROP_ENV]?.trim()) process.env[INTEROP_ENV] = String(intra);
   if (
     current &&
     current.name !== backend &&

@@ -194,7 +194,9 @@ test(
     const hostParams = lenet.init(4);
     const keepHost = masks(6);
     for (const optimizer of [SGD[0]![1], SGD[2]![1]]) {
-      const steps = [true, false].map((fused) => nativeDenseStep(lenet, optimizer, { remask: true, fused }));
+      const steps = [true, false].map((fused) =>
+        nativeDenseStep(lenet, optimizer, { remask: true, fused, masked: Object.keys(keepHost) }),
+      );
       const tensors = (h: NamedTensors) =>
         Object.fromEntries(Object.entries(h).map(([n, t]) => [n, tf.tensor(t.data, t.shape, 'float32')]));
       const params = tensors(hostParams);

@@ -1,28 +1,39 @@
 /**
- * The training step of a fully connected ReLU net (LeNet-300-100) with SGD, run as TensorFlow ops straight on the
- * native binding: no tfjs engine, tape, scopes or Identity copies around each kernel. LeNet's step is ~40 small
- * kernels whose arithmetic is a few milliseconds, and tfjs spends ~20 µs of JavaScript on each op (bench/profile.ts),
- * as much again as the kernels; here an op costs one binding call. The parameters and momentum live in TensorFlow
- * resource variables that the update rewrites in place with TensorFlow's fused optimizer kernels (one pass over a
- * weight matrix where the tape's update makes seven, each into a new buffer).
+ * The training step of a fully connected ReLU net (LeNet-300-100) with SGD, run by native TensorFlow as one graph:
+ * no tfjs engine, tape, scopes or Identity copies around each kernel, and no JavaScript between kernels. LeNet's
+ * step is ~40 small kernels whose arithmetic is a few milliseconds; tfjs spends ~20 µs of JavaScript on each op
+ * (bench/profile.ts), as much again as the kernels, and even one binding call per op left a sixth of the step
+ * outside them. Here the step is one session call (ml/native-graph.ts), and TensorFlow's executor runs independent
+ * kernels (a layer's weight and input gradients, the updates) side by side when it has more than one thread. The
+ * parameters and momentum live in the session's resource variables, which the update rewrites in place with
+ * TensorFlow's fused optimizer kernels (one pass over a weight matrix where the tape's update makes seven).
  *
  * Guarantees:
- * - bit-identical to Trainer's tape step on the same backend: the same TensorFlow kernels in the same order with the
- *   same operands (BatchMatMulV2 with the same adjoint flags, AddV2 bias, Relu, SoftmaxCrossEntropyWithLogits, Sum
- *   over the batch for the bias gradient, ReluGrad of the pre-activation, the gradient masked by Mul), and an update
- *   that evaluates optimizers.ts' float32 expressions: ResourceApplyMomentum (accum·m + g, then var − accum·lr),
+ * - bit-identical to Trainer's tape step on the same backend: the same TensorFlow kernels with the same operands
+ *   (BatchMatMulV2 with the same adjoint flags, AddV2 bias, Relu, SoftmaxCrossEntropyWithLogits, Sum over the batch
+ *   for the bias gradient, ReluGrad of the pre-activation, the gradient masked by Mul), and an update that evaluates
+ *   optimizers.ts' float32 expressions: ResourceApplyMomentum (accum·m + g, then var − accum·lr),
  *   ResourceApplyGradientDescent (var − g·lr), Nesterov op for op. The tape's re-mask (w·k + 0) is made only where
  *   it can change a bit (slotsZeroWherePruned). So a run, its checkpoints and a resumed run store the same bytes
  *   whichever step ran (test/ml-native-dense-step.test.ts);
  * - used only where that holds: the `tensorflow` backend with the native kernels of ml/native-kernels.ts, a model
  *   that declares its dense layers (ModelDef.dense), the plain cross-entropy objective and SGD; everything else keeps
  *   the tape. LTH_NATIVE_DENSE=off turns it off (to measure it);
- * - the state is the step's own: load() copies values in, read() hands out views the caller disposes; every
- *   intermediate handle is deleted before step() returns, also when an op throws, and dispose() frees the variables.
+ * - the state is the step's own: load() copies values in, read() hands out views the caller disposes; step() frees
+ *   its feeds, also when the session fails, and dispose() closes the session with its variables.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
 import { currentBackend } from '../backend.js';
+import {
+  after,
+  DT,
+  GraphBuilder,
+  loadGraph,
+  output,
+  type GraphBinding,
+  type NativeTensorInfo,
+} from '../native-graph.js';
 import { NATIVE_RELU_GRAD, NATIVE_SOFTMAX_XENT } from '../native-kernels.js';
 import type { ModelDef } from '../models/types.js';
 import type { NamedTensors } from '../tensors.js';
@@ -30,21 +41,11 @@ import { momentumSlot, slotParam, slotSpecs } from './optimizers.js';
 import type { OptimizerSpec } from './types.js';
 
 /** tfjs-node's binding and backend, as far as this module uses them (untyped across the package boundary). */
-interface TensorMetadata {
-  id: number;
-  shape: number[];
-  dtype: number;
-}
-interface NativeBinding {
-  executeOp(name: string, attrs: unknown[], inputIds: number[], numOutputs: number): TensorMetadata[];
+type TensorMetadata = NativeTensorInfo;
+interface NativeBinding extends GraphBinding {
   deleteTensor(id: number): void;
   createTensor(shape: number[], dtype: number, values: Float32Array | Int32Array): number;
   TF_FLOAT: number;
-  TF_INT32: number;
-  TF_ATTR_TYPE: number;
-  TF_ATTR_BOOL: number;
-  TF_ATTR_SHAPE: number;
-  TF_ATTR_STRING: number;
 }
 interface NativeBackend {
   binding: NativeBinding;
@@ -89,6 +90,8 @@ export interface NativeDenseOptions {
    * optimizer slot may be non-zero at load (see slotsZeroWherePruned); otherwise it provably changes no bit.
    */
   remask: boolean;
+  /** The parameters step() gets a mask for (the graph multiplies their gradients by it); default none. */
+  masked?: readonly string[];
 }
 
 /**
@@ -142,12 +145,6 @@ export function nativeDenseStep(
   return makeStep(backend, model, model.dense, optimizer, options);
 }
 
-/**
- * TensorFlow's anonymous resource name: a variable created under it belongs to its handle and is freed with it
- * (what eager TensorFlow's own variables use).
- */
-const ANONYMOUS_RESOURCE = 'cd2c89b7-88b7-44c8-ad83-06c2a9158347';
-
 function makeStep(
   backend: NativeBackend,
   model: ModelDef,
@@ -157,63 +154,175 @@ function makeStep(
 ): NativeDenseStep {
   const bind = backend.binding;
   const fused = options.fused ?? isCpuBuild();
-  const T = { name: 'T', type: bind.TF_ATTR_TYPE, value: bind.TF_FLOAT };
-  const Tidx = { name: 'Tidx', type: bind.TF_ATTR_TYPE, value: bind.TF_INT32 };
-  const dtype = [{ name: 'dtype', type: bind.TF_ATTR_TYPE, value: bind.TF_FLOAT }];
-  const noKeepDims = { name: 'keep_dims', type: bind.TF_ATTR_BOOL, value: false };
-  const matMulAttrs = (adjX: boolean, adjY: boolean) => [
-    T,
-    { name: 'adj_x', type: bind.TF_ATTR_BOOL, value: adjX },
-    { name: 'adj_y', type: bind.TF_ATTR_BOOL, value: adjY },
-  ];
-  const plain = matMulAttrs(false, false);
-  const gradA = matMulAttrs(false, true);
-  const gradB = matMulAttrs(true, false);
-  const applyAttrs = [
-    T,
-    { name: 'use_locking', type: bind.TF_ATTR_BOOL, value: false },
-    { name: 'use_nesterov', type: bind.TF_ATTR_BOOL, value: false },
-  ];
-  const scalar = (v: number) => bind.createTensor([], bind.TF_FLOAT, new Float32Array([v]));
-  // What tf.scalar(...) uploads in the tape step: the same float32 values.
-  const lr = scalar(spec.lr);
-  const mom = scalar(spec.momentum);
-  const wd = (spec.weightDecay ?? 0) > 0 ? scalar(spec.weightDecay ?? 0) : null;
-  const zero = scalar(0);
-  const one = scalar(1);
-  const axis0 = bind.createTensor([1], bind.TF_INT32, new Int32Array([0]));
-  // 1/b as the tape computes it, dy / b in float32 on the device, once per batch size.
-  const invBatch = new Map<number, number>();
-  const constants = [lr, mom, zero, one, axis0, ...(wd !== null ? [wd] : [])];
+  const masked = new Set(options.masked ?? []);
+  const g = new GraphBuilder();
+  const T = { T: { type: DT.float } };
+  const dtype = { dtype: { type: DT.float } };
+  const reduce = { ...T, Tidx: { type: DT.int32 }, keep_dims: { b: false } };
+  const matMul = (name: string, a: string, b: string, adjX: boolean, adjY: boolean) =>
+    g.node(name, 'BatchMatMulV2', [a, b], { ...T, adj_x: { b: adjX }, adj_y: { b: adjY } });
+  const op = (name: string, kind: string, inputs: string[]) => g.node(name, kind, inputs, T);
+  const placeholder = (name: string) => g.node(name, 'Placeholder', [], dtype);
 
-  // The state: one resource variable per parameter and per optimizer slot, updated in place.
+  // What tf.scalar(...) uploads in the tape step: the same float32 values.
+  const lr = g.scalar('lr', spec.lr);
+  const mom = g.scalar('momentum', spec.momentum);
+  const wd = (spec.weightDecay ?? 0) > 0 ? g.scalar('weight_decay', spec.weightDecay ?? 0) : null;
+  const zero = g.scalar('zero', 0);
+  const one = g.scalar('one', 1);
+  const axis0 = g.node('axis0', 'Const', [], {
+    dtype: { type: DT.int32 },
+    value: { ints: { shape: [1], values: [0] } },
+  });
+
+  // The state: one resource variable per parameter and per optimizer slot, updated in place; load() assigns them
+  // all from placeholders, read() fetches a read of each.
   const paramNames = model.params.map((p) => p.name);
-  const slotList = slotSpecs(spec, model.params);
-  const slotNames = slotList.map((s) => s.name);
-  const variables = new Map<string, { id: number; shape: number[] }>();
-  for (const { name, shape } of [...model.params, ...slotList]) {
-    const attrs = [
+  const slotNames = slotSpecs(spec, model.params).map((s) => s.name);
+  const shapes = new Map<string, number[]>();
+  const handle = new Map<string, string>();
+  const loadInput = new Map<string, string>();
+  const readOut = new Map<string, string>();
+  const loads: string[] = [];
+  for (const { name, shape } of [...model.params, ...slotSpecs(spec, model.params)]) {
+    const key = nodeKey(name);
+    shapes.set(name, [...shape]);
+    const h = g.node(`${key}/var`, 'VarHandleOp', [], {
       ...dtype,
-      { name: 'shape', type: bind.TF_ATTR_SHAPE, value: [...shape] },
-      { name: 'container', type: bind.TF_ATTR_STRING, value: '' },
-      { name: 'shared_name', type: bind.TF_ATTR_STRING, value: ANONYMOUS_RESOURCE },
-    ];
-    const id = (bind.executeOp('VarHandleOp', attrs, [], 1)[0] as TensorMetadata).id;
-    variables.set(name, { id, shape: [...shape] });
+      shape: { shape },
+      container: { s: '' },
+      shared_name: { s: key },
+    });
+    handle.set(name, h);
+    loadInput.set(name, placeholder(`${key}/load_value`));
+    loads.push(g.node(`${key}/load`, 'AssignVariableOp', [h, `${key}/load_value`], dtype));
+    readOut.set(name, g.node(`${key}/read`, 'ReadVariableOp', [h], dtype));
   }
-  const variable = (name: string): number => {
-    const v = variables.get(name);
-    if (v === undefined) throw new Error(`internal: the dense step has no variable '${name}'`);
-    return v.id;
+  const loaded = g.node('loaded', 'NoOp', loads.map(after));
+  const loadedOut = g.node('loaded_out', 'Identity', [zero, after(loaded)], T);
+  const varOf = (name: string): string => {
+    const h = handle.get(name);
+    if (h === undefined) throw new Error(`internal: the dense step has no variable '${name}'`);
+    return h;
   };
-  const assign = (name: string, value: number) =>
-    bind.executeOp('AssignVariableOp', dtype, [variable(name), value], 0);
-  const readVar = (name: string) =>
-    (bind.executeOp('ReadVariableOp', dtype, [variable(name)], 1)[0] as TensorMetadata).id;
-  const idOf = (x: tf.Tensor) => backend.getInputTensorIds([x])[0] as number;
+  const readIn = (name: string, as: string, deps: string[] = []) =>
+    g.node(as, 'ReadVariableOp', [varOf(name), ...deps.map(after)], dtype);
+
+  // The step, as the tape runs it. Feeds: the batch, its size, and the masks.
+  const x = placeholder('x');
+  const y = placeholder('y');
+  const batchSize = placeholder('batch_size');
+  const keepInput = new Map<string, string>();
+  for (const name of masked) keepInput.set(name, placeholder(`${nodeKey(name)}/keep`));
+  // 1/b as the tape computes it: dy / b in float32 on the device.
+  const inv = op('inv_batch', 'RealDiv', [one, batchSize]);
+  // Forward: h_{i+1} = relu(h_i W_i + b_i); the last layer's output are the logits.
+  const inputs = [x];
+  const pre: string[] = [];
+  const weightRead = new Map<string, string>();
+  for (const [i, l] of layers.layers.entries()) {
+    const w = readIn(l.weight, `forward/${i}/w`);
+    weightRead.set(l.weight, w);
+    const b = readIn(l.bias, `forward/${i}/b`);
+    const z = op(`forward/${i}/z`, 'AddV2', [
+      matMul(`forward/${i}/matmul`, inputs[i] as string, w, false, false),
+      b,
+    ]);
+    pre.push(z);
+    inputs.push(l.relu ? op(`forward/${i}/relu`, 'Relu', [z]) : z);
+  }
+  const xent = op('xent', 'SoftmaxCrossEntropyWithLogits', [inputs[layers.layers.length] as string, y]);
+  const mean = g.node('mean_loss', 'Mean', [output(xent, 0), axis0], reduce);
+  // Backward, last layer first: d is the gradient at the layer's output (before its ReLU's gradient).
+  const grads = new Map<string, string>();
+  const backward: string[] = [];
+  let d = op('backward/dlogits', 'Mul', [output(xent, 1), inv]);
+  for (let i = layers.layers.length - 1; i >= 0; i--) {
+    const l = layers.layers[i] as NonNullable<ModelDef['dense']>['layers'][number];
+    if (l.relu) d = op(`backward/${i}/relu_grad`, NATIVE_RELU_GRAD_OP, [d, pre[i] as string]);
+    grads.set(l.weight, matMul(`backward/${i}/dw`, inputs[i] as string, d, true, false));
+    grads.set(l.bias, g.node(`backward/${i}/db`, 'Sum', [d, axis0], reduce));
+    if (i > 0) {
+      d = matMul(`backward/${i}/dx`, d, weightRead.get(l.weight) as string, false, true);
+      backward.push(d);
+    }
+  }
+  // Every read of the weights is consumed before the first update writes them in place (a live read would make
+  // TensorFlow copy the buffer it updates).
+  const gradientsDone = g.node('gradients_done', 'NoOp', [...grads.values(), ...backward].map(after));
+  // The update as optimizers.ts' applyUpdate (SGD) computes it, in place: TensorFlow's fused momentum and
+  // gradient-descent kernels evaluate the same float32 expressions (accum·m + g, then var − accum·lr).
+  const updates: string[] = [];
+  for (const name of paramNames) {
+    const key = nodeKey(name);
+    const k = keepInput.get(name);
+    let grad = grads.get(name);
+    if (grad === undefined) throw new Error(`internal: the dense step has no gradient for '${name}'`);
+    if (k !== undefined) grad = op(`update/${key}/masked_grad`, 'Mul', [grad, k]);
+    if (wd !== null) {
+      const v = readIn(name, `update/${key}/decay_read`);
+      grad = op(`update/${key}/decayed_grad`, 'AddV2', [grad, op(`update/${key}/decay`, 'Mul', [wd, v])]);
+    }
+    let done: string;
+    if (fused && spec.momentum > 0 && !spec.nesterov) {
+      done = g.node(
+        `update/${key}/apply`,
+        'ResourceApplyMomentum',
+        [varOf(name), varOf(momentumSlot(name)), lr, grad, mom, after(gradientsDone)],
+        { ...T, use_locking: { b: false }, use_nesterov: { b: false } },
+      );
+    } else if (fused && spec.momentum === 0) {
+      done = g.node(
+        `update/${key}/apply`,
+        'ResourceApplyGradientDescent',
+        [varOf(name), lr, grad, after(gradientsDone)],
+        { ...T, use_locking: { b: false } },
+      );
+    } else {
+      // Op for op as optimizers.ts (Nesterov: TensorFlow's kernel groups g·lr + accum·m·lr differently).
+      let delta = grad;
+      let slotDone: string | null = null;
+      if (spec.momentum > 0) {
+        const slot = momentumSlot(name);
+        const prev = readIn(slot, `update/${key}/momentum_read`, [gradientsDone]);
+        const buf = op(`update/${key}/momentum`, 'AddV2', [
+          op(`update/${key}/decayed_momentum`, 'Mul', [mom, prev]),
+          grad,
+        ]);
+        slotDone = g.node(`update/${key}/momentum_assign`, 'AssignVariableOp', [varOf(slot), buf], dtype);
+        delta = spec.nesterov
+          ? op(`update/${key}/nesterov`, 'AddV2', [
+              grad,
+              op(`update/${key}/nesterov_term`, 'Mul', [mom, buf]),
+            ])
+          : buf;
+      }
+      const v = readIn(name, `update/${key}/read`, [gradientsDone]);
+      const updated = op(`update/${key}/sub`, 'Sub', [v, op(`update/${key}/step`, 'Mul', [lr, delta])]);
+      done = g.node(
+        `update/${key}/assign`,
+        'AssignVariableOp',
+        [varOf(name), updated, ...(slotDone ? [after(slotDone)] : [])],
+        dtype,
+      );
+    }
+    if (k !== undefined && options.remask) {
+      const v = readIn(name, `update/${key}/remask_read`, [done]);
+      const again = op(`update/${key}/remasked`, 'AddV2', [op(`update/${key}/remask`, 'Mul', [v, k]), zero]);
+      done = g.node(`update/${key}/remask_assign`, 'AssignVariableOp', [varOf(name), again], dtype);
+    }
+    updates.push(done);
+  }
+  const loss = g.node('loss', 'Identity', [mean, ...updates.map(after)], T);
+
+  const session = loadGraph(bind, g);
+  const idOf = (t: tf.Tensor) => backend.getInputTensorIds([t])[0] as number;
+  // The batch size as a float32 scalar, uploaded once per size.
+  const sizes = new Map<number, number>();
 
   return {
     load(params, slots) {
+      const feeds = new Map<string, number>();
       for (const [names, from] of [
         [paramNames, params],
         [slotNames, slots],
@@ -221,141 +330,67 @@ function makeStep(
         for (const name of names) {
           const value = from[name];
           if (!value) throw new Error(`internal: the dense step got no '${name}'`);
-          assign(name, idOf(value));
+          feeds.set(loadInput.get(name) as string, idOf(value));
         }
+      for (const t of session.run(feeds, [loadedOut])) bind.deleteTensor(t.id);
     },
 
     read() {
+      const names = [...paramNames, ...slotNames];
+      const out = session.run(
+        new Map(),
+        names.map((n) => readOut.get(n) as string),
+      );
       // createOutputTensor registers the handle with tfjs-node's backend: a tracked tfjs tensor the caller owns.
-      const view = (name: string) =>
-        backend.createOutputTensor({
-          id: readVar(name),
-          shape: variables.get(name)?.shape ?? [],
-          dtype: bind.TF_FLOAT,
-        }) as unknown as tf.Tensor;
-      return {
-        params: Object.fromEntries(paramNames.map((n) => [n, view(n)])),
-        slots: Object.fromEntries(slotNames.map((n) => [n, view(n)])),
-      };
+      const views = out.map(
+        (m, i) =>
+          backend.createOutputTensor({
+            ...m,
+            shape: shapes.get(names[i] as string) ?? m.shape,
+          }) as unknown as tf.Tensor,
+      );
+      const pick = (from: number, list: string[]) =>
+        Object.fromEntries(list.map((n, i) => [n, views[from + i] as tf.Tensor]));
+      return { params: pick(0, paramNames), slots: pick(paramNames.length, slotNames) };
     },
 
     step(keep, batch) {
-      const temps: number[] = [];
-      const t = (id: number) => (temps.push(id), id);
-      const run = (name: string, ids: number[], attrs: unknown[] = [T]) =>
-        t((bind.executeOp(name, attrs, ids, 1)[0] as TensorMetadata).id);
-      const drop = (id: number) => {
-        temps.splice(temps.lastIndexOf(id), 1);
-        bind.deleteTensor(id);
-      };
-      let loss: number | null = null;
+      const given = Object.keys(keep);
+      if (given.length !== masked.size || given.some((n) => !masked.has(n)))
+        throw new Error(`internal: the dense step was built for masks [${[...masked]}], got [${given}]`);
+      let size = sizes.get(batch.b);
+      if (size === undefined) {
+        size = bind.createTensor([], bind.TF_FLOAT, new Float32Array([batch.b]));
+        sizes.set(batch.b, size);
+      }
+      const xs = bind.createTensor([batch.b, layers.inputSize], bind.TF_FLOAT, batch.x);
+      const ys = bind.createTensor([batch.b, batch.y.length / batch.b], bind.TF_FLOAT, batch.y);
       try {
-        let inv = invBatch.get(batch.b);
-        if (inv === undefined) {
-          const b = scalar(batch.b);
-          inv = (bind.executeOp('RealDiv', [T], [one, b], 1)[0] as TensorMetadata).id;
-          bind.deleteTensor(b);
-          invBatch.set(batch.b, inv);
-        }
-        const x = t(bind.createTensor([batch.b, layers.inputSize], bind.TF_FLOAT, batch.x));
-        const y = t(bind.createTensor([batch.b, batch.y.length / batch.b], bind.TF_FLOAT, batch.y));
-        // Views of the weights for the forward and backward passes; dropped before the update writes in place.
-        const w = new Map<string, number>();
-        for (const l of layers.layers) w.set(l.weight, t(readVar(l.weight)));
-        // Forward: h_{i+1} = relu(h_i W_i + b_i); the last layer's output are the logits.
-        const inputs = [x];
-        const pre: number[] = [];
-        for (const [i, l] of layers.layers.entries()) {
-          const bias = t(readVar(l.bias));
-          const z = run('AddV2', [
-            run('BatchMatMulV2', [inputs[i] as number, w.get(l.weight) as number], plain),
-            bias,
-          ]);
-          drop(bias);
-          pre.push(z);
-          inputs.push(l.relu ? run('Relu', [z]) : z);
-        }
-        const logits = inputs[layers.layers.length] as number;
-        const [rows, backprop] = bind.executeOp('SoftmaxCrossEntropyWithLogits', [T], [logits, y], 2) as [
-          TensorMetadata,
-          TensorMetadata,
-        ];
-        t(rows.id);
-        t(backprop.id);
-        loss = (bind.executeOp('Mean', [T, Tidx, noKeepDims], [rows.id, axis0], 1)[0] as TensorMetadata).id;
-        // Backward, last layer first: d is the gradient at the layer's output (before its ReLU's gradient).
-        const grads = new Map<string, number>();
-        let d = run('Mul', [backprop.id, inv]);
-        for (let i = layers.layers.length - 1; i >= 0; i--) {
-          const l = layers.layers[i] as NonNullable<ModelDef['dense']>['layers'][number];
-          if (l.relu) d = run(NATIVE_RELU_GRAD_OP, [d, pre[i] as number]);
-          grads.set(l.weight, run('BatchMatMulV2', [inputs[i] as number, d], gradB));
-          grads.set(l.bias, run('Sum', [d, axis0], [T, Tidx, noKeepDims]));
-          if (i > 0) d = run('BatchMatMulV2', [d, w.get(l.weight) as number], gradA);
-        }
-        for (const id of w.values()) drop(id);
-        // The update as optimizers.ts' applyUpdate (SGD) computes it, in place: TensorFlow's fused momentum and
-        // gradient-descent kernels evaluate the same float32 expressions (accum·m + g, then var − accum·lr).
-        for (const name of paramNames) {
-          const k = keep[name] ? idOf(keep[name] as tf.Tensor) : null;
-          let g = grads.get(name);
-          if (g === undefined) throw new Error(`internal: the dense step has no gradient for '${name}'`);
-          if (k !== null) g = run('Mul', [g, k]);
-          if (wd !== null) {
-            const v = t(readVar(name));
-            g = run('AddV2', [g, run('Mul', [wd, v])]);
-            drop(v);
-          }
-          if (fused && spec.momentum > 0 && !spec.nesterov) {
-            bind.executeOp(
-              'ResourceApplyMomentum',
-              applyAttrs,
-              [variable(name), variable(momentumSlot(name)), lr, g, mom],
-              0,
-            );
-          } else if (fused && spec.momentum === 0) {
-            bind.executeOp('ResourceApplyGradientDescent', [T, applyAttrs[1]], [variable(name), lr, g], 0);
-          } else {
-            // Op for op as optimizers.ts (Nesterov: TensorFlow's kernel groups g·lr + accum·m·lr differently).
-            let delta = g;
-            if (spec.momentum > 0) {
-              const buf = run('AddV2', [run('Mul', [mom, t(readVar(momentumSlot(name)))]), g]);
-              assign(momentumSlot(name), buf);
-              delta = spec.nesterov ? run('AddV2', [g, run('Mul', [mom, buf])]) : buf;
-            }
-            const v = t(readVar(name));
-            const updated = run('Sub', [v, run('Mul', [lr, delta])]);
-            drop(v);
-            assign(name, updated);
-          }
-          if (k !== null && options.remask) {
-            const v = t(readVar(name));
-            const masked = run('AddV2', [run('Mul', [v, k]), zero]);
-            drop(v);
-            assign(name, masked);
-          }
-        }
-        const out = backend.createOutputTensor({
-          id: loss,
-          shape: [],
-          dtype: bind.TF_FLOAT,
-        }) as unknown as tf.Scalar;
-        loss = null;
-        return out;
+        const feeds = new Map<string, number>([
+          [x, xs],
+          [y, ys],
+          [batchSize, size],
+        ]);
+        for (const [name, k] of keepInput) feeds.set(k, idOf(keep[name] as tf.Tensor));
+        const [out] = session.run(feeds, [loss]);
+        return backend.createOutputTensor(out as TensorMetadata) as unknown as tf.Scalar;
       } finally {
-        for (const id of temps) bind.deleteTensor(id);
-        // Handed over only on success: a step that threw leaves nothing behind.
-        if (loss !== null) bind.deleteTensor(loss);
+        bind.deleteTensor(xs);
+        bind.deleteTensor(ys);
       }
     },
 
     dispose() {
-      for (const id of [...constants, ...invBatch.values(), ...[...variables.values()].map((v) => v.id)])
-        bind.deleteTensor(id);
-      invBatch.clear();
-      variables.clear();
+      for (const id of sizes.values()) bind.deleteTensor(id);
+      sizes.clear();
+      session.dispose();
     },
   };
+}
+
+/** A parameter's or slot's name as a graph node prefix (TensorFlow's node names allow letters, digits and _ . / -). */
+function nodeKey(name: string): string {
+  return name.replace(/[^A-Za-z0-9_./-]/g, '_');
 }
 
 /** TensorFlow's own name for what NATIVE_RELU_GRAD runs. */

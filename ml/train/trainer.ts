@@ -248,7 +248,10 @@ export class Trainer {
         this.slots[s.name] = t ? tf.tensor(t.data.slice(), s.shape, 'float32') : tf.zeros(s.shape, 'float32');
       }
       const remask = !slotsZeroWherePruned(init.optimizer ?? {}, masks);
-      this.nativeDense = nativeDenseStep(this.model, this.config.optimizer, { remask });
+      this.nativeDense = nativeDenseStep(this.model, this.config.optimizer, {
+        remask,
+        masked: Object.keys(this.keep),
+      });
       if (this.nativeDense) {
         this.nativeDense.load(this.params, this.slots);
         this.dropState();

@@ -36,17 +36,20 @@ export interface GraphBinding {
 }
 
 /** TensorFlow's DataType values (types.proto). */
-export const DT = { float: 1, int32: 3, resource: 20 } as const;
+export const DT = { float: 1, int32: 3, bool: 10, resource: 20 } as const;
 
 /** An attribute value, one kind at a time. */
 export type Attr =
   | { type: number }
   | { b: boolean }
   | { i: number }
+  | { f: number }
   | { shape: readonly number[] }
   | { s: string }
-  | { floats: { shape: readonly number[]; values: readonly number[] } }
-  | { ints: { shape: readonly number[]; values: readonly number[] } };
+  /** A list of integers (strides, kernel sizes). */
+  | { list: readonly number[] }
+  /** A constant tensor of DT.float, DT.int32 or DT.bool (values as numbers, 0 for false). */
+  | { tensor: { dtype: number; shape: readonly number[]; values: readonly number[] } };
 
 /** A node's name, usable as an input (output 0); `output(name, i)` names another output. */
 export type NodeName = string;
@@ -66,14 +69,16 @@ interface ProtoModule {
     addInput(s: string): void;
     getAttrMap(): { set(k: string, v: Msg): void };
   };
-  AttrValue: new () => Msg & {
+  AttrValue: (new () => Msg & {
     setType(t: number): void;
     setB(b: boolean): void;
     setI(i: number): void;
+    setF(f: number): void;
     setShape(s: Msg): void;
     setS(s: Uint8Array): void;
     setTensor(t: Msg): void;
-  };
+    setList(l: Msg): void;
+  }) & { ListValue: new () => Msg & { setIList(v: number[]): void } };
   TensorShape: (new () => Msg & { addDim(d: Msg): void }) & {
     Dim: new () => Msg & { setSize(n: number): void };
   };
@@ -82,6 +87,7 @@ interface ProtoModule {
     setTensorShape(s: Msg): void;
     setFloatValList(v: number[]): void;
     setIntValList(v: number[]): void;
+    setBoolValList(v: boolean[]): void;
   };
   VersionDef: new () => Msg & { setProducer(n: number): void };
   MetaGraphDef: (new () => Msg & { setMetaInfoDef(m: Msg): void; setGraphDef(g: Msg): void }) & {
@@ -123,7 +129,7 @@ export class GraphBuilder {
   scalar(name: string, value: number): NodeName {
     return this.node(name, 'Const', [], {
       dtype: { type: DT.float },
-      value: { floats: { shape: [], values: [value] } },
+      value: { tensor: { dtype: DT.float, shape: [], values: [value] } },
     });
   }
 
@@ -159,19 +165,22 @@ export class GraphBuilder {
     if ('type' in a) v.setType(a.type);
     else if ('b' in a) v.setB(a.b);
     else if ('i' in a) v.setI(a.i);
+    else if ('f' in a) v.setF(a.f);
     else if ('shape' in a) v.setShape(shape(a.shape));
     else if ('s' in a) v.setS(new TextEncoder().encode(a.s));
-    else {
+    else if ('list' in a) {
+      const l = new pb.AttrValue.ListValue();
+      l.setIList([...a.list]);
+      v.setList(l);
+    } else {
+      const { dtype, values } = a.tensor;
+      if (dtype !== DT.float && dtype !== DT.int32)
+        throw new Error(`internal: graph constants of dtype ${dtype}`);
       const t = new pb.Tensor();
-      if ('floats' in a) {
-        t.setDtype(DT.float);
-        t.setTensorShape(shape(a.floats.shape));
-        t.setFloatValList([...a.floats.values]);
-      } else {
-        t.setDtype(DT.int32);
-        t.setTensorShape(shape(a.ints.shape));
-        t.setIntValList([...a.ints.values]);
-      }
+      t.setDtype(dtype);
+      t.setTensorShape(shape(a.tensor.shape));
+      if (dtype === DT.float) t.setFloatValList([...values]);
+      else t.setIntValList([...values]);
       v.setTensor(t);
     }
     return v;

@@ -1,6 +1,6 @@
 /**
  * The tape-free training step of dense nets on native TensorFlow (ml/train/native-dense-step.ts): LeNet-300-100
- * trained with it stores the same bytes as with tfjs's tape (LTH_NATIVE_DENSE=off), step for step, with masks,
+ * trained with it stores the same bytes as with tfjs's tape (LTH_NATIVE_STEP=off), step for step, with masks,
  * momentum, Nesterov, weight decay and partial batches; it leaks no tensor; it is not used where it cannot be
  * bit-identical (Adam, another backend). Its own process: loading the native backend changes the process's gradients.
  */
@@ -62,8 +62,8 @@ function busySlots(seed: number): NamedTensors {
 
 /** A trainer with the native dense step (`native`) or with the tape. */
 function trainer(cfg: TrainConfig, native: boolean, withMasks: boolean, optimizer?: NamedTensors): Trainer {
-  const before = process.env.LTH_NATIVE_DENSE;
-  if (!native) process.env.LTH_NATIVE_DENSE = 'off';
+  const before = process.env.LTH_NATIVE_STEP;
+  if (!native) process.env.LTH_NATIVE_STEP = 'off';
   try {
     return new Trainer(cfg, data, {
       weights: getModel('lenet-300-100').init(cfg.seed),
@@ -71,8 +71,8 @@ function trainer(cfg: TrainConfig, native: boolean, withMasks: boolean, optimize
       ...(optimizer ? { optimizer } : {}),
     });
   } finally {
-    if (before === undefined) delete process.env.LTH_NATIVE_DENSE;
-    else process.env.LTH_NATIVE_DENSE = before;
+    if (before === undefined) delete process.env.LTH_NATIVE_STEP;
+    else process.env.LTH_NATIVE_STEP = before;
   }
 }
 
@@ -252,7 +252,7 @@ test(
     const adam: OptimizerSpec = { kind: 'adam', lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     assert.equal(nativeDenseStep(lenet, adam), null);
     assert.equal(nativeDenseStep(getModel('conv-2'), SGD[0]![1]), null, 'conv-2 declares no dense layers');
-    assert.equal(nativeDenseStep(lenet, SGD[0]![1], { remask: true }, { LTH_NATIVE_DENSE: 'off' }), null);
+    assert.equal(nativeDenseStep(lenet, SGD[0]![1], { remask: true }, { LTH_NATIVE_STEP: 'off' }), null);
     await selectBackend({ prefer: 'cpu', log: () => {} });
     assert.equal(nativeDenseStep(lenet, SGD[0]![1]), null, 'not on the cpu backend');
   },

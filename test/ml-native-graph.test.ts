@@ -101,7 +101,13 @@ test(
     const add = g.node(
       'add',
       'AssignAddVariableOp',
-      [v, g.node('one', 'Const', [], { ...dtype, value: { floats: { shape: [2], values: [1, 1] } } })],
+      [
+        v,
+        g.node('one', 'Const', [], {
+          ...dtype,
+          value: { tensor: { dtype: DT.float, shape: [2], values: [1, 1] } },
+        }),
+      ],
       dtype,
     );
     const read = g.node('read', 'ReadVariableOp', [v, after(add)], dtype);

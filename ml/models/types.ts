@@ -57,6 +57,11 @@ export interface ModelDef {
   features?(params: Record<string, tf.Tensor>, x: tf.Tensor): tf.Tensor4D;
   featureShape?: [number, number, number];
   /**
+   * True when `forward` draws from the noise seed while training (dropout, drop-path): its steps then differ by more
+   * than their inputs, so a step traced once may not be replayed (ml/train/traced-step.ts).
+   */
+  stochastic?: boolean;
+  /**
    * For a net that is only dense layers (the flattened input, then h·W + b and ReLU, the last without): the layers,
    * which let native TensorFlow train it without the tape (ml/train/native-dense-step.ts). `forward` must compute
    * exactly this, as tf.add(tf.matMul(h, W), b) and tf.relu.

@@ -271,6 +271,7 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
   return {
     name,
     config: c,
+    stochastic: regularised,
     inputShape: [...INPUT],
     numClasses: CLASSES,
     params,

@@ -18,7 +18,7 @@
  *   whichever step ran (test/ml-native-dense-step.test.ts);
  * - used only where that holds: the `tensorflow` backend with the native kernels of ml/native-kernels.ts, a model
  *   that declares its dense layers (ModelDef.dense), the plain cross-entropy objective and SGD; everything else keeps
- *   the tape. LTH_NATIVE_DENSE=off turns it off (to measure it);
+ *   the tape. LTH_NATIVE_STEP=off turns it off (to measure it);
  * - the state is the step's own: load() copies values in, read() hands out views the caller disposes; step() frees
  *   its feeds, also when the session fails, and dispose() closes the session with its variables.
  */
@@ -133,7 +133,7 @@ export function nativeDenseStep(
   options: NativeDenseOptions = { remask: true },
   env: NodeJS.ProcessEnv = process.env,
 ): NativeDenseStep | null {
-  if (env.LTH_NATIVE_DENSE === 'off' || !model.dense || optimizer.kind !== 'sgd') return null;
+  if (env.LTH_NATIVE_STEP === 'off' || !model.dense || optimizer.kind !== 'sgd') return null;
   const backend = nativeBackend();
   // The tape's ReLU gradient and cross-entropy are these kernels only when ml/native-kernels.ts registered them.
   if (
@@ -172,7 +172,7 @@ function makeStep(
   const one = g.scalar('one', 1);
   const axis0 = g.node('axis0', 'Const', [], {
     dtype: { type: DT.int32 },
-    value: { ints: { shape: [1], values: [0] } },
+    value: { tensor: { dtype: DT.int32, shape: [1], values: [0] } },
   });
 
   // The state: one resource variable per parameter and per optimizer slot, updated in place; load() assigns them

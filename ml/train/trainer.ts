@@ -14,9 +14,11 @@ import { MlInputError, TrainingAbortedError, TrainingStoppedError } from '../err
 import { getModel } from '../models/index.js';
 import type { ModelDef, NoiseSeed } from '../models/types.js';
 import { deriveSeed } from '../rng.js';
+import { currentBackend } from '../backend.js';
 import { assertHostTensor, hostTensor, toHostAsync, type HostTensor, type NamedTensors } from '../tensors.js';
 import { batchHost, batchTensors, crossEntropy, evaluateTensors } from './evaluate.js';
 import { nativeDenseStep, slotsZeroWherePruned, type NativeDenseStep } from './native-dense-step.js';
+import { canTrace, traceStep, type TracedStep } from './traced-step.js';
 import { applyUpdate, slotSpecs } from './optimizers.js';
 import {
   cursorAt,
@@ -25,6 +27,7 @@ import {
   stepsPerEpoch,
   type DataCursor,
   type EvalRecord,
+  type OptimizerSpec,
   type TrainConfig,
   type TrainProgress,
   type TrainResult,
@@ -185,6 +188,12 @@ export class Trainer {
    */
   private nativeDense: NativeDenseStep | null = null;
   private views = false;
+  /**
+   * Plain steps replayed as one TensorFlow graph each, traced from the tape per batch size (a graph has fixed
+   * shapes; an epoch's last batch may be smaller); null for a size whose trace did not reproduce the tape, and no
+   * map at all where tracing does not apply (traceable()).
+   */
+  private traced: Map<number, { step: TracedStep | null; reason: string | null }> | null = null;
 
   constructor(
     config: TrainConfig,
@@ -255,11 +264,22 @@ export class Trainer {
       if (this.nativeDense) {
         this.nativeDense.load(this.params, this.slots);
         this.dropState();
+      } else if (traceable(this.model, this.config.optimizer)) {
+        this.traced = new Map();
       }
     } catch (e) {
       this.dispose();
       throw e;
     }
+  }
+
+  /**
+   * How plain steps run: per batch size traced so far, 'graph' (replayed from a trace) or why the tape runs them;
+   * null where steps are not traced at all (another backend or optimizer, LeNet's own native step).
+   */
+  get replay(): Map<number, string> | null {
+    if (!this.traced) return null;
+    return new Map([...this.traced].map(([b, t]) => [b, t.step ? 'graph' : (t.reason ?? 'tape')]));
   }
 
   get step(): number {
@@ -325,27 +345,63 @@ export class Trainer {
     const spec = this.config.optimizer;
     const names = this.names;
     const noise: NoiseSeed = { seed: deriveSeed(this.config.seed, 'noise', s) };
-    const out = tf.tidy(() => {
-      const f = (...ws: tf.Tensor[]): tf.Scalar => {
-        const p: Tensors = {};
-        names.forEach((n, i) => (p[n] = ws[i] as tf.Tensor));
-        if (objective)
-          return objective.def.loss(this.model, p, { indices, labels, x, extras: objective.extras, noise });
-        return crossEntropy(this.model.forward(p, x, true, noise), y);
-      };
-      const { value, grads } = tf.valueAndGrads(f)(names.map((n) => this.params[n] as tf.Tensor));
-      const g: Tensors = {};
-      names.forEach((n, i) => {
-        const gi = grads[i] as tf.Tensor;
-        const k = this.keep[n];
-        // Pruned coordinates get no gradient, so weight decay and optimizer moments never move them.
-        g[n] = k ? tf.mul(gi, k) : gi;
+    const tape = () =>
+      tf.tidy(() => {
+        const f = (...ws: tf.Tensor[]): tf.Scalar => {
+          const p: Tensors = {};
+          names.forEach((n, i) => (p[n] = ws[i] as tf.Tensor));
+          if (objective)
+            return objective.def.loss(this.model, p, { indices, labels, x, extras: objective.extras, noise });
+          return crossEntropy(this.model.forward(p, x, true, noise), y);
+        };
+        const { value, grads } = tf.valueAndGrads(f)(names.map((n) => this.params[n] as tf.Tensor));
+        const g: Tensors = {};
+        names.forEach((n, i) => {
+          const gi = grads[i] as tf.Tensor;
+          const k = this.keep[n];
+          // Pruned coordinates get no gradient, so weight decay and optimizer moments never move them.
+          g[n] = k ? tf.mul(gi, k) : gi;
+        });
+        const upd = applyUpdate(spec, this.params, g, this.slots, s + 1);
+        const params: Tensors = {};
+        for (const n of names) params[n] = this.applyMask(n, upd.params[n] as tf.Tensor);
+        return { loss: value as tf.Scalar, params, slots: upd.slots };
       });
-      const upd = applyUpdate(spec, this.params, g, this.slots, s + 1);
-      const params: Tensors = {};
-      for (const n of names) params[n] = this.applyMask(n, upd.params[n] as tf.Tensor);
-      return { loss: value as tf.Scalar, params, slots: upd.slots };
-    });
+    let out: { loss: tf.Scalar; params: Tensors; slots: Tensors };
+    if (objective || !this.traced) {
+      out = tape();
+    } else {
+      const inputs = new Map<string, tf.Tensor>([
+        ['x', x],
+        ['y', y],
+      ]);
+      for (const [n, t] of Object.entries(this.params)) inputs.set(`param/${n}`, t);
+      for (const [n, t] of Object.entries(this.slots)) inputs.set(`slot/${n}`, t);
+      for (const [n, t] of Object.entries(this.keep)) inputs.set(`keep/${n}`, t);
+      const named = (o: { loss: tf.Scalar; params: Tensors; slots: Tensors }) =>
+        new Map<string, tf.Tensor>([
+          ['loss', o.loss],
+          ...Object.entries(o.params).map(([n, t]) => [`param/${n}`, t] as [string, tf.Tensor]),
+          ...Object.entries(o.slots).map(([n, t]) => [`slot/${n}`, t] as [string, tf.Tensor]),
+        ]);
+      const b = indices.length;
+      const known = this.traced.get(b);
+      let result: Map<string, tf.Tensor>;
+      if (known === undefined) {
+        const trace = traceStep(inputs, () => named(tape()));
+        this.traced.set(b, { step: trace.step, reason: trace.reason ?? null });
+        result = trace.outputs;
+      } else if (known.step === null) {
+        result = named(tape());
+      } else {
+        result = known.step.run(inputs);
+      }
+      const pick = (prefix: string) =>
+        Object.fromEntries(
+          [...result].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]),
+        );
+      out = { loss: result.get('loss') as tf.Scalar, params: pick('param/'), slots: pick('slot/') };
+    }
     tf.dispose([x, y]);
     this.replaceState(out.params, out.slots, out.loss);
     this._step = s + 1;
@@ -422,6 +478,8 @@ export class Trainer {
     this.dropState();
     this.nativeDense?.dispose();
     this.nativeDense = null;
+    for (const t of this.traced?.values() ?? []) t.step?.dispose();
+    this.traced?.clear();
     tf.dispose(Object.values(this.keep));
     this.lossTensor?.dispose();
     this.keep = {};
@@ -592,5 +650,19 @@ export async function train(
     };
   } finally {
     trainer.dispose();
+  }
+}
+
+/**
+ * Whether plain steps may be replayed from a trace: native TensorFlow's CPU build, SGD (whose update uploads no
+ * value that depends on the step: Adam's bias correction does), and a model that draws no noise while training.
+ * LTH_NATIVE_STEP=off keeps every step on the tape (to measure).
+ */
+function traceable(model: ModelDef, optimizer: OptimizerSpec, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.LTH_NATIVE_STEP === 'off' || optimizer.kind !== 'sgd' || model.stochastic) return false;
+  try {
+    return currentBackend().name === 'tensorflow' && canTrace();
+  } catch {
+    return false;
   }
 }

@@ -1,0 +1,337 @@
+/**
+ * A training step recorded once from the tape and replayed as one TensorFlow graph session.
+ *
+ * The tape spends ~20 µs of JavaScript per op (engine, scopes, saved-tensor copies); for the conv nets and the
+ * teachers that is a tenth to a fifth of a step (bench/profile.ts). Tracing runs one tape step with tfjs-node's
+ * binding watched: every kernel it calls becomes a graph node with the same attributes and operands, every tensor
+ * it uploads a constant, and the step's inputs (parameters, slots, masks, the batch) placeholders. The graph then
+ * runs as one session call per step (ml/native-graph.ts), with no JavaScript between kernels.
+ *
+ * Guarantees:
+ * - a traced step is used only if it reproduced the tape's step bit for bit when it was traced: right after the
+ *   trace, the graph runs on the traced step's inputs and every output (loss, parameters, slots) must equal the
+ *   tape's, byte for byte; otherwise traceStep returns no step (and says why), and the caller keeps the tape;
+ * - tracing gives up (no step, a reason) on what a graph cannot replay: a value read back to JavaScript during the
+ *   step, a tensor input it was not told about that is too large to inline, an attribute kind it does not know;
+ * - callers trace only steps whose uploaded values do not depend on the step number (a constant learning rate, no
+ *   noise drawn in the forward pass): the graph replays the traced constants forever. Trainer decides that
+ *   (traceable()), and traces once per batch size, since shapes are part of a graph;
+ * - the outputs run() returns are new tensors the caller owns; the inputs stay the caller's.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+import {
+  DT,
+  GraphBuilder,
+  loadGraph,
+  output,
+  type Attr,
+  type GraphBinding,
+  type GraphSession,
+} from '../native-graph.js';
+import type { NativeTensorInfo } from '../native-graph.js';
+
+interface OpAttr {
+  name: string;
+  type: number;
+  value: unknown;
+}
+
+interface TraceBinding extends GraphBinding {
+  executeOp(name: string, attrs: OpAttr[], inputIds: number[], numOutputs: number): NativeTensorInfo[];
+  createTensor(shape: number[], dtype: number, values: ArrayLike<number>): number;
+  tensorDataSync(id: number): ArrayLike<number>;
+  deleteTensor(id: number): void;
+  TF_FLOAT: number;
+  TF_INT32: number;
+  TF_BOOL: number;
+  TF_ATTR_STRING: number;
+  TF_ATTR_INT: number;
+  TF_ATTR_FLOAT: number;
+  TF_ATTR_BOOL: number;
+  TF_ATTR_TYPE: number;
+  TF_ATTR_SHAPE: number;
+}
+
+interface TraceBackend {
+  binding: TraceBinding;
+  getInputTensorIds(tensors: tf.Tensor[]): number[];
+  createOutputTensor(m: NativeTensorInfo): tf.TensorInfo;
+}
+
+type Named = ReadonlyMap<string, tf.Tensor>;
+
+export interface TracedStep {
+  /** Runs the step on these inputs (the names it was traced with); returns its outputs, which the caller owns. */
+  run(inputs: Named): Map<string, tf.Tensor>;
+  dispose(): void;
+}
+
+export interface Trace {
+  /** The tape's outputs of the traced step (the caller's, as if it had run the tape itself). */
+  outputs: Map<string, tf.Tensor>;
+  /** The replayable step, or null where the graph cannot reproduce the tape. */
+  step: TracedStep | null;
+  /** Why there is no step. */
+  reason?: string;
+}
+
+/** Uploaded values larger than this (elements) are not inlined as constants: the step gives up instead. */
+const MAX_INLINE = 1 << 16;
+
+class TraceError extends Error {}
+
+type Event =
+  | { kind: 'op'; name: string; attrs: OpAttr[]; inputs: number[]; outputs: number[] }
+  | { kind: 'upload'; id: number; shape: number[]; dtype: number; values: Inlined | null };
+
+/** An uploaded value as the graph can hold it: all elements one number (a Fill), or a small constant. */
+type Inlined = { fill: number } | { values: number[] };
+
+function inlinable(values: ArrayLike<number>): Inlined | null {
+  const first = values[0];
+  let uniform = true;
+  for (let i = 1; i < values.length && uniform; i++) uniform = Object.is(values[i], first);
+  if (uniform && first !== undefined) return { fill: first };
+  return values.length <= MAX_INLINE ? { values: Array.from(values, Number) } : null;
+}
+
+function nativeBackend(): TraceBackend | null {
+  if (tf.getBackend() !== 'tensorflow') return null;
+  const b = tf.backend() as unknown as Partial<TraceBackend>;
+  return b.binding && typeof b.getInputTensorIds === 'function' && typeof b.createOutputTensor === 'function'
+    ? (b as TraceBackend)
+    : null;
+}
+
+/** Whether this process can trace steps (native TensorFlow with the binding this module needs). */
+export function canTrace(): boolean {
+  return nativeBackend() !== null;
+}
+
+/**
+ * Runs `body` (one tape step of these named inputs, returning its named outputs) with the binding watched, and
+ * turns what it ran into a graph. The inputs must already be on the device in the sense of tfjs-node (the caller
+ * hands them over; this uploads any that are not).
+ */
+export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Trace {
+  const backend = nativeBackend();
+  if (!backend) return { outputs: body(), step: null, reason: 'not on native TensorFlow' };
+  const real = backend.binding;
+  const inputIds = new Map<number, string>();
+  const inputDtypes = new Map<number, number>();
+  for (const [name, t] of inputs) {
+    const id = backend.getInputTensorIds([t])[0] as number;
+    inputIds.set(id, name);
+    inputDtypes.set(id, dtypeOf(t));
+  }
+  // The shape and dtype of every tensor an op reads, as tfjs hands it to the binding.
+  const seen = new Map<number, { shape: number[]; dtype: number }>();
+  const ownIds = backend.getInputTensorIds;
+
+  const events: Event[] = [];
+  let readBack = false;
+  const watched = Object.create(real) as TraceBinding;
+  Object.defineProperties(watched, {
+    executeOp: {
+      value: (name: string, attrs: OpAttr[], ids: number[], n: number) => {
+        const out = real.executeOp(name, attrs, ids, n);
+        events.push({ kind: 'op', name, attrs, inputs: [...ids], outputs: out.map((m) => m.id) });
+        return out;
+      },
+    },
+    createTensor: {
+      value: (shape: number[], dtype: number, values: ArrayLike<number>) => {
+        const id = real.createTensor(shape, dtype, values);
+        events.push({ kind: 'upload', id, shape: [...shape], dtype, values: inlinable(values) });
+        return id;
+      },
+    },
+    tensorDataSync: {
+      value: (id: number) => {
+        readBack = true;
+        return real.tensorDataSync(id);
+      },
+    },
+  });
+  backend.binding = watched;
+  backend.getInputTensorIds = (tensors: tf.Tensor[]) => {
+    const ids = ownIds.call(backend, tensors);
+    tensors.forEach((t, i) => {
+      const dtype =
+        t.dtype === 'float32' ? DT.float : t.dtype === 'int32' ? DT.int32 : t.dtype === 'bool' ? DT.bool : -1;
+      seen.set(ids[i] as number, { shape: [...t.shape], dtype });
+    });
+    return ids;
+  };
+  let outputs: Map<string, tf.Tensor>;
+  try {
+    outputs = body();
+  } finally {
+    backend.binding = real;
+    // The method lives on the prototype: removing the instance's own restores it.
+    delete (backend as Partial<TraceBackend>).getInputTensorIds;
+  }
+  if (readBack) return { outputs, step: null, reason: 'the step reads a value back to JavaScript' };
+
+  let session: GraphSession | null = null;
+  try {
+    const fetches = new Map<string, string>();
+    const graph = buildGraph(backend, events, inputIds, inputDtypes, seen, outputs, fetches);
+    session = loadGraph(real, graph);
+    const step = replayer(backend, session, inputIds, fetches);
+    // The proof: the graph on the traced step's inputs gives the tape's bytes.
+    const again = step.run(inputs);
+    try {
+      for (const [name, want] of outputs) {
+        const got = again.get(name);
+        if (!got || !sameBytes(got, want)) {
+          step.dispose();
+          session = null;
+          return { outputs, step: null, reason: `the graph's '${name}' differs from the tape's` };
+        }
+      }
+    } finally {
+      tf.dispose([...again.values()]);
+    }
+    return { outputs, step };
+  } catch (e) {
+    session?.dispose();
+    if (e instanceof TraceError) return { outputs, step: null, reason: e.message };
+    throw e;
+  }
+}
+
+function sameBytes(a: tf.Tensor, b: tf.Tensor): boolean {
+  if (a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) return false;
+  const x = new Uint8Array((a.dataSync() as Float32Array).buffer.slice(0));
+  const y = new Uint8Array((b.dataSync() as Float32Array).buffer.slice(0));
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+function buildGraph(
+  backend: TraceBackend,
+  events: Event[],
+  inputIds: ReadonlyMap<number, string>,
+  inputDtypes: ReadonlyMap<number, number>,
+  seen: ReadonlyMap<number, { shape: number[]; dtype: number }>,
+  outputs: ReadonlyMap<string, tf.Tensor>,
+  fetches: Map<string, string>,
+): GraphBuilder {
+  const bind = backend.binding;
+  const g = new GraphBuilder();
+  // Where each tensor id of the trace comes from in the graph.
+  const source = new Map<number, string>();
+  for (const [id, name] of inputIds) {
+    source.set(
+      id,
+      g.node(placeholderName(name), 'Placeholder', [], { dtype: { type: inputDtypes.get(id) as number } }),
+    );
+  }
+  let constants = 0;
+  // dt: TensorFlow's DataType (the binding's TF_FLOAT etc. are the same numbers).
+  const constant = (shape: number[], dt: number, v: Inlined | null): string => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (v === null) throw new TraceError(`a tensor of ${size} elements is too large to inline`);
+    if (dt !== DT.float && dt !== DT.int32 && dt !== DT.bool) throw new TraceError(`a tensor of dtype ${dt}`);
+    const name = `const/${constants++}`;
+    if ('values' in v)
+      return g.node(name, 'Const', [], {
+        dtype: { type: dt },
+        value: { tensor: { dtype: dt, shape, values: v.values } },
+      });
+    // A uniform tensor (zeros, ones) of any size: its one value filled out to the shape.
+    const dims = g.node(`${name}/dims`, 'Const', [], {
+      dtype: { type: DT.int32 },
+      value: { tensor: { dtype: DT.int32, shape: [shape.length], values: shape } },
+    });
+    const value = g.node(`${name}/value`, 'Const', [], {
+      dtype: { type: dt },
+      value: { tensor: { dtype: dt, shape: [], values: [v.fill] } },
+    });
+    return g.node(name, 'Fill', [dims, value], { T: { type: dt }, index_type: { type: DT.int32 } });
+  };
+  let ops = 0;
+  for (const e of events) {
+    if (e.kind === 'upload') {
+      // An upload of a traced input (a lazily written tensor) is that input.
+      if (!inputIds.has(e.id)) source.set(e.id, constant(e.shape, e.dtype, e.values));
+      continue;
+    }
+    const ins = e.inputs.map((id) => {
+      const s = source.get(id);
+      if (s !== undefined) return s;
+      // A tensor made before the step and not named as an input (a cached constant): inline its value.
+      const info = seen.get(id);
+      if (!info) throw new TraceError(`op ${e.name} reads a tensor the trace does not know`);
+      const c = constant(info.shape, info.dtype, inlinable(bind.tensorDataSync(id)));
+      source.set(id, c);
+      return c;
+    });
+    const name = g.node(`op/${ops++}/${e.name}`, e.name, ins, convertAttrs(bind, e.name, e.attrs));
+    e.outputs.forEach((id, i) => source.set(id, output(name, i)));
+  }
+  for (const [name, t] of outputs) {
+    const id = backend.getInputTensorIds([t])[0] as number;
+    const s = source.get(id);
+    if (s === undefined) throw new TraceError(`the step's output '${name}' was not made by a traced op`);
+    // Identity gives every fetch a node of its own (an output may also be an input or another output).
+    fetches.set(name, g.node(`fetch/${name}`, 'Identity', [s], { T: { type: dtypeOf(t) } }));
+  }
+  return g;
+}
+
+function dtypeOf(t: tf.Tensor): number {
+  if (t.dtype === 'float32') return DT.float;
+  if (t.dtype === 'int32') return DT.int32;
+  if (t.dtype === 'bool') return DT.bool;
+  throw new TraceError(`an output of dtype ${t.dtype}`);
+}
+
+const placeholderName = (input: string) => `input/${input.replace(/[^A-Za-z0-9_./-]/g, '_')}`;
+
+function convertAttrs(bind: TraceBinding, op: string, attrs: OpAttr[]): Record<string, Attr> {
+  const out: Record<string, Attr> = {};
+  for (const a of attrs) {
+    const v = a.value;
+    if (a.type === bind.TF_ATTR_STRING && typeof v === 'string') out[a.name] = { s: v };
+    else if (a.type === bind.TF_ATTR_BOOL && typeof v === 'boolean') out[a.name] = { b: v };
+    else if (a.type === bind.TF_ATTR_TYPE && typeof v === 'number') out[a.name] = { type: v };
+    else if (a.type === bind.TF_ATTR_INT && typeof v === 'number') out[a.name] = { i: v };
+    else if (a.type === bind.TF_ATTR_INT && Array.isArray(v)) out[a.name] = { list: v as number[] };
+    else if (a.type === bind.TF_ATTR_FLOAT && typeof v === 'number') out[a.name] = { f: v };
+    else if (a.type === bind.TF_ATTR_SHAPE && Array.isArray(v)) out[a.name] = { shape: v as number[] };
+    else throw new TraceError(`op ${op}: attribute '${a.name}' of a kind the trace does not handle`);
+  }
+  return out;
+}
+
+function replayer(
+  backend: TraceBackend,
+  session: GraphSession,
+  inputIds: ReadonlyMap<number, string>,
+  fetches: ReadonlyMap<string, string>,
+): TracedStep {
+  const inputNames = [...inputIds.values()];
+  const fetchNames = [...fetches.keys()];
+  const fetchNodes = fetchNames.map((n) => fetches.get(n) as string);
+  return {
+    run(inputs) {
+      const feeds = new Map<string, number>();
+      for (const name of inputNames) {
+        const t = inputs.get(name);
+        if (!t) throw new Error(`internal: the traced step needs input '${name}'`);
+        feeds.set(placeholderName(name), backend.getInputTensorIds([t])[0] as number);
+      }
+      const out = session.run(feeds, fetchNodes);
+      return new Map(
+        out.map((m, i) => [fetchNames[i] as string, backend.createOutputTensor(m) as unknown as tf.Tensor]),
+      );
+    },
+    dispose() {
+      session.dispose();
+    },
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * Plain training steps traced once from the tape and replayed as one TensorFlow graph (ml/train/traced-step.ts):
+ * a conv net trained that way stores the tape's bytes step for step (masked, across an epoch's smaller last batch,
+ * traced once per batch size); a model whose graph would not reproduce the tape keeps the tape and still stores its
+ * bytes; what a graph cannot replay is refused with a reason; no tensor or session outlives the trainer; Adam and
+ * noisy models are not traced. Its own process: it loads the native backend.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import * as tf from '@tensorflow/tfjs-core';
+
+import { selectBackend } from '../ml/backend';
+import { loadDataset } from '../ml/data';
+import { getModel } from '../ml/models';
+import { hostBytesEqual, type NamedTensors } from '../ml/tensors';
+import { Trainer, type OptimizerSpec, type TrainConfig, type TrainState } from '../ml/train';
+import { traceStep } from '../ml/train/traced-step';
+import { randomMasks } from './support/random-weights';
+
+const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
+
+// 40 samples in batches of 16: every third step has 8 samples.
+const data = loadDataset('mnist', 'train', { limit: 40 });
+const SGD: OptimizerSpec = { kind: 'sgd', lr: 0.02, momentum: 0.9, weightDecay: 1e-4 };
+
+function config(model: string, optimizer: OptimizerSpec = SGD): TrainConfig {
+  return { model, dataset: 'mnist', optimizer, batchSize: 16, iterations: 1000, evalEvery: 0, seed: 7 };
+}
+
+/** A trainer with tracing (`traced`) or with every step on the tape (LTH_NATIVE_STEP=off). */
+function trainer(cfg: TrainConfig, traced: boolean, masks?: NamedTensors): Trainer {
+  const before = process.env.LTH_NATIVE_STEP;
+  if (!traced) process.env.LTH_NATIVE_STEP = 'off';
+  try {
+    return new Trainer(cfg, data, {
+      weights: getModel(cfg.model).init(cfg.seed),
+      ...(masks ? { masks } : {}),
+    });
+  } finally {
+    if (before === undefined) delete process.env.LTH_NATIVE_STEP;
+    else process.env.LTH_NATIVE_STEP = before;
+  }
+}
+
+function assertSame(a: TrainState, b: TrainState, what: string): void {
+  for (const [k, t] of Object.entries(a.weights))
+    assert.ok(hostBytesEqual(t, b.weights[k]!), `${what}: weights ${k}`);
+  for (const [k, t] of Object.entries(a.optimizer))
+    assert.ok(hostBytesEqual(t, b.optimizer[k]!), `${what}: optimizer ${k}`);
+  assert.ok(Object.is(a.lastLoss, b.lastLoss), `${what}: loss ${a.lastLoss} vs ${b.lastLoss}`);
+}
+
+const savedModels = () =>
+  (tf.backend() as unknown as { binding: { getNumOfSavedModels(): number } }).binding.getNumOfSavedModels();
+
+async function trainSideBySide(model: string, steps: number, masks?: NamedTensors): Promise<Trainer> {
+  await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+  const fast = trainer(config(model), true, masks);
+  const tape = trainer(config(model), false, masks);
+  try {
+    for (let s = 1; s <= steps; s++) {
+      fast.trainStep();
+      tape.trainStep();
+      if (s % 2 === 0 || s === steps)
+        assertSame(await fast.snapshot([]), await tape.snapshot([]), `${model} step ${s}`);
+    }
+    assert.equal(tape.replay, null, 'LTH_NATIVE_STEP=off keeps every step on the tape');
+    return fast;
+  } catch (e) {
+    fast.dispose();
+    throw e;
+  } finally {
+    tape.dispose();
+  }
+}
+
+test(
+  "a traced conv net stores the tape's bytes, masked, across an epoch's smaller last batch",
+  { skip },
+  async () => {
+    await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+    const before = savedModels();
+    const fast = await trainSideBySide('cnn-teacher', 7, randomMasks(getModel('cnn-teacher').params, 3, 0.5));
+    try {
+      // One trace per batch size, both replayed as graphs.
+      assert.deepEqual(
+        [...(fast.replay ?? [])].sort((a, b) => a[0] - b[0]),
+        [
+          [8, 'graph'],
+          [16, 'graph'],
+        ],
+      );
+      assert.equal(savedModels(), before + 2);
+    } finally {
+      fast.dispose();
+    }
+    assert.equal(savedModels(), before, 'disposing the trainer closes its graph sessions');
+  },
+);
+
+test("a model whose graph would not reproduce the tape still stores the tape's bytes", { skip }, async () => {
+  // Whether involution-teacher's graph passes the check depends on TensorFlow's graph optimizer (which reorders
+  // some of its broadcast adds today); either way the bytes must be the tape's.
+  const fast = await trainSideBySide('involution-teacher', 3);
+  try {
+    for (const how of fast.replay?.values() ?? []) assert.match(how, /^graph$|differs from the tape/);
+  } finally {
+    fast.dispose();
+  }
+});
+
+test('replayed steps leak no tensor', { skip }, async () => {
+  await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+  const t = trainer(config('cnn-teacher'), true);
+  try {
+    for (let s = 0; s < 4; s++) t.trainStep();
+    await t.readLoss();
+    const base = tf.memory().numTensors;
+    for (let s = 0; s < 6; s++) t.trainStep();
+    await t.readLoss();
+    assert.equal(tf.memory().numTensors, base);
+  } finally {
+    t.dispose();
+  }
+});
+
+test(
+  'what a graph cannot replay is refused with a reason, and the tape result is kept',
+  { skip },
+  async () => {
+    await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+    const x = tf.tensor1d([1, 2, 3]);
+    try {
+      const readBack = traceStep(new Map([['x', x]]), () => {
+        const y = tf.mul(x, 2);
+        const k = y.dataSync()[0] as number; // a value the JavaScript decides on
+        return new Map([['out', tf.add(y, k)]]);
+      });
+      assert.equal(readBack.step, null);
+      assert.match(readBack.reason ?? '', /reads a value back/);
+      assert.deepEqual(Array.from(readBack.outputs.get('out')!.dataSync()), [4, 6, 8]);
+      tf.dispose([...readBack.outputs.values()]);
+
+      const big = new Float32Array(1 << 17).map((_, i) => i);
+      const large = traceStep(
+        new Map([['x', x]]),
+        () => new Map([['out', tf.add(tf.sum(x), tf.sum(tf.tensor1d(big)))]]),
+      );
+      assert.equal(large.step, null);
+      assert.match(large.reason ?? '', /too large to inline/);
+      tf.dispose([...large.outputs.values()]);
+
+      // Zeros of any size are a Fill, so they do not stop a trace; the replay computes the same values.
+      const zeros = traceStep(
+        new Map([['x', x]]),
+        () => new Map([['out', tf.add(x, tf.sum(tf.zeros([1 << 17])))]]),
+      );
+      assert.ok(zeros.step, zeros.reason);
+      const again = zeros.step.run(new Map([['x', x]]));
+      assert.deepEqual(Array.from(again.get('out')!.dataSync()), [1, 2, 3]);
+      tf.dispose([...again.values(), ...zeros.outputs.values()]);
+      zeros.step.dispose();
+    } finally {
+      x.dispose();
+    }
+  },
+);
+
+test('Adam and models that draw noise while training are not traced', { skip }, async () => {
+  await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+  const adam = trainer(
+    config('cnn-teacher', { kind: 'adam', lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
+    true,
+  );
+  assert.equal(adam.replay, null);
+  adam.dispose();
+  assert.equal(getModel('cnn-teacher').stochastic ?? false, false);
+});

@@ -3,9 +3,13 @@
  *
  * The tape spends ~20 µs of JavaScript per op (engine, scopes, saved-tensor copies); for the conv nets and the
  * teachers that is a tenth to a fifth of a step (bench/profile.ts). Tracing runs one tape step with tfjs-node's
- * binding watched: every kernel it calls becomes a graph node with the same attributes and operands, every tensor
- * it uploads a constant, and the step's inputs (parameters, slots, masks, the batch) placeholders. The graph then
- * runs as one session call per step (ml/native-graph.ts), with no JavaScript between kernels.
+ * binding watched: every kernel it calls becomes a graph node with the same attributes and operands, every value it
+ * uploads a constant (integers written into the graph; floats uploaded once and fed, since TensorFlow's constant
+ * folding would regroup arithmetic with known floats and round differently; zeros and ones of any size a Fill), and
+ * the step's inputs (parameters, slots, masks, the batch) placeholders. The graph then runs as one session call per
+ * step (ml/native-graph.ts), with no JavaScript between kernels, independent kernels side by side on the inter-op
+ * pool. TensorFlow's graph optimizer still runs; where it changes a result (it may regroup a chain of adds into one
+ * AddN, as in the involution net's sum over taps), the check below keeps the tape.
  *
  * Guarantees:
  * - a traced step is used only if it reproduced the tape's step bit for bit when it was traced: right after the
@@ -87,6 +91,14 @@ type Event =
 
 /** An uploaded value as the graph can hold it: all elements one number (a Fill), or a small constant. */
 type Inlined = { fill: number } | { values: number[] };
+
+/** A value the graph takes as a feed: uploaded once when the step is made, fed to every run. */
+interface FedConstant {
+  node: string;
+  shape: number[];
+  dtype: number;
+  values: number[];
+}
 
 function inlinable(values: ArrayLike<number>): Inlined | null {
   const first = values[0];
@@ -177,9 +189,10 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
   let session: GraphSession | null = null;
   try {
     const fetches = new Map<string, string>();
-    const graph = buildGraph(backend, events, inputIds, inputDtypes, seen, outputs, fetches);
+    const fed: FedConstant[] = [];
+    const graph = buildGraph(backend, events, inputIds, inputDtypes, seen, outputs, fetches, fed);
     session = loadGraph(real, graph);
-    const step = replayer(backend, session, inputIds, fetches);
+    const step = replayer(backend, session, inputIds, fetches, fed);
     // The proof: the graph on the traced step's inputs gives the tape's bytes.
     const again = step.run(inputs);
     try {
@@ -219,6 +232,7 @@ function buildGraph(
   seen: ReadonlyMap<number, { shape: number[]; dtype: number }>,
   outputs: ReadonlyMap<string, tf.Tensor>,
   fetches: Map<string, string>,
+  fed: FedConstant[],
 ): GraphBuilder {
   const bind = backend.binding;
   const g = new GraphBuilder();
@@ -237,21 +251,41 @@ function buildGraph(
     if (v === null) throw new TraceError(`a tensor of ${size} elements is too large to inline`);
     if (dt !== DT.float && dt !== DT.int32 && dt !== DT.bool) throw new TraceError(`a tensor of dtype ${dt}`);
     const name = `const/${constants++}`;
-    if ('values' in v)
-      return g.node(name, 'Const', [], {
-        dtype: { type: dt },
-        value: { tensor: { dtype: dt, shape, values: v.values } },
-      });
+    // Float values are fed, not written into the graph: TensorFlow's constant folding would otherwise regroup
+    // arithmetic with them (c1·(c2·x) → (c1·c2)·x), which rounds differently from the tape. Integers (shapes,
+    // axes, permutations) stay constants, which shape inference wants.
+    const feed = (node: string, feedShape: number[], values: number[]) => {
+      fed.push({ node, shape: feedShape, dtype: dt, values });
+      return g.node(node, 'Placeholder', [], { dtype: { type: dt } });
+    };
+    // Integers are written out in full where small (shape inference reads them), uniform or not.
+    const exact: Inlined =
+      dt === DT.int32 && 'fill' in v && size <= MAX_INLINE
+        ? { values: new Array<number>(size).fill(v.fill) }
+        : v;
+    if ('values' in exact)
+      return dt === DT.int32
+        ? g.node(name, 'Const', [], {
+            dtype: { type: dt },
+            value: { tensor: { dtype: dt, shape, values: exact.values } },
+          })
+        : feed(name, shape, exact.values);
     // A uniform tensor (zeros, ones) of any size: its one value filled out to the shape.
     const dims = g.node(`${name}/dims`, 'Const', [], {
       dtype: { type: DT.int32 },
       value: { tensor: { dtype: DT.int32, shape: [shape.length], values: shape } },
     });
-    const value = g.node(`${name}/value`, 'Const', [], {
-      dtype: { type: dt },
-      value: { tensor: { dtype: dt, shape: [], values: [v.fill] } },
+    const value =
+      dt === DT.int32
+        ? g.node(`${name}/value`, 'Const', [], {
+            dtype: { type: dt },
+            value: { tensor: { dtype: dt, shape: [], values: [exact.fill] } },
+          })
+        : feed(`${name}/value`, [], [exact.fill]);
+    return g.node(name, 'Fill', [dims, value], {
+      T: { type: dt },
+      index_type: { type: DT.int32 },
     });
-    return g.node(name, 'Fill', [dims, value], { T: { type: dt }, index_type: { type: DT.int32 } });
   };
   let ops = 0;
   for (const e of events) {
@@ -313,13 +347,25 @@ function replayer(
   session: GraphSession,
   inputIds: ReadonlyMap<number, string>,
   fetches: ReadonlyMap<string, string>,
+  fed: readonly FedConstant[],
 ): TracedStep {
+  const bind = backend.binding;
+  const constants = new Map<string, number>();
+  for (const c of fed) {
+    const values =
+      c.dtype === DT.float
+        ? Float32Array.from(c.values)
+        : c.dtype === DT.int32
+          ? Int32Array.from(c.values)
+          : Uint8Array.from(c.values);
+    constants.set(c.node, bind.createTensor(c.shape, c.dtype, values));
+  }
   const inputNames = [...inputIds.values()];
   const fetchNames = [...fetches.keys()];
   const fetchNodes = fetchNames.map((n) => fetches.get(n) as string);
   return {
     run(inputs) {
-      const feeds = new Map<string, number>();
+      const feeds = new Map<string, number>(constants);
       for (const name of inputNames) {
         const t = inputs.get(name);
         if (!t) throw new Error(`internal: the traced step needs input '${name}'`);
@@ -332,6 +378,8 @@ function replayer(
     },
     dispose() {
       session.dispose();
+      for (const id of constants.values()) bind.deleteTensor(id);
+      constants.clear();
     },
   };
 }

@@ -655,11 +655,13 @@ export async function train(
 
 /**
  * Whether plain steps may be replayed from a trace: native TensorFlow's CPU build, SGD (whose update uploads no
- * value that depends on the step: Adam's bias correction does), and a model that draws no noise while training.
+ * value that depends on the step: Adam's bias correction does), and a model that draws no noise while training and
+ * gains from it (ModelDef.replayAsGraph).
  * LTH_NATIVE_STEP=off keeps every step on the tape (to measure).
  */
 function traceable(model: ModelDef, optimizer: OptimizerSpec, env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env.LTH_NATIVE_STEP === 'off' || optimizer.kind !== 'sgd' || model.stochastic) return false;
+  if (env.LTH_NATIVE_STEP === 'off' || optimizer.kind !== 'sgd') return false;
+  if (model.stochastic || model.replayAsGraph === false) return false;
   try {
     return currentBackend().name === 'tensorflow' && canTrace();
   } catch {

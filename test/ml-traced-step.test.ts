@@ -223,6 +223,28 @@ test(
       assert.match(large.reason ?? '', /too large to inline/);
       tf.dispose([...large.outputs.values()]);
 
+      // An op whose type attribute eager TensorFlow infers from its input but a graph must be given.
+      const native = tf.backend() as unknown as {
+        binding: {
+          executeOp(
+            n: string,
+            a: unknown[],
+            ids: number[],
+            k: number,
+          ): { id: number; shape: number[]; dtype: number }[];
+        };
+        getInputTensorIds(t: tf.Tensor[]): number[];
+        createOutputTensor(m: { id: number; shape: number[]; dtype: number }): tf.TensorInfo;
+      };
+      const refused = traceStep(new Map([['x', x]]), () => {
+        const [m] = native.binding.executeOp('Relu', [], native.getInputTensorIds([x]), 1);
+        return new Map([['out', native.createOutputTensor(m!) as unknown as tf.Tensor]]);
+      });
+      assert.equal(refused.step, null);
+      assert.match(refused.reason ?? '', /TensorFlow refused the graph: .*'T'/);
+      assert.deepEqual(Array.from(refused.outputs.get('out')!.dataSync()), [1, 2, 3]);
+      tf.dispose([...refused.outputs.values()]);
+
       // Zeros of any size are a Fill, so they do not stop a trace; the replay computes the same values.
       const zeros = traceStep(
         new Map([['x', x]]),

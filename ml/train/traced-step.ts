@@ -191,10 +191,21 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
     const fetches = new Map<string, string>();
     const fed: FedConstant[] = [];
     const graph = buildGraph(backend, events, inputIds, inputDtypes, seen, outputs, fetches, fed);
-    session = loadGraph(real, graph);
+    try {
+      session = loadGraph(real, graph);
+    } catch (e) {
+      throw new TraceError(`TensorFlow refused the graph: ${e instanceof Error ? e.message : String(e)}`);
+    }
     const step = replayer(backend, session, inputIds, fetches, fed);
     // The proof: the graph on the traced step's inputs gives the tape's bytes.
-    const again = step.run(inputs);
+    let again: Map<string, tf.Tensor>;
+    try {
+      again = step.run(inputs);
+    } catch (e) {
+      step.dispose();
+      session = null;
+      throw new TraceError(`TensorFlow could not run the graph: ${e instanceof Error ? e.message : String(e)}`);
+    }
     try {
       for (const [name, want] of outputs) {
         const got = again.get(name);

@@ -204,7 +204,9 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
     } catch (e) {
       step.dispose();
       session = null;
-      throw new TraceError(`TensorFlow could not run the graph: ${e instanceof Error ? e.message : String(e)}`);
+      throw new TraceError(
+        `TensorFlow could not run the graph: ${e instanceof Error ? e.message : String(e)}`,
+      );
     }
     try {
       for (const [name, want] of outputs) {

@@ -41,7 +41,7 @@ import { benchOptimizer, machineInfo, median } from './support';
 
 /**
  * Baselines: lth-native-composite, native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off);
- * lth-native-tape, native TensorFlow with every step through tfjs's tape (LTH_NATIVE_STEP=off).
+ * lth-native-tape, native TensorFlow with every step through tfjs's tape (LTH_NATIVE_STEP=off: no graph step).
  */
 type Framework = 'lth-native' | 'lth-native-composite' | 'lth-native-tape' | 'lth-wasm' | 'pytorch';
 const BASELINES: readonly Framework[] = ['lth-native-composite', 'lth-native-tape'];
@@ -378,7 +378,7 @@ async function main(): Promise<void> {
       `each row: the median of its rounds (every round in 'rounds'), configurations alternating, each in a fresh process`,
       'ratios: lth-native at its best thread count over PyTorch at its best',
       "baselines: lth-native-composite, native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off); " +
-        "lth-native-tape, every step through tfjs's tape (LTH_NATIVE_STEP=off; differs from lth-native only for dense nets)",
+        "lth-native-tape, every step through tfjs's tape (LTH_NATIVE_STEP=off: no graph step, neither LeNet's nor a traced one)",
       "machine: the latest invocation's; every row names the invocation that measured it (`invocations`), and a " +
         'ratio says whether both of its sides come from one (sameInvocation)',
     ],

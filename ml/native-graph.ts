@@ -21,6 +21,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import * as tf from '@tensorflow/tfjs-core';
+
 /** The binding's tensor as it reports one. */
 export interface NativeTensorInfo {
   id: number;
@@ -33,6 +35,47 @@ export interface GraphBinding {
   loadSavedModel(exportDir: string, tags: string): number;
   runSavedModel(id: number, inputIds: number[], inputNames: string, outputNames: string): NativeTensorInfo[];
   deleteSavedModel(id: number): void;
+}
+
+/** An eager op's attribute as tfjs-node passes it to the binding. */
+export interface NativeOpAttr {
+  name: string;
+  type: number;
+  value: unknown;
+}
+
+/** tfjs-node's binding as ml/ uses it (untyped across the package boundary). */
+export interface NativeBinding extends GraphBinding {
+  executeOp(name: string, attrs: NativeOpAttr[], inputIds: number[], numOutputs: number): NativeTensorInfo[];
+  createTensor(shape: number[], dtype: number, values: ArrayLike<number>): number;
+  tensorDataSync(id: number): ArrayLike<number>;
+  deleteTensor(id: number): void;
+  TF_FLOAT: number;
+  TF_INT32: number;
+  TF_BOOL: number;
+  TF_ATTR_STRING: number;
+  TF_ATTR_INT: number;
+  TF_ATTR_FLOAT: number;
+  TF_ATTR_BOOL: number;
+  TF_ATTR_TYPE: number;
+  TF_ATTR_SHAPE: number;
+}
+
+/** tfjs-node's backend as ml/ uses it. */
+export interface NativeBackend {
+  binding: NativeBinding;
+  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
+  /** Registers a handle with the backend and the engine: a tracked tensor (typed TensorInfo in the package). */
+  createOutputTensor(m: NativeTensorInfo): tf.TensorInfo;
+}
+
+/** The current backend where it is native TensorFlow with the binding ml/ calls, else null. */
+export function nativeBackend(): NativeBackend | null {
+  if (tf.getBackend() !== 'tensorflow') return null;
+  const b = tf.backend() as unknown as Partial<NativeBackend>;
+  return b.binding && typeof b.getInputTensorIds === 'function' && typeof b.createOutputTensor === 'function'
+    ? (b as NativeBackend)
+    : null;
 }
 
 /** TensorFlow's DataType values (types.proto). */

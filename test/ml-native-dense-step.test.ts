@@ -24,6 +24,7 @@ import {
 } from '../ml/train';
 import { oneHotHost } from '../ml/train/evaluate';
 import { nativeDenseStep } from '../ml/train/native-dense-step';
+import { withEnv } from './support/env';
 import { randomMasks } from './support/random-weights';
 
 const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
@@ -62,18 +63,13 @@ function busySlots(seed: number): NamedTensors {
 
 /** A trainer with the native dense step (`native`) or with the tape. */
 function trainer(cfg: TrainConfig, native: boolean, withMasks: boolean, optimizer?: NamedTensors): Trainer {
-  const before = process.env.LTH_NATIVE_STEP;
-  if (!native) process.env.LTH_NATIVE_STEP = 'off';
-  try {
-    return new Trainer(cfg, data, {
+  const make = () =>
+    new Trainer(cfg, data, {
       weights: getModel('lenet-300-100').init(cfg.seed),
       ...(withMasks ? { masks: masks(3) } : {}),
       ...(optimizer ? { optimizer } : {}),
     });
-  } finally {
-    if (before === undefined) delete process.env.LTH_NATIVE_STEP;
-    else process.env.LTH_NATIVE_STEP = before;
-  }
+  return native ? make() : withEnv({ LTH_NATIVE_STEP: 'off' }, make);
 }
 
 function assertSame(a: TrainState, b: TrainState, what: string): void {

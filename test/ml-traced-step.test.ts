@@ -13,9 +13,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
+import type { ModelDef } from '../ml/models/types';
 import { hostBytesEqual, type NamedTensors } from '../ml/tensors';
 import { Trainer, type OptimizerSpec, type TrainConfig, type TrainState } from '../ml/train';
 import { traceStep } from '../ml/train/traced-step';
+import { withEnv } from './support/env';
 import { randomMasks } from './support/random-weights';
 
 const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
@@ -29,18 +31,19 @@ function config(model: string, optimizer: OptimizerSpec = SGD): TrainConfig {
 }
 
 /** A trainer with tracing (`traced`) or with every step on the tape (LTH_NATIVE_STEP=off). */
-function trainer(cfg: TrainConfig, traced: boolean, masks?: NamedTensors): Trainer {
-  const before = process.env.LTH_NATIVE_STEP;
-  if (!traced) process.env.LTH_NATIVE_STEP = 'off';
-  try {
-    return new Trainer(cfg, data, {
-      weights: getModel(cfg.model).init(cfg.seed),
-      ...(masks ? { masks } : {}),
+function trainer(
+  cfg: TrainConfig,
+  traced: boolean,
+  init: { masks?: NamedTensors; model?: ModelDef } = {},
+): Trainer {
+  const model = init.model ?? getModel(cfg.model);
+  const make = () =>
+    new Trainer(cfg, data, {
+      weights: model.init(cfg.seed),
+      model,
+      ...(init.masks ? { masks: init.masks } : {}),
     });
-  } finally {
-    if (before === undefined) delete process.env.LTH_NATIVE_STEP;
-    else process.env.LTH_NATIVE_STEP = before;
-  }
+  return traced ? make() : withEnv({ LTH_NATIVE_STEP: 'off' }, make);
 }
 
 function assertSame(a: TrainState, b: TrainState, what: string): void {
@@ -56,8 +59,8 @@ const savedModels = () =>
 
 async function trainSideBySide(model: string, steps: number, masks?: NamedTensors): Promise<Trainer> {
   await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
-  const fast = trainer(config(model), true, masks);
-  const tape = trainer(config(model), false, masks);
+  const fast = trainer(config(model), true, { masks });
+  const tape = trainer(config(model), false, { masks });
   try {
     for (let s = 1; s <= steps; s++) {
       fast.trainStep();
@@ -109,18 +112,8 @@ test(
     const name = 'involution-teacher';
     const model = { ...getModel(name), replayAsGraph: true };
     await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
-    const make = (traced: boolean) => {
-      const before = process.env.LTH_NATIVE_STEP;
-      if (!traced) process.env.LTH_NATIVE_STEP = 'off';
-      try {
-        return new Trainer(config(name), data, { weights: model.init(7), model });
-      } finally {
-        if (before === undefined) delete process.env.LTH_NATIVE_STEP;
-        else process.env.LTH_NATIVE_STEP = before;
-      }
-    };
-    const fast = make(true);
-    const tape = make(false);
+    const fast = trainer(config(name), true, { model });
+    const tape = trainer(config(name), false, { model });
     try {
       for (let s = 1; s <= 4; s++) {
         fast.trainStep();

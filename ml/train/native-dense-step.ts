@@ -30,8 +30,9 @@ import {
   DT,
   GraphBuilder,
   loadGraph,
+  nativeBackend,
   output,
-  type GraphBinding,
+  type NativeBackend,
   type NativeTensorInfo,
 } from '../native-graph.js';
 import { NATIVE_RELU_GRAD, NATIVE_SOFTMAX_XENT } from '../native-kernels.js';
@@ -39,20 +40,6 @@ import type { ModelDef } from '../models/types.js';
 import type { NamedTensors } from '../tensors.js';
 import { momentumSlot, slotParam, slotSpecs } from './optimizers.js';
 import type { OptimizerSpec } from './types.js';
-
-/** tfjs-node's binding and backend, as far as this module uses them (untyped across the package boundary). */
-type TensorMetadata = NativeTensorInfo;
-interface NativeBinding extends GraphBinding {
-  deleteTensor(id: number): void;
-  createTensor(shape: number[], dtype: number, values: Float32Array | Int32Array): number;
-  TF_FLOAT: number;
-}
-interface NativeBackend {
-  binding: NativeBinding;
-  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
-  /** Registers a handle with the backend and the engine: a tracked tensor (typed TensorInfo in the package). */
-  createOutputTensor(m: TensorMetadata): tf.TensorInfo;
-}
 
 type Tensors = Record<string, tf.Tensor>;
 type SgdSpec = Extract<OptimizerSpec, { kind: 'sgd' }>;
@@ -116,14 +103,6 @@ function isCpuBuild(): boolean {
   } catch {
     return false;
   }
-}
-
-function nativeBackend(): NativeBackend | null {
-  if (tf.getBackend() !== 'tensorflow') return null;
-  const b = tf.backend() as unknown as Partial<NativeBackend>;
-  return b.binding && typeof b.getInputTensorIds === 'function' && typeof b.createOutputTensor === 'function'
-    ? (b as NativeBackend)
-    : null;
 }
 
 /** The step for this model and optimizer on the current backend, or null where the tape must run it. */
@@ -373,7 +352,7 @@ function makeStep(
         ]);
         for (const [name, k] of keepInput) feeds.set(k, idOf(keep[name] as tf.Tensor));
         const [out] = session.run(feeds, [loss]);
-        return backend.createOutputTensor(out as TensorMetadata) as unknown as tf.Scalar;
+        return backend.createOutputTensor(out as NativeTensorInfo) as unknown as tf.Scalar;
       } finally {
         bind.deleteTensor(xs);
         bind.deleteTensor(ys);

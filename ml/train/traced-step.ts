@@ -24,44 +24,21 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import { hostBytesEqual } from '../host-tensor.js';
 import {
   DT,
   GraphBuilder,
   loadGraph,
+  nativeBackend,
   output,
   type Attr,
-  type GraphBinding,
   type GraphSession,
+  type NativeBackend,
+  type NativeBinding,
+  type NativeOpAttr,
+  type NativeTensorInfo,
 } from '../native-graph.js';
-import type { NativeTensorInfo } from '../native-graph.js';
-
-interface OpAttr {
-  name: string;
-  type: number;
-  value: unknown;
-}
-
-interface TraceBinding extends GraphBinding {
-  executeOp(name: string, attrs: OpAttr[], inputIds: number[], numOutputs: number): NativeTensorInfo[];
-  createTensor(shape: number[], dtype: number, values: ArrayLike<number>): number;
-  tensorDataSync(id: number): ArrayLike<number>;
-  deleteTensor(id: number): void;
-  TF_FLOAT: number;
-  TF_INT32: number;
-  TF_BOOL: number;
-  TF_ATTR_STRING: number;
-  TF_ATTR_INT: number;
-  TF_ATTR_FLOAT: number;
-  TF_ATTR_BOOL: number;
-  TF_ATTR_TYPE: number;
-  TF_ATTR_SHAPE: number;
-}
-
-interface TraceBackend {
-  binding: TraceBinding;
-  getInputTensorIds(tensors: tf.Tensor[]): number[];
-  createOutputTensor(m: NativeTensorInfo): tf.TensorInfo;
-}
+import { toHost } from '../tensors.js';
 
 type Named = ReadonlyMap<string, tf.Tensor>;
 
@@ -86,7 +63,7 @@ const MAX_INLINE = 1 << 16;
 class TraceError extends Error {}
 
 type Event =
-  | { kind: 'op'; name: string; attrs: OpAttr[]; inputs: number[]; outputs: number[] }
+  | { kind: 'op'; name: string; attrs: NativeOpAttr[]; inputs: number[]; outputs: number[] }
   | { kind: 'upload'; id: number; shape: number[]; dtype: number; values: Inlined | null };
 
 /** An uploaded value as the graph can hold it: all elements one number (a Fill), or a small constant. */
@@ -106,14 +83,6 @@ function inlinable(values: ArrayLike<number>): Inlined | null {
   for (let i = 1; i < values.length && uniform; i++) uniform = Object.is(values[i], first);
   if (uniform && first !== undefined) return { fill: first };
   return values.length <= MAX_INLINE ? { values: Array.from(values, Number) } : null;
-}
-
-function nativeBackend(): TraceBackend | null {
-  if (tf.getBackend() !== 'tensorflow') return null;
-  const b = tf.backend() as unknown as Partial<TraceBackend>;
-  return b.binding && typeof b.getInputTensorIds === 'function' && typeof b.createOutputTensor === 'function'
-    ? (b as TraceBackend)
-    : null;
 }
 
 /** Whether this process can trace steps (native TensorFlow with the binding this module needs). */
@@ -140,13 +109,14 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
   // The shape and dtype of every tensor an op reads, as tfjs hands it to the binding.
   const seen = new Map<number, { shape: number[]; dtype: number }>();
   const ownIds = backend.getInputTensorIds;
+  const ownDescriptor = Object.getOwnPropertyDescriptor(backend, 'getInputTensorIds');
 
   const events: Event[] = [];
   let readBack = false;
-  const watched = Object.create(real) as TraceBinding;
+  const watched = Object.create(real) as NativeBinding;
   Object.defineProperties(watched, {
     executeOp: {
-      value: (name: string, attrs: OpAttr[], ids: number[], n: number) => {
+      value: (name: string, attrs: NativeOpAttr[], ids: number[], n: number) => {
         const out = real.executeOp(name, attrs, ids, n);
         events.push({ kind: 'op', name, attrs, inputs: [...ids], outputs: out.map((m) => m.id) });
         return out;
@@ -169,11 +139,9 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
   backend.binding = watched;
   backend.getInputTensorIds = (tensors: tf.Tensor[]) => {
     const ids = ownIds.call(backend, tensors);
-    tensors.forEach((t, i) => {
-      const dtype =
-        t.dtype === 'float32' ? DT.float : t.dtype === 'int32' ? DT.int32 : t.dtype === 'bool' ? DT.bool : -1;
-      seen.set(ids[i] as number, { shape: [...t.shape], dtype });
-    });
+    tensors.forEach((t, i) =>
+      seen.set(ids[i] as number, { shape: [...t.shape], dtype: DTYPES[t.dtype] ?? -1 }),
+    );
     return ids;
   };
   let outputs: Map<string, tf.Tensor>;
@@ -181,8 +149,8 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
     outputs = body();
   } finally {
     backend.binding = real;
-    // The method lives on the prototype: removing the instance's own restores it.
-    delete (backend as Partial<TraceBackend>).getInputTensorIds;
+    if (ownDescriptor) Object.defineProperty(backend, 'getInputTensorIds', ownDescriptor);
+    else delete (backend as Partial<NativeBackend>).getInputTensorIds;
   }
   if (readBack) return { outputs, step: null, reason: 'the step reads a value back to JavaScript' };
 
@@ -211,7 +179,7 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
     try {
       for (const [name, want] of outputs) {
         const got = again.get(name);
-        if (!got || !sameBytes(got, want)) {
+        if (!got || !hostBytesEqual(toHost(got), toHost(want))) {
           step.dispose();
           session = null;
           return { outputs, step: null, reason: `the graph's '${name}' differs from the tape's` };
@@ -228,17 +196,8 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
   }
 }
 
-function sameBytes(a: tf.Tensor, b: tf.Tensor): boolean {
-  if (a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) return false;
-  const x = new Uint8Array((a.dataSync() as Float32Array).buffer.slice(0));
-  const y = new Uint8Array((b.dataSync() as Float32Array).buffer.slice(0));
-  if (x.length !== y.length) return false;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
-}
-
 function buildGraph(
-  backend: TraceBackend,
+  backend: NativeBackend,
   events: Event[],
   inputIds: ReadonlyMap<number, string>,
   inputDtypes: ReadonlyMap<number, number>,
@@ -330,16 +289,18 @@ function buildGraph(
   return g;
 }
 
+/** TensorFlow's DataType of the tfjs dtypes a graph here can carry. */
+const DTYPES: Partial<Record<string, number>> = { float32: DT.float, int32: DT.int32, bool: DT.bool };
+
 function dtypeOf(t: tf.Tensor): number {
-  if (t.dtype === 'float32') return DT.float;
-  if (t.dtype === 'int32') return DT.int32;
-  if (t.dtype === 'bool') return DT.bool;
-  throw new TraceError(`an output of dtype ${t.dtype}`);
+  const dt = DTYPES[t.dtype];
+  if (dt === undefined) throw new TraceError(`a step tensor of dtype ${t.dtype}`);
+  return dt;
 }
 
 const placeholderName = (input: string) => `input/${input.replace(/[^A-Za-z0-9_./-]/g, '_')}`;
 
-function convertAttrs(bind: TraceBinding, op: string, attrs: OpAttr[]): Record<string, Attr> {
+function convertAttrs(bind: NativeBinding, op: string, attrs: NativeOpAttr[]): Record<string, Attr> {
   const out: Record<string, Attr> = {};
   for (const a of attrs) {
     const v = a.value;
@@ -356,7 +317,7 @@ function convertAttrs(bind: TraceBinding, op: string, attrs: OpAttr[]): Record<s
 }
 
 function replayer(
-  backend: TraceBackend,
+  backend: NativeBackend,
   session: GraphSession,
   inputIds: ReadonlyMap<number, string>,
   fetches: ReadonlyMap<string, string>,

@@ -10,3 +10,20 @@ export function testEndpoints(): StackEndpoints {
   }
   return resolveEndpoints(process.env);
 }
+
+/** Runs `fn` with these environment variables set (undefined: unset), then puts back what was there. */
+export function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
+  const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const put = (values: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(values)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  put(vars);
+  try {
+    return fn();
+  } finally {
+    put(before);
+  }
+}

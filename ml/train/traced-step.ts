@@ -36,7 +36,6 @@ import {
   type NativeBackend,
   type NativeBinding,
   type NativeOpAttr,
-  type NativeTensorInfo,
 } from '../native-graph.js';
 import { toHost } from '../tensors.js';
 

@@ -367,44 +367,50 @@ export class Trainer {
         for (const n of names) params[n] = this.applyMask(n, upd.params[n] as tf.Tensor);
         return { loss: value as tf.Scalar, params, slots: upd.slots };
       });
-    let out: { loss: tf.Scalar; params: Tensors; slots: Tensors };
-    if (objective || !this.traced) {
-      out = tape();
-    } else {
-      const inputs = new Map<string, tf.Tensor>([
-        ['x', x],
-        ['y', y],
-      ]);
-      for (const [n, t] of Object.entries(this.params)) inputs.set(`param/${n}`, t);
-      for (const [n, t] of Object.entries(this.slots)) inputs.set(`slot/${n}`, t);
-      for (const [n, t] of Object.entries(this.keep)) inputs.set(`keep/${n}`, t);
-      const named = (o: { loss: tf.Scalar; params: Tensors; slots: Tensors }) =>
-        new Map<string, tf.Tensor>([
-          ['loss', o.loss],
-          ...Object.entries(o.params).map(([n, t]) => [`param/${n}`, t] as [string, tf.Tensor]),
-          ...Object.entries(o.slots).map(([n, t]) => [`slot/${n}`, t] as [string, tf.Tensor]),
-        ]);
-      const b = indices.length;
-      const known = this.traced.get(b);
-      let result: Map<string, tf.Tensor>;
-      if (known === undefined) {
-        const trace = traceStep(inputs, () => named(tape()));
-        this.traced.set(b, { step: trace.step, reason: trace.reason ?? null });
-        result = trace.outputs;
-      } else if (known.step === null) {
-        result = named(tape());
-      } else {
-        result = known.step.run(inputs);
-      }
-      const pick = (prefix: string) =>
-        Object.fromEntries(
-          [...result].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]),
-        );
-      out = { loss: result.get('loss') as tf.Scalar, params: pick('param/'), slots: pick('slot/') };
-    }
+    const out = objective || !this.traced ? tape() : this.replayOrTrace(this.traced, x, y, tape);
     tf.dispose([x, y]);
     this.replaceState(out.params, out.slots, out.loss);
     this._step = s + 1;
+  }
+
+  /**
+   * The plain step of a batch of this size from its traced graph, tracing it first (with the tape, whose result
+   * this step keeps) when the size is new; the tape where the size's trace did not reproduce it.
+   */
+  private replayOrTrace(
+    traced: NonNullable<Trainer['traced']>,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    tape: () => StepState,
+  ): StepState {
+    const inputs = new Map<string, tf.Tensor>([
+      ['x', x],
+      ['y', y],
+      ...prefixed('param/', this.params),
+      ...prefixed('slot/', this.slots),
+      ...prefixed('keep/', this.keep),
+    ]);
+    const named = (o: StepState) =>
+      new Map<string, tf.Tensor>([
+        ['loss', o.loss],
+        ...prefixed('param/', o.params),
+        ...prefixed('slot/', o.slots),
+      ]);
+    const b = x.shape[0] as number;
+    const known = traced.get(b);
+    let result: Map<string, tf.Tensor>;
+    if (known === undefined) {
+      const trace = traceStep(inputs, () => named(tape()));
+      traced.set(b, { step: trace.step, reason: trace.reason ?? null });
+      result = trace.outputs;
+    } else {
+      result = known.step ? known.step.run(inputs) : named(tape());
+    }
+    const pick = (prefix: string) =>
+      Object.fromEntries(
+        [...result].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]),
+      );
+    return { loss: result.get('loss') as tf.Scalar, params: pick('param/'), slots: pick('slot/') };
   }
 
   private replaceState(params: Tensors, slots: Tensors, loss: tf.Scalar): void {
@@ -651,6 +657,18 @@ export async function train(
   } finally {
     trainer.dispose();
   }
+}
+
+/** A step's result: its loss and the new parameters and optimizer slots. */
+interface StepState {
+  loss: tf.Scalar;
+  params: Tensors;
+  slots: Tensors;
+}
+
+/** Named tensors under a prefix ('param/' + name), as a traced step names its inputs and outputs. */
+function prefixed(prefix: string, tensors: Tensors): [string, tf.Tensor][] {
+  return Object.entries(tensors).map(([n, t]) => [prefix + n, t]);
 }
 
 /**

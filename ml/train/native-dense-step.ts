@@ -157,15 +157,14 @@ function makeStep(
   // The state: one resource variable per parameter and per optimizer slot, updated in place; load() assigns them
   // all from placeholders, read() fetches a read of each.
   const paramNames = model.params.map((p) => p.name);
-  const slotNames = slotSpecs(spec, model.params).map((s) => s.name);
-  const shapes = new Map<string, number[]>();
+  const slotList = slotSpecs(spec, model.params);
+  const slotNames = slotList.map((s) => s.name);
   const handle = new Map<string, string>();
   const loadInput = new Map<string, string>();
   const readOut = new Map<string, string>();
   const loads: string[] = [];
-  for (const { name, shape } of [...model.params, ...slotSpecs(spec, model.params)]) {
+  for (const { name, shape } of [...model.params, ...slotList]) {
     const key = nodeKey(name);
-    shapes.set(name, [...shape]);
     const h = g.node(`${key}/var`, 'VarHandleOp', [], {
       ...dtype,
       shape: { shape },
@@ -321,13 +320,7 @@ function makeStep(
         names.map((n) => readOut.get(n) as string),
       );
       // createOutputTensor registers the handle with tfjs-node's backend: a tracked tfjs tensor the caller owns.
-      const views = out.map(
-        (m, i) =>
-          backend.createOutputTensor({
-            ...m,
-            shape: shapes.get(names[i] as string) ?? m.shape,
-          }) as unknown as tf.Tensor,
-      );
+      const views = out.map((m) => backend.createOutputTensor(m) as unknown as tf.Tensor);
       const pick = (from: number, list: string[]) =>
         Object.fromEntries(list.map((n, i) => [n, views[from + i] as tf.Tensor]));
       return { params: pick(0, paramNames), slots: pick(paramNames.length, slotNames) };

@@ -7,7 +7,7 @@ import { z } from 'zod';
 
 import type { MeasureActivityInput, MeasureRecord } from '../contract/analysis';
 import { loadDataset } from '../ml/data';
-import { MEASURES, flatten, modelObjective, type MeasureState } from '../ml/geometry';
+import { HESSIAN_METHOD, MEASURES, flatten, modelObjective, type MeasureState } from '../ml/geometry';
 import type { NamedTensors } from '../ml/host-tensor';
 import { getModel } from '../ml/models';
 import { storedWeights } from '../ml/train';
@@ -29,6 +29,8 @@ export function measureIdentity(input: MeasureActivityInput): string {
     kind: 'geometry',
     measure,
     options: config.options[measure],
+    // Curvature computed another way is another result (stored ones from central differences are not reused).
+    ...(measure === 'hessian' || measure === 'trace' ? { hessianMethod: HESSIAN_METHOD } : {}),
     subset: config.subset,
     batchSize: config.batchSize,
     seed: config.seed,

@@ -35,7 +35,7 @@ const lottery = parseLotterySpec({
 });
 
 // Tolerance 0: power iteration runs all its iterations, long enough to be killed in the middle.
-const hessian = { k: 2, maxIterations: 40, tol: 1e-12, epsilon: 1e-2 };
+const hessian = { k: 2, maxIterations: 40, tol: 1e-12 };
 
 test('a compute worker SIGKILLed mid-analysis: the measure resumes from its checkpoint and ends exactly', async () => {
   const first = harness.spawnCompute();

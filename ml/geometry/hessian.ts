@@ -1,36 +1,24 @@
 /**
  * Curvature of the loss in the free subspace: Hessian-vector products, the top eigenvalues (power iteration with
- * deflation, as PyHessian) and the trace (Hutchinson, Rademacher vectors).
+ * deflation, as PyHessian) and the trace (Hutchinson, Rademacher vectors), per layer too.
  *
- * Hv by central differences of gradients, Hv ≈ ‖v‖·(∇L(θ + εu) − ∇L(θ − εu)) / 2ε with u = v/‖v‖: TF.js's nested
- * tf.grad is wrong through softmax cross-entropy (../../../shared/REFERENCES.md), and a hand-derived R-op would be
- * one per model. The error has two parts: truncation, ε²/6 times the third derivative along u, and the float32
- * rounding of the two gradients, about 1e-7·‖∇L‖/ε. ε = 1e-2 keeps both small for the losses and weight scales here
- * (test/ml-geometry.test.ts: ~1.5e-5 relative to a float64 reference through softmax cross-entropy on cpu, wasm and
- * native; exact up to rounding on a quadratic, where the truncation term is 0).
+ * Hv is exact: the objective's double backward (ml/second-order.ts), the Hessian autograd gives, with a ReLU
+ * network's activation pattern and max-pool's argmax held at the point. (Central differences of gradients are not
+ * an HVP on such networks: any step float32 resolves moves some pre-activations across zero, and each crossing adds
+ * a gradient jump that does not shrink with the step; ../../../shared/REFERENCES.md.) `HESSIAN_METHOD` names it in
+ * every stored result's identity, so results of another method are never reused.
  */
 import { MlInputError } from '../errors.js';
 import { Rng, deriveSeed } from '../rng.js';
 import type { Objective } from './objective.js';
-import { axpy, dot, norm, rademacher, scale, unitDirection, type Vec } from './space.js';
+import { dot, norm, rademacher, restrict, scale, unitDirection, type Vec } from './space.js';
 
-export const DEFAULT_HVP_EPSILON = 1e-2;
+export const HESSIAN_METHOD = 'double-backward';
 
-export async function hessianVectorProduct(
-  objective: Objective,
-  theta: Vec,
-  v: Vec,
-  epsilon = DEFAULT_HVP_EPSILON,
-): Promise<Vec> {
-  const size = norm(v);
-  if (size === 0) return new Float64Array(v.length);
-  const u = scale(v, 1 / size);
-  const plus = (await objective.gradient(axpy(theta, epsilon, u))).gradient;
-  const minus = (await objective.gradient(axpy(theta, -epsilon, u))).gradient;
-  const out = new Float64Array(v.length);
-  for (let i = 0; i < out.length; i++)
-    out[i] = ((plus[i] as number) - (minus[i] as number)) * (size / (2 * epsilon));
-  return out;
+/** H·v in the free subspace (v's pruned coordinates are ignored; the product is 0 there). */
+export async function hessianVectorProduct(objective: Objective, theta: Vec, v: Vec): Promise<Vec> {
+  if (norm(restrict(objective.space, Float64Array.from(v))) === 0) return new Float64Array(v.length);
+  return objective.hessianVectorProduct(theta, v);
 }
 
 export interface Eigenpair {
@@ -66,7 +54,6 @@ export async function topEigenvalues(
     maxIterations?: number;
     tol?: number;
     seed?: number;
-    epsilon?: number;
     resume?: EigenState;
     onIteration?: (state: EigenState) => void | Promise<void>;
   } = {},
@@ -91,7 +78,7 @@ export async function topEigenvalues(
     for (;;) {
       orthogonalize(vector, basis);
       vector = scale(vector, 1 / norm(vector));
-      const hv = await hessianVectorProduct(objective, theta, vector, opts.epsilon);
+      const hv = await hessianVectorProduct(objective, theta, vector);
       value = dot(vector, hv);
       iteration++;
       const converged = previous !== null && Math.abs(value - previous) <= tol * (Math.abs(previous) + 1e-12);
@@ -126,7 +113,6 @@ export async function hessianTrace(
   opts: {
     samples?: number;
     seed?: number;
-    epsilon?: number;
     resume?: number[];
     onSample?: (samples: number[]) => void | Promise<void>;
   } = {},
@@ -137,7 +123,7 @@ export async function hessianTrace(
   const samples = [...(opts.resume ?? [])];
   while (samples.length < count) {
     const v = rademacher(objective.space, new Rng(deriveSeed(opts.seed ?? 0, 'hutchinson', samples.length)));
-    samples.push(dot(v, await hessianVectorProduct(objective, theta, v, opts.epsilon)));
+    samples.push(dot(v, await hessianVectorProduct(objective, theta, v)));
     await opts.onSample?.([...samples]);
   }
   const mean = samples.reduce((a, b) => a + b, 0) / count;

@@ -17,7 +17,7 @@ export {
   type Sharpness,
 } from './flatness.js';
 export {
-  DEFAULT_HVP_EPSILON,
+  HESSIAN_METHOD,
   hessianTrace,
   hessianVectorProduct,
   topEigenvalues,
@@ -27,6 +27,7 @@ export {
 } from './hessian.js';
 export {
   batchObjective,
+  classifierLoss,
   modelObjective,
   type Batch,
   type BatchLoss,

@@ -29,13 +29,10 @@ export const MEASURE_CONFIG_SCHEMAS = {
       k: int(1, 50).default(5),
       maxIterations: int(1, 10_000).default(100),
       tol: z.number().positive().max(0.5).default(1e-3),
-      epsilon: z.number().positive().max(1).default(1e-2),
     })
     .strict(),
   /** Hutchinson's estimate of the Hessian trace. */
-  trace: z
-    .object({ samples: int(2, 100_000).default(100), epsilon: z.number().positive().max(1).default(1e-2) })
-    .strict(),
+  trace: z.object({ samples: int(2, 100_000).default(100) }).strict(),
   /** Keskar's ε-sharpness. */
   sharpness: z
     .object({ epsilon: z.number().positive().max(1).default(1e-3), steps: int(1, 1000).default(10) })

@@ -156,7 +156,6 @@ export const MEASURES: { [M in MeasureName]: Measure<M> } = {
       k: config.k,
       maxIterations: config.maxIterations,
       tol: config.tol,
-      epsilon: config.epsilon,
       seed: ctx.seed,
       resume: (ctx.resume as EigenState | null) ?? undefined,
       onIteration: (state) => ctx.checkpoint(state as unknown as MeasureState),
@@ -173,7 +172,6 @@ export const MEASURES: { [M in MeasureName]: Measure<M> } = {
   async trace(ctx, config) {
     const est = await hessianTrace(ctx.train, ctx.theta, {
       samples: config.samples,
-      epsilon: config.epsilon,
       seed: ctx.seed,
       resume: (ctx.resume?.samples as number[] | undefined) ?? undefined,
       onSample: (samples) => ctx.checkpoint({ samples }),

@@ -2,13 +2,18 @@
  * The loss a measure probes: the mean over a fixed data subset, as a function of a point of the parameter space.
  * Values are summed per batch on the backend and across batches on the host in double precision, so the result does
  * not depend on the batch size beyond float32 rounding within a batch.
+ *
+ * Every method reads a point and a direction only on the free coordinates (pruned ones are taken as 0, whatever the
+ * caller passed) and returns vectors that are 0 on pruned coordinates.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
 import type { Dataset } from '../data/index.js';
 import { MlInputError } from '../errors.js';
 import type { ModelDef } from '../models/types.js';
+import '../gradients.js';
 import { softmaxCrossEntropy } from '../native-kernels.js';
+import { crossEntropySum, secondOrderActive, withSecondOrder } from '../second-order.js';
 import { namedFromHost, type NamedTensors } from '../tensors.js';
 import { batchTensors } from '../train/evaluate.js';
 import { paramSpace, restrict, unflatten, type ParamSpace, type Vec } from './space.js';
@@ -27,6 +32,12 @@ export interface Objective {
   value(point: Vec): Promise<LossValue>;
   /** The loss and its gradient at `point`, the gradient zero on pruned coordinates. */
   gradient(point: Vec): Promise<{ loss: number; gradient: Vec }>;
+  /**
+   * H·v, H the Hessian of the loss at `point` in the free subspace, exactly (double backward, ml/second-order.ts):
+   * on ReLU and max-pool networks the Hessian with the activation pattern and pooling choices of `point` held fixed,
+   * as autograd computes it.
+   */
+  hessianVectorProduct(point: Vec, v: Vec): Promise<Vec>;
   /** Frees the batches held on the backend. */
   dispose(): void;
 }
@@ -40,7 +51,10 @@ export interface Batch {
 export interface BatchLoss {
   /** The model's output on a batch. */
   forward(params: Record<string, tf.Tensor>, batch: Batch): tf.Tensor;
-  /** Sum (not mean) of the per-example losses of a batch, from its output. */
+  /**
+   * Sum (not mean) of the per-example losses of a batch, from its output. Under `secondOrderActive()` it must be
+   * written with ops ml/second-order.ts differentiates twice.
+   */
   lossSum(output: tf.Tensor, batch: Batch): tf.Scalar;
   /** Misclassified examples of a batch, from its output; absent: the error is NaN. */
   errors?(output: tf.Tensor, batch: Batch): tf.Scalar;
@@ -50,12 +64,30 @@ export interface BatchLoss {
 export function batchObjective(space: ParamSpace, batches: Batch[], loss: BatchLoss): Objective {
   const n = batches.reduce((s, b) => s + b.n, 0);
   if (n === 0) throw new MlInputError('an objective needs at least one example');
-  const upload = (point: Vec) => namedFromHost(unflatten(space, point));
+  const upload = (point: Vec) => namedFromHost(unflatten(space, restrict(space, Float64Array.from(point))));
   const names = space.params.map((p) => p.name);
+  const named = (ws: tf.Tensor[]) => {
+    const out: Record<string, tf.Tensor> = {};
+    names.forEach((name, i) => (out[name] = ws[i] as tf.Tensor));
+    return out;
+  };
+  /** Adds each tensor's values at its parameter's offset of `into`. */
+  const accumulate = async (into: Vec, grads: tf.Tensor[]) => {
+    for (let i = 0; i < grads.length; i++) {
+      const g = await (grads[i] as tf.Tensor).data();
+      const o = space.offsets[i] as number;
+      for (let j = 0; j < g.length; j++) into[o + j] = (into[o + j] as number) + (g[j] as number);
+    }
+  };
+  const checkLength = (what: string, v: Vec) => {
+    if (v.length !== space.size)
+      throw new MlInputError(`${what} has ${v.length} coordinates, the space ${space.size}`);
+  };
   return {
     space,
     n,
     async value(point) {
+      checkLength('the point', point);
       const params = upload(point);
       try {
         let lossSum = 0;
@@ -75,23 +107,18 @@ export function batchObjective(space: ParamSpace, batches: Batch[], loss: BatchL
       }
     },
     async gradient(point) {
+      checkLength('the point', point);
       const params = upload(point);
       const list = names.map((name) => params[name] as tf.Tensor);
       const grad = new Float64Array(space.size);
       let lossSum = 0;
       try {
         for (const b of batches) {
-          const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
-            const named: Record<string, tf.Tensor> = {};
-            names.forEach((name, i) => (named[name] = ws[i] as tf.Tensor));
-            return loss.lossSum(loss.forward(named, b), b);
-          })(list);
+          const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) =>
+            loss.lossSum(loss.forward(named(ws), b), b),
+          )(list);
           lossSum += (await value.data())[0] as number;
-          for (let i = 0; i < grads.length; i++) {
-            const g = await (grads[i] as tf.Tensor).data();
-            const o = space.offsets[i] as number;
-            for (let j = 0; j < g.length; j++) grad[o + j] = (grad[o + j] as number) + (g[j] as number);
-          }
+          await accumulate(grad, grads);
           tf.dispose([value, ...grads]);
         }
       } finally {
@@ -99,6 +126,40 @@ export function batchObjective(space: ParamSpace, batches: Batch[], loss: BatchL
       }
       for (let i = 0; i < grad.length; i++) grad[i] = (grad[i] as number) / n;
       return { loss: lossSum / n, gradient: restrict(space, grad) };
+    },
+    async hessianVectorProduct(point, v) {
+      checkLength('the point', point);
+      checkLength('the direction', v);
+      const params = upload(point);
+      const direction = upload(v);
+      const [ws, vs] = [
+        names.map((name) => params[name] as tf.Tensor),
+        names.map((name) => direction[name] as tf.Tensor),
+      ];
+      const hv = new Float64Array(space.size);
+      try {
+        for (const b of batches) {
+          // Hv = ∇(∇L · v): the inner gradient is recorded on the outer tape, then differentiated again.
+          const products = withSecondOrder(() =>
+            tf.tidy(() =>
+              tf.grads((...outer: tf.Tensor[]) => {
+                const inner = tf.grads((...w: tf.Tensor[]) => loss.lossSum(loss.forward(named(w), b), b))(
+                  outer,
+                );
+                return inner
+                  .map((g, i) => tf.sum(tf.mul(g, vs[i] as tf.Tensor)))
+                  .reduce((a, c) => tf.add(a, c)) as tf.Scalar;
+              })(ws),
+            ),
+          );
+          await accumulate(hv, products);
+          tf.dispose(products);
+        }
+      } finally {
+        tf.dispose([...ws, ...vs]);
+      }
+      for (let i = 0; i < hv.length; i++) hv[i] = (hv[i] as number) / n;
+      return restrict(space, hv);
     },
     dispose() {
       tf.dispose(batches.flatMap((b) => [b.x, b.y]));
@@ -122,11 +183,23 @@ export function modelObjective(
     const { x, y } = batchTensors(model, data, idx);
     batches.push({ x, y, n: idx.length });
   }
-  return batchObjective(paramSpace(model.params, opts.masks), batches, {
-    forward: (params, b) => model.forward(params, b.x, false),
+  return batchObjective(
+    paramSpace(model.params, opts.masks),
+    batches,
+    classifierLoss((params, b) => model.forward(params, b.x, false)),
+  );
+}
+
+/** Softmax cross-entropy and error rate of a classifier's logits against one-hot labels. */
+export function classifierLoss(forward: BatchLoss['forward']): BatchLoss {
+  return {
+    forward,
+    // The fused kernel is faster, but its gradient cannot be differentiated again.
     lossSum: (logits, b) =>
-      tf.mul(softmaxCrossEntropy(logits as tf.Tensor2D, b.y as tf.Tensor2D), b.n) as tf.Scalar,
+      secondOrderActive()
+        ? crossEntropySum(logits as tf.Tensor2D, b.y as tf.Tensor2D)
+        : (tf.mul(softmaxCrossEntropy(logits as tf.Tensor2D, b.y as tf.Tensor2D), b.n) as tf.Scalar),
     errors: (logits, b) =>
       tf.sum(tf.cast(tf.notEqual(tf.argMax(logits, 1), tf.argMax(b.y, 1)), 'float32')) as tf.Scalar,
-  });
+  };
 }

@@ -47,6 +47,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '../gradients.js';
+import { secondOrderActive } from '../second-order.js';
 
 export interface InvolutionOptions {
   /** K, odd: each pixel aggregates its K×K neighbourhood. */
@@ -124,6 +125,8 @@ export function involutionCF(x: tf.Tensor4D, taps: tf.Tensor4D[], opts: Involuti
       );
     }
   }
+  // The tape's own gradient of the plain ops when a second backward pass needs the first (ml/second-order.ts).
+  if (secondOrderActive()) return aggregate(x, taps, geo);
   const f = tf.customGrad((...args: unknown[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [xs, ...ks] = args as tf.Tensor4D[];

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '../gradients.js';
+import { secondOrderActive } from '../second-order.js';
 
 /**
  * Non-overlapping p×p patches of NHWC images, each flattened in (row, column, channel) order:
@@ -40,6 +41,12 @@ export function patchify(x: tf.Tensor4D, patch: number): tf.Tensor3D {
  */
 export function layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor, eps = 1e-5): tf.Tensor {
   const axis = x.rank - 1;
+  if (secondOrderActive()) {
+    // Plain ops, so that a second backward pass sees how r and x̂ depend on x (ml/second-order.ts).
+    const centred = tf.sub(x, tf.mean(x, axis, true));
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(centred), axis, true), eps));
+    return tf.add(tf.mul(tf.mul(centred, r), gain), bias);
+  }
   const batchAxes = Array.from({ length: axis }, (_, i) => i);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xs, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
@@ -71,6 +78,7 @@ export function layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor, eps = 
  * would differentiate erf and the products separately, in about twice the kernels).
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (secondOrderActive()) return tf.mul(x, tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5));
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xs, save] = args as [tf.Tensor, tf.GradSaveFunc];
     const cdf = tf.mul(tf.add(tf.erf(tf.mul(xs, Math.SQRT1_2)), 1), 0.5);

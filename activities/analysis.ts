@@ -7,7 +7,7 @@ import { z } from 'zod';
 
 import type { MeasureActivityInput, MeasureRecord } from '../contract/analysis';
 import { loadDataset } from '../ml/data';
-import { HESSIAN_METHOD, MEASURES, flatten, modelObjective, type MeasureState } from '../ml/geometry';
+import { MEASURE_INPUTS, MEASURES, flatten, modelObjective, type MeasureState } from '../ml/geometry';
 import type { NamedTensors } from '../ml/host-tensor';
 import { getModel } from '../ml/models';
 import { storedWeights } from '../ml/train';
@@ -23,14 +23,12 @@ const resultSchema = z.object({
 /** Everything a measure's result depends on; its hash names the result's folder. */
 export function measureIdentity(input: MeasureActivityInput): string {
   const { target, measure, config } = input;
-  const withPrevious = measure === 'path' || measure === 'descriptors';
-  const withRewind = measure === 'rewind-path' || measure === 'descriptors';
+  const { reads, revision } = MEASURE_INPUTS[measure];
   return contentHash({
     kind: 'geometry',
     measure,
     options: config.options[measure],
-    // Curvature computed another way is another result (stored ones from central differences are not reused).
-    ...(measure === 'hessian' || measure === 'trace' ? { hessianMethod: HESSIAN_METHOD } : {}),
+    ...(revision ? { revision } : {}),
     subset: config.subset,
     batchSize: config.batchSize,
     seed: config.seed,
@@ -38,9 +36,9 @@ export function measureIdentity(input: MeasureActivityInput): string {
     dataset: target.dataset,
     weights: target.weights.sha256,
     mask: target.mask?.sha256 ?? null,
-    ...(withRewind ? { rewind: target.rewind?.sha256 ?? null } : {}),
-    ...(measure === 'twin-path' ? { twin: target.twin?.weights.sha256 ?? null } : {}),
-    ...(withPrevious
+    ...(reads.includes('rewind') ? { rewind: target.rewind?.sha256 ?? null } : {}),
+    ...(reads.includes('twin') ? { twin: target.twin?.weights.sha256 ?? null } : {}),
+    ...(reads.includes('previous')
       ? {
           previous: target.previous
             ? [target.previous.weights.sha256, target.previous.mask?.sha256 ?? null]

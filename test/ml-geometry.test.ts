@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import { selectBackend, type BackendName } from '../ml/backend';
 import {
+  barrier,
   basinRadii,
   batchObjective,
   classifierLoss,
@@ -24,8 +25,10 @@ import {
   gaussian,
   hessianTrace,
   hessianVectorProduct,
+  interpolatedBarrier,
   layerNorms,
   linearPath,
+  linspace,
   logGamma,
   logVolume,
   maskJaccard,
@@ -184,7 +187,12 @@ for (const backend of BACKENDS) {
 
       // PAC-Bayes: E[L(θ + σz)] − L(θ) = ½σ²·mean(zᵀHz) over the fixed draws, = δ at the σ returned.
       const delta = 0.2;
-      const pac = await pacBayesSigma(objective, theta, { deviation: delta, samples: 4, seed: 9 });
+      const pac = await pacBayesSigma(objective, theta, {
+        on: 'loss',
+        deviation: delta,
+        samples: 4,
+        seed: 9,
+      });
       const zhz =
         [0, 1, 2, 3]
           .map((m) => quadForm(h, gaussian(objective.space, new Rng(deriveSeed(9, 'pac-bayes', m)))))
@@ -422,4 +430,19 @@ test('log-gamma, log-volume and descriptors on hand cases', () => {
   const m = (v: number[]) => ({ w: { dtype: 'uint8' as const, shape: [4], data: Uint8Array.from(v) } });
   assert.equal(maskJaccard(m([1, 1, 0, 0]), m([1, 0, 1, 0])), 1 / 3);
   assert.equal(maskJaccard(m([1, 1, 0, 0]), m([1, 1, 0, 0])), 1);
+});
+
+test('barriers, named: against the endpoints’ mean (Frankle et al.) and against the line between them (Entezari et al.)', () => {
+  const alphas = linspace(0, 1, 5);
+  // A path that only descends from 2 to 0: no barrier between the endpoints, but half their gap over their mean.
+  const descending = [2, 1.5, 1, 0.5, 0];
+  assert.equal(interpolatedBarrier(alphas, descending), 0);
+  assert.equal(barrier(descending), 1);
+  // Equal endpoints: the two definitions agree.
+  const bump = [1, 1.2, 1.5, 1.2, 1];
+  assert.ok(Math.abs(interpolatedBarrier(alphas, bump) - 0.5) < 1e-12);
+  assert.ok(Math.abs(barrier(bump) - 0.5) < 1e-12);
+  // A bump on a slope: measured from the line (1.5 − 1.0 at α = 0.5).
+  const slope = [2, 1.6, 1.5, 0.5, 0];
+  assert.ok(Math.abs(interpolatedBarrier(alphas, slope) - 0.5) < 1e-12);
 });

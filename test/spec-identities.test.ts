@@ -41,7 +41,8 @@ function withoutLateReinit(now: unknown, before: unknown): [unknown, unknown] {
 
 /**
  * The second intended change: a lottery that measures its levels' geometry has its analysis config in its workflow
- * id, and the Hessian measures lost their finite-difference step (`epsilon`) when products became exact. Such a
+ * id, the Hessian measures lost their finite-difference step (`epsilon`) when products became exact, and PAC-Bayes σ
+ * gained `on`. Such a
  * lottery gets a new workflow id (its levels, lineages and keys stay: training is reused); nothing else moves.
  */
 function withoutHessianStep(now: unknown, before: unknown): [unknown, unknown] {
@@ -51,6 +52,9 @@ function withoutHessianStep(now: unknown, before: unknown): [unknown, unknown] {
   const b = structuredClone(before) as typeof a;
   if (!a.spec.analysis || !b.spec.analysis) return [a, b];
   for (const m of ['hessian', 'trace']) delete b.spec.analysis.options[m]?.epsilon;
+  // PAC-Bayes σ gained `on` (default: the training error, the published definition).
+  const pac = b.spec.analysis.options['pac-bayes'];
+  if (pac) b.spec.analysis.options['pac-bayes'] = { on: 'error', ...pac };
   const blank = (x: unknown): void => {
     if (!x || typeof x !== 'object') return;
     for (const [k, v] of Object.entries(x)) {

@@ -61,26 +61,34 @@ export async function epsSharpness(
 
 export interface PacBayesSigma {
   sigma: number;
-  /** E[L(θ + σz)] − L(θ) at that σ. */
+  /** E[f(θ + σz)] − f(θ) at that σ, f the training error or loss (`on`). */
   deviation: number;
 }
 
+/**
+ * Jiang et al.'s PAC-Bayes flatness: the largest σ with E_z[f(θ + σz)] − f(θ) ≤ `deviation`, z ~ N(0, I) on the free
+ * coordinates (`samples` fixed draws), found by bisection of log σ. f is the training 0-1 error by default, as the
+ * paper and its code define it; `on: 'loss'` is the cross-entropy variant (name it so when reporting it).
+ */
 export async function pacBayesSigma(
   objective: Objective,
   theta: Vec,
-  opts: { deviation?: number; samples?: number; steps?: number; seed?: number } = {},
+  opts: { on?: 'error' | 'loss'; deviation?: number; samples?: number; steps?: number; seed?: number } = {},
 ): Promise<PacBayesSigma> {
   const target = opts.deviation ?? 0.1;
+  const on = opts.on ?? 'error';
   const samples = opts.samples ?? 10;
   const steps = opts.steps ?? 16;
   if (!(target > 0)) throw new MlInputError(`deviation must be > 0, got ${target}`);
   const draws = Array.from({ length: samples }, (_, m) =>
     gaussian(objective.space, new Rng(deriveSeed(opts.seed ?? 0, 'pac-bayes', m))),
   );
-  const base = (await objective.value(theta)).loss;
+  const base = (await objective.value(theta))[on];
+  if (!Number.isFinite(base))
+    throw new MlInputError(`pac-bayes on '${on}' needs an objective with a finite ${on}`);
   const deviationAt = async (sigma: number) => {
     let sum = 0;
-    for (const z of draws) sum += (await objective.value(axpy(theta, sigma, z))).loss;
+    for (const z of draws) sum += (await objective.value(axpy(theta, sigma, z)))[on];
     return sum / samples - base;
   };
   // Bracket on a log scale, then bisect log σ.

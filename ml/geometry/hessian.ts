@@ -5,15 +5,13 @@
  * Hv is exact: the objective's double backward (ml/second-order.ts), the Hessian autograd gives, with a ReLU
  * network's activation pattern and max-pool's argmax held at the point. (Central differences of gradients are not
  * an HVP on such networks: any step float32 resolves moves some pre-activations across zero, and each crossing adds
- * a gradient jump that does not shrink with the step; ../../../shared/REFERENCES.md.) `HESSIAN_METHOD` names it in
- * every stored result's identity, so results of another method are never reused.
+ * a gradient jump that does not shrink with the step; ../../../shared/REFERENCES.md.) The measures' revision in
+ * measure-config.ts names the method in every stored result's key, so results of the old one are never reused.
  */
 import { MlInputError } from '../errors.js';
 import { Rng, deriveSeed } from '../rng.js';
 import type { Objective } from './objective.js';
 import { dot, norm, rademacher, restrict, scale, unitDirection, type Vec } from './space.js';
-
-export const HESSIAN_METHOD = 'double-backward';
 
 /** H·v in the free subspace (v's pruned coordinates are ignored; the product is 0 there). */
 export async function hessianVectorProduct(objective: Objective, theta: Vec, v: Vec): Promise<Vec> {

@@ -17,7 +17,6 @@ export {
   type Sharpness,
 } from './flatness.js';
 export {
-  HESSIAN_METHOD,
   hessianTrace,
   hessianVectorProduct,
   topEigenvalues,
@@ -36,6 +35,7 @@ export {
 } from './objective.js';
 export {
   barrier,
+  interpolatedBarrier,
   linearPath,
   linspace,
   slice1d,
@@ -60,9 +60,11 @@ export {
 } from './space.js';
 export {
   MEASURE_CONFIG_SCHEMAS,
+  MEASURE_INPUTS,
   MEASURE_NAMES,
   MEASURE_NEEDS,
   type MeasureConfig,
+  type MeasureInput,
   type MeasureName,
 } from './measure-config.js';
 export { MEASURES, type MeasureContext, type MeasureOutput, type MeasureState } from './measures.js';

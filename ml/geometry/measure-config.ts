@@ -37,9 +37,16 @@ export const MEASURE_CONFIG_SCHEMAS = {
   sharpness: z
     .object({ epsilon: z.number().positive().max(1).default(1e-3), steps: int(1, 1000).default(10) })
     .strict(),
-  /** Jiang et al.'s PAC-Bayes σ. */
+  /**
+   * Jiang et al.'s PAC-Bayes σ: the largest σ whose Gaussian noise raises the training 0-1 error (`on: error`, the
+   * published definition) or the loss (`on: loss`) by `deviation` on average.
+   */
   'pac-bayes': z
-    .object({ deviation: z.number().positive().default(0.1), samples: int(1, 1000).default(10) })
+    .object({
+      on: z.enum(['error', 'loss']).default('error'),
+      deviation: z.number().positive().default(0.1),
+      samples: int(1, 1000).default(10),
+    })
     .strict(),
   /** Basin radii along random directions, and the log-volume. */
   basin: z
@@ -52,9 +59,36 @@ export const MEASURE_CONFIG_SCHEMAS = {
 export type MeasureName = keyof typeof MEASURE_CONFIG_SCHEMAS;
 export const MEASURE_NAMES = Object.keys(MEASURE_CONFIG_SCHEMAS) as MeasureName[];
 export type MeasureConfig<M extends MeasureName> = z.output<(typeof MEASURE_CONFIG_SCHEMAS)[M]>;
-/** What a measure needs besides the solution; a solution without it is not measured by it. */
-export const MEASURE_NEEDS: Partial<Record<MeasureName, 'previous' | 'twin' | 'rewind'>> = {
-  path: 'previous',
-  'twin-path': 'twin',
-  'rewind-path': 'rewind',
+/** A stored solution a measure may read besides the one it measures. */
+export type MeasureInput = 'previous' | 'twin' | 'rewind';
+
+/**
+ * Each measure's inputs and definition, besides its options: what else it reads (a stored result is keyed by these,
+ * so that it is reused only for the same inputs), which of them it cannot run without (a solution without it is not
+ * measured by it), and the revision of its definition where it changed after results were stored (a new revision is
+ * a new key: results of the old definition are never reused for the new one).
+ */
+export const MEASURE_INPUTS: {
+  [M in MeasureName]: { reads: readonly MeasureInput[]; requires?: MeasureInput; revision?: string };
+} = {
+  loss: { reads: [] },
+  slice1d: { reads: [] },
+  slice2d: { reads: [] },
+  path: { reads: ['previous'], requires: 'previous', revision: 'barriers: meanEndpoints, interpolated' },
+  'twin-path': { reads: ['twin'], requires: 'twin', revision: 'barriers: meanEndpoints, interpolated' },
+  'rewind-path': { reads: ['rewind'], requires: 'rewind', revision: 'barriers: meanEndpoints, interpolated' },
+  hessian: { reads: [], revision: 'hvp: double-backward' },
+  trace: { reads: [], revision: 'hvp: double-backward' },
+  sharpness: { reads: [] },
+  'pac-bayes': { reads: [] },
+  basin: { reads: [] },
+  descriptors: { reads: ['previous', 'rewind'] },
 };
+
+/** What a measure needs besides the solution; a solution without it is not measured by it. */
+export const MEASURE_NEEDS: Partial<Record<MeasureName, MeasureInput>> = Object.fromEntries(
+  MEASURE_NAMES.flatMap((m) => {
+    const need = MEASURE_INPUTS[m].requires;
+    return need ? [[m, need]] : [];
+  }),
+);

@@ -90,11 +90,17 @@ async function pathMeasure(
     linearPath(objective, from, ctx.theta, { points: config.points, known, onValue }),
   );
   return {
+    // Both definitions (ml/geometry/README.md): `…Barrier` against the endpoints' mean, `…BarrierInterpolated`
+    // against the straight line between them.
     summary: {
       trainLossBarrier: r.train.lossBarrier,
       trainErrorBarrier: r.train.errorBarrier,
       testLossBarrier: r.test.lossBarrier,
       testErrorBarrier: r.test.errorBarrier,
+      trainLossBarrierInterpolated: r.train.lossBarrierInterpolated,
+      trainErrorBarrierInterpolated: r.train.errorBarrierInterpolated,
+      testLossBarrierInterpolated: r.test.lossBarrierInterpolated,
+      testErrorBarrierInterpolated: r.test.errorBarrierInterpolated,
     },
     arrays: {
       alphas: Float64Array.from(r.train.alphas),
@@ -193,6 +199,7 @@ export const MEASURES: { [M in MeasureName]: Measure<M> } = {
 
   async 'pac-bayes'(ctx, config) {
     const p = await pacBayesSigma(ctx.train, ctx.theta, {
+      on: config.on,
       deviation: config.deviation,
       samples: config.samples,
       seed: ctx.seed,

@@ -104,16 +104,35 @@ export interface LinearPath {
   alphas: number[];
   /** values[k] is at (1 − α)·θa + α·θb. */
   values: LossValue[];
-  /** max over α of loss(α) − (loss(0) + loss(1)) / 2. */
+  /** `meanEndpoints` barrier of the loss: max over α of loss(α) − (loss(0) + loss(1)) / 2 (Frankle et al. 2020). */
   lossBarrier: number;
   /** The same for the error rate. */
   errorBarrier: number;
+  /**
+   * `interpolated` barrier of the loss: max over α of loss(α) − ((1 − α)·loss(0) + α·loss(1)) (Entezari et al. 2022),
+   * the one for endpoints of different loss: a path that only descends from one to the other has 0 here, but half
+   * the endpoints' gap as a `meanEndpoints` barrier.
+   */
+  lossBarrierInterpolated: number;
+  /** The same for the error rate. */
+  errorBarrierInterpolated: number;
 }
 
-/** The barrier of a series: its largest excess over the mean of its two endpoints. */
+/** The `meanEndpoints` barrier of a series: its largest excess over the mean of its two endpoints. */
 export function barrier(series: readonly number[]): number {
   const ends = ((series[0] as number) + (series[series.length - 1] as number)) / 2;
   return Math.max(...series.map((v) => v - ends));
+}
+
+/**
+ * The `interpolated` barrier of a series along `alphas` (0 to 1): its largest excess over the straight line between
+ * its endpoints' values. 0 for a path that never rises above that line (the endpoints themselves are on it).
+ */
+export function interpolatedBarrier(alphas: readonly number[], series: readonly number[]): number {
+  const [first, last] = [series[0] as number, series[series.length - 1] as number];
+  return Math.max(
+    ...series.map((v, k) => v - ((1 - (alphas[k] as number)) * first + (alphas[k] as number) * last)),
+  );
 }
 
 /** The straight path from θa (α = 0) to θb (α = 1), default 21 points, and its loss and error barriers. */
@@ -135,5 +154,13 @@ export async function linearPath(
     values,
     lossBarrier: barrier(values.map((v) => v.loss)),
     errorBarrier: barrier(values.map((v) => v.error)),
+    lossBarrierInterpolated: interpolatedBarrier(
+      alphas,
+      values.map((v) => v.loss),
+    ),
+    errorBarrierInterpolated: interpolatedBarrier(
+      alphas,
+      values.map((v) => v.error),
+    ),
   };
 }

@@ -9,6 +9,8 @@
  *   npm run bench:geometry -- --levels 4        # fewer levels
  *   npm run bench:geometry -- --quick           # a few-minute smoke run of this script (tiny data, small options,
  *                                               # written to .data/bench-geometry-quick/, not bench/results)
+ *   npm run bench:geometry -- --check-torch     # only: our curvature against PyTorch's autograd on pruned levels of
+ *                                               # lenet-300-100 and conv-2 (bench/geometry-check.ts)
  *
  * The stack lives in .data/bench-imp/ (bench:imp's, so its levels are reused); an interrupted run started again
  * reuses every stored level and every stored measure.
@@ -32,6 +34,7 @@ import { REPO_ROOT } from '../infra/paths';
 import { geometryRows, measurePlotSpec, GEOMETRY_COLUMNS } from '../report/geometry';
 import { renderSpec } from '../report/plot';
 import { connectClient } from '../workers/connection';
+import { checkAgainstTorch } from './geometry-check';
 import { impBenchTrain, machineInfo, startBenchStack, startBenchWorkers, stopBench } from './support';
 
 function log(msg: string): void {
@@ -53,8 +56,21 @@ async function main(): Promise<void> {
     .option('--levels <n>', 'pruning levels after the dense level 0', '8')
     .option('--workers <n>', 'compute workers (each on one thread)', String(Math.max(1, os.cpus().length)))
     .option('--quick', 'tiny data and small options: checks the script, not the science')
+    .option('--check-torch', "only check the Hessian's eigenvalues and trace against PyTorch's autograd")
+    .option('--threads <n>', 'threads for --check-torch (both sides)', String(os.cpus().length))
     .parse(process.argv);
-  const o = cli.opts<{ epochs: string; levels: string; workers: string; quick?: boolean }>();
+  const o = cli.opts<{
+    epochs: string;
+    levels: string;
+    workers: string;
+    quick?: boolean;
+    checkTorch?: boolean;
+    threads: string;
+  }>();
+  if (o.checkTorch) {
+    await checkAgainstTorch({ threads: Number(o.threads) });
+    return;
+  }
   const [epochs, levels, workerCount] = [Number(o.epochs), Number(o.levels), Number(o.workers)];
   for (const [name, v] of Object.entries({ epochs, levels, workers: workerCount })) {
     if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);

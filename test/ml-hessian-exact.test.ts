@@ -160,3 +160,51 @@ test('central differences of gradients are not a Hessian-vector product on a ReL
     objective.dispose();
   }
 });
+
+test('per-layer curvature: each prunable tensor’s top eigenvalue and trace match its float64 Hessian block; Hutchinson stops at 5% standard error', async () => {
+  await selectBackend({ prefer: 'cpu', ...quiet });
+  const { problem, hessian } = references[1] as (typeof references)[number];
+  const objective = objectiveOf(problem);
+  try {
+    const space = objective.space;
+    const names = problem.net.params.filter((p) => p.prunable).map((p) => p.name);
+    const est = await hessianTrace(objective, problem.theta, { samples: 400, blocks: names, seed: 5 });
+    for (const name of names) {
+      const at = space.params.findIndex((p) => p.name === name);
+      const [start, end] = [space.offsets[at] as number, (space.offsets[at + 1] ?? space.size) as number];
+      // The block: rows and columns of the reference Hessian whose coordinates belong to this parameter.
+      const rows = hessian.index.flatMap((i, a) => (i >= start && i < end ? [a] : []));
+      const block = rows.map((a) =>
+        Float64Array.from(rows, (b) => (hessian.h[a] as Float64Array)[b] as number),
+      );
+      const exact = symmetricEigenvalues(block);
+      const top = [...exact].sort((x, y) => Math.abs(y) - Math.abs(x))[0] as number;
+      const [found] = await topEigenvalues(objective, problem.theta, {
+        k: 1,
+        block: name,
+        tol: 1e-7,
+        maxIterations: 2000,
+      });
+      assert.ok(
+        Math.abs((found?.value ?? NaN) - top) <= 0.01 * Math.abs(top),
+        `${name}: λmax ${found?.value} vs ${top}`,
+      );
+      const trace = exact.reduce((a, b) => a + b, 0);
+      const b = est.blocks[name] as { trace: number; standardError: number };
+      assert.ok(
+        Math.abs(b.trace - trace) <= 3 * b.standardError,
+        `${name}: trace ${b.trace} ± ${b.standardError} vs ${trace}`,
+      );
+    }
+    // Adaptive: it stopped at the first count past the minimum where the standard error was within 5%.
+    const n = est.samples.length;
+    assert.ok(n >= 10 && n < 400, `${n} probes`);
+    assert.ok(est.standardError <= 0.05 * Math.abs(est.trace));
+    const before = est.samples.slice(0, n - 1);
+    const m = before.reduce((a, b) => a + b, 0) / before.length;
+    const se = Math.sqrt(before.reduce((a, b) => a + (b - m) ** 2, 0) / (before.length - 1) / before.length);
+    assert.ok(n === 10 || se > 0.05 * Math.abs(m), 'it should have stopped one probe earlier');
+  } finally {
+    objective.dispose();
+  }
+});

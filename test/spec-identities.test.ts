@@ -52,6 +52,11 @@ function withoutHessianStep(now: unknown, before: unknown): [unknown, unknown] {
   const b = structuredClone(before) as typeof a;
   if (!a.spec.analysis || !b.spec.analysis) return [a, b];
   for (const m of ['hessian', 'trace']) delete b.spec.analysis.options[m]?.epsilon;
+  // Per-layer curvature and an adaptive Hutchinson count came with them, as options with defaults.
+  const { hessian, trace } = b.spec.analysis.options;
+  if (hessian) b.spec.analysis.options.hessian = { ...hessian, perLayer: true };
+  if (trace)
+    b.spec.analysis.options.trace = { ...trace, minSamples: 10, relativeError: 0.05, perLayer: true };
   // PAC-Bayes σ gained `on` (default: the training error, the published definition).
   const pac = b.spec.analysis.options['pac-bayes'];
   if (pac) b.spec.analysis.options['pac-bayes'] = { on: 'error', ...pac };

@@ -23,16 +23,27 @@ export const MEASURE_CONFIG_SCHEMAS = {
   'twin-path': z.object({ points: int(3, 401).default(21) }).strict(),
   /** The straight path from the rewind point the level trained from to its solution. */
   'rewind-path': z.object({ points: int(3, 401).default(21) }).strict(),
-  /** Top-k Hessian eigenvalues (power iteration with deflation). */
+  /** Top-k Hessian eigenvalues (power iteration with deflation), and each prunable layer's top one. */
   hessian: z
     .object({
       k: int(1, 50).default(5),
       maxIterations: int(1, 10_000).default(100),
       tol: z.number().positive().max(0.5).default(1e-3),
+      perLayer: z.boolean().default(true),
     })
     .strict(),
-  /** Hutchinson's estimate of the Hessian trace. */
-  trace: z.object({ samples: int(2, 100_000).default(100) }).strict(),
+  /**
+   * Hutchinson's estimate of the Hessian trace, and each prunable layer's from the same probes: at least
+   * `minSamples` probes, then until the standard error is at most `relativeError` of the trace, at most `samples`.
+   */
+  trace: z
+    .object({
+      samples: int(2, 100_000).default(100),
+      minSamples: int(2, 100_000).default(10),
+      relativeError: z.number().min(0).max(1).default(0.05),
+      perLayer: z.boolean().default(true),
+    })
+    .strict(),
   /** Keskar's ε-sharpness. */
   sharpness: z
     .object({ epsilon: z.number().positive().max(1).default(1e-3), steps: int(1, 1000).default(10) })

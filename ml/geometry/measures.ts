@@ -8,7 +8,7 @@ import type { NamedTensors } from '../host-tensor.js';
 import { distance, layerNorms, maskJaccard, signAgreement } from './descriptors.js';
 import { filterNormalizedDirection } from './directions.js';
 import { basinRadii, epsSharpness, pacBayesSigma } from './flatness.js';
-import { hessianTrace, topEigenvalues, type EigenState } from './hessian.js';
+import { hessianTrace, topEigenvalues, type EigenState, type TraceSamples } from './hessian.js';
 import type { MeasureConfig, MeasureName } from './measure-config.js';
 import type { LossValue, Objective } from './objective.js';
 import { linearPath, slice1d, slice2d } from './slices.js';
@@ -45,6 +45,28 @@ type Measure<M extends MeasureName> = (
   ctx: MeasureContext,
   config: MeasureConfig<M>,
 ) => Promise<MeasureOutput>;
+
+interface HessianState {
+  all: EigenState | null;
+  /** The top eigenvalue of each finished block. */
+  layers: Record<string, number>;
+  /** The block being iterated. */
+  layer: EigenState | null;
+}
+
+/** The prunable parameters that have free coordinates: their diagonal blocks are the per-layer curvature. */
+function prunableBlocks(ctx: MeasureContext): string[] {
+  const space = ctx.train.space;
+  return space.params
+    .filter((p, i) => {
+      if (!p.prunable) return false;
+      const start = space.offsets[i] as number;
+      const end = i + 1 < space.params.length ? (space.offsets[i + 1] as number) : space.size;
+      for (let j = start; j < end; j++) if (space.free[j]) return true;
+      return false;
+    })
+    .map((p) => p.name);
+}
 
 const series = (values: readonly LossValue[], key: keyof LossValue) =>
   Float64Array.from(values, (v) => v[key]);
@@ -158,16 +180,43 @@ export const MEASURES: { [M in MeasureName]: Measure<M> } = {
     pathMeasure(ctx, config, requireVec(ctx.rewind, 'rewind-path', 'the rewind point')),
 
   async hessian(ctx, config) {
+    // State: the whole space's pairs, then one block (prunable parameter) after another.
+    const state = (ctx.resume as HessianState | null) ?? { all: null, layers: {}, layer: null };
+    const save = () => ctx.checkpoint(state as unknown as MeasureState);
+    const common = { maxIterations: config.maxIterations, tol: config.tol, seed: ctx.seed };
     const pairs = await topEigenvalues(ctx.train, ctx.theta, {
+      ...common,
       k: config.k,
-      maxIterations: config.maxIterations,
-      tol: config.tol,
-      seed: ctx.seed,
-      resume: (ctx.resume as EigenState | null) ?? undefined,
-      onIteration: (state) => ctx.checkpoint(state as unknown as MeasureState),
+      resume: state.all ?? undefined,
+      onIteration: (s) => {
+        state.all = s;
+        return save();
+      },
     });
+    state.all = { found: pairs, current: null };
+    const summary: Record<string, number> = { topEigenvalue: pairs[0]?.value ?? NaN };
+    if (config.perLayer) {
+      for (const name of prunableBlocks(ctx)) {
+        if (state.layers[name] === undefined) {
+          const [top] = await topEigenvalues(ctx.train, ctx.theta, {
+            ...common,
+            k: 1,
+            block: name,
+            resume: state.layer ?? undefined,
+            onIteration: (s) => {
+              state.layer = s;
+              return save();
+            },
+          });
+          state.layers[name] = top?.value ?? NaN;
+          state.layer = null;
+          await save();
+        }
+        summary[`topEigenvalue.${name}`] = state.layers[name] as number;
+      }
+    }
     return {
-      summary: { topEigenvalue: pairs[0]?.value ?? NaN },
+      summary,
       arrays: {
         eigenvalues: Float64Array.from(pairs, (p) => p.value),
         iterations: Float64Array.from(pairs, (p) => p.iterations),
@@ -176,16 +225,26 @@ export const MEASURES: { [M in MeasureName]: Measure<M> } = {
   },
 
   async trace(ctx, config) {
+    const blocks = config.perLayer ? prunableBlocks(ctx) : [];
     const est = await hessianTrace(ctx.train, ctx.theta, {
       samples: config.samples,
+      minSamples: config.minSamples,
+      relativeError: config.relativeError,
+      blocks,
       seed: ctx.seed,
-      resume: (ctx.resume?.samples as number[] | undefined) ?? undefined,
-      onSample: (samples) => ctx.checkpoint({ samples }),
+      resume: (ctx.resume as TraceSamples | null) ?? undefined,
+      onSample: (samples) => ctx.checkpoint(samples as unknown as MeasureState),
     });
-    return {
-      summary: { trace: est.trace, traceStandardError: est.standardError },
-      arrays: { samples: Float64Array.from(est.samples) },
+    const summary: Record<string, number> = {
+      trace: est.trace,
+      traceStandardError: est.standardError,
+      traceSamples: est.samples.length,
     };
+    for (const [name, b] of Object.entries(est.blocks)) {
+      summary[`trace.${name}`] = b.trace;
+      summary[`traceStandardError.${name}`] = b.standardError;
+    }
+    return { summary, arrays: { samples: Float64Array.from(est.samples) } };
   },
 
   async sharpness(ctx, config) {

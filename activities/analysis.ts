@@ -7,7 +7,17 @@ import { z } from 'zod';
 
 import type { MeasureActivityInput, MeasureRecord } from '../contract/analysis';
 import { loadDataset } from '../ml/data';
-import { MEASURE_INPUTS, MEASURES, flatten, modelObjective, type MeasureState } from '../ml/geometry';
+import {
+  MEASURE_INPUTS,
+  MEASURES,
+  flatten,
+  modelObjective,
+  replicatePlan,
+  summarizeReplicates,
+  type MeasureOutput,
+  type MeasureState,
+  type Replicate,
+} from '../ml/geometry';
 import type { NamedTensors } from '../ml/host-tensor';
 import { getModel } from '../ml/models';
 import { storedWeights } from '../ml/train';
@@ -23,12 +33,13 @@ const resultSchema = z.object({
 /** Everything a measure's result depends on; its hash names the result's folder. */
 export function measureIdentity(input: MeasureActivityInput): string {
   const { target, measure, config } = input;
-  const { reads, revision } = MEASURE_INPUTS[measure];
+  const { reads, revision, replicated } = MEASURE_INPUTS[measure];
   return contentHash({
     kind: 'geometry',
     measure,
     options: config.options[measure],
     ...(revision ? { revision } : {}),
+    ...(replicated ? { replicates: config.replicates } : {}),
     subset: config.subset,
     batchSize: config.batchSize,
     seed: config.seed,
@@ -109,14 +120,21 @@ export function createAnalysisActivities(deps: DurableTrainingDeps & { analysisC
       ? (await store.getTensors(target.mask.key, { expectSha256: target.mask.sha256 })).tensors
       : undefined;
     const weights = await weightsAt(store, target.weights);
-    const train = modelObjective(
-      model,
-      loadDataset(target.dataset, 'train', { limit: config.subset.train }),
-      {
-        masks,
-        batchSize: config.batchSize,
-      },
-    );
+    // Replicated measures run once per (training subset, probe seed); the others once, on subset 0.
+    const plan = MEASURE_INPUTS[measure].replicated
+      ? replicatePlan(config.seed, config.replicates)
+      : [{ subset: 0, seed: config.seed }];
+    const trainOn = (subset: number) =>
+      modelObjective(
+        model,
+        loadDataset(target.dataset, 'train', {
+          limit: config.subset.train,
+          offset: subset * config.subset.train,
+        }),
+        { masks, batchSize: config.batchSize },
+      );
+    let train = trainOn(0);
+    let trainSubset = 0;
     const test = modelObjective(model, loadDataset(target.dataset, 'test', { limit: config.subset.test }), {
       masks,
       batchSize: config.batchSize,
@@ -147,28 +165,55 @@ export function createAnalysisActivities(deps: DurableTrainingDeps & { analysisC
               : null,
           }
         : null;
-      const output = await MEASURES[measure](
-        {
-          train,
-          test,
-          theta: flatten(train.space, weights),
-          seed: config.seed,
-          masks: masks ?? null,
-          rewind: target.rewind ? flatten(train.space, await weightsAt(store, target.rewind)) : null,
-          previous,
-          twin: target.twin ? flatten(train.space, await weightsAt(store, target.twin.weights)) : null,
-          resume,
-          async checkpoint(state) {
-            steps++;
-            ctx.heartbeat({ measure, steps });
-            if (performance.now() - lastWrite < checkpointMs) return;
-            const { tensors, metadata } = encodeState(state);
-            await store.putTensors(progressKey, tensors, { ...metadata, steps: String(steps), measure });
-            lastWrite = performance.now();
+      const [theta, rewind, twin] = [
+        flatten(train.space, weights),
+        target.rewind ? flatten(train.space, await weightsAt(store, target.rewind)) : null,
+        target.twin ? flatten(train.space, await weightsAt(store, target.twin.weights)) : null,
+      ];
+      // Progress: the finished runs' outputs, and the state of the one under way.
+      const progress = {
+        done: ((resume?.done as MeasureOutput[] | undefined) ?? []).slice(),
+        current: (resume?.current as MeasureState | null | undefined) ?? null,
+      };
+      const save = async (force: boolean) => {
+        steps++;
+        ctx.heartbeat({ measure, steps });
+        if (!force && performance.now() - lastWrite < checkpointMs) return;
+        const { tensors, metadata } = encodeState(progress as unknown as MeasureState);
+        await store.putTensors(progressKey, tensors, { ...metadata, steps: String(steps), measure });
+        lastWrite = performance.now();
+      };
+      for (let r = progress.done.length; r < plan.length; r++) {
+        const run = plan[r] as Replicate;
+        if (run.subset !== trainSubset) {
+          train.dispose();
+          train = trainOn(run.subset);
+          trainSubset = run.subset;
+        }
+        const out = await MEASURES[measure](
+          {
+            train,
+            test,
+            theta,
+            seed: run.seed,
+            masks: masks ?? null,
+            rewind,
+            previous,
+            twin,
+            resume: progress.current,
+            checkpoint(state) {
+              progress.current = state;
+              return save(false);
+            },
           },
-        },
-        config.options[measure] as never,
-      );
+          config.options[measure] as never,
+        );
+        progress.done.push(out);
+        progress.current = null;
+        if (r + 1 < plan.length) await save(false);
+      }
+      const output =
+        plan.length > 1 ? summarizeReplicates(progress.done) : (progress.done[0] as MeasureOutput);
       const seconds = (performance.now() - started) / 1000;
       const arrays: NamedTensors = {};
       for (const [name, a] of Object.entries(output.arrays))
@@ -183,6 +228,7 @@ export function createAnalysisActivities(deps: DurableTrainingDeps & { analysisC
         config: config.options[measure],
         subset: config.subset,
         seed: config.seed,
+        ...(plan.length > 1 ? { replicates: plan } : {}),
         summary: output.summary,
       });
       if (await store.exists(progressKey)) await store.remove(progressKey);

@@ -45,9 +45,24 @@ export const analysisConfigSchema = z
     batchSize: z.number().int().min(1).max(10_000).default(1000),
     /** Seeds every random direction and draw. */
     seed: z.number().int().min(0).default(0),
+    /**
+     * The curvature and flatness measures (hessian, trace, sharpness, pac-bayes, basin) run on `subsets` disjoint
+     * training subsets of `subset.train` examples, each with `seeds` probe seeds, and report mean, std and n.
+     */
+    replicates: z
+      .object({
+        seeds: z.number().int().min(1).max(20).default(3),
+        subsets: z.number().int().min(1).max(10).default(2),
+      })
+      .strict()
+      .default({ seeds: 3, subsets: 2 }),
     options: measureSections.prefault({}),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.subset.train * c.replicates.subsets <= 60_000, {
+    message: 'subset.train × replicates.subsets must fit in the training split (60,000 at most)',
+    path: ['replicates', 'subsets'],
+  });
 
 export type AnalysisConfig = z.output<typeof analysisConfigSchema>;
 

@@ -73,6 +73,13 @@ function cell(v: number | undefined): string {
   return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(2) : v.toPrecision(4);
 }
 
+/** The value, and ± its standard deviation over replicates where the measure ran over several (n in the table). */
+function withSpread(row: GeometryRow, key: string): string {
+  const [std, n] = [row.values.get(`${key}.std`), row.values.get(`${key}.n`)];
+  const v = cell(row.values.get(key));
+  return std !== undefined && n !== undefined && n > 1 && v !== '-' ? `${v} ± ${cell(std)} (n=${n})` : v;
+}
+
 /** The columns some row has a value for. */
 function presentColumns(rows: GeometryRow[]) {
   return GEOMETRY_COLUMNS.filter((c) => rows.some((r) => r.values.has(id(c))));
@@ -87,7 +94,7 @@ export function geometryTable(rows: GeometryRow[]): { header: string[]; cells: s
       r.run,
       String(r.level),
       formatRemainingPct(r.remainingPct),
-      ...cols.map((c) => cell(r.values.get(id(c)))),
+      ...cols.map((c) => withSpread(r, id(c))),
     ]),
   };
 }

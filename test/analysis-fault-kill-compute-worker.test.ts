@@ -12,7 +12,7 @@ import { parseAnalysisSpec, type AnalysisResult, type AnalysisStatus } from '../
 import { parseLotterySpec } from '../contract/lottery';
 import { LIGHT_TASK_QUEUE } from '../contract/task-queues';
 import { loadDataset } from '../ml/data';
-import { flatten, modelObjective, topEigenvalues } from '../ml/geometry';
+import { flatten, modelObjective, replicatePlan, topEigenvalues } from '../ml/geometry';
 import { getModel } from '../ml/models';
 import { analysisKey } from '../store';
 import { analyzeWorkflow } from '../workflows/analysis';
@@ -35,7 +35,9 @@ const lottery = parseLotterySpec({
 });
 
 // Tolerance 0: power iteration runs all its iterations, long enough to be killed in the middle.
-const hessian = { k: 2, maxIterations: 40, tol: 1e-12 };
+const hessian = { k: 2, maxIterations: 40, tol: 1e-12, perLayer: false };
+// Two probe seeds: the kill lands in the first run, the second runs after the resume.
+const replicates = { seeds: 2, subsets: 1 };
 
 test('a compute worker SIGKILLed mid-analysis: the measure resumes from its checkpoint and ends exactly', async () => {
   const first = harness.spawnCompute();
@@ -61,6 +63,7 @@ test('a compute worker SIGKILLed mid-analysis: the measure resumes from its chec
       subset: { train: 400, test: 10 },
       batchSize: 200,
       seed: 4,
+      replicates,
       options: { hessian },
     },
     heartbeatTimeoutSeconds: 5,
@@ -109,13 +112,23 @@ test('a compute worker SIGKILLed mid-analysis: the measure resumes from its chec
     batchSize: 200,
   });
   try {
-    const pairs = await topEigenvalues(objective, flatten(objective.space, weights), { ...hessian, seed: 4 });
+    const runs = [];
+    for (const run of replicatePlan(4, replicates)) {
+      runs.push(
+        await topEigenvalues(objective, flatten(objective.space, weights), { ...hessian, seed: run.seed }),
+      );
+    }
     const { tensors } = await harness.store.getTensors(record.arraysKey);
     assert.deepEqual(
       [...(tensors.eigenvalues?.data ?? [])],
-      pairs.map((p) => p.value),
+      runs[0]!.map((p) => p.value),
     );
-    assert.equal(record.summary.topEigenvalue, pairs[0]!.value);
+    assert.deepEqual(
+      [...(tensors['replicates.topEigenvalue']?.data ?? [])],
+      runs.map((r) => r[0]!.value),
+    );
+    assert.equal(record.summary['topEigenvalue.n'], 2);
+    assert.equal(record.summary.topEigenvalue, (runs[0]![0]!.value + runs[1]![0]!.value) / 2);
   } finally {
     objective.dispose();
   }

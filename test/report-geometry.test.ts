@@ -69,6 +69,24 @@ test('the table has the measured columns only, a dash where a level lacks one', 
   );
 });
 
+test('a measure run over replicates shows its mean ± standard deviation and n', () => {
+  const replicated: AnalysisResult = {
+    targets: [
+      {
+        label: 'trunk',
+        level: 2,
+        remainingPct: 64,
+        measures: [
+          record('hessian', { topEigenvalue: 4.25, 'topEigenvalue.std': 0.125, 'topEigenvalue.n': 6 }),
+          record('trace', { trace: 80, 'trace.std': 0, 'trace.n': 1 }),
+        ],
+      },
+    ],
+  };
+  const md = formatGeometryMarkdown(geometryRows([replicated]));
+  assert.match(md, /\| trunk \| 2 \| 64\.0 \| 4\.250 ± 0\.1250 \(n=6\) \| 80\.00 \|/);
+});
+
 test('the CLI prints the same table as aligned text: names left, numbers right', () => {
   const text = formatGeometryText(geometryRows([first, later]));
   assert.equal(

@@ -54,6 +54,8 @@ function withoutHessianStep(now: unknown, before: unknown): [unknown, unknown] {
   for (const m of ['hessian', 'trace']) delete b.spec.analysis.options[m]?.epsilon;
   // Per-layer curvature and an adaptive Hutchinson count came with them, as options with defaults.
   const { hessian, trace } = b.spec.analysis.options;
+  // …and error bars: curvature and flatness over 3 probe seeds × 2 disjoint subsets by default.
+  (b.spec.analysis as Record<string, unknown>).replicates = { seeds: 3, subsets: 2 };
   if (hessian) b.spec.analysis.options.hessian = { ...hessian, perLayer: true };
   if (trace)
     b.spec.analysis.options.trace = { ...trace, minSamples: 10, relativeError: 0.05, perLayer: true };

@@ -198,17 +198,19 @@ function loadRaw(name: DatasetName, split: 'train' | 'test'): RawSplit {
 /**
  * Deterministic class-balanced subset: walk the classes round-robin, taking each class's next example in the
  * split's order, until `limit` are taken (a class that runs out is skipped). Indices come back in split order,
- * so limit=N is always a prefix-like, reproducible choice and limit >= n is the whole split.
+ * so limit=N is always a prefix-like, reproducible choice and limit >= n is the whole split. With `offset`, the
+ * walk's picks after its first `offset`: subsets at offsets 0, N, 2N, … of size N are disjoint.
  */
-export function balancedSubset(labels: Int32Array, limit: number, numClasses = 10): Int32Array {
-  if (limit >= labels.length) return Int32Array.from(labels.keys());
+export function balancedSubset(labels: Int32Array, limit: number, numClasses = 10, offset = 0): Int32Array {
+  if (offset === 0 && limit >= labels.length) return Int32Array.from(labels.keys());
+  const wanted = offset + limit;
   const byClass: number[][] = Array.from({ length: numClasses }, () => []);
   labels.forEach((l, i) => byClass[l]?.push(i));
   const cursor = new Array<number>(numClasses).fill(0);
   const chosen: number[] = [];
-  while (chosen.length < limit) {
+  while (chosen.length < wanted) {
     let took = false;
-    for (let c = 0; c < numClasses && chosen.length < limit; c++) {
+    for (let c = 0; c < numClasses && chosen.length < wanted; c++) {
       const list = byClass[c] as number[];
       const k = cursor[c] as number;
       if (k < list.length) {
@@ -219,13 +221,13 @@ export function balancedSubset(labels: Int32Array, limit: number, numClasses = 1
     }
     if (!took) break;
   }
-  return Int32Array.from(chosen).sort();
+  return Int32Array.from(chosen.slice(offset)).sort();
 }
 
 export function loadDataset(
   name: DatasetName,
   split: 'train' | 'test',
-  opts: { limit?: number } = {},
+  opts: { limit?: number; offset?: number } = {},
 ): Dataset {
   if (!(DATASET_NAMES as readonly string[]).includes(name)) {
     throw new Error(`unknown dataset '${String(name)}'; known: ${DATASET_NAMES.join(', ')}`);
@@ -236,9 +238,20 @@ export function loadDataset(
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
     throw new Error(`limit must be a positive integer, got ${limit}`);
   }
+  const offset = opts.offset ?? 0;
+  if (!Number.isInteger(offset) || offset < 0)
+    throw new Error(`offset must be a non-negative integer, got ${offset}`);
   const raw = loadRaw(name, split);
   const total = raw.labels.length;
-  const idx = limit !== undefined && limit < total ? balancedSubset(raw.labels, limit) : null;
+  if (offset > 0 && (limit === undefined || offset + limit > total)) {
+    throw new Error(
+      `a subset at offset ${offset} needs a limit with offset + limit <= ${total} (the ${split} split's size)`,
+    );
+  }
+  const idx =
+    limit !== undefined && (offset > 0 || limit < total)
+      ? balancedSubset(raw.labels, limit, 10, offset)
+      : null;
   const n = idx ? idx.length : total;
   const { mean, std } = NORMALISATION[name];
   // Precomputed table: every backend and every run gets bit-identical float32 inputs.
@@ -253,7 +266,9 @@ export function loadDataset(
     for (let k = 0; k < IMAGE_SIZE; k++) images[dst + k] = lut[raw.pixels[off + k] as number] as number;
     labels[i] = raw.labels[src] as number;
   }
-  const subset = idx ? `; class-balanced subset of ${n} (round-robin over classes in split order)` : '';
+  const subset = idx
+    ? `; class-balanced subset of ${n} (round-robin over classes in split order${offset > 0 ? `, after the first ${offset}` : ''})`
+    : '';
   return {
     name,
     split,

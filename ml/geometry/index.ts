@@ -68,3 +68,4 @@ export {
   type MeasureName,
 } from './measure-config.js';
 export { MEASURES, type MeasureContext, type MeasureOutput, type MeasureState } from './measures.js';
+export { replicatePlan, summarizeReplicates, type Replicate, type Replicates } from './replicates.js';

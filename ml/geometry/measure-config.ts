@@ -80,7 +80,13 @@ export type MeasureInput = 'previous' | 'twin' | 'rewind';
  * a new key: results of the old definition are never reused for the new one).
  */
 export const MEASURE_INPUTS: {
-  [M in MeasureName]: { reads: readonly MeasureInput[]; requires?: MeasureInput; revision?: string };
+  [M in MeasureName]: {
+    reads: readonly MeasureInput[];
+    requires?: MeasureInput;
+    revision?: string;
+    /** Run over the analysis's replicates (data subsets × probe seeds) and reported as mean, std and n. */
+    replicated?: boolean;
+  };
 } = {
   loss: { reads: [] },
   slice1d: { reads: [] },
@@ -88,11 +94,11 @@ export const MEASURE_INPUTS: {
   path: { reads: ['previous'], requires: 'previous', revision: 'barriers: meanEndpoints, interpolated' },
   'twin-path': { reads: ['twin'], requires: 'twin', revision: 'barriers: meanEndpoints, interpolated' },
   'rewind-path': { reads: ['rewind'], requires: 'rewind', revision: 'barriers: meanEndpoints, interpolated' },
-  hessian: { reads: [], revision: 'hvp: double-backward' },
-  trace: { reads: [], revision: 'hvp: double-backward' },
-  sharpness: { reads: [] },
-  'pac-bayes': { reads: [] },
-  basin: { reads: [] },
+  hessian: { reads: [], revision: 'hvp: double-backward', replicated: true },
+  trace: { reads: [], revision: 'hvp: double-backward', replicated: true },
+  sharpness: { reads: [], replicated: true },
+  'pac-bayes': { reads: [], replicated: true },
+  basin: { reads: [], replicated: true },
   descriptors: { reads: ['previous', 'rewind'] },
 };
 

@@ -1,11 +1,13 @@
 /**
- * The geometry of the lottery-ticket solutions: the LeNet-300-100 / MNIST experiment of bench:imp (seed 0; its
- * stored levels are reused when present), with the random re-initialisation, random pruning, one-shot and twin
- * branches, and every measure of ml/geometry at the default configuration on every level of the ticket and of the
- * three controls. Runs the real system (embedded stack, one light and several compute workers) and writes
- * bench/results/geometry-lenet-mnist.json and a plot per measure next to it.
+ * The geometry of the lottery-ticket solutions: the LeNet-300-100 / MNIST experiments of bench:imp (seeds 0, 1, 2;
+ * their stored levels are reused when present), with the random re-initialisation, random pruning, one-shot and
+ * twin branches, and every measure of ml/geometry at the default configuration (curvature and flatness over 2 data
+ * subsets × 3 probe seeds) on every level of the ticket and of the three controls. Runs the real system (embedded
+ * stack, one light and several compute workers) and writes bench/results/geometry-lenet-mnist.json (per series,
+ * level and value: mean, std and n over the IMP seeds, each seed's value and its replicates' std) and a plot per
+ * measure (the first seed) next to it.
  *
- *   npm run bench:geometry                      # 8 levels, 10 epochs per level (bench:imp's), all measures
+ *   npm run bench:geometry                      # 3 seeds, 14 levels (4.4% remaining), 10 epochs per level
  *   npm run bench:geometry -- --levels 4        # fewer levels
  *   npm run bench:geometry -- --quick           # a few-minute smoke run of this script (tiny data, small options,
  *                                               # written to .data/bench-geometry-quick/, not bench/results)
@@ -20,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { Command } from 'commander';
+import type { Client } from '@temporalio/client';
 
 import { startOrAttachAnalysis, startOrAttachBranch, startOrAttachLottery } from '../client/runs';
 import {
@@ -29,9 +32,9 @@ import {
   type AnalysisResult,
 } from '../contract/analysis';
 import type { BranchSpec } from '../contract/branches';
-import { parseLotterySpec, type LevelResult, type LotterySpecInput } from '../contract/lottery';
+import { parseLotterySpec, type LotterySpec, type LotterySpecInput } from '../contract/lottery';
 import { REPO_ROOT } from '../infra/paths';
-import { geometryRows, measurePlotSpec, GEOMETRY_COLUMNS } from '../report/geometry';
+import { geometryRows, measurePlotSpec, GEOMETRY_COLUMNS, type GeometryRow } from '../report/geometry';
 import { renderSpec } from '../report/plot';
 import { connectClient } from '../workers/connection';
 import { checkAgainstTorch } from './geometry-check';
@@ -50,10 +53,44 @@ const SERIES: { name: string; label: string; branch?: BranchSpec }[] = [
 ];
 const TWIN: BranchSpec = { kind: 'twin', seed: 1 };
 
+/** The value of `key` per seed, and their mean, sample standard deviation and number (seeds that measured it). */
+interface AcrossSeeds {
+  mean: number | null;
+  std: number | null;
+  n: number;
+  perSeed: (number | null)[];
+}
+
+function acrossSeeds(values: (number | null)[]): AcrossSeeds {
+  const xs = values.filter((v): v is number => v !== null && Number.isFinite(v));
+  const n = xs.length;
+  const mean = n > 0 ? xs.reduce((a, b) => a + b, 0) / n : null;
+  const std =
+    n > 1 && mean !== null ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : null;
+  return { mean, std, n, perSeed: values };
+}
+
+/** The summary values a level reports, by the JSON name the result has always used. */
+const KEYS: Record<string, string> = {
+  topEigenvalue: 'hessian.topEigenvalue',
+  trace: 'trace.trace',
+  epsSharpness: 'sharpness.epsSharpness',
+  pacBayesSigma: 'pac-bayes.pacBayesSigma',
+  logVolume: 'basin.logVolume',
+  meanLogRadius: 'basin.meanLogRadius',
+  barrierTwin: 'twin-path.testErrorBarrier',
+  barrierPrevLevel: 'path.testErrorBarrier',
+  barrierRewindInterpolated: 'rewind-path.testErrorBarrierInterpolated',
+  trainLoss: 'loss.trainLoss',
+  testLoss: 'loss.testLoss',
+  testError: 'loss.testError',
+};
+
 async function main(): Promise<void> {
   const cli = new Command('bench/geometry')
     .option('--epochs <n>', 'training epochs per level (bench:imp uses 10)', '10')
-    .option('--levels <n>', 'pruning levels after the dense level 0', '8')
+    .option('--levels <n>', 'pruning levels after the dense level 0 (14: 4.4% of weights remain)', '14')
+    .option('--seeds <n>', 'IMP seeds (bench:imp lineages 0, 1, …)', '3')
     .option('--workers <n>', 'compute workers (each on one thread)', String(Math.max(1, os.cpus().length)))
     .option('--quick', 'tiny data and small options: checks the script, not the science')
     .option('--check-torch', "only check the Hessian's eigenvalues and trace against PyTorch's autograd")
@@ -62,6 +99,7 @@ async function main(): Promise<void> {
   const o = cli.opts<{
     epochs: string;
     levels: string;
+    seeds: string;
     workers: string;
     quick?: boolean;
     checkTorch?: boolean;
@@ -71,14 +109,20 @@ async function main(): Promise<void> {
     await checkAgainstTorch({ threads: Number(o.threads) });
     return;
   }
-  const [epochs, levels, workerCount] = [Number(o.epochs), Number(o.levels), Number(o.workers)];
-  for (const [name, v] of Object.entries({ epochs, levels, workers: workerCount })) {
+  const [epochs, levels, seedCount, workerCount] = [
+    Number(o.epochs),
+    Number(o.levels),
+    Number(o.seeds),
+    Number(o.workers),
+  ];
+  for (const [name, v] of Object.entries({ epochs, levels, seeds: seedCount, workers: workerCount })) {
     if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
   }
-  // bench:imp's seed-0 experiment, written the same way, so that it is the same lineage.
-  const base: LotterySpecInput = {
-    experiment: o.quick ? 'bench-geometry-quick' : 'bench-imp-s0',
-    train: { ...impBenchTrain(Boolean(o.quick), epochs), seed: 0 },
+  const seeds = Array.from({ length: seedCount }, (_, i) => i);
+  // bench:imp's experiments, written the same way, so that they are the same lineages.
+  const baseFor = (seed: number): LotterySpecInput => ({
+    experiment: o.quick ? `bench-geometry-quick-s${seed}` : `bench-imp-s${seed}`,
+    train: { ...impBenchTrain(Boolean(o.quick), epochs), seed },
     levels: o.quick ? 2 : levels,
     pruning: { kind: 'global-magnitude', fraction: 0.2 },
     rewind: 'init',
@@ -88,12 +132,12 @@ async function main(): Promise<void> {
       { kind: 'reinit', seed: 1 },
       { kind: 'random-prune', seed: 1 },
     ],
-  };
-  const spec = parseLotterySpec(base);
+  });
   const config = o.quick
     ? {
         subset: { train: 100, test: 100 },
         batchSize: 100,
+        replicates: { seeds: 2, subsets: 2 },
         options: {
           slice1d: { points: 5 },
           slice2d: { points: 3 },
@@ -120,41 +164,15 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
-  let analysis: AnalysisResult;
-  let runs: { label: string; levels: LevelResult[] }[];
+  const analyses: AnalysisResult[] = [];
   try {
     await Promise.all(workers.map((w) => w.ready));
     const client = await connectClient(endpoints);
     try {
-      const trunk = await (await startOrAttachLottery(client, spec)).handle.result();
-      log(`trunk: ${trunk.levels.length} levels (${trunk.levels.filter((l) => l.reused).length} reused)`);
-      // The controls bench:imp does not run are started as branches of the same trunk.
-      const extra = [...SERIES.flatMap((s) => (s.branch ? [s.branch] : [])), TWIN];
-      const branches = await Promise.all(
-        extra.map(async (b) => (await startOrAttachBranch(client, spec, b)).handle.result()),
-      );
-      log(`branches done (${((performance.now() - started) / 60_000).toFixed(1)} min so far)`);
-      runs = [
-        { label: 'trunk', levels: trunk.levels },
-        ...branches.map((b) => ({ label: b.label, levels: b.levels })),
-      ];
-      const twin = runs.find((r) => r.label === 'twin-s1');
-      const analysisSpec = parseAnalysisSpec({
-        experiment: spec.experiment,
-        targets: levelTargets(
-          runs.filter((r) => SERIES.some((s) => s.label === r.label)),
-          { model: spec.train.model, dataset: spec.train.dataset },
-          twin ? { twin } : {},
-        ),
-        config,
-        parallelism: workerCount,
-        heartbeatTimeoutSeconds: 120,
-      });
-      const a = await startOrAttachAnalysis(client, analysisSpec);
-      log(
-        `analysis: ${a.started ? 'started' : 'attached to'} ${a.workflowId} (${analysisSpec.targets.length} solutions)`,
-      );
-      analysis = await a.handle.result();
+      for (const seed of seeds)
+        analyses.push(
+          await measureSeed(client, parseLotterySpec(baseFor(seed)), config, workerCount, started),
+        );
     } finally {
       await client.connection.close();
     }
@@ -163,48 +181,62 @@ async function main(): Promise<void> {
   }
   const wallSeconds = (performance.now() - started) / 1000;
 
-  const rows = geometryRows([analysis]);
-  const value = (run: string, level: number, key: string) =>
+  const rowsBySeed = analyses.map((a) => geometryRows([a]));
+  const value = (rows: GeometryRow[], run: string, level: number, key: string) =>
     rows.find((r) => r.run === run && r.level === level)?.values.get(key) ?? null;
   const series = SERIES.map((s) => {
     // Level 0 is the trunk's dense network for every control.
-    const own = rows.filter((r) => r.run === s.label || (r.run === 'trunk' && r.level === 0));
+    const runOf = (level: number) => (level === 0 ? 'trunk' : s.label);
+    const levelList = [
+      ...new Set(
+        rowsBySeed.flatMap((rows) =>
+          rows.filter((r) => r.run === s.label || (r.run === 'trunk' && r.level === 0)).map((r) => r.level),
+        ),
+      ),
+    ].sort((a, b) => a - b);
     return {
       name: s.name,
-      levels: own.map((r) => ({
-        level: r.level,
-        remainingPct: r.remainingPct,
-        topEigenvalue: value(r.run, r.level, 'hessian.topEigenvalue'),
-        trace: value(r.run, r.level, 'trace.trace'),
-        epsSharpness: value(r.run, r.level, 'sharpness.epsSharpness'),
-        pacBayesSigma: value(r.run, r.level, 'pac-bayes.pacBayesSigma'),
-        logVolume: value(r.run, r.level, 'basin.logVolume'),
-        meanLogRadius: value(r.run, r.level, 'basin.meanLogRadius'),
-        barrierTwin: value(r.run, r.level, 'twin-path.testErrorBarrier'),
-        barrierPrevLevel: value(r.run, r.level, 'path.testErrorBarrier'),
-        trainLoss: value(r.run, r.level, 'loss.trainLoss'),
-        testLoss: value(r.run, r.level, 'loss.testLoss'),
-        testError: value(r.run, r.level, 'loss.testError'),
+      levels: levelList.map((level) => ({
+        level,
+        remainingPct:
+          rowsBySeed
+            .map((rows) => rows.find((r) => r.run === runOf(level) && r.level === level)?.remainingPct)
+            .find((v) => v !== undefined) ?? null,
+        ...Object.fromEntries(
+          Object.entries(KEYS).map(([name, key]) => [
+            name,
+            {
+              ...acrossSeeds(rowsBySeed.map((rows) => value(rows, runOf(level), level, key))),
+              // The spread within each seed's solution: over its data subsets × probe seeds (replicated measures).
+              replicateStd: rowsBySeed.map((rows) => value(rows, runOf(level), level, `${key}.std`)),
+              replicateN: rowsBySeed.map((rows) => value(rows, runOf(level), level, `${key}.n`)),
+            },
+          ]),
+        ),
       })),
     };
   });
-  const measured = analysis.targets.flatMap((t) => t.measures.filter((m) => !m.reused));
+  const measured = analyses.flatMap((a) => a.targets.flatMap((t) => t.measures.filter((m) => !m.reused)));
   const perSolution = new Map<string, number>();
-  for (const t of analysis.targets) {
-    const s = t.measures.filter((m) => !m.reused).reduce((a, m) => a + m.seconds, 0);
-    if (s > 0) perSolution.set(`${t.label} ${t.level}`, s);
-  }
+  analyses.forEach((a, i) => {
+    for (const t of a.targets) {
+      const sec = t.measures.filter((m) => !m.reused).reduce((acc, m) => acc + m.seconds, 0);
+      if (sec > 0) perSolution.set(`seed ${seeds[i]} ${t.label} ${t.level}`, sec);
+    }
+  });
   const out = {
     machine: machineInfo(),
     backend: 'compute workers: native TensorFlow when installed, else WASM (see the workers logs)',
-    spec: { lottery: base, analysis: analysisConfigSchema.parse(config) },
+    hessianMethod: 'exact: double backward (ml/second-order.ts)',
+    seeds,
+    spec: { lottery: baseFor(0), analysis: analysisConfigSchema.parse(config) },
     series,
     // Activity seconds of all measures of one solution (those measured by this invocation), each on one worker.
     secondsPerLevel: Object.fromEntries(perSolution),
     computeWorkers: workerCount,
     measures: {
       computed: measured.length,
-      reused: analysis.targets.flatMap((t) => t.measures).length - measured.length,
+      reused: analyses.flatMap((a) => a.targets.flatMap((t) => t.measures)).length - measured.length,
     },
     wallSeconds,
   };
@@ -213,13 +245,60 @@ async function main(): Promise<void> {
     : path.join(REPO_ROOT, 'bench', 'results', 'geometry-lenet-mnist.json');
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  const named = rows.map((r) => ({ ...r, run: SERIES.find((s) => s.label === r.run)?.name ?? r.run }));
+  // Plots: the first seed's levels, a line per series.
+  const named = (rowsBySeed[0] ?? []).map((r) => ({
+    ...r,
+    run: SERIES.find((x) => x.label === r.run)?.name ?? r.run,
+  }));
   for (const c of GEOMETRY_COLUMNS) {
     if (named.filter((r) => r.values.has(`${c.measure}.${c.key}`)).length < 2) continue;
     const svg = await renderSpec(measurePlotSpec(named, c), 'svg');
     writeFileSync(file.replace(/\.json$/, `-${c.measure}-${c.key}.svg`), svg);
   }
   log(`wrote ${path.relative(process.cwd(), file)} (${(wallSeconds / 60).toFixed(1)} min)`);
+}
+
+/** One seed's lottery (trunk and the controls), its twin, and the analysis of every level of every series. */
+async function measureSeed(
+  client: Client,
+  spec: LotterySpec,
+  config: object,
+  workerCount: number,
+  started: number,
+): Promise<AnalysisResult> {
+  const trunk = await (await startOrAttachLottery(client, spec)).handle.result();
+  log(
+    `${spec.experiment}: trunk ${trunk.levels.length} levels (${trunk.levels.filter((l) => l.reused).length} reused)`,
+  );
+  // The controls bench:imp does not run are started as branches of the same trunk.
+  const extra = [...SERIES.flatMap((s) => (s.branch ? [s.branch] : [])), TWIN];
+  const branches = await Promise.all(
+    extra.map(async (b) => (await startOrAttachBranch(client, spec, b)).handle.result()),
+  );
+  log(
+    `${spec.experiment}: branches done (${((performance.now() - started) / 60_000).toFixed(1)} min so far)`,
+  );
+  const runs = [
+    { label: 'trunk', levels: trunk.levels },
+    ...branches.map((b) => ({ label: b.label, levels: b.levels })),
+  ];
+  const twin = runs.find((r) => r.label === 'twin-s1');
+  const analysisSpec = parseAnalysisSpec({
+    experiment: spec.experiment,
+    targets: levelTargets(
+      runs.filter((r) => SERIES.some((s) => s.label === r.label)),
+      { model: spec.train.model, dataset: spec.train.dataset },
+      twin ? { twin } : {},
+    ),
+    config,
+    parallelism: workerCount,
+    heartbeatTimeoutSeconds: 120,
+  });
+  const a = await startOrAttachAnalysis(client, analysisSpec);
+  log(
+    `${spec.experiment}: analysis ${a.started ? 'started' : 'attached to'} ${a.workflowId} (${analysisSpec.targets.length} solutions)`,
+  );
+  return a.handle.result();
 }
 
 main().catch((e: unknown) => {

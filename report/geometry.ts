@@ -30,6 +30,12 @@ export const GEOMETRY_COLUMNS = [
     header: 'L-1→L barrier',
     title: 'test-error barrier from level L-1',
   },
+  {
+    measure: 'rewind-path',
+    key: 'testErrorBarrierInterpolated',
+    header: 'rewind→L barrier (interpolated)',
+    title: 'test-error barrier from the rewind point, against the line between the endpoints',
+  },
 ] as const;
 
 export interface GeometryRow {

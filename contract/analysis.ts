@@ -7,12 +7,14 @@ import { DATASET_NAMES } from '../ml/data/names';
 import { MODEL_NAMES } from '../ml/models/names';
 import {
   MEASURE_CONFIG_SCHEMAS,
+  MEASURE_INPUTS,
   MEASURE_NAMES,
   MEASURE_NEEDS,
+  type MeasureColumn,
   type MeasureName,
 } from '../ml/geometry/measure-config';
 
-export { MEASURE_NAMES, MEASURE_NEEDS, type MeasureName };
+export { MEASURE_INPUTS, MEASURE_NAMES, MEASURE_NEEDS, type MeasureColumn, type MeasureName };
 import type { LevelResult } from './lottery';
 import { experimentSchema, heartbeatTimeoutSchema, objectRefSchema, parseSpec } from './spec';
 

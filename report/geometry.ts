@@ -3,40 +3,33 @@
 // results come in (contract/analysis.ts), text and Vega-Lite specs go out.
 import type { TopLevelSpec } from 'vega-lite';
 
-import type { AnalysisResult, MeasureRecord } from '../contract/analysis';
+import {
+  MEASURE_INPUTS,
+  type AnalysisResult,
+  type MeasureColumn,
+  type MeasureName,
+  type MeasureRecord,
+} from '../contract/analysis';
 import { PLOT_CONFIG, xDomain, xTickValues } from './plot';
 import { formatRemainingPct } from './table';
 
+/** The order measures' columns appear in (left to right); each measure's columns are its registry entry's. */
+const COLUMN_ORDER: readonly MeasureName[] = [
+  'loss',
+  'hessian',
+  'trace',
+  'sharpness',
+  'pac-bayes',
+  'basin',
+  'twin-path',
+  'path',
+  'rewind-path',
+];
+
 /** The columns: a measure's summary value, how the table heads it, and what a plot of it is called. */
-export const GEOMETRY_COLUMNS = [
-  { measure: 'loss', key: 'trainLoss', header: 'train loss', title: 'training loss (subset)' },
-  { measure: 'loss', key: 'testLoss', header: 'test loss', title: 'test loss (subset)' },
-  { measure: 'loss', key: 'testError', header: 'test error', title: 'test error (subset)' },
-  { measure: 'hessian', key: 'topEigenvalue', header: 'λmax', title: 'top Hessian eigenvalue' },
-  { measure: 'trace', key: 'trace', header: 'trace', title: 'Hessian trace (Hutchinson)' },
-  { measure: 'sharpness', key: 'epsSharpness', header: 'ε-sharpness', title: 'ε-sharpness (Keskar, %)' },
-  { measure: 'pac-bayes', key: 'pacBayesSigma', header: 'PAC-Bayes σ', title: 'PAC-Bayes σ' },
-  { measure: 'basin', key: 'meanLogRadius', header: 'mean ln r', title: 'basin: mean log radius' },
-  { measure: 'basin', key: 'logVolume', header: 'log-volume', title: 'basin log-volume' },
-  {
-    measure: 'twin-path',
-    key: 'testErrorBarrier',
-    header: 'twin barrier',
-    title: 'instability: twin test-error barrier',
-  },
-  {
-    measure: 'path',
-    key: 'testErrorBarrier',
-    header: 'L-1→L barrier',
-    title: 'test-error barrier from level L-1',
-  },
-  {
-    measure: 'rewind-path',
-    key: 'testErrorBarrierInterpolated',
-    header: 'rewind→L barrier (interpolated)',
-    title: 'test-error barrier from the rewind point, against the line between the endpoints',
-  },
-] as const;
+export const GEOMETRY_COLUMNS: readonly ({ measure: MeasureName } & MeasureColumn)[] = COLUMN_ORDER.flatMap(
+  (measure) => (MEASURE_INPUTS[measure].columns ?? []).map((c) => ({ measure, ...c })),
+);
 
 export interface GeometryRow {
   run: string;

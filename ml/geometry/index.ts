@@ -61,9 +61,12 @@ export {
 export {
   MEASURE_CONFIG_SCHEMAS,
   MEASURE_INPUTS,
+  MEASURE_REGISTRY,
   MEASURE_NAMES,
   MEASURE_NEEDS,
   type MeasureConfig,
+  type MeasureColumn,
+  type MeasureEntry,
   type MeasureInput,
   type MeasureName,
 } from './measure-config.js';

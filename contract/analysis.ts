@@ -22,7 +22,7 @@ import { experimentSchema, heartbeatTimeoutSchema, objectRefSchema, parseSpec } 
 const measureSections = z
   .object(
     Object.fromEntries(
-      MEASURE_NAMES.map((m) => [m, (MEASURE_CONFIG_SCHEMAS[m] as z.ZodObject).prefault({})]),
+      MEASURE_NAMES.map((m) => [m, (MEASURE_CONFIG_SCHEMAS[m] as z.ZodType).prefault({})]),
     ) as unknown as { [M in MeasureName]: z.ZodPrefault<(typeof MEASURE_CONFIG_SCHEMAS)[M]> },
   )
   .strict();

@@ -12,6 +12,12 @@ const range = z
   .tuple([z.number(), z.number()])
   .refine(([a, b]) => a < b, 'the range must run from a smaller to a larger value');
 const pathOptions = z.object({ points: int(3, 401).default(21) }).strict();
+/**
+ * The finite-difference step the Hessian measures took before their products became exact: still accepted, so that
+ * specs written for it (and analyses started with them, whose workflows replay their input) parse, and dropped.
+ */
+const legacyStep = { epsilon: z.number().positive().max(1).optional() };
+const withoutLegacyStep = <T extends { epsilon?: number }>({ epsilon: _dropped, ...rest }: T) => rest;
 
 /** A stored solution a measure may read besides the one it measures. */
 export type MeasureInput = 'previous' | 'twin' | 'rewind';
@@ -24,7 +30,7 @@ export interface MeasureColumn {
 }
 
 export interface MeasureEntry {
-  options: z.ZodObject;
+  options: z.ZodType;
   /**
    * The stored solutions it reads besides the measured one: a stored result is keyed by them, so that it is reused
    * only for the same inputs.
@@ -108,8 +114,10 @@ export const MEASURE_REGISTRY = {
         maxIterations: int(1, 10_000).default(100),
         tol: z.number().positive().max(0.5).default(1e-3),
         perLayer: z.boolean().default(true),
+        ...legacyStep,
       })
-      .strict(),
+      .strict()
+      .transform(withoutLegacyStep),
     reads: [],
     revision: EXACT_HVP,
     replicated: true,
@@ -126,8 +134,10 @@ export const MEASURE_REGISTRY = {
         minSamples: int(2, 100_000).default(10),
         relativeError: z.number().min(0).max(1).default(0.05),
         perLayer: z.boolean().default(true),
+        ...legacyStep,
       })
-      .strict(),
+      .strict()
+      .transform(withoutLegacyStep),
     reads: [],
     revision: EXACT_HVP,
     replicated: true,

@@ -47,6 +47,8 @@ const config = {
   subset: { train: 60, test: 50 },
   batchSize: 40,
   seed: 3,
+  // Error bars over two disjoint subsets, one probe seed each (the default 2 × 3 costs three times this).
+  replicates: { seeds: 1, subsets: 2 },
   options: {
     slice1d: { points: 5 },
     slice2d: { points: 3 },
@@ -94,6 +96,13 @@ test('lth analyze measures every stored level, stores each measure once, and reu
     const s = (m: string) => t.measures.find((x) => x.measure === m)?.summary ?? {};
     assert.ok((s('loss').testError ?? -1) >= 0 && (s('loss').testError ?? 2) <= 1);
     assert.ok(Number.isFinite(s('hessian').topEigenvalue), 'λmax');
+    // Error bars over the two subsets; the loss (not replicated) has none.
+    for (const m of ['hessian', 'trace', 'sharpness', 'pac-bayes', 'basin']) {
+      const key = Object.keys(s(m)).find((k) => !k.includes('.'));
+      assert.equal(s(m)[`${key}.n`], 2, `${m}.${key}.n`);
+    }
+    assert.equal(s('loss')['testError.n'], undefined);
+    assert.ok(Number.isFinite(s('hessian')['topEigenvalue.fc1.weight']), 'per-layer λmax');
     assert.ok(Number.isFinite(s('trace').trace) && (s('trace').traceStandardError ?? -1) >= 0);
     assert.ok((s('sharpness').epsSharpness ?? -1) >= 0);
     assert.ok((s('pac-bayes').pacBayesSigma ?? 0) > 0);

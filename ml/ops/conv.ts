@@ -83,7 +83,7 @@ function namedPad(p: Padding4, xShape: number[], filterShape: number[]): 'valid'
 }
 
 /** Stride-1 conv2d with any padding, on every backend. */
-function conv2dPadded(x: tf.Tensor4D, filter: tf.Tensor4D, p: Padding4): tf.Tensor4D {
+export function conv2dPadded(x: tf.Tensor4D, filter: tf.Tensor4D, p: Padding4): tf.Tensor4D {
   const named = namedPad(p, x.shape, filter.shape);
   if (named) return tf.conv2d(x, filter, 1, named);
   if (tf.getBackend() === 'tensorflow') return tf.conv2d(tf.pad(x, explicit(p)), filter, 1, 'valid');

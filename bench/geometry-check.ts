@@ -6,9 +6,12 @@
  * float32) and from torch.autograd's double backward in float64 (bench/peer/geometry_check.py, PyTorch from
  * .tools/peer). Writes bench/results/geometry-check.json {machine, backend, checks: [{model, level, quantity, lth,
  * torch, relativeError}]} and exits non-zero when an eigenvalue is off by more than 1%.
+ *
+ *   npm run bench:geometry -- --check-torch                                   # both models, 1,000 images
+ *   npm run bench:geometry -- --check-torch --check-models conv-2 --check-images 250
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -26,7 +29,6 @@ import { REPO_ROOT } from '../infra/paths';
 import { machineInfo } from './support';
 
 const PEER = path.join(REPO_ROOT, '.tools', 'peer');
-const IMAGES = 1000;
 const K = 3;
 const TOL = 1e-5;
 const MAX_ITERATIONS = 300;
@@ -40,6 +42,7 @@ function log(msg: string): void {
 interface Check {
   model: string;
   level: number;
+  images: number;
   quantity: string;
   lth: number;
   torch: number;
@@ -85,10 +88,16 @@ function runPython(args: string[], threads: number): Promise<string> {
   });
 }
 
-async function checkModel(name: string, config: TrainConfig, dir: string, threads: number): Promise<Check[]> {
+async function checkModel(
+  name: string,
+  config: TrainConfig,
+  dir: string,
+  threads: number,
+  images: number,
+): Promise<Check[]> {
   const model = getModel(name);
   const { weights, masks } = await prunedLevel(model, config);
-  const data = loadDataset('mnist', 'train', { limit: IMAGES });
+  const data = loadDataset('mnist', 'train', { limit: images });
   const objective = modelObjective(model, data, { masks, batchSize: 250 });
   try {
     const space = objective.space;
@@ -165,6 +174,7 @@ async function checkModel(name: string, config: TrainConfig, dir: string, thread
       ...ours.map((v, i) => ({
         model: name,
         level: 1,
+        images,
         quantity: `eigenvalue ${i + 1}`,
         lth: v,
         torch: theirs[i] as number,
@@ -173,6 +183,7 @@ async function checkModel(name: string, config: TrainConfig, dir: string, thread
       {
         model: name,
         level: 1,
+        images,
         quantity: `trace (the same ${PROBES} Rademacher probes)`,
         lth: trace.trace,
         torch: torchTrace,
@@ -184,63 +195,75 @@ async function checkModel(name: string, config: TrainConfig, dir: string, thread
   }
 }
 
-export async function checkAgainstTorch(opts: { threads: number }): Promise<void> {
+const TRAINING: Record<string, TrainConfig> = {
+  'lenet-300-100': {
+    model: 'lenet-300-100',
+    dataset: 'mnist',
+    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0 },
+    batchSize: 128,
+    iterations: 400,
+    evalEvery: 0,
+    seed: 0,
+    trainLimit: 10_000,
+    testLimit: 2_000,
+  },
+  'conv-2': {
+    model: 'conv-2',
+    dataset: 'mnist',
+    optimizer: { kind: 'adam', lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    batchSize: 64,
+    iterations: 150,
+    evalEvery: 0,
+    seed: 0,
+    trainLimit: 10_000,
+    testLimit: 2_000,
+  },
+};
+
+/**
+ * Checks `models` (default both) on `images` training images (default 1,000) and writes their rows into
+ * bench/results/geometry-check.json, keeping the rows of models not checked this time.
+ */
+export async function checkAgainstTorch(opts: {
+  threads: number;
+  models?: string[];
+  images?: number;
+}): Promise<void> {
+  const models = opts.models ?? Object.keys(TRAINING);
+  const images = opts.images ?? 1000;
+  for (const m of models)
+    if (!TRAINING[m])
+      throw new Error(`--check-models: ${m} is not one of ${Object.keys(TRAINING).join(', ')}`);
+  if (!Number.isInteger(images) || images < 10)
+    throw new Error(`--check-images must be an integer >= 10, got ${images}`);
   execFileSync('bash', [path.join(REPO_ROOT, 'bench', 'peer', 'install.sh')], { stdio: 'inherit' });
   const backend = await selectBackend({ prefer: 'auto', threads: opts.threads, log: () => {} });
-  log(`backend ${backend.name}, ${opts.threads} threads`);
+  log(`backend ${backend.name}, ${opts.threads} threads, ${images} images`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lth-geometry-check-'));
+  const out = path.join(REPO_ROOT, 'bench', 'results', 'geometry-check.json');
   const started = performance.now();
   try {
-    const checks = [
-      ...(await checkModel(
-        'lenet-300-100',
-        {
-          model: 'lenet-300-100',
-          dataset: 'mnist',
-          optimizer: { kind: 'sgd', lr: 0.1, momentum: 0 },
-          batchSize: 128,
-          iterations: 400,
-          evalEvery: 0,
-          seed: 0,
-          trainLimit: 10_000,
-          testLimit: 2_000,
-        },
-        dir,
-        opts.threads,
-      )),
-      ...(await checkModel(
-        'conv-2',
-        {
-          model: 'conv-2',
-          dataset: 'mnist',
-          optimizer: { kind: 'adam', lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
-          batchSize: 64,
-          iterations: 150,
-          evalEvery: 0,
-          seed: 0,
-          trainLimit: 10_000,
-          testLimit: 2_000,
-        },
-        dir,
-        opts.threads,
-      )),
-    ];
+    const checks: Check[] = [];
+    for (const m of models)
+      checks.push(...(await checkModel(m, TRAINING[m] as TrainConfig, dir, opts.threads, images)));
+    const earlier = existsSync(out)
+      ? ((JSON.parse(readFileSync(out, 'utf8')) as { checks?: Check[] }).checks ?? [])
+      : [];
     const result = {
       machine: machineInfo(),
       backend: backend.name,
       threads: opts.threads,
-      images: IMAGES,
       method: { lth: 'double backward, float32', torch: 'torch.autograd double backward, float64' },
       powerIteration: { k: K, tol: TOL, maxIterations: MAX_ITERATIONS },
       seconds: (performance.now() - started) / 1000,
-      checks,
+      checks: [...earlier.filter((c) => !models.includes(c.model)), ...checks],
     };
-    mkdirSync(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
-    const out = path.join(REPO_ROOT, 'bench', 'results', 'geometry-check.json');
+    mkdirSync(path.dirname(out), { recursive: true });
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
     for (const c of checks) {
       log(
-        `${c.model} ${c.quantity}: ours ${c.lth.toPrecision(6)}, torch ${c.torch.toPrecision(6)}, ${(100 * c.relativeError).toFixed(3)}%`,
+        `${c.model} ${c.quantity}: ours ${c.lth.toPrecision(6)}, torch ${c.torch.toPrecision(6)}, ` +
+          `${(100 * c.relativeError).toFixed(3)}%`,
       );
     }
     log(`wrote ${path.relative(REPO_ROOT, out)}`);

@@ -95,6 +95,8 @@ async function main(): Promise<void> {
     .option('--quick', 'tiny data and small options: checks the script, not the science')
     .option('--check-torch', "only check the Hessian's eigenvalues and trace against PyTorch's autograd")
     .option('--threads <n>', 'threads for --check-torch (both sides)', String(os.cpus().length))
+    .option('--check-models <list>', 'models --check-torch checks (lenet-300-100,conv-2)')
+    .option('--check-images <n>', 'training images --check-torch takes the Hessian on', '1000')
     .parse(process.argv);
   const o = cli.opts<{
     epochs: string;
@@ -104,9 +106,15 @@ async function main(): Promise<void> {
     quick?: boolean;
     checkTorch?: boolean;
     threads: string;
+    checkModels?: string;
+    checkImages: string;
   }>();
   if (o.checkTorch) {
-    await checkAgainstTorch({ threads: Number(o.threads) });
+    await checkAgainstTorch({
+      threads: Number(o.threads),
+      models: o.checkModels?.split(','),
+      images: Number(o.checkImages),
+    });
     return;
   }
   const [epochs, levels, seedCount, workerCount] = [

@@ -24,14 +24,14 @@ import {
 type Attrs = tf.NamedAttrMap;
 
 /** Sums dy over the axes along which `inShape` was broadcast to dy's shape, and restores inShape. */
-function unbroadcast(dy: tf.Tensor, inShape: number[]): tf.Tensor {
+export function unbroadcast(dy: tf.Tensor, inShape: number[]): tf.Tensor {
   const axes = tf.broadcast_util.getReductionAxes(inShape, dy.shape);
   const reduced = axes.length > 0 ? tf.sum(dy, axes) : dy;
   return tf.reshape(reduced, inShape);
 }
 
 /** dy of a reduction, broadcast back over the reduced axes of x. */
-function expandReduced(dy: tf.Tensor, xShape: number[], attrs: Attrs): tf.Tensor {
+export function expandReduced(dy: tf.Tensor, xShape: number[], attrs: Attrs): tf.Tensor {
   const axes = tf.util.parseAxisParam(attrs.axis as number | number[], xShape);
   const kept = xShape.map((d, i) => (axes.includes(i) ? 1 : d));
   return tf.mul(tf.reshape(dy, kept), tf.ones(xShape, 'float32'));
@@ -43,12 +43,12 @@ function swapLastTwo(t: tf.Tensor): tf.Tensor {
   return tf.transpose(t, perm);
 }
 
-function single(dy: tf.Tensor | tf.Tensor[]): tf.Tensor {
+export function single(dy: tf.Tensor | tf.Tensor[]): tf.Tensor {
   if (Array.isArray(dy)) throw new Error('internal: expected a single upstream gradient');
   return dy;
 }
 
-function saved(s: tf.Tensor[], i: number): tf.Tensor {
+export function saved(s: tf.Tensor[], i: number): tf.Tensor {
   const t = s[i];
   if (!t) throw new Error(`internal: saved tensor ${i} missing`);
   return t;
@@ -258,6 +258,13 @@ const CONFIGS: tf.GradConfig[] = [
   { kernelName: tf.Identity, gradFunc: (dy) => ({ x: () => tf.clone(single(dy)) }) },
   { kernelName: tf.Cast, gradFunc: (dy) => ({ x: () => tf.clone(single(dy)) }) },
 ];
+
+/** The configuration registered here for `kernelName` (ml/second-order.ts reuses those that are twice-differentiable). */
+export function gradientConfig(kernelName: string): tf.GradConfig {
+  const c = CONFIGS.find((g) => g.kernelName === kernelName);
+  if (!c) throw new Error(`internal: no gradient of ${kernelName} in ml/gradients.ts`);
+  return c;
+}
 
 export const REGISTERED_GRADIENT_KERNELS: readonly string[] = CONFIGS.map((c) => c.kernelName);
 

@@ -22,6 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import { gradientConfig, saved, single, unbroadcast } from './gradients.js';
 import {
   conv2dFilterGrad,
   conv2dInputGrad,
@@ -56,30 +57,6 @@ export function frozen(compute: (...inputs: tf.Tensor[]) => tf.Tensor, ...inputs
   return f(...inputs);
 }
 
-function single(dy: tf.Tensor | tf.Tensor[]): tf.Tensor {
-  if (Array.isArray(dy)) throw new Error('internal: expected a single upstream gradient');
-  return dy;
-}
-
-function saved(s: tf.Tensor[], i: number): tf.Tensor {
-  const t = s[i];
-  if (!t) throw new Error(`internal: saved tensor ${i} missing`);
-  return t;
-}
-
-/** Sums dy over the axes along which `inShape` was broadcast to dy's shape, and restores inShape. */
-function unbroadcast(dy: tf.Tensor, inShape: number[]): tf.Tensor {
-  const axes = tf.broadcast_util.getReductionAxes(inShape, dy.shape);
-  return tf.reshape(axes.length > 0 ? tf.sum(dy, axes) : dy, inShape);
-}
-
-/** dy of a reduction over `axis`, broadcast back to xShape. */
-function expandReduced(dy: tf.Tensor, xShape: number[], axis: number | number[]): tf.Tensor {
-  const axes = tf.util.parseAxisParam(axis, xShape);
-  const kept = xShape.map((d, i) => (axes.includes(i) ? 1 : d));
-  return tf.mul(tf.reshape(dy, kept), tf.ones(xShape, 'float32'));
-}
-
 /**
  * The filter gradient of a stride-1 Conv2D, F = Σ over batch and pixels of x ⊗ dy, with its own gradient. Left to the
  * tape it is a convolution whose "filter" is dy (the whole feature map): its gradient in x would be a convolution
@@ -112,22 +89,21 @@ function upsample(t: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
 }
 
 const GRADIENTS: tf.GradConfig[] = [
-  {
-    kernelName: tf.Add,
-    inputsToSave: ['a', 'b'],
-    gradFunc: (dy, s) => ({
-      a: () => unbroadcast(single(dy), saved(s, 0).shape),
-      b: () => unbroadcast(single(dy), saved(s, 1).shape),
-    }),
-  },
-  {
-    kernelName: tf.Sub,
-    inputsToSave: ['a', 'b'],
-    gradFunc: (dy, s) => ({
-      a: () => unbroadcast(single(dy), saved(s, 0).shape),
-      b: () => tf.neg(unbroadcast(single(dy), saved(s, 1).shape)),
-    }),
-  },
+  // ml/gradients.ts' own, already written with kernels differentiated below.
+  ...[
+    tf.Add,
+    tf.Sub,
+    tf.Neg,
+    tf.Sum,
+    tf.Mean,
+    tf.Reshape,
+    tf.Erf,
+    tf.Slice,
+    tf.Transpose,
+    tf.Concat,
+    tf.Identity,
+    tf.Cast,
+  ].map(gradientConfig),
   {
     kernelName: tf.Multiply,
     inputsToSave: ['a', 'b'],
@@ -146,31 +122,6 @@ const GRADIENTS: tf.GradConfig[] = [
         b: () => unbroadcast(tf.neg(tf.div(tf.mul(single(dy), a), tf.square(b))), b.shape),
       };
     },
-  },
-  { kernelName: tf.Neg, gradFunc: (dy) => ({ x: () => tf.neg(single(dy)) }) },
-  {
-    kernelName: tf.Sum,
-    inputsToSave: ['x'],
-    gradFunc: (dy, s, attrs: Attrs) => ({
-      x: () => expandReduced(single(dy), saved(s, 0).shape, attrs.axis as number | number[]),
-    }),
-  },
-  {
-    kernelName: tf.Mean,
-    inputsToSave: ['x'],
-    gradFunc: (dy, s, attrs: Attrs) => ({
-      x: () => {
-        const shape = saved(s, 0).shape;
-        const axes = tf.util.parseAxisParam(attrs.axis as number | number[], shape);
-        const count = axes.reduce((n, a) => n * (shape[a] as number), 1);
-        return tf.div(expandReduced(single(dy), shape, attrs.axis as number | number[]), tf.scalar(count));
-      },
-    }),
-  },
-  {
-    kernelName: tf.Reshape,
-    inputsToSave: ['x'],
-    gradFunc: (dy, s) => ({ x: () => tf.reshape(single(dy), saved(s, 0).shape) }),
   },
   {
     kernelName: tf.Relu,
@@ -224,13 +175,6 @@ const GRADIENTS: tf.GradConfig[] = [
         const y = tf.rsqrt(saved(s, 0));
         return tf.mul(single(dy), tf.mul(tf.mul(y, tf.square(y)), -0.5));
       },
-    }),
-  },
-  {
-    kernelName: tf.Erf,
-    inputsToSave: ['x'],
-    gradFunc: (dy, s) => ({
-      x: () => tf.mul(single(dy), tf.mul(tf.exp(tf.neg(tf.square(saved(s, 0)))), 2 / Math.sqrt(Math.PI))),
     }),
   },
   {
@@ -321,25 +265,6 @@ const GRADIENTS: tf.GradConfig[] = [
     }),
   },
   {
-    kernelName: tf.Slice,
-    inputsToSave: ['x'],
-    gradFunc: (dy, s, attrs: Attrs) => ({
-      x: () => {
-        const x = saved(s, 0);
-        const [begin = [], size = []] = tf.slice_util.parseSliceParams(
-          x,
-          attrs.begin as number[],
-          attrs.size as number[],
-        );
-        const pads = x.shape.map((d, i) => [
-          begin[i] as number,
-          d - (begin[i] as number) - (size[i] as number),
-        ]);
-        return tf.pad(single(dy), pads as [number, number][]);
-      },
-    }),
-  },
-  {
     kernelName: tf.PadV2,
     inputsToSave: ['x'],
     gradFunc: (dy, s, attrs: Attrs) => ({
@@ -351,44 +276,14 @@ const GRADIENTS: tf.GradConfig[] = [
     }),
   },
   {
-    kernelName: tf.Transpose,
-    gradFunc: (dy, _s, attrs: Attrs) => {
-      const perm = attrs.perm as number[];
-      return {
-        x: () =>
-          tf.transpose(
-            single(dy),
-            perm.map((_, i) => perm.indexOf(i)),
-          ),
-      };
-    },
-  },
-  {
     kernelName: tf.Reverse,
     gradFunc: (dy, _s, attrs: Attrs) => ({ x: () => tf.reverse(single(dy), attrs.dims as number[]) }),
-  },
-  {
-    kernelName: tf.Concat,
-    saveAllInputs: true,
-    gradFunc: (dy, s, attrs: Attrs) => {
-      const axis = tf.util.parseAxisParam(attrs.axis as number, saved(s, 0).shape)[0] as number;
-      const parts = tf.split(
-        single(dy),
-        s.map((t) => t.shape[axis] as number),
-        axis,
-      );
-      const out: Record<string, () => tf.Tensor> = {};
-      parts.forEach((p, i) => (out[i] = () => p));
-      return out;
-    },
   },
   {
     kernelName: tf.SplitV,
     // Several outputs: each part's upstream gradient, concatenated back (absent ones are zeros, from the engine).
     gradFunc: (dy, _s, attrs: Attrs) => ({ x: () => tf.concat(dy as tf.Tensor[], attrs.axis as number) }),
   },
-  { kernelName: tf.Identity, gradFunc: (dy) => ({ x: () => tf.clone(single(dy)) }) },
-  { kernelName: tf.Cast, gradFunc: (dy) => ({ x: () => tf.clone(single(dy)) }) },
 ];
 
 export const SECOND_ORDER_KERNELS: readonly string[] = GRADIENTS.map((g) => g.kernelName);

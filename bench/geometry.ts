@@ -8,6 +8,7 @@
  * measure (the first seed) next to it.
  *
  *   npm run bench:geometry                      # 3 seeds, 14 levels (4.4% remaining), 10 epochs per level
+ *   npm run bench:geometry -- --only-seeds 1    # run (or resume) seed 1 alone, then rebuild the summary
  *   npm run bench:geometry -- --levels 4        # fewer levels
  *   npm run bench:geometry -- --quick           # a few-minute smoke run of this script (tiny data, small options,
  *                                               # written to .data/bench-geometry-quick/, not bench/results)
@@ -15,13 +16,17 @@
  *                                               # lenet-300-100 and conv-2 (bench/geometry-check.ts)
  *
  * The stack lives in .data/bench-imp/ (bench:imp's, so its levels are reused); an interrupted run started again
- * reuses every stored level and every stored measure.
+ * reuses every stored level and every stored measure. Each seed's values are written to
+ * bench/results/geometry-lenet-mnist/seed-<s>.json as soon as that seed is measured, and the summary is rebuilt from
+ * every seed file present: a campaign longer than one sitting (about two hours per seed on 2 cores) is run a seed
+ * at a time with --only-seeds, on the same or another machine of the same kind.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import { Command } from 'commander';
+import { z } from 'zod';
 import type { Client } from '@temporalio/client';
 
 import { startOrAttachAnalysis, startOrAttachBranch, startOrAttachLottery } from '../client/runs';
@@ -91,6 +96,7 @@ async function main(): Promise<void> {
     .option('--epochs <n>', 'training epochs per level (bench:imp uses 10)', '10')
     .option('--levels <n>', 'pruning levels after the dense level 0 (14: 4.4% of weights remain)', '14')
     .option('--seeds <n>', 'IMP seeds (bench:imp lineages 0, 1, …)', '3')
+    .option('--only-seeds <list>', 'run only these of the seeds (e.g. 1,2); the summary takes every seed file present')
     .option('--workers <n>', 'compute workers (each on one thread)', String(Math.max(1, os.cpus().length)))
     .option('--quick', 'tiny data and small options: checks the script, not the science')
     .option('--check-torch', "only check the Hessian's eigenvalues and trace against PyTorch's autograd")
@@ -102,6 +108,7 @@ async function main(): Promise<void> {
     epochs: string;
     levels: string;
     seeds: string;
+    onlySeeds?: string;
     workers: string;
     quick?: boolean;
     checkTorch?: boolean;
@@ -127,6 +134,9 @@ async function main(): Promise<void> {
     if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
   }
   const seeds = Array.from({ length: seedCount }, (_, i) => i);
+  const toRun = o.onlySeeds === undefined ? seeds : o.onlySeeds.split(',').map(Number);
+  for (const s of toRun)
+    if (!seeds.includes(s)) throw new Error(`--only-seeds: ${s} is not one of the seeds 0-${seedCount - 1}`);
   // bench:imp's experiments, written the same way, so that they are the same lineages.
   const baseFor = (seed: number): LotterySpecInput => ({
     experiment: o.quick ? `bench-geometry-quick-s${seed}` : `bench-imp-s${seed}`,
@@ -172,24 +182,34 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
-  const analyses: AnalysisResult[] = [];
+  const resultFile = o.quick
+    ? path.join(home, 'geometry-lenet-mnist-quick.json')
+    : path.join(REPO_ROOT, 'bench', 'results', 'geometry-lenet-mnist.json');
+  const seedFile = (seed: number) => path.join(resultFile.replace(/\.json$/, ''), `seed-${seed}.json`);
   try {
     await Promise.all(workers.map((w) => w.ready));
     const client = await connectClient(endpoints);
     try {
-      for (const seed of seeds)
-        analyses.push(
-          await measureSeed(client, parseLotterySpec(baseFor(seed)), config, workerCount, started),
-        );
+      for (const seed of toRun) {
+        const seedStarted = performance.now();
+        const analysis = await measureSeed(client, parseLotterySpec(baseFor(seed)), config, workerCount, started);
+        const file = seedFile(seed);
+        mkdirSync(path.dirname(file), { recursive: true });
+        const record = seedRecord(seed, analysis, (performance.now() - seedStarted) / 1000, workerCount);
+        writeFileSync(file, JSON.stringify({ ...record, spec: { lottery: baseFor(seed) } }, null, 2) + '\n');
+        log(`seed ${seed}: wrote ${path.relative(process.cwd(), file)}`);
+      }
     } finally {
       await client.connection.close();
     }
   } finally {
     await stopBench(workers, opts);
   }
-  const wallSeconds = (performance.now() - started) / 1000;
 
-  const rowsBySeed = analyses.map((a) => geometryRows([a]));
+  const records = seeds
+    .filter((seed) => existsSync(seedFile(seed)))
+    .map((seed) => seedRecordSchema.parse(JSON.parse(readFileSync(seedFile(seed), 'utf8'))));
+  const rowsBySeed = records.map((r) => r.rows.map(rowFromJson));
   const value = (rows: GeometryRow[], run: string, level: number, key: string) =>
     rows.find((r) => r.run === run && r.level === level)?.values.get(key) ?? null;
   const series = SERIES.map((s) => {
@@ -224,35 +244,28 @@ async function main(): Promise<void> {
       })),
     };
   });
-  const measured = analyses.flatMap((a) => a.targets.flatMap((t) => t.measures.filter((m) => !m.reused)));
-  const perSolution = new Map<string, number>();
-  analyses.forEach((a, i) => {
-    for (const t of a.targets) {
-      const sec = t.measures.filter((m) => !m.reused).reduce((acc, m) => acc + m.seconds, 0);
-      if (sec > 0) perSolution.set(`seed ${seeds[i]} ${t.label} ${t.level}`, sec);
-    }
-  });
   const out = {
     machine: machineInfo(),
     backend: 'compute workers: native TensorFlow when installed, else WASM (see the workers logs)',
     hessianMethod: 'exact: double backward (ml/second-order.ts)',
-    seeds,
+    seeds: records.map((r) => r.seed),
+    seedsPlanned: seeds,
     spec: { lottery: baseFor(0), analysis: analysisConfigSchema.parse(config) },
     series,
-    // Activity seconds of all measures of one solution (those measured by this invocation), each on one worker.
-    secondsPerLevel: Object.fromEntries(perSolution),
+    // Activity seconds of all measures of one solution (those measured by the invocation that wrote the seed's
+    // file), each on one worker; the machine each seed ran on is in its file.
+    secondsPerLevel: Object.fromEntries(records.flatMap((r) => Object.entries(r.secondsPerLevel))),
     computeWorkers: workerCount,
     measures: {
-      computed: measured.length,
-      reused: analyses.flatMap((a) => a.targets.flatMap((t) => t.measures)).length - measured.length,
+      computed: records.reduce((a, r) => a + r.measures.computed, 0),
+      reused: records.reduce((a, r) => a + r.measures.reused, 0),
     },
-    wallSeconds,
+    // Wall seconds of the invocations that wrote the seed files (training of the seed's lineage included).
+    wallSecondsPerSeed: Object.fromEntries(records.map((r) => [r.seed, r.wallSeconds])),
+    wallSeconds: records.reduce((a, r) => a + r.wallSeconds, 0),
   };
-  const file = o.quick
-    ? path.join(home, 'geometry-lenet-mnist-quick.json')
-    : path.join(REPO_ROOT, 'bench', 'results', 'geometry-lenet-mnist.json');
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
+  mkdirSync(path.dirname(resultFile), { recursive: true });
+  writeFileSync(resultFile, JSON.stringify(out, null, 2) + '\n');
   // Plots: the first seed's levels, a line per series.
   const named = (rowsBySeed[0] ?? []).map((r) => ({
     ...r,
@@ -261,9 +274,68 @@ async function main(): Promise<void> {
   for (const c of GEOMETRY_COLUMNS) {
     if (named.filter((r) => r.values.has(`${c.measure}.${c.key}`)).length < 2) continue;
     const svg = await renderSpec(measurePlotSpec(named, c), 'svg');
-    writeFileSync(file.replace(/\.json$/, `-${c.measure}-${c.key}.svg`), svg);
+    writeFileSync(resultFile.replace(/\.json$/, `-${c.measure}-${c.key}.svg`), svg);
   }
-  log(`wrote ${path.relative(process.cwd(), file)} (${(wallSeconds / 60).toFixed(1)} min)`);
+  log(
+    `wrote ${path.relative(process.cwd(), resultFile)} from seeds ${out.seeds.join(', ')} ` +
+      `(this invocation ${((performance.now() - started) / 60_000).toFixed(1)} min)`,
+  );
+}
+
+/** What one seed's file holds: every value of every (run, level) it measured, and what it cost. */
+const seedRecordSchema = z.object({
+  seed: z.number().int(),
+  machine: z.unknown(),
+  date: z.string(),
+  rows: z.array(
+    z.object({
+      run: z.string(),
+      level: z.number().int(),
+      remainingPct: z.number(),
+      values: z.record(z.string(), z.number().nullable()),
+    }),
+  ),
+  secondsPerLevel: z.record(z.string(), z.number()),
+  measures: z.object({ computed: z.number().int(), reused: z.number().int() }),
+  computeWorkers: z.number().int(),
+  wallSeconds: z.number(),
+});
+type SeedRecord = z.infer<typeof seedRecordSchema>;
+
+function seedRecord(seed: number, a: AnalysisResult, wallSeconds: number, workerCount: number): SeedRecord {
+  const measured = a.targets.flatMap((t) => t.measures.filter((m) => !m.reused));
+  const secondsPerLevel: Record<string, number> = {};
+  for (const t of a.targets) {
+    const sec = t.measures.filter((m) => !m.reused).reduce((acc, m) => acc + m.seconds, 0);
+    if (sec > 0) secondsPerLevel[`seed ${seed} ${t.label} ${t.level}`] = sec;
+  }
+  return {
+    seed,
+    machine: machineInfo(),
+    date: new Date().toISOString(),
+    // JSON has no NaN or Infinity: a non-finite value is written as null and read back as absent.
+    rows: geometryRows([a]).map((r) => ({
+      run: r.run,
+      level: r.level,
+      remainingPct: r.remainingPct,
+      values: Object.fromEntries([...r.values].map(([k, v]) => [k, Number.isFinite(v) ? v : null])),
+    })),
+    secondsPerLevel,
+    measures: { computed: measured.length, reused: a.targets.flatMap((t) => t.measures).length - measured.length },
+    computeWorkers: workerCount,
+    wallSeconds,
+  };
+}
+
+function rowFromJson(r: SeedRecord['rows'][number]): GeometryRow {
+  return {
+    run: r.run,
+    level: r.level,
+    remainingPct: r.remainingPct,
+    values: new Map(
+      Object.entries(r.values).flatMap(([k, v]): [string, number][] => (v === null ? [] : [[k, v]])),
+    ),
+  };
 }
 
 /** One seed's lottery (trunk and the controls), its twin, and the analysis of every level of every series. */

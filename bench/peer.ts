@@ -7,7 +7,7 @@
  *
  *   npm run bench:peer                                   # everything (~15 min on 2 cores)
  *   npm run bench:peer -- --models lenet-300-100,vit-tiny --rounds 5
- *   npm run bench:peer -- --frameworks lth-native,lth-native-composite   # what ml/native-kernels.ts saves
+ *   npm run bench:peer -- --frameworks lth-native,lth-native-composite   # what ml/native/kernels.ts saves
  *   npm run bench:peer -- --check-only                   # only: the same model on both sides (below)
  *
  * Before timing anything, each model is trained a few steps here, exported to PyTorch's layout (what `lth export`

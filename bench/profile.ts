@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     .option('--models <list>', 'comma-separated', MODEL_NAMES.join(','))
     .parse(process.argv);
   const o = cli.opts<{ backend: string; threads: string; models: string }>();
-  // This profiles the kernels tfjs's engine runs; LeNet's tape-free step (ml/train/native-dense-step.ts) runs none
+  // This profiles the kernels tfjs's engine runs; LeNet's tape-free step (ml/native/dense-step.ts) runs none
   // there, so it is profiled as the tape would run it, and bench:peer's lth-native-tape row is its baseline.
   process.env.LTH_NATIVE_STEP = 'off';
   const info = await selectBackend({

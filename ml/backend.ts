@@ -16,7 +16,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 
-import { registerNativeKernels } from './native-kernels.js';
+import { registerNativeKernels } from './native/kernels.js';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export interface BackendInfo {
@@ -183,7 +183,7 @@ async function loadNative(
     );
   }
   if (threads !== undefined) process.env[INTRAOP_ENV] = String(threads);
-  // Graph sessions (ml/native-graph.ts) also run independent kernels side by side on the inter-op pool: as many
+  // Graph sessions (ml/native/graph.ts) also run independent kernels side by side on the inter-op pool: as many
   // threads there, so that `threads` stays the number of cores TensorFlow computes on.
   const intra = intraOpThreadsFromEnv();
   if (intra !== null && !process.env[INTEROP_ENV]?.trim()) process.env[INTEROP_ENV] = String(intra);

@@ -1,5 +1,5 @@
 /**
- * The tape-free training step of dense nets on native TensorFlow (ml/train/native-dense-step.ts): LeNet-300-100
+ * The tape-free training step of dense nets on native TensorFlow (ml/native/dense-step.ts): LeNet-300-100
  * trained with it stores the same bytes as with tfjs's tape (LTH_NATIVE_STEP=off), step for step, with masks,
  * momentum, Nesterov, weight decay and partial batches; it leaks no tensor; it is not used where it cannot be
  * bit-identical (Adam, another backend). Its own process: loading the native backend changes the process's gradients.
@@ -23,7 +23,7 @@ import {
   type TrainState,
 } from '../ml/train';
 import { oneHotHost } from '../ml/train/evaluate';
-import { nativeDenseStep } from '../ml/train/native-dense-step';
+import { nativeDenseStep } from '../ml/native/dense-step';
 import { withEnv } from './support/env';
 import { randomMasks } from './support/random-weights';
 

@@ -1,5 +1,5 @@
 /**
- * A graph built in TypeScript and run by native TensorFlow as one session call (ml/native-graph.ts): its nodes
+ * A graph built in TypeScript and run by native TensorFlow as one session call (ml/native/graph.ts): its nodes
  * compute what the same ops compute eagerly, its resource variables keep their values from one run to the next,
  * and misuse (a name twice, a run after dispose) is refused. Its own process: it loads the native backend.
  */
@@ -16,7 +16,7 @@ import {
   loadGraph,
   type GraphBinding,
   type NativeTensorInfo,
-} from '../ml/native-graph';
+} from '../ml/native/graph';
 
 const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
 

@@ -1,5 +1,5 @@
 /**
- * Native TensorFlow's one-op gradients (ml/native-kernels.ts): the ReLU gradient through TensorFlow's ReluGrad equals
+ * Native TensorFlow's one-op gradients (ml/native/kernels.ts): the ReLU gradient through TensorFlow's ReluGrad equals
  * the composite dy·step(x) value for value (ReluGrad's zeros are +0 where dy·0 can be −0), and a training step runs
  * it in place of the composite's kernels; the softmax cross-entropy is one SoftmaxCrossEntropyWithLogits. Its own process: loading the native backend changes the process's gradients.
  */
@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 
 import { selectBackend } from '../ml/backend';
-import { NATIVE_RELU_GRAD, NATIVE_SOFTMAX_XENT } from '../ml/native-kernels';
+import { NATIVE_RELU_GRAD, NATIVE_SOFTMAX_XENT } from '../ml/native/kernels';
 import { crossEntropy } from '../ml/train';
 import { Rng } from '../ml/rng';
 

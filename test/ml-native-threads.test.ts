@@ -14,7 +14,7 @@ test('native backend takes its thread counts from the threads option', { skip },
   assert.equal(info.name, 'tensorflow');
   assert.equal(info.threads, 1);
   assert.equal(process.env.TF_NUM_INTRAOP_THREADS, '1');
-  // And the inter-op pool, on which graph sessions (ml/native-graph.ts) run independent kernels side by side.
+  // And the inter-op pool, on which graph sessions (ml/native/graph.ts) run independent kernels side by side.
   assert.equal(process.env.TF_NUM_INTEROP_THREADS, '1');
   // It computes: a small matMul on the single-thread pool.
   const y = tf.matMul(tf.ones([4, 3]), tf.ones([3, 2]));

@@ -1,5 +1,5 @@
 /**
- * Plain training steps traced once from the tape and replayed as one TensorFlow graph (ml/train/traced-step.ts):
+ * Plain training steps traced once from the tape and replayed as one TensorFlow graph (ml/native/traced-step.ts):
  * a conv net trained that way stores the tape's bytes step for step (masked, across an epoch's smaller last batch,
  * traced once per batch size), and so does the involution net when forced; a graph that does not reproduce the
  * tape is not used; what a graph cannot replay is refused with a reason; no tensor or session outlives
@@ -16,7 +16,7 @@ import { getModel } from '../ml/models';
 import type { ModelDef } from '../ml/models/types';
 import { hostBytesEqual, type NamedTensors } from '../ml/tensors';
 import { Trainer, type OptimizerSpec, type TrainConfig, type TrainState } from '../ml/train';
-import { traceStep } from '../ml/train/traced-step';
+import { traceStep } from '../ml/native/traced-step';
 import { withEnv } from './support/env';
 import { randomMasks } from './support/random-weights';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../gradients.js';
-import { softmaxCrossEntropy } from '../native-kernels.js';
+import { softmaxCrossEntropy } from '../native/kernels.js';
 import { checkTemperature } from './targets.js';
 
 /** Cross-entropy to integer labels, mean over the batch (one native op on native TensorFlow). */

@@ -12,7 +12,7 @@ import type { Dataset } from '../data/index.js';
 import { MlInputError } from '../errors.js';
 import type { ModelDef } from '../models/types.js';
 import '../gradients.js';
-import { softmaxCrossEntropy } from '../native-kernels.js';
+import { softmaxCrossEntropy } from '../native/kernels.js';
 import { crossEntropySum, secondOrderActive, withSecondOrder } from '../second-order.js';
 import { namedFromHost, type NamedTensors } from '../tensors.js';
 import { batchTensors } from '../train/evaluate.js';

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from '../data/index.js';
 import type { ModelDef } from '../models/types.js';
-import { softmaxCrossEntropy } from '../native-kernels.js';
+import { softmaxCrossEntropy } from '../native/kernels.js';
 import { namedFromHost, type NamedTensors } from '../tensors.js';
 
-/** Mean softmax cross-entropy; labels as one-hot float32 [batch, classes] (ml/native-kernels.ts). */
+/** Mean softmax cross-entropy; labels as one-hot float32 [batch, classes] (ml/native/kernels.ts). */
 export function crossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scalar {
   return softmaxCrossEntropy(logits, oneHot);
 }

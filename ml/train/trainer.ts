@@ -17,8 +17,8 @@ import { deriveSeed } from '../rng.js';
 import { currentBackend } from '../backend.js';
 import { assertHostTensor, hostTensor, toHostAsync, type HostTensor, type NamedTensors } from '../tensors.js';
 import { batchHost, batchTensors, crossEntropy, evaluateTensors } from './evaluate.js';
-import { nativeDenseStep, slotsZeroWherePruned, type NativeDenseStep } from './native-dense-step.js';
-import { canTrace, traceStep, type TracedStep } from './traced-step.js';
+import { nativeDenseStep, slotsZeroWherePruned, type NativeDenseStep } from '../native/dense-step.js';
+import { canTrace, traceStep, type TracedStep } from '../native/traced-step.js';
 import { applyUpdate, slotSpecs } from './optimizers.js';
 import {
   cursorAt,

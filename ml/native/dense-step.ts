@@ -3,7 +3,7 @@
  * no tfjs engine, tape, scopes or Identity copies around each kernel, and no JavaScript between kernels. LeNet's
  * step is ~40 small kernels whose arithmetic is a few milliseconds; tfjs spends ~20 µs of JavaScript on each op
  * (bench/profile.ts), as much again as the kernels, and even one binding call per op left a sixth of the step
- * outside them. Here the step is one session call (ml/native-graph.ts), and TensorFlow's executor runs independent
+ * outside them. Here the step is one session call (ml/native/graph.ts), and TensorFlow's executor runs independent
  * kernels (a layer's weight and input gradients, the updates) side by side when it has more than one thread. The
  * parameters and momentum live in the session's resource variables, which the update rewrites in place with
  * TensorFlow's fused optimizer kernels (one pass over a weight matrix where the tape's update makes seven).
@@ -16,7 +16,7 @@
  *   ResourceApplyGradientDescent (var − g·lr), Nesterov op for op. The tape's re-mask (w·k + 0) is made only where
  *   it can change a bit (slotsZeroWherePruned). So a run, its checkpoints and a resumed run store the same bytes
  *   whichever step ran (test/ml-native-dense-step.test.ts);
- * - used only where that holds: the `tensorflow` backend with the native kernels of ml/native-kernels.ts, a model
+ * - used only where that holds: the `tensorflow` backend with the native kernels of ml/native/kernels.ts, a model
  *   that declares its dense layers (ModelDef.dense), the plain cross-entropy objective and SGD; everything else keeps
  *   the tape. LTH_NATIVE_STEP=off turns it off (to measure it);
  * - the state is the step's own: load() copies values in, read() hands out views the caller disposes; step() frees
@@ -34,12 +34,12 @@ import {
   output,
   type NativeBackend,
   type NativeTensorInfo,
-} from '../native-graph.js';
-import { NATIVE_RELU_GRAD, NATIVE_SOFTMAX_XENT } from '../native-kernels.js';
+} from './graph.js';
+import { NATIVE_RELU_GRAD, NATIVE_SOFTMAX_XENT } from './kernels.js';
 import type { ModelDef } from '../models/types.js';
 import type { NamedTensors } from '../tensors.js';
-import { momentumSlot, slotParam, slotSpecs } from './optimizers.js';
-import type { OptimizerSpec } from './types.js';
+import { momentumSlot, slotParam, slotSpecs } from '../train/optimizers.js';
+import type { OptimizerSpec } from '../train/types.js';
 
 type Tensors = Record<string, tf.Tensor>;
 type SgdSpec = Extract<OptimizerSpec, { kind: 'sgd' }>;
@@ -114,7 +114,7 @@ export function nativeDenseStep(
 ): NativeDenseStep | null {
   if (env.LTH_NATIVE_STEP === 'off' || !model.dense || optimizer.kind !== 'sgd') return null;
   const backend = nativeBackend();
-  // The tape's ReLU gradient and cross-entropy are these kernels only when ml/native-kernels.ts registered them.
+  // The tape's ReLU gradient and cross-entropy are these kernels only when ml/native/kernels.ts registered them.
   if (
     !backend ||
     !tf.getKernel(NATIVE_RELU_GRAD, 'tensorflow') ||

@@ -69,13 +69,46 @@ export interface NativeBackend {
   createOutputTensor(m: NativeTensorInfo): tf.TensorInfo;
 }
 
-/** The current backend where it is native TensorFlow with the binding ml/ calls, else null. */
-export function nativeBackend(): NativeBackend | null {
-  if (tf.getBackend() !== 'tensorflow') return null;
+/**
+ * The one tfjs-node release whose internals this folder uses: the binding's calls and constants, the backend's
+ * fields, the compiled TensorFlow protos. Another release may rename any of them, so with another one installed
+ * nothing here is used and every step runs on the tape (nativeSupport() says why).
+ */
+export const PINNED_TFJS_NODE = '4.22.0';
+
+let installedVersion: string | null | undefined;
+
+function tfjsNodeVersion(): string | null {
+  if (installedVersion === undefined) {
+    try {
+      const pkg = createRequire(__filename)('@tensorflow/tfjs-node/package.json') as { version?: unknown };
+      installedVersion = typeof pkg.version === 'string' ? pkg.version : null;
+    } catch {
+      installedVersion = null;
+    }
+  }
+  return installedVersion;
+}
+
+/**
+ * Whether the current backend is native TensorFlow with the binding this folder calls: the backend, or why not.
+ * Every use of tfjs-node's internals goes through this check.
+ */
+export function nativeSupport(): { backend: NativeBackend; reason: null } | { backend: null; reason: string } {
+  if (tf.getBackend() !== 'tensorflow')
+    return { backend: null, reason: `the backend is ${tf.getBackend()}, not native TensorFlow's CPU build` };
+  const version = tfjsNodeVersion();
+  if (version !== PINNED_TFJS_NODE)
+    return { backend: null, reason: `tfjs-node ${version ?? '(unknown)'} is not the pinned ${PINNED_TFJS_NODE}` };
   const b = tf.backend() as unknown as Partial<NativeBackend>;
   return b.binding && typeof b.getInputTensorIds === 'function' && typeof b.createOutputTensor === 'function'
-    ? (b as NativeBackend)
-    : null;
+    ? { backend: b as NativeBackend, reason: null }
+    : { backend: null, reason: "tfjs-node's backend lacks the binding calls this project uses" };
+}
+
+/** The current backend where it is native TensorFlow with the binding ml/ calls, else null. */
+export function nativeBackend(): NativeBackend | null {
+  return nativeSupport().backend;
 }
 
 /** TensorFlow's DataType values (types.proto). */

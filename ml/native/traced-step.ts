@@ -7,7 +7,7 @@
  * uploads a constant (integers written into the graph; floats uploaded once and fed, since TensorFlow's constant
  * folding would regroup arithmetic with known floats and round differently; zeros and ones of any size a Fill), and
  * the step's inputs (parameters, slots, masks, the batch) placeholders. The graph then runs as one session call per
- * step (ml/native-graph.ts), with no JavaScript between kernels, independent kernels side by side on the inter-op
+ * step (ml/native/graph.ts), with no JavaScript between kernels, independent kernels side by side on the inter-op
  * pool. TensorFlow's graph optimizer still runs; where it changes a result (it may regroup a chain of adds into one
  * AddN, as in the involution net's sum over taps), the check below keeps the tape.
  *
@@ -36,7 +36,7 @@ import {
   type NativeBackend,
   type NativeBinding,
   type NativeOpAttr,
-} from '../native-graph.js';
+} from './graph.js';
 import { toHost } from '../tensors.js';
 
 type Named = ReadonlyMap<string, tf.Tensor>;

@@ -12,15 +12,17 @@
  * (CPU_CONV_BATCH; each row's `batch` says what was measured).
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+
+import { Option } from 'commander';
+
 import { selectBackend, type BackendName } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { getModel, isModelName, MODEL_NAMES } from '../ml/models';
 import { Trainer, type TrainConfig } from '../ml/train';
-import { benchOptimizer, machineInfo } from './support';
+import { benchCommand, benchOptimizer, machineInfo, writeResult } from './support';
 
 const BATCH = 128;
 /**
@@ -155,6 +157,19 @@ function installed(pkg: string): boolean {
   }
 }
 
+const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+/** What plannedRuns understands: a model, a backend, or a backend and its thread count (`wasm:1`, `cpu:`). */
+function isFilter(f: string): boolean {
+  if (isModelName(f)) return true;
+  const [backend, threads, ...rest] = f.split(':');
+  return (
+    rest.length === 0 &&
+    BACKEND_NAMES.includes(backend as BackendName) &&
+    (threads === undefined || /^\d*$/.test(threads))
+  );
+}
+
 function plannedRuns(filter: string[]): RunSpec[] {
   const backends: { backend: BackendName; threads: number | null }[] = [];
   if (installed('@tensorflow/tfjs-node-gpu')) backends.push({ backend: 'tensorflow-gpu', threads: null });
@@ -215,12 +230,36 @@ function spawnRun(spec: RunSpec): Promise<BenchResult> {
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  if (args[0] === '--child') {
-    const result = await runChild(JSON.parse(args[1] ?? '{}') as RunSpec);
+  const cli = benchCommand(
+    'bench/backends',
+    'Training throughput of every model on every TF.js backend that loads here, each configuration in a child ' +
+      'process; writes bench/results/backends.json.',
+  )
+    .argument(
+      '[filters...]',
+      `backends (${BACKEND_NAMES.join(', ')}; with a thread count: wasm:1) and models (${MODEL_NAMES.join(', ')}) ` +
+        'to measure; every configuration when none',
+    )
+    // How this bench (and bench/peer.ts) runs one configuration in a fresh process: it prints the result.
+    .addOption(new Option('--child <spec>', 'measure one configuration (a RunSpec as JSON)').hideHelp())
+    .parse(process.argv);
+  const child = cli.opts<{ child?: string }>().child;
+  if (child !== undefined) {
+    const result = await runChild(JSON.parse(child) as RunSpec);
     process.stdout.write(JSON.stringify(result) + '\n');
     return;
   }
+  const args = cli.processedArgs[0] as string[];
+  for (const f of args) {
+    if (!isFilter(f)) {
+      cli.error(
+        `error: '${f}' is neither a backend (${BACKEND_NAMES.join(', ')}, optionally :threads) nor a model ` +
+          `(${MODEL_NAMES.join(', ')})`,
+      );
+    }
+  }
+  const specs = plannedRuns(args);
+  if (specs.length === 0) cli.error(`error: ${args.join(' ')} names no configuration that can run here`);
   const machine = {
     ...machineInfo(),
     loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
@@ -230,7 +269,6 @@ async function main(): Promise<void> {
   for (const name of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     if (!installed(name)) skipped.push({ backend: name, reason: 'package not installed' });
   }
-  const specs = plannedRuns(args);
   const byRun = new Map<RunSpec, BenchResult[]>(specs.map((spec) => [spec, []]));
   const failed = new Set<RunSpec>();
   const started = performance.now();
@@ -275,8 +313,8 @@ async function main(): Promise<void> {
     );
   }
   const out = path.join(__dirname, 'results', 'backends.json');
-  mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ machine, results, skipped, notes }, null, 2) + '\n');
+  // Empty: no configuration measured (every one failed).
+  writeResult(out, { machine, results, skipped, notes }, { isEmpty: (r) => r.results.length === 0 });
   log(`bench: wrote ${path.relative(process.cwd(), out)}`);
 }
 

@@ -3,11 +3,25 @@
 // sent more than 256 KiB that the store has not answered yet (an upload in flight), `answered` when the answer
 // comes. A kill on `upload` lands in the middle of a checkpoint or shard upload. Prints its port first.
 //
-//   node --import tsx bench/chaos-proxy.ts <upstream port> <bytes per second>
+//   node --import tsx bench/chaos-proxy.ts <upstream port> [bytes per second]
 import net from 'node:net';
 
-const upstreamPort = Number(process.argv[2]);
-const bytesPerSecond = Number(process.argv[3] ?? 2_000_000);
+import { benchCommand } from './support';
+
+const cli = benchCommand(
+  'bench/chaos-proxy',
+  "The chaos run's throttling TCP proxy to MinIO (started by bench/chaos-run.ts): prints its port, then `upload` " +
+    'when an upload is in flight and `answered` when the store answers it; exits when stdin closes.',
+)
+  .argument('<upstreamPort>', "MinIO's port on 127.0.0.1")
+  .argument('[bytesPerSecond]', 'upload rate', '2000000')
+  .parse(process.argv);
+const [upstreamArg, rateArg] = cli.processedArgs as [string, string];
+const upstreamPort = Number(upstreamArg);
+const bytesPerSecond = Number(rateArg);
+if (!Number.isInteger(upstreamPort) || upstreamPort < 1 || upstreamPort > 65535)
+  cli.error(`error: upstreamPort must be a TCP port, got '${upstreamArg}'`);
+if (!(bytesPerSecond > 0)) cli.error(`error: bytesPerSecond must be a positive number, got '${rateArg}'`);
 const UPLOAD_BYTES = 256 * 1024;
 
 const server = net.createServer((client) => {

@@ -5,19 +5,20 @@
  *   npm run chaos                                   # 5 seeds, 5 kills each, MinIO down 30 s, the server restarted
  *   npm run chaos -- --seeds 1,2 --kills 6 --outage 10
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-
-import { Command } from 'commander';
 
 import { REPO_ROOT } from '../infra/paths';
 import { removeHome, runChaos, runUndisturbed, type ChaosRow } from './chaos-run';
-import { machineInfo } from './support';
+import { benchCommand, machineInfo, writeResult } from './support';
 
 const log = (line: string) => process.stderr.write(`[chaos] ${line}\n`);
 
 async function main(): Promise<void> {
-  const o = new Command('chaos')
+  const o = benchCommand(
+    'chaos',
+    'An undisturbed run, then the chaos run of bench/chaos-run.ts (compute workers killed, MinIO stopped, the ' +
+      'server restarted) over several seeds; writes bench/results/chaos.json.',
+  )
     .option('--seeds <list>', 'fault-schedule seeds', '1,2,3,4,5')
     .option('--kills <n>', 'compute-worker SIGKILLs per seed (>= 5)', '5')
     .option('--outage <seconds>', 'how long MinIO is stopped', '30')
@@ -48,10 +49,17 @@ async function main(): Promise<void> {
     if (row.identical) removeHome(path.join(home, `seed-${seed}`));
   }
   const out = path.join(REPO_ROOT, 'bench', 'results', 'chaos.json');
-  mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(
+  // Empty: no seed ran. A seed whose outputs differ is a result (the finding), written and exiting 1.
+  writeResult(
     out,
-    `${JSON.stringify({ machine: machineInfo(), backend: 'wasm (every worker)', objects: reference.digests.size, storeOutageSeconds: outage, runs }, null, 2)}\n`,
+    {
+      machine: machineInfo(),
+      backend: 'wasm (every worker)',
+      objects: reference.digests.size,
+      storeOutageSeconds: outage,
+      runs,
+    },
+    { isEmpty: (r) => r.runs.length === 0 },
   );
   log(`wrote ${path.relative(REPO_ROOT, out)}`);
   if (runs.some((r) => !r.identical)) process.exitCode = 1;

@@ -15,12 +15,11 @@
  *
  * The stack lives in .data/bench-distill/, so an interrupted bench started again reuses every finished run.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
-import { Command } from 'commander';
 
 import { distillObjective, studentModel } from '../activities/distill';
 import { readTrainRun } from '../activities/run-records';
@@ -43,7 +42,15 @@ import {
   type LogitBatch,
 } from '../store';
 import { connectClient, openStore } from '../workers/connection';
-import { machineInfo, startBenchStack, startBenchWorkers, stat, stopBench } from './support';
+import {
+  benchCommand,
+  machineInfo,
+  startBenchStack,
+  startBenchWorkers,
+  stat,
+  stopBench,
+  writeResult,
+} from './support';
 
 const VARIANTS: Record<string, { teachers: ('cnn' | 'involution')[]; kd: DistillSpecInput['kd'] }> = {
   student: { teachers: [], kd: { mode: 'none' } },
@@ -253,7 +260,11 @@ async function storageOf(store: ArtifactStore, result: DistillResult) {
 }
 
 async function main(): Promise<void> {
-  const cli = new Command('bench/distill')
+  const cli = benchCommand(
+    'bench/distill',
+    'The ViT student distilled from the CNN and involution teachers (each, both, DeiT hard) against the student ' +
+      'alone, over datasets, training fractions and seeds, on a private stack; writes bench/results/distill.json.',
+  )
     .option('--seeds <n>', 'student seeds (0..n-1)', '3')
     .option('--datasets <list>', 'comma-separated', 'fashion-mnist,mnist')
     .option('--fractions <list>', 'fractions of the training split, comma-separated', '0.1,1')
@@ -371,8 +382,8 @@ async function main(): Promise<void> {
         quick ? 'the --quick smoke configuration: not a result' : 'sizes: see "sizes"',
       ],
     };
-    mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
+    // Empty: this invocation finished no distillation (earlier invocations' rows alone are not rewritten).
+    writeResult(file, out, { isEmpty: () => runs.length === 0 });
     log(`wrote ${path.relative(process.cwd(), file)} (${(out.wallSeconds / 60).toFixed(1)} min)`);
     return out;
   };

@@ -13,23 +13,23 @@
  *
  * The stack lives in .data/bench-imp/, so an interrupted bench started again reuses every finished level.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-
-import { Command } from 'commander';
 
 import { startOrAttachLottery } from '../client/runs';
 import { renderAccuracyPlot, type PlotSeries } from '../report/render';
 import { REPO_ROOT } from '../infra/paths';
 import { connectClient } from '../workers/connection';
 import {
+  benchCommand,
   impBenchTrain,
   machineInfo,
   startBenchStack,
   startBenchWorkers,
   stat,
   stopBench,
+  writeFileAtomic,
+  writeResult,
   type Stat,
 } from './support';
 import { type LevelResult, type LotteryResult } from '../contract/lottery';
@@ -40,7 +40,11 @@ function log(msg: string): void {
 }
 
 async function main(): Promise<void> {
-  const cli = new Command('bench/imp')
+  const cli = benchCommand(
+    'bench/imp',
+    'The lottery-ticket result: IMP on LeNet-300-100 / MNIST with its reinit and random-pruning branches, over ' +
+      'seeds, on a private stack; writes bench/results/imp-lenet-mnist.json and its SVG plot.',
+  )
     .option('--seeds <n>', 'number of seeds (0..n-1)', '3')
     .option('--epochs <n>', 'training epochs per level', '10')
     .option('--levels <n>', 'pruning levels after the dense level 0', '8')
@@ -158,8 +162,6 @@ async function main(): Promise<void> {
   const file = o.quick
     ? path.join(home, 'imp-lenet-mnist-quick.json')
     : path.join(REPO_ROOT, 'bench', 'results', 'imp-lenet-mnist.json');
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
   const series: PlotSeries[] = [
     ['ticket (IMP, rewind to init)', 'ticket'],
     ['random reinit', 'reinit'],
@@ -176,7 +178,9 @@ async function main(): Promise<void> {
     title: `LeNet-300-100 / MNIST, ${seeds} seed${seeds === 1 ? '' : 's'}`,
     yLabel: 'final test accuracy (%)',
   });
-  writeFileSync(file.replace(/\.json$/, '.svg'), svg);
+  // Empty: no level trained or found. The plot is rendered before either file is written: a failed one replaces neither.
+  writeResult(file, out, { isEmpty: () => allLevels.length === 0 });
+  writeFileAtomic(file.replace(/\.json$/, '.svg'), svg);
   log(`wrote ${path.relative(process.cwd(), file)} (${(wallSeconds / 60).toFixed(1)} min)`);
   for (const row of levelRows) {
     const f = (s: Stat) => `${(100 * s.mean).toFixed(2)}±${(100 * s.std).toFixed(2)}`;

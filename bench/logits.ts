@@ -18,10 +18,7 @@
  *
  * The stack lives in .data/bench-logits/: an interrupted bench started again reuses the trained teachers.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-
-import { Command } from 'commander';
 
 import { logitSetKeysFor } from '../activities/logits';
 import { logitSetAccuracy } from '../client/logit-sets';
@@ -44,7 +41,7 @@ import {
 } from '../store';
 import { connectClient, openStore } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
-import { machineInfo, startBenchStack } from './support';
+import { benchCommand, machineInfo, startBenchStack, writeResult } from './support';
 import { parsePrecomputeSpec, type PrecomputeResult, type PrecomputeSpecInput } from '../contract/precompute';
 import { parseTrainSpec, type TrainConfigSpec, type TrainSpecInput } from '../contract/train';
 
@@ -84,7 +81,11 @@ async function deleteLogitSet(store: ArtifactStore, manifestKey: string): Promis
 }
 
 async function main(): Promise<void> {
-  const cli = new Command('bench/logits')
+  const cli = benchCommand(
+    'bench/logits',
+    'The light teachers trained on MNIST and Fashion-MNIST, their logits precomputed on a private stack: accuracy, ' +
+      'precompute throughput, bytes and fidelity per format, stored against online; writes bench/results/logits.json.',
+  )
     .option('--epochs <n>', 'training epochs per teacher', '2')
     .option('--quick', 'tiny data and few steps: checks the script, not the science')
     .parse(process.argv);
@@ -346,8 +347,8 @@ async function main(): Promise<void> {
   const file = quick
     ? path.join(home, 'logits-quick.json')
     : path.join(REPO_ROOT, 'bench', 'results', 'logits.json');
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  // Empty: no teacher measured.
+  writeResult(file, result, { isEmpty: (r) => !Array.isArray(r.teachers) || r.teachers.length === 0 });
   log(
     `wrote ${path.relative(process.cwd(), file)} (${((performance.now() - started) / 60_000).toFixed(1)} min)`,
   );

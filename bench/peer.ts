@@ -23,8 +23,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { Command } from 'commander';
-
 import * as tf from '@tensorflow/tfjs-core';
 
 import { REPO_ROOT } from '../infra/paths';
@@ -37,7 +35,7 @@ import { namedFromHost } from '../ml/tensors';
 import { Trainer } from '../ml/train';
 import { encodeSafetensors } from '../store';
 import type { BenchResult, RunSpec } from './backends';
-import { benchOptimizer, machineInfo, median } from './support';
+import { benchCommand, benchOptimizer, machineInfo, median, writeResult } from './support';
 
 /**
  * Baselines: lth-native-composite, native TensorFlow with tfjs's composite gradients (LTH_NATIVE_KERNELS=off);
@@ -255,7 +253,11 @@ function medianRss(rounds: number[], rss: (number | null)[]): number | null {
 
 async function main(): Promise<void> {
   const cores = os.cpus().length;
-  const cli = new Command('bench/peer')
+  const cli = benchCommand(
+    'bench/peer',
+    "Our training speed against PyTorch's on this machine, every model on native and wasm backends and PyTorch's " +
+      'CPU kernels, after checking both sides are the same model; writes bench/results/peer.json.',
+  )
     .option('--models <list>', 'comma-separated', MODEL_NAMES.join(','))
     .option('--frameworks <list>', 'comma-separated', 'lth-native,lth-wasm,pytorch')
     .option('--rounds <n>', 'rounds per configuration (the median is reported)', '3')
@@ -383,8 +385,8 @@ async function main(): Promise<void> {
         'ratio says whether both of its sides come from one (sameInvocation)',
     ],
   };
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
+  // Empty: every configuration of this invocation failed (rows of earlier ones alone are not rewritten).
+  writeResult(file, out, { isEmpty: () => rows.length === 0 });
   log(`wrote ${path.relative(process.cwd(), file)}`);
   for (const r of ratios)
     log(

@@ -8,11 +8,9 @@
  *   node --import tsx bench/profile.ts                      # every model, native, 1 thread
  *   node --import tsx bench/profile.ts --backend wasm --models lenet-300-100
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
-import { Command } from 'commander';
 
 import { REPO_ROOT } from '../infra/paths';
 import { selectBackend, type BackendName } from '../ml/backend';
@@ -20,7 +18,7 @@ import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import { MODEL_NAMES } from '../ml/models/names';
 import { Trainer, type TrainConfig } from '../ml/train';
-import { benchOptimizer, machineInfo, median } from './support';
+import { benchCommand, benchOptimizer, machineInfo, median, writeResult } from './support';
 
 const BATCH = 128;
 const WARMUP = 5;
@@ -143,7 +141,11 @@ async function profileModel(model: string) {
 }
 
 async function main(): Promise<void> {
-  const cli = new Command('bench/profile')
+  const cli = benchCommand(
+    'bench/profile',
+    "Where a training step's time goes, per model, on one backend: kernels, the JavaScript around them, tensors, " +
+      'the cost of one trivial op; writes bench/results/profile-<backend>.json.',
+  )
     .option('--backend <name>', 'tensorflow, wasm or cpu', 'tensorflow')
     .option('--threads <n>', 'threads', '1')
     .option('--models <list>', 'comma-separated', MODEL_NAMES.join(','))
@@ -184,8 +186,8 @@ async function main(): Promise<void> {
     ],
   };
   const file = path.join(REPO_ROOT, 'bench', 'results', `profile-${info.name}.json`);
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
+  // Empty: no model profiled.
+  writeResult(file, out, { isEmpty: (r) => r.models.length === 0 });
   process.stderr.write(`[bench/profile] wrote ${path.relative(process.cwd(), file)}\n`);
 }
 

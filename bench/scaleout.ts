@@ -12,11 +12,10 @@
  *
  * The cluster profile needs `bash infra/provision.sh cluster` first.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 
 import { tsToMs } from '@temporalio/common/lib/time';
-import { Command } from 'commander';
 
 import { startOrAttachSweep } from '../client/runs';
 import { parseSweepSpec } from '../contract/sweep';
@@ -26,7 +25,7 @@ import { endpointsToEnv, stackOptionsFromEnv, type StackEndpoints } from '../inf
 import { REPO_ROOT } from '../infra/paths';
 import { connectClient } from '../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
-import { machineInfo, median, startBenchStack } from './support';
+import { benchCommand, machineInfo, median, startBenchStack, writeResult } from './support';
 import { stackDown } from '../infra/embedded-stack';
 
 function log(msg: string): void {
@@ -160,7 +159,11 @@ async function measureProfile(
 }
 
 async function main(): Promise<void> {
-  const cli = new Command('bench/scaleout')
+  const cli = benchCommand(
+    'bench/scaleout',
+    'One sweep of LeNet-300-100 trials with 1, 2 and 4 compute workers, on the embedded stack and the cluster ' +
+      'profile: wall time, speedup, schedule-to-start, overhead; writes bench/results/scaleout.json.',
+  )
     .option('--trials <n>', 'trials per sweep', '12')
     .option('--steps <n>', 'training steps per trial (batch 128)', '600')
     .option('--workers <list>', 'compute worker counts', '1,2,4')
@@ -187,10 +190,11 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const p of profiles as Profile[]) rows.push(...(await measureProfile(p, home, counts, trials, steps)));
   const out = path.join(REPO_ROOT, 'bench', 'results', 'scaleout.json');
-  mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(
+  // Empty: no (profile, worker count) measured.
+  writeResult(
     out,
-    `${JSON.stringify({ machine: machineInfo(), backend: 'native TensorFlow, 1 thread per compute worker', steps, runs: rows }, null, 2)}\n`,
+    { machine: machineInfo(), backend: 'native TensorFlow, 1 thread per compute worker', steps, runs: rows },
+    { isEmpty: (r) => r.runs.length === 0 },
   );
   for (const r of rows)
     log(

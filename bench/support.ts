@@ -1,10 +1,83 @@
-// What every benchmark shares: the machine it measured on, and a private embedded stack on free ports.
+// What every benchmark shares: its command line, the machine it measured on, a private embedded stack on free ports,
+// and the one way it writes its results.
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { Command, type ParseOptions } from 'commander';
+
 import { stackDown, stackUp } from '../infra/embedded-stack';
 import { endpointsToEnv, freeStackOptions, type StackEndpoints, type StackOptions } from '../infra/endpoints';
+import { REPO_ROOT } from '../infra/paths';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../workers/spawn';
+
+/**
+ * Commander refuses an excess argument saying only how many it got; this refuses it by name. Commander's own check is
+ * off (allowExcessArguments(true) in benchCommand) so that this one, run after parsing, is the one that answers.
+ */
+class BenchCommand extends Command {
+  override parse(argv?: readonly string[], parseOptions?: ParseOptions): this {
+    super.parse(argv, parseOptions);
+    const declared = this.registeredArguments;
+    if (!declared.at(-1)?.variadic && this.args.length > declared.length) {
+      this.error(
+        `error: unexpected argument '${this.args[declared.length]}' (${this.name()} takes ` +
+          `${declared.length === 0 ? 'options only' : `at most ${declared.length} argument(s)`}; see --help)`,
+        { code: 'commander.excessArguments' },
+      );
+    }
+    return this;
+  }
+}
+
+/**
+ * A bench's command line: `--help` prints its usage and exits 0 before anything runs, and an unknown option or a
+ * stray argument exits 1 with one line naming it, before anything runs either.
+ */
+export function benchCommand(name: string, description: string): Command {
+  return new BenchCommand(name).description(description).allowExcessArguments(true);
+}
+
+/** `file` as a message names it: relative to the repository when inside it. */
+function shown(file: string): string {
+  const rel = path.relative(REPO_ROOT, file);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
+}
+
+/**
+ * Replaces `file` with `data` atomically: written to a temporary file beside it, flushed, then renamed over it, so
+ * that a crash or a kill mid-write leaves the old file whole, never a truncated one.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Writes a bench's result to `file` as JSON, atomically (writeFileAtomic). A result that measured nothing
+ * (`isEmpty`) is refused: this throws naming the file, and whatever the file held stays as it was.
+ */
+export function writeResult<T>(file: string, result: T, opts: { isEmpty: (result: T) => boolean }): void {
+  if (opts.isEmpty(result)) {
+    throw new Error(
+      `refusing to write ${shown(file)}: this run measured nothing; the stored results are kept`,
+    );
+  }
+  writeFileAtomic(file, JSON.stringify(result, null, 2) + '\n');
+}
 
 export interface MachineInfo {
   cpuModel: string;

@@ -486,12 +486,17 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
             const teacherMap = batch.extras.features;
             return distillationTotal(
               heads,
-              tf.tensor1d(batch.labels, 'int32'),
+              batch.labelTensor,
               batch.extras.teachers,
               objectiveDef,
               patches && teacherMap ? { student: patches, teacher: teacherMap } : undefined,
             );
           },
+          // Everything the loss reads from the batch's targets: with it, the step may run as one graph.
+          feeds: (extras) => ({
+            ...Object.fromEntries(extras.teachers.map((t, i) => [`teacher/${i}`, t.values])),
+            ...(extras.features ? { features: extras.features } : {}),
+          }),
           release(extras) {
             tf.dispose(extras.teachers.map((t) => t.values));
             extras.features?.dispose();
@@ -506,8 +511,9 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
           loss: (m, params, batch) =>
             crossEntropyToLabels(
               (m as VitModelDef).tokenLogits(params, batch.x, true, batch.noise)[0] as tf.Tensor2D,
-              tf.tensor1d(batch.labels, 'int32'),
+              batch.labelTensor,
             ),
+          feeds: () => ({}),
         };
       }
       const outcome = await runDurableTraining(deps, {

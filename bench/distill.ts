@@ -169,7 +169,7 @@ async function timeEpoch(store: ArtifactStore, result: DistillResult, input: Dis
   const order = epochOrder(data.n, config.seed, 0);
   const steps = Math.ceil(data.n / config.batchSize);
   const run = async (online: boolean) => {
-    const trainer = new Trainer(config, data, { weights: model.init(config.seed), model });
+    const trainer = new Trainer(config, data, { weights: model.init(config.seed), model, objective: 'fed' });
     let targetSeconds = 0;
     const stream = online ? null : reader.batches(order, config.batchSize);
     const t0 = performance.now();
@@ -202,10 +202,11 @@ async function timeEpoch(store: ArtifactStore, result: DistillResult, input: Dis
           loss: (m, p, b) =>
             distillationTotal(
               (model as typeof model).tokenLogits(p, b.x, true, b.noise),
-              tf.tensor1d(b.labels, 'int32'),
+              b.labelTensor,
               b.extras,
               objective,
             ),
+          feeds: (extras) => Object.fromEntries(extras.map((t, i) => [`teacher/${i}`, t.values])),
         },
         extras: targets,
       });

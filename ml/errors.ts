@@ -29,3 +29,14 @@ export class TrainingStoppedError extends Error {
     this.name = 'TrainingStoppedError';
   }
 }
+
+/**
+ * A run's state was computed by an engine this process cannot run (ml/train/engines/): continuing on another would
+ * not give the run's bytes. Retrying here cannot help; a worker that has the engine can.
+ */
+export class EngineUnavailableError extends MlInputError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EngineUnavailableError';
+  }
+}

@@ -114,8 +114,6 @@ export function involutionNet(spec: InvolutionNetSpec): ModelDef {
 
   const param = paramGetter(spec.name);
   return {
-    // As a graph its step ran no faster (268 vs 276 ms at one thread, 244 vs 240 at two): ml/README.md.
-    replayAsGraph: false,
     name: spec.name,
     inputShape: [...INPUT],
     numClasses: CLASSES,

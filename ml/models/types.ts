@@ -62,11 +62,6 @@ export interface ModelDef {
    */
   stochastic?: boolean;
   /**
-   * False where replaying a traced step as one TensorFlow graph is not worth it (ml/native/traced-step.ts): a step of
-   * many mid-sized elementwise kernels runs no faster as a graph (measured in ml/README.md). Default true.
-   */
-  replayAsGraph?: boolean;
-  /**
    * For a net that is only dense layers (the flattened input, then h·W + b and ReLU, the last without): the layers,
    * which let native TensorFlow train it without the tape (ml/native/dense-step.ts). `forward` must compute
    * exactly this, as tf.add(tf.matMul(h, W), b) and tf.relu.

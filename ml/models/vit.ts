@@ -272,8 +272,6 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
     name,
     config: c,
     stochastic: regularised,
-    // As a graph its step ran 5% slower at one thread (366 vs 347 ms, batch 128): ml/README.md.
-    replayAsGraph: false,
     inputShape: [...INPUT],
     numClasses: CLASSES,
     params,

@@ -94,12 +94,16 @@ function tfjsNodeVersion(): string | null {
  * Whether the current backend is native TensorFlow with the binding this folder calls: the backend, or why not.
  * Every use of tfjs-node's internals goes through this check.
  */
-export function nativeSupport(): { backend: NativeBackend; reason: null } | { backend: null; reason: string } {
+export function nativeSupport():
+  { backend: NativeBackend; reason: null } | { backend: null; reason: string } {
   if (tf.getBackend() !== 'tensorflow')
     return { backend: null, reason: `the backend is ${tf.getBackend()}, not native TensorFlow's CPU build` };
   const version = tfjsNodeVersion();
   if (version !== PINNED_TFJS_NODE)
-    return { backend: null, reason: `tfjs-node ${version ?? '(unknown)'} is not the pinned ${PINNED_TFJS_NODE}` };
+    return {
+      backend: null,
+      reason: `tfjs-node ${version ?? '(unknown)'} is not the pinned ${PINNED_TFJS_NODE}`,
+    };
   const b = tf.backend() as unknown as Partial<NativeBackend>;
   return b.binding && typeof b.getInputTensorIds === 'function' && typeof b.createOutputTensor === 'function'
     ? { backend: b as NativeBackend, reason: null }

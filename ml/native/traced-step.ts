@@ -8,18 +8,19 @@
  * folding would regroup arithmetic with known floats and round differently; zeros and ones of any size a Fill), and
  * the step's inputs (parameters, slots, masks, the batch) placeholders. The graph then runs as one session call per
  * step (ml/native/graph.ts), with no JavaScript between kernels, independent kernels side by side on the inter-op
- * pool. TensorFlow's graph optimizer still runs; where it changes a result (it may regroup a chain of adds into one
- * AddN, as in the involution net's sum over taps), the check below keeps the tape.
+ * pool. TensorFlow's graph optimizer still runs and may regroup arithmetic (a chain of adds into one AddN, as in
+ * the involution net's sum over taps), so a graph's bytes may differ from the tape's: a graph is its own engine
+ * (ml/train/engines/graph.ts), which computes every step of a run from its graph, the traced one included.
  *
  * Guarantees:
- * - a traced step is used only if it reproduced the tape's step bit for bit when it was traced: right after the
- *   trace, the graph runs on the traced step's inputs and every output (loss, parameters, slots) must equal the
- *   tape's, byte for byte; otherwise traceStep returns no step (and says why), and the caller keeps the tape;
+ * - the trace is checked by running it: right after the trace, the graph runs on the traced step's inputs; its
+ *   outputs are returned (`graphOutputs`) beside the tape's, with the first output whose bytes differ from the
+ *   tape's named (`differsFromTape`, null where every output is the tape's to the byte);
  * - tracing gives up (no step, a reason) on what a graph cannot replay: a value read back to JavaScript during the
  *   step, a tensor input it was not told about that is too large to inline, an attribute kind it does not know;
  * - callers trace only steps whose uploaded values do not depend on the step number (a constant learning rate, no
- *   noise drawn in the forward pass): the graph replays the traced constants forever. Trainer decides that
- *   (traceable()), and traces once per batch size, since shapes are part of a graph;
+ *   noise drawn in the forward pass): the graph replays the traced constants forever. The engine selection decides
+ *   that (ml/train/engines/), and traces once per batch size, since shapes are part of a graph;
  * - the outputs run() returns are new tensors the caller owns; the inputs stay the caller's.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -50,8 +51,12 @@ export interface TracedStep {
 export interface Trace {
   /** The tape's outputs of the traced step (the caller's, as if it had run the tape itself). */
   outputs: Map<string, tf.Tensor>;
-  /** The replayable step, or null where the graph cannot reproduce the tape. */
+  /** The replayable step, or null where the step cannot be a graph. */
   step: TracedStep | null;
+  /** The graph's outputs on the traced step's inputs (the caller's), where there is a step. */
+  graphOutputs?: Map<string, tf.Tensor>;
+  /** The first output whose bytes differ between the graph and the tape, or null; absent without a step. */
+  differsFromTape?: string | null;
   /** Why there is no step. */
   reason?: string;
 }
@@ -164,7 +169,7 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
       throw new TraceError(`TensorFlow refused the graph: ${e instanceof Error ? e.message : String(e)}`);
     }
     const step = replayer(backend, session, inputIds, fetches, fed);
-    // The proof: the graph on the traced step's inputs gives the tape's bytes.
+    // The check: the graph runs, on the traced step's inputs, and its bytes are compared with the tape's.
     let again: Map<string, tf.Tensor>;
     try {
       again = step.run(inputs);
@@ -175,19 +180,18 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
         `TensorFlow could not run the graph: ${e instanceof Error ? e.message : String(e)}`,
       );
     }
-    try {
-      for (const [name, want] of outputs) {
-        const got = again.get(name);
-        if (!got || !hostBytesEqual(toHost(got), toHost(want))) {
-          step.dispose();
-          session = null;
-          return { outputs, step: null, reason: `the graph's '${name}' differs from the tape's` };
-        }
+    let differsFromTape: string | null = null;
+    for (const [name, want] of outputs) {
+      const got = again.get(name);
+      if (!got) {
+        tf.dispose([...again.values()]);
+        step.dispose();
+        session = null;
+        throw new TraceError(`the graph has no output '${name}'`);
       }
-    } finally {
-      tf.dispose([...again.values()]);
+      if (differsFromTape === null && !hostBytesEqual(toHost(got), toHost(want))) differsFromTape = name;
     }
-    return { outputs, step };
+    return { outputs, step, graphOutputs: again, differsFromTape };
   } catch (e) {
     session?.dispose();
     if (e instanceof TraceError) return { outputs, step: null, reason: e.message };

@@ -45,15 +45,30 @@ function slot(slots: Tensors, name: string): tf.Tensor {
 }
 
 /**
- * One optimizer step. `step` is the 1-based index of the step being taken. Gradients must already be masked.
- * Returns new tensors; the caller disposes the old ones. Call inside tf.tidy.
+ * The values of an update that depend on the step (1-based): Adam's bias-corrected step size and √(1 − β₂ᵗ), as
+ * scalars made once per step. A step replayed as a graph takes them as inputs (a constant would freeze them at
+ * the traced step); SGD has none. Call inside the step's tidy.
+ */
+export function stepScalars(spec: OptimizerSpec, step: number): Tensors {
+  if (spec.kind === 'sgd') return {};
+  // Computed in double precision, as torch does on the host.
+  const bc1 = 1 - Math.pow(spec.beta1, step);
+  return {
+    'adam/stepSize': tf.scalar(spec.lr / bc1),
+    'adam/bc2Sqrt': tf.scalar(Math.sqrt(1 - Math.pow(spec.beta2, step))),
+  };
+}
+
+/**
+ * One optimizer step. `step` is the 1-based index of the step being taken, or its stepScalars. Gradients must
+ * already be masked. Returns new tensors; the caller disposes the old ones. Call inside tf.tidy.
  */
 export function applyUpdate(
   spec: OptimizerSpec,
   params: Tensors,
   grads: Tensors,
   slots: Tensors,
-  step: number,
+  step: number | Tensors,
 ): { params: Tensors; slots: Tensors } {
   const newParams: Tensors = {};
   const newSlots: Tensors = {};
@@ -80,11 +95,9 @@ export function applyUpdate(
     const b2 = tf.scalar(spec.beta2);
     const oneMinusB1 = tf.scalar(1 - spec.beta1);
     const oneMinusB2 = tf.scalar(1 - spec.beta2);
-    // Scalars computed in double precision once, as torch does on the host.
-    const bc1 = 1 - Math.pow(spec.beta1, step);
-    const bc2Sqrt = Math.sqrt(1 - Math.pow(spec.beta2, step));
-    const stepSize = tf.scalar(spec.lr / bc1);
-    const bc2SqrtT = tf.scalar(bc2Sqrt);
+    const scalars = typeof step === 'number' ? stepScalars(spec, step) : step;
+    const stepSize = slot(scalars, 'adam/stepSize');
+    const bc2SqrtT = slot(scalars, 'adam/bc2Sqrt');
     const eps = tf.scalar(spec.eps);
     for (const [name, w] of Object.entries(params)) {
       let g = grads[name];

@@ -44,6 +44,8 @@ export function stateToTensors(state: TrainState): {
       })),
     ),
     lastLoss: state.lastLoss === null ? 'null' : String(state.lastLoss),
+    // Written only for the graph family, so that a tape state's bytes are what they always were.
+    ...(state.engine ? { engine: state.engine } : {}),
   };
   return { tensors, metadata };
 }
@@ -124,7 +126,12 @@ export function stateFromTensors(tensors: NamedTensors, metadata: Record<string,
     else throw new MlInputError(`invalid train state: tensor '${name}' is neither weights/… nor optimizer/…`);
   }
   if (Object.keys(weights).length === 0) throw new MlInputError('invalid train state: no weights/… tensors');
-  return { step, weights, optimizer, rng, evals, lastLoss };
+  const engine = metadata.engine;
+  if (engine !== undefined && engine !== 'graph')
+    throw new MlInputError(
+      `invalid train state: metadata.engine is '${engine}', expected 'graph' or absent (the tape)`,
+    );
+  return { step, weights, optimizer, rng, evals, lastLoss, ...(engine ? { engine } : {}) };
 }
 
 /**

@@ -14,12 +14,17 @@ import { MlInputError, TrainingAbortedError, TrainingStoppedError } from '../err
 import { getModel } from '../models/index.js';
 import type { ModelDef, NoiseSeed } from '../models/types.js';
 import { deriveSeed } from '../rng.js';
-import { currentBackend } from '../backend.js';
 import { assertHostTensor, hostTensor, toHostAsync, type HostTensor, type NamedTensors } from '../tensors.js';
 import { batchHost, batchTensors, crossEntropy, evaluateTensors } from './evaluate.js';
-import { nativeDenseStep, slotsZeroWherePruned, type NativeDenseStep } from '../native/dense-step.js';
-import { canTrace, traceStep, type TracedStep } from '../native/traced-step.js';
-import { applyUpdate, slotSpecs } from './optimizers.js';
+import { slotsZeroWherePruned } from '../native/dense-step.js';
+import {
+  applyMask,
+  selectEngine,
+  type EngineFamily,
+  type EngineStep,
+  type StepEngine,
+} from './engines/index.js';
+import { slotSpecs } from './optimizers.js';
 import {
   cursorAt,
   dataCursorSchema,
@@ -27,7 +32,6 @@ import {
   stepsPerEpoch,
   type DataCursor,
   type EvalRecord,
-  type OptimizerSpec,
   type TrainConfig,
   type TrainProgress,
   type TrainResult,
@@ -40,6 +44,8 @@ type Tensors = Record<string, tf.Tensor>;
 export interface StepBatch<E> {
   indices: Int32Array;
   labels: Int32Array;
+  /** The same labels as an int32 tensor, made before the step (a loss must not upload step data itself). */
+  labelTensor: tf.Tensor1D;
   x: tf.Tensor;
   /** What the objective prepared for these samples (e.g. the teachers' stored targets). */
   extras: E;
@@ -58,6 +64,12 @@ export interface StepObjective<E> {
   images?(indices: Int32Array, epoch: number, extras: E): Float32Array;
   /** The step's loss, inside the step's tidy (tensors made here are freed after it). */
   loss(model: ModelDef, params: Tensors, batch: StepBatch<E>): tf.Scalar;
+  /**
+   * Every tensor of `extras` the loss reads, by name. With it the step may run as a graph (ml/train/engines/graph.ts),
+   * which takes these as inputs; so the loss must read step data only from them, `batch.x` and `batch.labelTensor`
+   * (a value it uploads itself becomes a constant of the graph). Without it the objective runs on the tape.
+   */
+  feeds?(extras: E): Tensors;
   /** Frees what `prepare` made; called after the step. */
   release?(extras: E): void;
 }
@@ -172,8 +184,12 @@ export class Trainer {
   readonly model: ModelDef;
   readonly config: TrainConfig;
   readonly stepsPerEpoch: number;
-  private params: Tensors = {};
-  private slots: Tensors = {};
+  /** Computes the steps and holds the parameters and optimizer slots (ml/train/engines/). */
+  private readonly engine: StepEngine;
+  /** Why the engine is not the one LTH_ENGINE asked for, where it is not. */
+  private readonly engineNote: string | null;
+  /** What the steps minimise, as the engine was chosen for it. */
+  private readonly objectiveKind: 'none' | 'fed' | 'opaque';
   /** float32 0/1 masks by parameter name. */
   private keep: Tensors = {};
   private readonly names: string[];
@@ -181,19 +197,6 @@ export class Trainer {
   private orderCache: { epoch: number; order: Int32Array } | null = null;
   private lossTensor: tf.Scalar | null = null;
   private _lastLoss: number | null;
-  /**
-   * The tape-free step for dense nets on native TensorFlow (bit-identical), or null where the tape runs it. When
-   * set, it holds the parameters and slots (updated in place); `params`/`slots` are then views of them, made on
-   * demand by state() and dropped before its next step.
-   */
-  private nativeDense: NativeDenseStep | null = null;
-  private views = false;
-  /**
-   * Plain steps replayed as one TensorFlow graph each, traced from the tape per batch size (a graph has fixed
-   * shapes; an epoch's last batch may be smaller); null for a size whose trace did not reproduce the tape, and no
-   * map at all where tracing does not apply (traceable()).
-   */
-  private traced: Map<number, { step: TracedStep | null; reason: string | null }> | null = null;
 
   constructor(
     config: TrainConfig,
@@ -205,6 +208,13 @@ export class Trainer {
       step?: number;
       lastLoss?: number | null;
       model?: ModelDef;
+      /**
+       * Whether steps minimise an objective of their own (distillation) instead of the cross-entropy: 'fed' where it
+       * declares the tensors it reads (StepObjective.feeds), so that it may run as a graph.
+       */
+      objective?: 'fed' | 'opaque';
+      /** The engine family of the state the run continues from (TrainState.engine); absent for fresh weights. */
+      continues?: EngineFamily;
     },
   ) {
     this.config = parseTrainConfig(config);
@@ -238,48 +248,52 @@ export class Trainer {
       }
     }
 
+    this.objectiveKind = init.objective ?? 'none';
+    const params: Tensors = {};
+    const slots: Tensors = {};
     try {
       for (const p of this.model.params) {
         const w = init.weights[p.name] as HostTensor;
         const m = masks[p.name];
+        const raw = tf.tensor(w.data.slice(), w.shape, 'float32');
         if (m) {
           // Same zeroing as after every step, so the initial weights obey the mask bit for bit.
           this.keep[p.name] = tf.tensor(m.data.slice(), m.shape, 'float32');
-          const raw = tf.tensor(w.data.slice(), w.shape, 'float32');
-          this.params[p.name] = this.applyMask(p.name, raw);
+          params[p.name] = applyMask(raw, this.keep[p.name]);
           raw.dispose();
         } else {
-          this.params[p.name] = tf.tensor(w.data.slice(), w.shape, 'float32');
+          params[p.name] = raw;
         }
       }
       for (const s of specs) {
         const t = init.optimizer?.[s.name];
-        this.slots[s.name] = t ? tf.tensor(t.data.slice(), s.shape, 'float32') : tf.zeros(s.shape, 'float32');
+        slots[s.name] = t ? tf.tensor(t.data.slice(), s.shape, 'float32') : tf.zeros(s.shape, 'float32');
       }
-      const remask = !slotsZeroWherePruned(init.optimizer ?? {}, masks);
-      this.nativeDense = nativeDenseStep(this.model, this.config.optimizer, {
-        remask,
+      const chosen = selectEngine({
+        model: this.model,
+        optimizer: this.config.optimizer,
+        objective: this.objectiveKind,
         masked: Object.keys(this.keep),
+        remask: !slotsZeroWherePruned(init.optimizer ?? {}, masks),
+        ...(init.continues ? { continues: init.continues } : {}),
       });
-      if (this.nativeDense) {
-        this.nativeDense.load(this.params, this.slots);
-        this.dropState();
-      } else if (traceable(this.model, this.config.optimizer)) {
-        this.traced = new Map();
-      }
+      this.engine = chosen.engine;
+      this.engineNote = chosen.note;
+      this.engine.load(params, slots);
     } catch (e) {
-      this.dispose();
+      tf.dispose([...Object.values(params), ...Object.values(slots), ...Object.values(this.keep)]);
+      this.keep = {};
       throw e;
     }
   }
 
-  /**
-   * How plain steps run: per batch size traced so far, 'graph' (replayed from a trace) or why the tape runs them;
-   * null where steps are not traced at all (another backend or optimizer, LeNet's own native step).
-   */
-  get replay(): Map<number, string> | null {
-    if (!this.traced) return null;
-    return new Map([...this.traced].map(([b, t]) => [b, t.step ? 'graph' : (t.reason ?? 'tape')]));
+  /** The engine the steps run on, and what a person should know about how they ran. */
+  get engineInfo(): { name: StepEngine['name']; family: EngineFamily; notes: string[] } {
+    return {
+      name: this.engine.name,
+      family: this.engine.family,
+      notes: [...(this.engineNote ? [this.engineNote] : []), ...this.engine.notes()],
+    };
   }
 
   get step(): number {
@@ -288,16 +302,6 @@ export class Trainer {
 
   get maskedNames(): string[] {
     return Object.keys(this.keep);
-  }
-
-  /**
-   * Pruned entries become +0 exactly: w·0 is -0 for negative w, and -0 + 0 = +0, while kept entries pass
-   * through unchanged (w·1 + 0 = w). Multiply-add instead of tf.where because where is 4-10x slower here.
-   */
-  private applyMask(name: string, w: tf.Tensor): tf.Tensor {
-    const k = this.keep[name];
-    if (!k) return w.clone();
-    return tf.tidy(() => tf.add(tf.mul(w, k), tf.scalar(0)));
   }
 
   /** Indices of the samples in the batch of (0-based) step s. */
@@ -321,126 +325,57 @@ export class Trainer {
    * The loss stays on the device until someone asks (see readLoss).
    */
   trainStep<E>(objective?: { def: StepObjective<E>; extras: E }): void {
+    // The engine was chosen for what the steps minimise: a graph must not meet a loss it cannot feed.
+    const kind = objective ? (objective.def.feeds ? 'fed' : 'opaque') : 'none';
+    if (kind !== this.objectiveKind && !(kind === 'fed' && this.objectiveKind === 'opaque'))
+      throw new MlInputError(
+        `this trainer was made for objective '${this.objectiveKind}' (Trainer init.objective) and was given a step ` +
+          `with objective '${kind}'`,
+      );
     const s = this._step;
     const indices = this.batchIndices(s);
-    if (!objective && this.nativeDense) {
-      const h = batchHost(this.model, this.data, indices);
-      // A view alive during the in-place update would cost TensorFlow a copy of the weights.
-      this.dropState();
-      const loss = this.nativeDense.step(this.keep, { x: h.x, y: h.y, b: indices.length });
-      this.lossTensor?.dispose();
-      this.lossTensor = loss;
-      this._lastLoss = null;
-      this._step = s + 1;
-      return;
-    }
-    this.state();
-    const { x: plain, y, labels } = batchTensors(this.model, this.data, indices);
-    let x = plain;
-    const images = objective?.def.images?.(indices, this.epochOf(s), objective.extras);
-    if (images) {
-      plain.dispose();
-      x = tf.tensor(images, [indices.length, ...this.model.inputShape], 'float32');
-    }
-    const spec = this.config.optimizer;
-    const names = this.names;
     const noise: NoiseSeed = { seed: deriveSeed(this.config.seed, 'noise', s) };
-    const tape = () =>
-      tf.tidy(() => {
-        const f = (...ws: tf.Tensor[]): tf.Scalar => {
-          const p: Tensors = {};
-          names.forEach((n, i) => (p[n] = ws[i] as tf.Tensor));
-          if (objective)
-            return objective.def.loss(this.model, p, { indices, labels, x, extras: objective.extras, noise });
-          return crossEntropy(this.model.forward(p, x, true, noise), y);
+    const def = objective?.def;
+    const input: EngineStep = {
+      s,
+      keep: this.keep,
+      host: () => ({ ...batchHost(this.model, this.data, indices), b: indices.length }),
+      tensors: () => {
+        const { x: plain, y, labels } = batchTensors(this.model, this.data, indices);
+        const images = objective?.def.images?.(indices, this.epochOf(s), objective.extras);
+        let x = plain;
+        if (images) {
+          plain.dispose();
+          x = tf.tensor(images, [indices.length, ...this.model.inputShape], 'float32');
+        }
+        if (!objective) return { x, y };
+        return {
+          x,
+          y,
+          labels: tf.tensor1d(labels, 'int32'),
+          feeds: objective.def.feeds?.(objective.extras) ?? {},
         };
-        const { value, grads } = tf.valueAndGrads(f)(names.map((n) => this.params[n] as tf.Tensor));
-        const g: Tensors = {};
-        names.forEach((n, i) => {
-          const gi = grads[i] as tf.Tensor;
-          const k = this.keep[n];
-          // Pruned coordinates get no gradient, so weight decay and optimizer moments never move them.
-          g[n] = k ? tf.mul(gi, k) : gi;
-        });
-        const upd = applyUpdate(spec, this.params, g, this.slots, s + 1);
-        const params: Tensors = {};
-        for (const n of names) params[n] = this.applyMask(n, upd.params[n] as tf.Tensor);
-        return { loss: value as tf.Scalar, params, slots: upd.slots };
-      });
-    const out = objective || !this.traced ? tape() : this.replayOrTrace(this.traced, x, y, tape);
-    tf.dispose([x, y]);
-    this.replaceState(out.params, out.slots, out.loss);
-    this._step = s + 1;
-  }
-
-  /**
-   * The plain step of a batch of this size from its traced graph, tracing it first (with the tape, whose result
-   * this step keeps) when the size is new; the tape where the size's trace did not reproduce it.
-   */
-  private replayOrTrace(
-    traced: NonNullable<Trainer['traced']>,
-    x: tf.Tensor,
-    y: tf.Tensor,
-    tape: () => StepState,
-  ): StepState {
-    const inputs = new Map<string, tf.Tensor>([
-      ['x', x],
-      ['y', y],
-      ...prefixed('param/', this.params),
-      ...prefixed('slot/', this.slots),
-      ...prefixed('keep/', this.keep),
-    ]);
-    const named = (o: StepState) =>
-      new Map<string, tf.Tensor>([
-        ['loss', o.loss],
-        ...prefixed('param/', o.params),
-        ...prefixed('slot/', o.slots),
-      ]);
-    const b = x.shape[0] as number;
-    const known = traced.get(b);
-    let result: Map<string, tf.Tensor>;
-    if (known === undefined) {
-      const trace = traceStep(inputs, () => named(tape()));
-      traced.set(b, { step: trace.step, reason: trace.reason ?? null });
-      result = trace.outputs;
-    } else {
-      result = known.step ? known.step.run(inputs) : named(tape());
-    }
-    const pick = (prefix: string) =>
-      Object.fromEntries(
-        [...result].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]),
-      );
-    return { loss: result.get('loss') as tf.Scalar, params: pick('param/'), slots: pick('slot/') };
-  }
-
-  private replaceState(params: Tensors, slots: Tensors, loss: tf.Scalar): void {
-    this.dropState();
+      },
+      loss:
+        objective && def
+          ? (p, t) =>
+              def.loss(this.model, p, {
+                indices,
+                labels: Int32Array.from(indices, (i) => this.data.labels[i] as number),
+                labelTensor: t.labels as tf.Tensor1D,
+                x: t.x,
+                extras: objective.extras,
+                noise,
+              })
+          : this.model.stochastic
+            ? (p, t) => crossEntropy(this.model.forward(p, t.x, true, noise), t.y as tf.Tensor2D)
+            : null,
+    };
+    const loss = this.engine.step(input);
     this.lossTensor?.dispose();
-    this.params = params;
-    this.slots = slots;
     this.lossTensor = loss;
     this._lastLoss = null;
-    if (this.nativeDense) {
-      this.nativeDense.load(params, slots);
-      this.dropState();
-    }
-  }
-
-  /** Makes `params` and `slots` current: views of the native step's state where it holds it. */
-  private state(): void {
-    if (!this.nativeDense || this.views) return;
-    const v = this.nativeDense.read();
-    this.params = v.params;
-    this.slots = v.slots;
-    this.views = true;
-  }
-
-  private dropState(): void {
-    tf.dispose(Object.values(this.params));
-    tf.dispose(Object.values(this.slots));
-    this.params = {};
-    this.slots = {};
-    this.views = false;
+    this._step = s + 1;
   }
 
   /** Loss of the latest step (null before the first). Reading syncs with the device, so callers do it sparingly. */
@@ -454,8 +389,7 @@ export class Trainer {
   }
 
   async evaluate(data: Dataset, batchSize?: number): Promise<{ loss: number; accuracy: number }> {
-    this.state();
-    return evaluateTensors(this.model, this.params, data, batchSize);
+    return evaluateTensors(this.model, this.engine.read().params, data, batchSize);
   }
 
   cursor(): DataCursor {
@@ -465,11 +399,11 @@ export class Trainer {
   /** A deep copy of the state; nothing in it aliases live tensors or earlier copies. */
   async snapshot(evals: readonly EvalRecord[]): Promise<TrainState> {
     const lastLoss = await this.readLoss();
-    this.state();
+    const { params, slots } = this.engine.read();
     const weights: NamedTensors = {};
-    for (const n of this.names) weights[n] = await toHostAsync(this.params[n] as tf.Tensor);
+    for (const n of this.names) weights[n] = await toHostAsync(params[n] as tf.Tensor);
     const optimizer: NamedTensors = {};
-    for (const [n, t] of Object.entries(this.slots)) optimizer[n] = await toHostAsync(t);
+    for (const [n, t] of Object.entries(slots)) optimizer[n] = await toHostAsync(t);
     return {
       step: this._step,
       weights,
@@ -477,15 +411,12 @@ export class Trainer {
       rng: this.cursor(),
       evals: evals.map((e) => ({ ...e })),
       lastLoss,
+      ...(this.engine.family === 'graph' ? { engine: 'graph' as const } : {}),
     };
   }
 
   dispose(): void {
-    this.dropState();
-    this.nativeDense?.dispose();
-    this.nativeDense = null;
-    for (const t of this.traced?.values() ?? []) t.step?.dispose();
-    this.traced?.clear();
+    this.engine.dispose();
     tf.dispose(Object.values(this.keep));
     this.lossTensor?.dispose();
     this.keep = {};
@@ -572,6 +503,9 @@ export async function train(
     step: resume?.step ?? 0,
     lastLoss: resume?.lastLoss ?? null,
     ...(opts.model ? { model: opts.model } : {}),
+    ...(opts.objective ? { objective: opts.objective.feeds ? ('fed' as const) : ('opaque' as const) } : {}),
+    // A run continues from a state on the state's engine family: exact by its own record.
+    ...(resume ? { continues: resume.engine ?? ('tape' as const) } : {}),
   });
   const evals: EvalRecord[] = resume ? resume.evals.map((e) => ({ ...e })) : [];
   const total = cfg.iterations;
@@ -644,7 +578,9 @@ export async function train(
     if (!last || last.step !== state.step)
       throw new Error(`internal: no evaluation recorded at step ${state.step}`);
     const trainEval = await trainer.evaluate(data.train, opts.evalBatchSize);
+    const engine = trainer.engineInfo;
     return {
+      engine: { name: engine.name, notes: engine.notes },
       state,
       final: {
         testLoss: last.testLoss,
@@ -656,33 +592,5 @@ export async function train(
     };
   } finally {
     trainer.dispose();
-  }
-}
-
-/** A step's result: its loss and the new parameters and optimizer slots. */
-interface StepState {
-  loss: tf.Scalar;
-  params: Tensors;
-  slots: Tensors;
-}
-
-/** Named tensors under a prefix ('param/' + name), as a traced step names its inputs and outputs. */
-function prefixed(prefix: string, tensors: Tensors): [string, tf.Tensor][] {
-  return Object.entries(tensors).map(([n, t]) => [prefix + n, t]);
-}
-
-/**
- * Whether plain steps may be replayed from a trace: native TensorFlow's CPU build, SGD (whose update uploads no
- * value that depends on the step: Adam's bias correction does), and a model that draws no noise while training and
- * gains from it (ModelDef.replayAsGraph).
- * LTH_NATIVE_STEP=off keeps every step on the tape (to measure).
- */
-function traceable(model: ModelDef, optimizer: OptimizerSpec, env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env.LTH_NATIVE_STEP === 'off' || optimizer.kind !== 'sgd') return false;
-  if (model.stochastic || model.replayAsGraph === false) return false;
-  try {
-    return currentBackend().name === 'tensorflow' && canTrace();
-  } catch {
-    return false;
   }
 }

@@ -43,10 +43,17 @@ export interface TrainState {
   evals: EvalRecord[];
   /** Mini-batch loss of the step `step`; null before the first step. */
   lastLoss: number | null;
+  /**
+   * The engine family whose steps computed this state (ml/train/engines/), present only where it is not the tape's:
+   * a run continues from a state on the state's family or not at all.
+   */
+  engine?: 'graph';
 }
 
 export interface TrainResult {
   state: TrainState;
+  /** The engine the steps of this process ran on, and anything a person should know about how they ran. */
+  engine?: { name: 'tape' | 'native-dense' | 'graph'; notes: string[] };
   /** trainLoss/trainAccuracy: the final weights evaluated on the whole training set used. */
   final: { testLoss: number; testAccuracy: number; trainLoss: number; trainAccuracy: number };
   evals: EvalRecord[];

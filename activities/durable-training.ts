@@ -27,6 +27,7 @@ import {
   checkpointPrefix,
   parseCheckpointStep,
 } from '../store';
+import { labelWithEngine } from './heal';
 import type { ActivityMetrics } from './metrics';
 
 export interface DurableTrainingDeps {
@@ -121,13 +122,18 @@ export async function runDurableTraining(
 
   const hinted = checkpointRefSchema.safeParse(ctx.info.heartbeatDetails);
   const resume = await loadResumePoint(deps, runId, hinted.success ? hinted.data : null);
-  // Bits depend on the backend: a run resumed elsewhere says so in its result.
-  const backends = [...(resume?.backends ?? [])];
-  if (backends[backends.length - 1] !== deps.backend) backends.push(deps.backend);
-  const backendLabel = backends.join('+');
-  if (backends.length > 1)
+  // Bits depend on the backend, its thread count and the engine family (which a resumed run keeps: ml/train/engines):
+  // a run resumed elsewhere says so in its result.
+  const backendsWith = (engine: TrainState['engine']) => {
+    const here = labelWithEngine(deps.backend, engine);
+    const list = [...(resume?.backends ?? [])];
+    if (list[list.length - 1] !== here) list.push(here);
+    return list;
+  };
+  const resumedOn = resume ? backendsWith(resume.state.engine) : [];
+  if (resumedOn.length > 1)
     deps.log(
-      `run ${runId}: resuming a checkpoint written on ${backends.slice(0, -1).join('+')} with ${deps.backend}; not bit-identical to a single-backend run`,
+      `run ${runId}: resuming a checkpoint written on ${resumedOn.slice(0, -1).join('+')} with ${resumedOn[resumedOn.length - 1]}; not bit-identical to a single-backend run`,
     );
   const startState = 'state' in job.start ? job.start.state : null;
   deps.log(
@@ -181,7 +187,7 @@ export async function runDurableTraining(
         const ref = await deps.store.putTensors(key, tensors, {
           ...metadata,
           runId,
-          backends: backends.join(','),
+          backends: backendsWith(state.engine).join(','),
         });
         deps.metrics?.checkpoint((performance.now() - putStarted) / 1000, ref.bytes);
         lastCheckpoint = { ...ref, step: state.step };
@@ -223,9 +229,10 @@ export async function runDurableTraining(
     });
     if (lastProgress)
       await signalProgress({ ...(lastProgress as TrainProgressUpdate), step: result.state.step }, true);
+    for (const note of result.engine?.notes ?? []) deps.log(`run ${runId}: ${note}`);
     return {
       result,
-      backend: backendLabel,
+      backend: backendsWith(result.state.engine).join('+'),
       resumedFromStep: resume?.state.step ?? 0,
       removeCheckpoints: async () => {
         // All of the run's checkpoints: an earlier attempt (a killed worker) may have left older ones than the one

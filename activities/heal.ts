@@ -38,19 +38,52 @@ export class UnderivableError extends Error {
   }
 }
 
-/** The backends' names in a result's backend label (`wasm/4t`, `cpu+wasm`), without thread counts. */
-function backendNames(label: string): string[] {
-  return label.split('+').map((b) => b.split('/')[0] ?? b);
+/**
+ * What a backend label says about the bytes: `<backend>[/<threads>t][/graph]`, one segment per backend a run was
+ * computed on, joined with '+' (`wasm/4t`, `tensorflow/2t/graph`, `cpu+wasm`).
+ */
+export interface BackendSegment {
+  name: string;
+  threads: number | null;
+  /** The engine family of ml/train/engines/: the graph's bytes are its own. */
+  engine: 'tape' | 'graph';
 }
 
+export function parseBackendLabel(label: string): BackendSegment[] {
+  return label.split('+').map((segment) => {
+    const [name = segment, ...rest] = segment.split('/');
+    const t = rest.find((p) => /^\d+t$/.test(p));
+    return {
+      name,
+      threads: t === undefined ? null : Number(t.slice(0, -1)),
+      engine: rest.includes('graph') ? 'graph' : 'tape',
+    };
+  });
+}
+
+/** The label of a run computed on `worker` (a worker's label, `tensorflow/2t`) by an engine of this family. */
+export function labelWithEngine(worker: string, engine: 'tape' | 'graph' | undefined): string {
+  return engine === 'graph' ? `${worker}/graph` : worker;
+}
+
+/** Backends whose results depend on the thread count: native TensorFlow's intra-op pool splits its reductions. */
+const THREADED_BYTES = new Set(['tensorflow', 'tensorflow-gpu']);
+
 /**
- * Whether a worker on `current` recomputes, bit for bit, what `recorded` computed: the same single backend (a run
- * resumed across backends cannot be reproduced by anyone). WASM's and cpu's results do not depend on threads.
+ * Whether a worker on `current` (a worker's label) recomputes, bit for bit, what `recorded` computed: one backend
+ * segment on each side (a run resumed across backends cannot be reproduced by anyone), the same backend, for native
+ * TensorFlow the same thread count (measured: conv-2's weights after 8 steps differ between 1 and 2 threads, on the
+ * tape and as a graph), and an engine this worker runs (a graph needs native TensorFlow, which the name already
+ * says). WASM's and cpu's results do not depend on threads.
  */
 export function reproducibleOn(recorded: string, current: string): boolean {
-  const was = backendNames(recorded);
-  const now = backendNames(current);
-  return was.length === 1 && now.length === 1 && was[0] === now[0];
+  const was = parseBackendLabel(recorded);
+  const now = parseBackendLabel(current);
+  if (was.length !== 1 || now.length !== 1) return false;
+  const [a, b] = [was[0] as BackendSegment, now[0] as BackendSegment];
+  if (a.name !== b.name) return false;
+  if (THREADED_BYTES.has(a.name) && a.threads !== b.threads) return false;
+  return a.engine === 'tape' || a.name === 'tensorflow';
 }
 
 /**
@@ -59,11 +92,13 @@ export function reproducibleOn(recorded: string, current: string): boolean {
  */
 export function requireReproducible(what: string, key: string, recorded: string, current: string): void {
   if (reproducibleOn(recorded, current)) return;
-  const was = backendNames(recorded);
-  const next =
-    was.length === 1
-      ? `start a compute worker on ${was[0]} (\`lth worker --backend ${was[0]}\`) and run the same command again; it recomputes ${key} to the same bytes`
-      : `${REPAIR_NEXT}; the levels derived from it keep the old bytes, so start the experiment under a new spec (e.g. another seed) for a consistent lineage`;
+  const was = parseBackendLabel(recorded);
+  const one = was.length === 1 ? was[0] : undefined;
+  const threads =
+    one && one.threads !== null && THREADED_BYTES.has(one.name) ? ` --threads ${one.threads}` : '';
+  const next = one
+    ? `start a compute worker on ${one.name} (\`lth worker compute --backend ${one.name}${threads}\`) and run the same command again; it recomputes ${key} to the same bytes`
+    : `${REPAIR_NEXT}; the levels derived from it keep the old bytes, so start the experiment under a new spec (e.g. another seed) for a consistent lineage`;
   throw new UnderivableError(
     key,
     `${what}: '${key}' is damaged and cannot be recomputed here: it was computed on ${recorded} and this worker runs ${current}, so a recomputation would not give the same bytes (and what was derived from it would no longer match)`,

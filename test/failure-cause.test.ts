@@ -84,7 +84,7 @@ test('a damaged level that this backend cannot recompute fails the run; lth lott
     assert.ok(err.includes(`\n  key: ${key}\n`), err);
     assert.match(
       err,
-      /^next: start a compute worker on cpu \(`lth worker --backend cpu`\) and run the same command again/m,
+      /^next: start a compute worker on cpu \(`lth worker compute --backend cpu`\) and run the same command again/m,
     );
     // Nothing was recomputed into other bytes.
     assert.equal((await store.getBytes(key).catch((x: Error) => x)) instanceof Error, true, 'still damaged');

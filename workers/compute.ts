@@ -126,7 +126,11 @@ export function computeWorkerCommand(): Command {
         'cpu',
       ]),
     )
-    .option('--threads <n>', 'threads for the WASM backend', (v) => Number.parseInt(v, 10))
+    .option(
+      '--threads <n>',
+      "threads: WASM's pool, native TensorFlow's intra-op pool (whose results depend on it)",
+      (v) => Number.parseInt(v, 10),
+    )
     .option('--slots <n>', 'concurrent activities', (v) => Number.parseInt(v, 10), 1)
     .option('--grace <seconds>', 'shutdown grace period', (v) => Number.parseInt(v, 10), 60)
     .action(async (o: { backend?: BackendName | 'auto'; threads?: number; slots: number; grace: number }) => {

@@ -71,7 +71,8 @@ export interface FaultInjection {
 
 /**
  * What the fault-injection tests share: a client, the store, one light worker for the whole file, compute
- * workers the tests start and kill themselves, and WASM in this process for the reference computations.
+ * workers the tests start and kill themselves, and the workers' backend (WASM unless extraEnv's LTH_BACKEND says
+ * tensorflow) in this process for the reference computations.
  */
 export function useFaultInjection(
   e: StackEndpoints,
@@ -91,7 +92,13 @@ export function useFaultInjection(
     client = await connectClient(e);
     // Loaded here so that the workflow tests using useTestWorkers do not load the ML backends.
     const { selectBackend } = await import('../../ml/backend.js');
-    await selectBackend({ prefer: 'wasm', log: () => {} });
+    // The reference computations run on the workers' backend and threads (WASM unless the test asks otherwise).
+    const threads = extraEnv.LTH_THREADS ? Number(extraEnv.LTH_THREADS) : undefined;
+    await selectBackend({
+      prefer: extraEnv.LTH_BACKEND === 'tensorflow' ? 'tensorflow' : 'wasm',
+      ...(threads ? { threads } : {}),
+      log: () => {},
+    });
     const light = spawnWorker('light', { env });
     workers.push(light);
     await light.ready;

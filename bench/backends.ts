@@ -78,6 +78,9 @@ export interface BenchResult {
   peakRssMiB?: number;
   /** samples/s of every round; samplesPerSec, steps and seconds are those of the median round. */
   rounds?: number[];
+  /** The step engine that ran the timed steps (ml/train/engines/), and its notes (e.g. why not a graph). */
+  engine?: string;
+  engineNotes?: string[];
 }
 
 function log(msg: string): void {
@@ -142,6 +145,8 @@ async function runChild(spec: RunSpec): Promise<BenchResult> {
       seconds,
       warmupSteps: warmup,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      engine: trainer.engineInfo.name,
+      engineNotes: trainer.engineInfo.notes,
     };
   } finally {
     trainer.dispose();

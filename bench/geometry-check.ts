@@ -11,7 +11,7 @@
  *   npm run bench:geometry -- --check-torch --check-models conv-2 --check-images 250
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -26,7 +26,7 @@ import { prune } from '../ml/pruning';
 import { deriveSeed, Rng } from '../ml/rng';
 import { train, type TrainConfig } from '../ml/train';
 import { REPO_ROOT } from '../infra/paths';
-import { machineInfo } from './support';
+import { machineInfo, writeResult } from './support';
 
 const PEER = path.join(REPO_ROOT, '.tools', 'peer');
 const K = 3;
@@ -258,8 +258,7 @@ export async function checkAgainstTorch(opts: {
       seconds: (performance.now() - started) / 1000,
       checks: [...earlier.filter((c) => !models.includes(c.model)), ...checks],
     };
-    mkdirSync(path.dirname(out), { recursive: true });
-    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+    writeResult(out, result, { isEmpty: () => checks.length === 0 });
     for (const c of checks) {
       log(
         `${c.model} ${c.quantity}: ours ${c.lth.toPrecision(6)}, torch ${c.torch.toPrecision(6)}, ` +

@@ -21,11 +21,10 @@
  * every seed file present: a campaign longer than one sitting (about two hours per seed on 2 cores) is run a seed
  * at a time with --only-seeds, on the same or another machine of the same kind.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { Command } from 'commander';
 import { z } from 'zod';
 import type { Client } from '@temporalio/client';
 
@@ -43,7 +42,16 @@ import { geometryRows, measurePlotSpec, GEOMETRY_COLUMNS, type GeometryRow } fro
 import { renderSpec } from '../report/plot';
 import { connectClient } from '../workers/connection';
 import { checkAgainstTorch } from './geometry-check';
-import { impBenchTrain, machineInfo, startBenchStack, startBenchWorkers, stopBench } from './support';
+import {
+  benchCommand,
+  impBenchTrain,
+  machineInfo,
+  startBenchStack,
+  startBenchWorkers,
+  stopBench,
+  writeFileAtomic,
+  writeResult,
+} from './support';
 
 function log(msg: string): void {
   process.stderr.write(`[bench/geometry] ${msg}\n`);
@@ -92,11 +100,17 @@ const KEYS: Record<string, string> = {
 };
 
 async function main(): Promise<void> {
-  const cli = new Command('bench/geometry')
+  const cli = benchCommand(
+    'bench/geometry',
+    'the geometry of the lottery-ticket solutions (LeNet-300-100 / MNIST, every measure, every level and control)',
+  )
     .option('--epochs <n>', 'training epochs per level (bench:imp uses 10)', '10')
     .option('--levels <n>', 'pruning levels after the dense level 0 (14: 4.4% of weights remain)', '14')
     .option('--seeds <n>', 'IMP seeds (bench:imp lineages 0, 1, …)', '3')
-    .option('--only-seeds <list>', 'run only these of the seeds (e.g. 1,2); the summary takes every seed file present')
+    .option(
+      '--only-seeds <list>',
+      'run only these of the seeds (e.g. 1,2); the summary takes every seed file present',
+    )
     .option('--workers <n>', 'compute workers (each on one thread)', String(Math.max(1, os.cpus().length)))
     .option('--quick', 'tiny data and small options: checks the script, not the science')
     .option('--check-torch', "only check the Hessian's eigenvalues and trace against PyTorch's autograd")
@@ -192,11 +206,21 @@ async function main(): Promise<void> {
     try {
       for (const seed of toRun) {
         const seedStarted = performance.now();
-        const analysis = await measureSeed(client, parseLotterySpec(baseFor(seed)), config, workerCount, started);
+        const analysis = await measureSeed(
+          client,
+          parseLotterySpec(baseFor(seed)),
+          config,
+          workerCount,
+          started,
+        );
         const file = seedFile(seed);
         mkdirSync(path.dirname(file), { recursive: true });
         const record = seedRecord(seed, analysis, (performance.now() - seedStarted) / 1000, workerCount);
-        writeFileSync(file, JSON.stringify({ ...record, spec: { lottery: baseFor(seed) } }, null, 2) + '\n');
+        writeResult(
+          file,
+          { ...record, spec: { lottery: baseFor(seed) } },
+          { isEmpty: (r) => r.rows.length === 0 },
+        );
         log(`seed ${seed}: wrote ${path.relative(process.cwd(), file)}`);
       }
     } finally {
@@ -264,8 +288,7 @@ async function main(): Promise<void> {
     wallSecondsPerSeed: Object.fromEntries(records.map((r) => [r.seed, r.wallSeconds])),
     wallSeconds: records.reduce((a, r) => a + r.wallSeconds, 0),
   };
-  mkdirSync(path.dirname(resultFile), { recursive: true });
-  writeFileSync(resultFile, JSON.stringify(out, null, 2) + '\n');
+  writeResult(resultFile, out, { isEmpty: (r) => r.seeds.length === 0 });
   // Plots: the first seed's levels, a line per series.
   const named = (rowsBySeed[0] ?? []).map((r) => ({
     ...r,
@@ -274,7 +297,7 @@ async function main(): Promise<void> {
   for (const c of GEOMETRY_COLUMNS) {
     if (named.filter((r) => r.values.has(`${c.measure}.${c.key}`)).length < 2) continue;
     const svg = await renderSpec(measurePlotSpec(named, c), 'svg');
-    writeFileSync(resultFile.replace(/\.json$/, `-${c.measure}-${c.key}.svg`), svg);
+    writeFileAtomic(resultFile.replace(/\.json$/, `-${c.measure}-${c.key}.svg`), svg);
   }
   log(
     `wrote ${path.relative(process.cwd(), resultFile)} from seeds ${out.seeds.join(', ')} ` +
@@ -321,7 +344,10 @@ function seedRecord(seed: number, a: AnalysisResult, wallSeconds: number, worker
       values: Object.fromEntries([...r.values].map(([k, v]) => [k, Number.isFinite(v) ? v : null])),
     })),
     secondsPerLevel,
-    measures: { computed: measured.length, reused: a.targets.flatMap((t) => t.measures).length - measured.length },
+    measures: {
+      computed: measured.length,
+      reused: a.targets.flatMap((t) => t.measures).length - measured.length,
+    },
     computeWorkers: workerCount,
     wallSeconds,
   };

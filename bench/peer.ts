@@ -59,6 +59,8 @@ interface Row extends Config {
   /** The median round's peak resident memory of the whole process (MiB). */
   peakRssMiB: number | null;
   version: string;
+  /** The code path that ran the timed steps: the step engine (and its notes), or PyTorch's. */
+  engine?: string;
   /** When the invocation that measured it started (ISO time): the key into the file's `invocations`. */
   invocation?: string;
 }
@@ -134,7 +136,12 @@ async function measure(c: Config, data: { images: string; labels: string }) {
       peakRssMiB: number;
     };
     if (r.threads !== c.threads) throw new Error(`torch ran ${r.threads} threads, ${c.threads} asked`);
-    return { samplesPerSec: r.samplesPerSec, peakRssMiB: r.peakRssMiB, version: `torch ${r.torch}` };
+    return {
+      samplesPerSec: r.samplesPerSec,
+      peakRssMiB: r.peakRssMiB,
+      version: `torch ${r.torch}`,
+      engine: 'pytorch eager',
+    };
   }
   const spec: RunSpec = {
     backend: c.framework === 'lth-wasm' ? 'wasm' : 'tensorflow',
@@ -160,6 +167,7 @@ async function measure(c: Config, data: { images: string; labels: string }) {
     samplesPerSec: r.samplesPerSec,
     peakRssMiB: r.peakRssMiB ?? null,
     version: `${r.package}@${r.version}`,
+    engine: [r.engine ?? 'unknown', ...(r.engineNotes ?? [])].join('; '),
   };
 }
 
@@ -288,7 +296,10 @@ async function main(): Promise<void> {
       threadCounts(framework).map((threads) => ({ model, framework, threads })),
     ),
   );
-  const measured = new Map<Config, { rounds: number[]; rss: (number | null)[]; version: string }>();
+  const measured = new Map<
+    Config,
+    { rounds: number[]; rss: (number | null)[]; version: string; engine: string }
+  >();
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const machine = {
@@ -300,7 +311,8 @@ async function main(): Promise<void> {
       const label = `${c.model} ${c.framework} ${c.threads}t`;
       try {
         const r = await measure(c, data);
-        const m = measured.get(c) ?? { rounds: [], rss: [], version: r.version };
+        const m = measured.get(c) ?? { rounds: [], rss: [], version: r.version, engine: r.engine };
+        if (m.engine !== r.engine) m.engine = `${m.engine} | round ${round}: ${r.engine}`;
         m.rounds.push(r.samplesPerSec);
         m.rss.push(r.peakRssMiB);
         measured.set(c, m);
@@ -317,6 +329,7 @@ async function main(): Promise<void> {
     rounds: m.rounds.map((v) => Number(v.toPrecision(4))),
     peakRssMiB: medianRss(m.rounds, m.rss),
     version: m.version,
+    engine: m.engine,
     invocation: startedAt,
   }));
   const file = path.join(REPO_ROOT, 'bench', 'results', 'peer.json');

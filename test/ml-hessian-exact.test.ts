@@ -99,6 +99,13 @@ for (const backend of BACKENDS) {
           dot(w, await hessianVectorProduct(objective, problem.theta, u)),
         ];
         assert.ok(Math.abs(uHw - wHu) <= 1e-4 * Math.abs(uHw), `uᵀHw ${uHw} vs wᵀHu ${wHu}`);
+        // On native TensorFlow the products above ran as one traced graph each (ml/geometry/objective.ts).
+        assert.deepEqual(
+          objective.engine,
+          backend === 'tensorflow'
+            ? { name: 'graph', reason: null }
+            : { name: 'tape', reason: `the backend is ${backend}, not native TensorFlow's CPU build` },
+        );
       } finally {
         objective.dispose();
       }

@@ -5,6 +5,12 @@
  *
  * Every method reads a point and a direction only on the free coordinates (pruned ones are taken as 0, whatever the
  * caller passed) and returns vectors that are 0 on pruned coordinates.
+ *
+ * On native TensorFlow each computation (a batch's loss, its gradient, its Hessian-vector product) is traced once
+ * per batch size into one TensorFlow graph and run as one session call (ml/native/traced-step.ts, as the graph
+ * engine does for training steps): the point, the direction and the batch are its inputs. An exact product on
+ * LeNet-300-100 or conv-2 over 1,000 images gave the tape's bytes and ran 2.1-2.4× faster. `engine` says which ran;
+ * LTH_ENGINE=tape keeps everything on the tape.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -15,6 +21,8 @@ import '../gradients.js';
 import { softmaxCrossEntropy } from '../native/kernels.js';
 import { crossEntropySum, secondOrderActive, withSecondOrder } from '../second-order.js';
 import { namedFromHost, type NamedTensors } from '../tensors.js';
+import { traceStep, type TracedStep } from '../native/traced-step.js';
+import { graphsUnavailable } from '../train/engines/index.js';
 import { batchTensors } from '../train/evaluate.js';
 import { paramSpace, restrict, unflatten, type ParamSpace, type Vec } from './space.js';
 
@@ -38,7 +46,9 @@ export interface Objective {
    * as autograd computes it.
    */
   hessianVectorProduct(point: Vec, v: Vec): Promise<Vec>;
-  /** Frees the batches held on the backend. */
+  /** How the computations run: as traced graphs, or on the tape (and why). */
+  readonly engine: { name: 'graph' | 'tape'; reason: string | null };
+  /** Frees the batches held on the backend, and the graphs. */
   dispose(): void;
 }
 
@@ -79,6 +89,29 @@ export function batchObjective(space: ParamSpace, batches: Batch[], loss: BatchL
       for (let j = 0; j < g.length; j++) into[o + j] = (into[o + j] as number) + (g[j] as number);
     }
   };
+  const noGraphs = graphsUnavailable();
+  // Per computation and batch size: its graph, or null where it cannot be one (it then runs on the tape).
+  const graphs = new Map<string, TracedStep | null>();
+  /** `body` (a function of `inputs` only) as a traced graph where this process runs graphs, else on the tape. */
+  const compute = (
+    key: string,
+    inputs: Map<string, tf.Tensor>,
+    body: () => Map<string, tf.Tensor>,
+  ): Map<string, tf.Tensor> => {
+    if (noGraphs !== null) return body();
+    const known = graphs.get(key);
+    if (known !== undefined) return known ? known.run(inputs) : body();
+    const trace = traceStep(inputs, body);
+    graphs.set(key, trace.step);
+    if (!trace.graphOutputs) return trace.outputs;
+    // As for training steps: the graph computes the traced call too, so every call comes from the graph.
+    tf.dispose([...trace.outputs.values()]);
+    return trace.graphOutputs;
+  };
+  const listed = (prefix: string, ts: tf.Tensor[]) =>
+    ts.map((t, i): [string, tf.Tensor] => [`${prefix}/${i}`, t]);
+  const inOrder = (out: Map<string, tf.Tensor>, prefix: string, count: number) =>
+    Array.from({ length: count }, (_, i) => out.get(`${prefix}/${i}`) as tf.Tensor);
   const checkLength = (what: string, v: Vec) => {
     if (v.length !== space.size)
       throw new MlInputError(`${what} has ${v.length} coordinates, the space ${space.size}`);
@@ -92,14 +125,22 @@ export function batchObjective(space: ParamSpace, batches: Batch[], loss: BatchL
       try {
         let lossSum = 0;
         let errors = 0;
+        const list = names.map((name) => params[name] as tf.Tensor);
         for (const b of batches) {
-          const [l, e] = tf.tidy(() => {
-            const out = loss.forward(params, b);
-            return [loss.lossSum(out, b), loss.errors ? loss.errors(out, b) : tf.scalar(NaN)];
+          const out = compute(`value/${b.n}`, new Map([['x', b.x], ['y', b.y], ...listed('w', list)]), () => {
+            // tidy keeps what it returns in arrays and objects, not in a Map.
+            const [l, e] = tf.tidy(() => {
+              const output = loss.forward(params, b);
+              return [loss.lossSum(output, b), loss.errors ? loss.errors(output, b) : tf.scalar(NaN)];
+            });
+            return new Map<string, tf.Tensor>([
+              ['loss', l as tf.Tensor],
+              ['errors', e as tf.Tensor],
+            ]);
           });
-          lossSum += (await (l as tf.Scalar).data())[0] as number;
-          errors += (await (e as tf.Scalar).data())[0] as number;
-          tf.dispose([l as tf.Tensor, e as tf.Tensor]);
+          lossSum += (await (out.get('loss') as tf.Tensor).data())[0] as number;
+          errors += (await (out.get('errors') as tf.Tensor).data())[0] as number;
+          tf.dispose([...out.values()]);
         }
         return { loss: lossSum / n, error: errors / n };
       } finally {
@@ -114,12 +155,19 @@ export function batchObjective(space: ParamSpace, batches: Batch[], loss: BatchL
       let lossSum = 0;
       try {
         for (const b of batches) {
-          const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) =>
-            loss.lossSum(loss.forward(named(ws), b), b),
-          )(list);
-          lossSum += (await value.data())[0] as number;
-          await accumulate(grad, grads);
-          tf.dispose([value, ...grads]);
+          const out = compute(
+            `gradient/${b.n}`,
+            new Map([['x', b.x], ['y', b.y], ...listed('w', list)]),
+            () => {
+              const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) =>
+                loss.lossSum(loss.forward(named(ws), b), b),
+              )(list);
+              return new Map([['loss', value as tf.Tensor], ...listed('g', grads)]);
+            },
+          );
+          lossSum += (await (out.get('loss') as tf.Tensor).data())[0] as number;
+          await accumulate(grad, inOrder(out, 'g', list.length));
+          tf.dispose([...out.values()]);
         }
       } finally {
         tf.dispose(list);
@@ -139,21 +187,25 @@ export function batchObjective(space: ParamSpace, batches: Batch[], loss: BatchL
       const hv = new Float64Array(space.size);
       try {
         for (const b of batches) {
-          // Hv = ∇(∇L · v): the inner gradient is recorded on the outer tape, then differentiated again.
-          const products = withSecondOrder(() =>
-            tf.tidy(() =>
-              tf.grads((...outer: tf.Tensor[]) => {
-                const inner = tf.grads((...w: tf.Tensor[]) => loss.lossSum(loss.forward(named(w), b), b))(
-                  outer,
-                );
-                return inner
-                  .map((g, i) => tf.sum(tf.mul(g, vs[i] as tf.Tensor)))
-                  .reduce((a, c) => tf.add(a, c)) as tf.Scalar;
-              })(ws),
-            ),
-          );
-          await accumulate(hv, products);
-          tf.dispose(products);
+          const inputs = new Map([['x', b.x], ['y', b.y], ...listed('w', ws), ...listed('v', vs)]);
+          const out = compute(`hvp/${b.n}`, inputs, () => {
+            // Hv = ∇(∇L · v): the inner gradient is recorded on the outer tape, then differentiated again.
+            const products = withSecondOrder(() =>
+              tf.tidy(() =>
+                tf.grads((...outer: tf.Tensor[]) => {
+                  const inner = tf.grads((...w: tf.Tensor[]) => loss.lossSum(loss.forward(named(w), b), b))(
+                    outer,
+                  );
+                  return inner
+                    .map((g, i) => tf.sum(tf.mul(g, vs[i] as tf.Tensor)))
+                    .reduce((a, c) => tf.add(a, c)) as tf.Scalar;
+                })(ws),
+              ),
+            );
+            return new Map(listed('hv', products));
+          });
+          await accumulate(hv, inOrder(out, 'hv', ws.length));
+          tf.dispose([...out.values()]);
         }
       } finally {
         tf.dispose([...ws, ...vs]);
@@ -161,8 +213,18 @@ export function batchObjective(space: ParamSpace, batches: Batch[], loss: BatchL
       for (let i = 0; i < hv.length; i++) hv[i] = (hv[i] as number) / n;
       return restrict(space, hv);
     },
+    get engine() {
+      const fellBack = [...graphs].filter(([, g]) => g === null).map(([k]) => k);
+      if (noGraphs !== null) return { name: 'tape' as const, reason: noGraphs };
+      return {
+        name: 'graph' as const,
+        reason: fellBack.length > 0 ? `on the tape, not traceable: ${fellBack.join(', ')}` : null,
+      };
+    },
     dispose() {
       tf.dispose(batches.flatMap((b) => [b.x, b.y]));
+      for (const g of graphs.values()) g?.dispose();
+      graphs.clear();
     },
   };
 }

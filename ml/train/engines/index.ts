@@ -45,8 +45,13 @@ export interface EngineRequest {
   continues?: EngineFamily;
 }
 
-/** Why the graph engine cannot run this request here, or null where it can. */
-export function graphUnavailable(r: Pick<EngineRequest, 'model' | 'objective'>): string | null {
+/**
+ * Why this process cannot run computations as traced graphs (ml/native/traced-step.ts), or null where it can: native
+ * TensorFlow's CPU build with the pinned tfjs-node, and neither LTH_ENGINE=tape nor LTH_NATIVE_STEP=off.
+ */
+export function graphsUnavailable(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.LTH_NATIVE_STEP === 'off') return 'LTH_NATIVE_STEP=off';
+  if (env.LTH_ENGINE === 'tape') return 'LTH_ENGINE=tape';
   const native = nativeSupport();
   if (!native.backend) return native.reason;
   try {
@@ -54,6 +59,13 @@ export function graphUnavailable(r: Pick<EngineRequest, 'model' | 'objective'>):
   } catch {
     return 'no backend selected';
   }
+  return null;
+}
+
+/** Why the graph engine cannot run this request here, or null where it can. */
+export function graphUnavailable(r: Pick<EngineRequest, 'model' | 'objective'>): string | null {
+  const backend = graphsUnavailable({});
+  if (backend !== null) return backend;
   if (r.model.stochastic) return `${r.model.name} draws dropout or drop-path noise at every step`;
   if (r.objective === 'opaque')
     return "the step's objective does not declare the tensors it reads (StepObjective.feeds)";

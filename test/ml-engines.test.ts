@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { EngineUnavailableError } from '../ml/errors';
-import { getModel } from '../ml/models';
+import { getModel, vitModel, type VitModelDef } from '../ml/models';
 import type { ModelDef } from '../ml/models/types';
 import { hostBytesEqual, type NamedTensors } from '../ml/tensors';
 import {
@@ -306,6 +306,57 @@ test(
           Math.abs((a as number) - (b as number)) < 1e-4 * Math.abs(b as number),
           `step ${s}: ${a} vs ${b}`,
         );
+      }
+    } finally {
+      g.dispose();
+      t.dispose();
+    }
+  },
+);
+
+test(
+  "graph engine: a ViT with dropout and drop-path draws the step's noise before the step and feeds it",
+  { skip },
+  async () => {
+    await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+    const base = getModel('vit-tiny') as VitModelDef;
+    const model = vitModel('vit-tiny', { ...base.config, dropout: 0.1, dropPath: 0.2 });
+    assert.ok(model.stochastic);
+    // The noise handed over is the noise forward draws: the same logits to the byte (so tape runs keep their bytes).
+    const weights = model.init(3);
+    const params = Object.fromEntries(
+      Object.entries(weights).map(([k, t]) => [k, tf.tensor(t.data, t.shape)]),
+    );
+    const x = tf.tensor(trainData.images.slice(0, 8 * 784), [8, 28, 28, 1]);
+    const noise = model.noiseTensors!({ seed: 9 }, 8);
+    try {
+      const drawn = model.forward(params, x, true, { seed: 9 });
+      const given = model.forward(params, x, true, { seed: 9, tensors: noise });
+      assert.deepEqual(Array.from(given.dataSync()), Array.from(drawn.dataSync()));
+      tf.dispose([drawn, given]);
+    } finally {
+      tf.dispose([x, ...Object.values(params), ...Object.values(noise)]);
+    }
+
+    const cfg = config('vit-tiny', ADAM);
+    const { whole, checkpoint } = await runAndCheckpoint(cfg, 4, { model });
+    assert.equal(whole.engine?.name, 'graph');
+    const resumed = await train(cfg, { train: trainData, test: testData }, { model, resumeFrom: checkpoint });
+    assertSameState(resumed.state, whole.state, 'regularised ViT resumed');
+    // Every step's noise is its own (not the traced step's): the graph's losses follow the tape's.
+    const make = (engine: 'graph' | 'tape') =>
+      withEnv(
+        { LTH_ENGINE: engine },
+        () => new Trainer(cfg, trainData, { weights: model.init(cfg.seed), model }),
+      );
+    const [g, t] = [make('graph'), make('tape')];
+    try {
+      assert.equal(g.engineInfo.name, 'graph');
+      for (let s = 0; s < 5; s++) {
+        g.trainStep();
+        t.trainStep();
+        const [a, b] = [(await g.readLoss()) as number, (await t.readLoss()) as number];
+        assert.ok(Math.abs(a - b) < 1e-4 * Math.abs(b), `step ${s}: ${a} vs ${b}`);
       }
     } finally {
       g.dispose();

@@ -34,6 +34,11 @@ export type TorchLayout =
 /** The seed of one training step's random masks (the Trainer derives it from the run's seed and the step). */
 export interface NoiseSeed {
   seed: number;
+  /**
+   * The step's noise already drawn from `seed` (ModelDef.noiseTensors), which forward then uses instead of drawing
+   * it: a step that runs as a graph takes them as inputs.
+   */
+  tensors?: Record<string, tf.Tensor>;
 }
 
 export interface ModelDef {
@@ -61,6 +66,11 @@ export interface ModelDef {
    * than their inputs, so a step traced once may not be replayed (ml/native/traced-step.ts).
    */
   stochastic?: boolean;
+  /**
+   * For a stochastic model: the noise a training step of `batch` samples draws from `noise.seed`, as named tensors
+   * the caller owns (the same values forward would draw). With it a stochastic model's step may run as a graph.
+   */
+  noiseTensors?(noise: NoiseSeed, batch: number): Record<string, tf.Tensor>;
   /**
    * For a net that is only dense layers (the flattened input, then h·W + b and ReLU, the last without): the layers,
    * which let native TensorFlow train it without the tape (ml/native/dense-step.ts). `forward` must compute

@@ -24,7 +24,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import '../gradients.js';
 import { MlInputError } from '../errors.js';
-import { dropPath, dropout, gelu, layerNorm, linear, patchify, selfAttention } from '../ops/transformer.js';
+import {
+  dropPath,
+  dropPathShape,
+  dropout,
+  dropoutMultiplier,
+  gelu,
+  layerNorm,
+  linear,
+  patchify,
+  selfAttention,
+} from '../ops/transformer.js';
 import { Rng, deriveSeed } from '../rng.js';
 import { hostTensor, sizeOf, type NamedTensors } from '../tensors.js';
 import { paramGetter } from './params.js';
@@ -190,9 +200,20 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
     if (training && regularised && !noise) {
       throw new MlInputError(`${name}: dropout and drop-path need the step's noise seed while training`);
     }
-    // The residual branch of block i's attention ('attn') or MLP ('mlp'), with its dropout and drop-path.
+    // The residual branch of block i's attention ('attn') or MLP ('mlp'), with its dropout and drop-path: drawn
+    // here from the seed, or given (noiseTensors, the same values).
     const branch = (t: tf.Tensor, block: number, where: string): tf.Tensor => {
       if (!training || !noise || !regularised) return t;
+      const given = noise.tensors;
+      if (given) {
+        const mask = (what: string) => {
+          const m = given[`block${block}.${where}.${what}`];
+          if (!m) throw new MlInputError(`${name}: the step's noise lacks block${block}.${where}.${what}`);
+          return m;
+        };
+        const dropped = dropRate > 0 ? tf.mul(t, mask('dropout')) : t;
+        return pathRate(block) > 0 ? tf.mul(dropped, mask('path')) : dropped;
+      }
       const seed = (what: string) => deriveSeed(noise.seed, `block${block}.${where}.${what}`);
       return dropPath(dropout(t, dropRate, seed('dropout')), pathRate(block), seed('path'));
     };
@@ -272,6 +293,22 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
     name,
     config: c,
     stochastic: regularised,
+    noiseTensors(noise: NoiseSeed, batch: number): Record<string, tf.Tensor> {
+      const out: Record<string, tf.Tensor> = {};
+      if (!regularised) return out;
+      // Every branch is [batch, tokens + patches, dim]: the shapes forward's masks are drawn for.
+      const shape = [batch, tokens + patchCount, c.dim];
+      for (let block = 1; block <= c.depth; block++) {
+        for (const where of ['attn', 'mlp']) {
+          const key = `block${block}.${where}`;
+          const seed = (what: string) => deriveSeed(noise.seed, `${key}.${what}`);
+          if (dropRate > 0) out[`${key}.dropout`] = dropoutMultiplier(shape, dropRate, seed('dropout'));
+          if (pathRate(block) > 0)
+            out[`${key}.path`] = dropoutMultiplier(dropPathShape(shape), pathRate(block), seed('path'));
+        }
+      }
+      return out;
+    },
     inputShape: [...INPUT],
     numClasses: CLASSES,
     params,

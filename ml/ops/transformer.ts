@@ -164,7 +164,19 @@ export function selfAttention(x: tf.Tensor3D, w: AttentionWeights, heads: number
  */
 export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   if (rate === 0) return x;
-  return tf.dropout(x, rate, undefined, seed);
+  return tf.mul(x, dropoutMultiplier(x.shape, rate, seed));
+}
+
+/**
+ * The factor inverted dropout multiplies by: 0 or 1/(1 − rate) per element of `shape`, drawn from `seed`. The same
+ * ops and values as tf.dropout's (so the same bytes), made on their own so that a step can compute its masks before
+ * it runs and hand them to a graph as inputs (ModelDef.noiseTensors).
+ */
+export function dropoutMultiplier(shape: readonly number[], rate: number, seed: number): tf.Tensor {
+  const keep = 1 - rate;
+  return tf.tidy(() =>
+    tf.div(tf.floor(tf.add(tf.randomUniform([...shape], 0, 1, 'float32', seed), keep)), keep),
+  );
 }
 
 /**
@@ -173,5 +185,10 @@ export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
  */
 export function dropPath(branch: tf.Tensor, rate: number, seed: number): tf.Tensor {
   if (rate === 0) return branch;
-  return tf.dropout(branch, rate, [branch.shape[0] as number, ...branch.shape.slice(1).map(() => 1)], seed);
+  return tf.mul(branch, dropoutMultiplier(dropPathShape(branch.shape), rate, seed));
+}
+
+/** The shape of a drop-path mask for a branch of this shape: one value per sample. */
+export function dropPathShape(shape: readonly number[]): number[] {
+  return [shape[0] as number, ...shape.slice(1).map(() => 1)];
 }

@@ -348,12 +348,16 @@ export class Trainer {
           plain.dispose();
           x = tf.tensor(images, [indices.length, ...this.model.inputShape], 'float32');
         }
-        if (!objective) return { x, y };
+        // A stochastic model's noise, drawn before the step: a graph takes it as an input.
+        const drawn = this.model.stochastic ? this.model.noiseTensors?.(noise, indices.length) : undefined;
+        const withNoise = drawn ? { noise: drawn } : {};
+        if (!objective) return { x, y, ...withNoise };
         return {
           x,
           y,
           labels: tf.tensor1d(labels, 'int32'),
           feeds: objective.def.feeds?.(objective.extras) ?? {},
+          ...withNoise,
         };
       },
       loss:
@@ -365,10 +369,14 @@ export class Trainer {
                 labelTensor: t.labels as tf.Tensor1D,
                 x: t.x,
                 extras: objective.extras,
-                noise,
+                noise: t.noise ? { ...noise, tensors: t.noise } : noise,
               })
           : this.model.stochastic
-            ? (p, t) => crossEntropy(this.model.forward(p, t.x, true, noise), t.y as tf.Tensor2D)
+            ? (p, t) =>
+                crossEntropy(
+                  this.model.forward(p, t.x, true, t.noise ? { ...noise, tensors: t.noise } : noise),
+                  t.y as tf.Tensor2D,
+                )
             : null,
     };
     const loss = this.engine.step(input);

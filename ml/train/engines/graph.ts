@@ -42,6 +42,7 @@ export function graphEngine(model: ModelDef, optimizer: OptimizerSpec): StepEngi
           ['y', batch.y],
           ...(batch.labels ? ([['labels', batch.labels]] as [string, tf.Tensor][]) : []),
           ...prefixed('feed/', batch.feeds ?? {}),
+          ...prefixed('noise/', batch.noise ?? {}),
           ...prefixed('param/', params),
           ...prefixed('slot/', slots),
           ...prefixed('keep/', input.keep),
@@ -67,7 +68,13 @@ export function graphEngine(model: ModelDef, optimizer: OptimizerSpec): StepEngi
         replace(out);
         return out.loss;
       } finally {
-        tf.dispose([batch.x, batch.y, ...(batch.labels ? [batch.labels] : []), ...Object.values(scalars)]);
+        tf.dispose([
+          batch.x,
+          batch.y,
+          ...(batch.labels ? [batch.labels] : []),
+          ...Object.values(batch.noise ?? {}),
+          ...Object.values(scalars),
+        ]);
       }
     },
     notes: () =>

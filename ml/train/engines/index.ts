@@ -66,7 +66,8 @@ export function graphsUnavailable(env: NodeJS.ProcessEnv = process.env): string 
 export function graphUnavailable(r: Pick<EngineRequest, 'model' | 'objective'>): string | null {
   const backend = graphsUnavailable({});
   if (backend !== null) return backend;
-  if (r.model.stochastic) return `${r.model.name} draws dropout or drop-path noise at every step`;
+  if (r.model.stochastic && !r.model.noiseTensors)
+    return `${r.model.name} draws dropout or drop-path noise at every step and cannot hand it over (noiseTensors)`;
   if (r.objective === 'opaque')
     return "the step's objective does not declare the tensors it reads (StepObjective.feeds)";
   return null;

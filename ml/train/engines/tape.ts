@@ -29,7 +29,13 @@ export function tapeEngine(model: ModelDef, optimizer: OptimizerSpec): StepEngin
         slots = out.slots;
         return out.loss;
       } finally {
-        tf.dispose([batch.x, batch.y, ...(batch.labels ? [batch.labels] : []), ...Object.values(scalars)]);
+        tf.dispose([
+          batch.x,
+          batch.y,
+          ...(batch.labels ? [batch.labels] : []),
+          ...Object.values(batch.noise ?? {}),
+          ...Object.values(scalars),
+        ]);
       }
     },
     notes: () => [],

@@ -47,6 +47,8 @@ export interface BatchTensors {
   y: tf.Tensor;
   labels?: tf.Tensor;
   feeds?: Tensors;
+  /** A stochastic model's noise for the step (ModelDef.noiseTensors), disposed by the engine after the step. */
+  noise?: Tensors;
 }
 
 export interface StepEngine {

@@ -13,6 +13,14 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import { selectBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
+import {
+  distillTokensFor,
+  distillationTotal,
+  KD_MODE_DEFS,
+  KD_MODES,
+  objectiveFor,
+  type TeacherTargets,
+} from '../ml/distill';
 import { EngineUnavailableError } from '../ml/errors';
 import { getModel, vitModel, type VitModelDef } from '../ml/models';
 import type { ModelDef } from '../ml/models/types';
@@ -361,6 +369,73 @@ test(
     } finally {
       g.dispose();
       t.dispose();
+    }
+  },
+);
+
+test(
+  "graph engine: every KD mode's objective, with its tokens and stored targets fed, follows the tape step for step",
+  { skip },
+  async () => {
+    await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
+    const base = getModel('vit-tiny') as VitModelDef;
+    for (const mode of KD_MODES) {
+      const teachers = KD_MODE_DEFS[mode].teachers[0] === 0 ? 0 : 2 <= KD_MODE_DEFS[mode].teachers[1] ? 2 : 1;
+      const objective = objectiveFor(mode, teachers, { temperature: 2, alpha: 0.5 });
+      const student = vitModel('vit-tiny', { ...base.config, distillTokens: distillTokensFor(objective) });
+      // Stored targets as the distillation activity reads them: a pure function of the samples, new every batch.
+      const def: StepObjective<TeacherTargets[]> = {
+        prepare: (indices) =>
+          Promise.resolve(
+            Array.from({ length: teachers }, (_, t) => ({
+              kind: 'logits' as const,
+              values: tf.tensor2d(
+                Float32Array.from(
+                  { length: indices.length * 10 },
+                  (_, k) => Math.cos(((indices[Math.floor(k / 10)] as number) + 3 * t) * 0.9 + (k % 10)) * 4,
+                ),
+                [indices.length, 10],
+              ),
+            })),
+          ),
+        loss: (m, params, batch) =>
+          distillationTotal(
+            (m as VitModelDef).tokenLogits(params, batch.x, true, batch.noise),
+            batch.labelTensor,
+            batch.extras,
+            objective,
+          ),
+        feeds: (extras) => Object.fromEntries(extras.map((t, i) => [`teacher/${i}`, t.values])),
+        release: (extras) => tf.dispose(extras.map((t) => t.values)),
+      };
+      const cfg = config('vit-tiny', ADAM);
+      const make = (engine: 'graph' | 'tape') =>
+        withEnv(
+          { LTH_ENGINE: engine },
+          () =>
+            new Trainer(cfg, trainData, {
+              weights: student.init(cfg.seed),
+              model: student,
+              objective: 'fed',
+            }),
+        );
+      const [g, t] = [make('graph'), make('tape')];
+      try {
+        assert.equal(g.engineInfo.name, 'graph', mode);
+        for (let s = 0; s < 4; s++) {
+          for (const trainer of [g, t]) {
+            const extras = await def.prepare(trainer.batchIndices(s), 0);
+            trainer.trainStep({ def, extras });
+            def.release?.(extras);
+          }
+          const [a, b] = [(await g.readLoss()) as number, (await t.readLoss()) as number];
+          assert.ok(Math.abs(a - b) < 1e-4 * Math.abs(b), `${mode} step ${s}: ${a} vs ${b}`);
+        }
+        assert.deepEqual(g.engineInfo.notes, [], mode);
+      } finally {
+        g.dispose();
+        t.dispose();
+      }
     }
   },
 );

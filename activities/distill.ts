@@ -443,12 +443,14 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
       derivedSet(spec, input.teachers, studentData(spec).train.n, key),
     );
     // A damaged stored student (its manifest, weights or metrics) is trained again where this worker reproduces it.
+    let engine: 'tape' | 'graph' | undefined;
     const finished = await readOrHealTrainRun(store, runId, {
       backend: deps.backend,
       what: `the distillation ${runId}`,
-      healing: (key, why) => {
+      healing: (key, why, recorded) => {
         deps.log(`healing '${key}': ${why}; training the student again`);
         healer.healed.push(key);
+        engine = recorded;
       },
     });
     if (finished) {
@@ -523,6 +525,7 @@ export function createDistillActivities(deps: DurableTrainingDeps) {
         model,
         ...(objective ? { objective } : {}),
         start: { weights: model.init(config.seed) },
+        ...(engine ? { engine } : {}),
         checkpointEvery: spec.checkpointEvery,
         progress: input.progressWorkflowId
           ? { workflowId: input.progressWorkflowId, signal: 'trainProgress' }

@@ -58,6 +58,8 @@ export interface DurableTrainingJob {
   model?: ModelDef;
   /** What each step minimises (distillation); default the cross-entropy. */
   objective?: StepObjective<unknown>;
+  /** The engine family a recomputation must use: the one the damaged run's record names (heal). */
+  engine?: 'tape' | 'graph';
   checkpointEvery: number;
   snapshotAt?: number[];
   onSnapshot?: (state: TrainState) => Promise<void>;
@@ -172,6 +174,10 @@ export async function runDurableTraining(
     const result = await train(config, job.data, {
       initialWeights: resumeFrom ? undefined : 'weights' in job.start ? job.start.weights : undefined,
       resumeFrom,
+      // A checkpoint read back without an engine field was computed on the tape (only the graph's is written).
+      ...((resume ? (resume.state.engine ?? 'tape') : job.engine)
+        ? { engine: resume ? (resume.state.engine ?? 'tape') : job.engine }
+        : {}),
       masks: job.masks,
       ...(job.model ? { model: job.model } : {}),
       ...(job.objective ? { objective: job.objective } : {}),

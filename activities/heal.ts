@@ -61,6 +61,11 @@ export function parseBackendLabel(label: string): BackendSegment[] {
   });
 }
 
+/** The engine family a recorded label names: what a recomputation of its object must use. */
+export function engineFamilyOf(label: string): 'tape' | 'graph' {
+  return parseBackendLabel(label)[0]?.engine ?? 'tape';
+}
+
 /** The label of a run computed on `worker` (a worker's label, `tensorflow/2t`) by an engine of this family. */
 export function labelWithEngine(worker: string, engine: 'tape' | 'graph' | undefined): string {
   return engine === 'graph' ? `${worker}/graph` : worker;

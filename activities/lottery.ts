@@ -40,7 +40,7 @@ import {
 import { levelManifestKey, rewindStateKey } from '../store';
 import { runDurableTraining, type DurableTrainingDeps } from './durable-training';
 import { activity } from './failures';
-import { damagedKey, requireReproducible } from './heal';
+import { damagedKey, engineFamilyOf, requireReproducible } from './heal';
 import { createLevelRecords } from './level-records';
 import { publishTrainRun, readOrHealTrainRun } from './run-records';
 
@@ -55,6 +55,8 @@ interface LevelJob {
   progressWorkflowId: string | null;
   /** Keys of damaged or missing stored objects recomputed by this activity so far (shared by its levels). */
   healed: string[];
+  /** The engine family this level's recomputation must use: the one its damaged record names (heal). */
+  engine?: 'tape' | 'graph';
 }
 
 /** A level's training, whether it trained now or is a finished dense run reused as level 0. */
@@ -118,9 +120,9 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     lineageId: string,
     level: number,
     what: string,
-  ): Promise<LevelRecord | null> {
+  ): Promise<{ record: LevelRecord } | { record: null; engine?: 'tape' | 'graph' }> {
     try {
-      return await levels.read(lineageId, level);
+      return { record: await levels.read(lineageId, level) };
     } catch (err) {
       const key = damagedKey(err);
       if (key === null) throw err;
@@ -133,7 +135,8 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
         key,
         `${owner} is damaged (${(err as Error).message}); recomputing the level from its inputs`,
       );
-      return null;
+      // Recomputed on the engine family that computed it, whatever this worker would pick for a new run.
+      return backend === null ? { record: null } : { record: null, engine: engineFamilyOf(backend) };
     }
   }
 
@@ -143,7 +146,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
    */
   async function ensureTrunkLevel(job: LevelJob, lineageId: string, level: number): Promise<LevelRecord> {
     const found = await readOrHeal(job.healed, lineageId, level, 'trunk');
-    if (found) return found;
+    if (found.record) return found.record;
     // Not damaged but gone (`lth fsck --repair` removed its manifest): computed all the same.
     const folder = levelManifestKey(lineageId, level).replace(/manifest\.json$/, '');
     if (!job.healed.some((k) => k.startsWith(folder)))
@@ -152,7 +155,10 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
         levelManifestKey(lineageId, level),
         `trunk level ${level} of ${lineageId} is not in the store; computing it`,
       );
+    // The engine of a recomputed level is its own record's, never the level that needed it.
     const sub: LevelJob = { ...job, level, progressWorkflowId: null };
+    delete sub.engine;
+    if (found.engine) sub.engine = found.engine;
     return level === 0 ? denseLevel(sub, lineageId) : trunkLevel(sub, lineageId);
   }
 
@@ -174,6 +180,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
         data: job.data,
         start: { state: start },
         masks,
+        ...(job.engine ? { engine: job.engine } : {}),
         checkpointEvery: job.spec.checkpointEvery,
         progress: job.progressWorkflowId
           ? { workflowId: job.progressWorkflowId, signal: 'levelProgress', extra: { level } }
@@ -263,10 +270,14 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     const runId = trainRunId(spec.train);
     const init = model.init(config.seed);
     let dense: TrainedLevel;
+    let engine = job.engine;
     const stored = await readOrHealTrainRun(store, runId, {
       backend: deps.backend,
       what: `the dense run ${runId}`,
-      healing: (key, why) => heal(job.healed, key, `${why}; training it again`),
+      healing: (key, why, recorded) => {
+        heal(job.healed, key, `${why}; training it again`);
+        engine = recorded ?? engine;
+      },
     });
     if (stored) {
       deps.log(`level 0: reusing the finished dense run ${runId}`);
@@ -286,6 +297,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
         config,
         data: job.data,
         start: { weights: init },
+        ...(engine ? { engine } : {}),
         checkpointEvery: spec.checkpointEvery,
         snapshotAt: k > 0 ? [k] : [],
         onSnapshot: async (state) => {
@@ -369,9 +381,9 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
     await store.ensureBucket();
     const healed: string[] = [];
     const found = await readOrHeal(healed, lineageId, level, branch ? branchLabel(branch) : 'trunk');
-    if (found) {
+    if (found.record) {
       deps.log(`level ${level} of ${lineageId} already finished; returning its stored result`);
-      return { ...found, reused: true, resumedFromStep: found.steps };
+      return { ...found.record, reused: true, resumedFromStep: found.record.steps };
     }
     const model = getModel(spec.train.model);
     const data = {
@@ -396,6 +408,7 @@ export function createLotteryActivities(deps: DurableTrainingDeps) {
       level,
       progressWorkflowId: input.progressWorkflowId,
       healed,
+      ...(found.engine ? { engine: found.engine } : {}),
     };
     const r = await (branch
       ? branchLevel(job, branch)

@@ -8,7 +8,7 @@ import { trainRunRecordSchema, type TrainRunRecord } from '../contract/train';
 import type { TrainConfig } from '../ml/train';
 import { finalWeightsKey, runManifestKey, runMetricsKey, type ArtifactStore } from '../store';
 import type { DurableTrainingOutcome } from './durable-training';
-import { damagedKey, requireReproducible } from './heal';
+import { damagedKey, engineFamilyOf, requireReproducible } from './heal';
 
 const runManifestSchema = z.object({
   kind: z.literal('train-run'),
@@ -90,7 +90,12 @@ export async function readTrainRun(store: ArtifactStore, runId: string): Promise
 export async function readOrHealTrainRun(
   store: ArtifactStore,
   runId: string,
-  worker: { backend: string; what: string; healing(key: string, why: string): void },
+  worker: {
+    backend: string;
+    what: string;
+    /** Hears the damaged key, why it is recomputed, and the engine family the recomputation must use. */
+    healing(key: string, why: string, engine: 'tape' | 'graph' | undefined): void;
+  },
 ): Promise<TrainRunRecord | null> {
   try {
     return await readTrainRun(store, runId);
@@ -100,7 +105,11 @@ export async function readOrHealTrainRun(
     const backend = await recordedRunBackend(store, runId);
     if (backend !== null) requireReproducible(worker.what, key, backend, worker.backend);
     await unpublishTrainRun(store, runId, key);
-    worker.healing(key, `${worker.what} is damaged (${(err as Error).message})`);
+    worker.healing(
+      key,
+      `${worker.what} is damaged (${(err as Error).message})`,
+      backend === null ? undefined : engineFamilyOf(backend),
+    );
     return null;
   }
 }

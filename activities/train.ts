@@ -21,10 +21,14 @@ export function createTrainActivities(deps: DurableTrainingDeps) {
 
     // A damaged finished run (found here, or removed by `lth fsck --repair` and started again with --rerun) is
     // trained again where this worker gives its bytes back.
+    let engine: 'tape' | 'graph' | undefined;
     const finished = await readOrHealTrainRun(deps.store, runId, {
       backend: deps.backend,
       what: `the run ${runId}`,
-      healing: (key, why) => deps.log(`healing '${key}': ${why}; training it again`),
+      healing: (key, why, recorded) => {
+        deps.log(`healing '${key}': ${why}; training it again`);
+        engine = recorded;
+      },
     });
     if (finished) {
       deps.log(`run ${runId} already finished; returning its stored result`);
@@ -38,6 +42,7 @@ export function createTrainActivities(deps: DurableTrainingDeps) {
       config,
       data: { train: trainData, test: testData },
       start: { weights: getModel(config.model).init(config.seed) },
+      ...(engine ? { engine } : {}),
       checkpointEvery: spec.checkpointEvery,
       progress: input.progressWorkflowId
         ? { workflowId: input.progressWorkflowId, signal: 'trainProgress' }

@@ -148,19 +148,28 @@ test(
         /computed by the graph engine/.test(e.message) &&
         /LTH_NATIVE_STEP=off/.test(e.message),
     );
-    // A state from the tape continues on the tape, whatever LTH_ENGINE asks, and says so.
+    // A state from the tape continues on the tape, whatever LTH_ENGINE asks, and says so. Stored, a tape state has no
+    // engine field (its bytes as they always were): whoever reads a checkpoint back says it is the tape's.
     const { checkpoint: tapeState, whole: tapeWhole } = await withEnv({ LTH_ENGINE: 'tape' }, () =>
       runAndCheckpoint(cfg, 4),
     );
     assert.equal(tapeWhole.engine?.name, 'tape');
-    assert.equal(tapeState.engine, undefined, 'a tape state carries no engine field (its bytes as before)');
-    assert.equal(stateToTensors(tapeState).metadata.engine, undefined);
+    assert.equal(tapeWhole.state.engine, 'tape', 'in memory, a state names its family');
+    assert.equal(tapeState.engine, undefined, 'stored, a tape state carries no engine field');
+    assert.equal(stateToTensors(tapeWhole.state).metadata.engine, undefined);
     const continued = await withEnv({ LTH_ENGINE: 'graph' }, () =>
-      train(cfg, { train: trainData, test: testData }, { resumeFrom: tapeState }),
+      train(cfg, { train: trainData, test: testData }, { resumeFrom: tapeState, engine: 'tape' }),
     );
     assert.equal(continued.engine?.name, 'tape');
     assert.match(continued.engine?.notes.join('\n') ?? '', /LTH_ENGINE=graph ignored/);
     assertSameState(continued.state, tapeWhole.state, 'tape run continued on the tape');
+    // A recomputation (heal) is told the family its record names, whatever the worker would pick for a new run.
+    const healed = await withEnv({ LTH_ENGINE: 'tape' }, () =>
+      train(cfg, { train: trainData, test: testData }, { engine: 'graph' }),
+    );
+    assert.equal(healed.engine?.name, 'graph');
+    const { whole: graphWhole } = await runAndCheckpoint(cfg, 4);
+    assertSameState(healed.state, graphWhole.state, 'recomputed on the recorded engine');
     // A metadata engine this version does not know is refused, naming the field.
     const { tensors, metadata } = stateToTensors(graphState);
     assert.throws(

@@ -51,5 +51,14 @@ export function maskTrainState(state: TrainState, masks: NamedTensors): TrainSta
     if (m) slotMasks[name] = m;
   }
   const optimizer = applyMasks(state.optimizer, slotMasks);
-  return { step: state.step, weights, optimizer, rng: state.rng, evals: [], lastLoss: null };
+  return {
+    step: state.step,
+    weights,
+    optimizer,
+    rng: state.rng,
+    evals: [],
+    lastLoss: null,
+    // The steps that made it are still its own: a run from here continues on their engine family.
+    ...(state.engine ? { engine: state.engine } : {}),
+  };
 }

@@ -45,7 +45,7 @@ export function stateToTensors(state: TrainState): {
     ),
     lastLoss: state.lastLoss === null ? 'null' : String(state.lastLoss),
     // Written only for the graph family, so that a tape state's bytes are what they always were.
-    ...(state.engine ? { engine: state.engine } : {}),
+    ...(state.engine === 'graph' ? { engine: state.engine } : {}),
   };
   return { tensors, metadata };
 }

@@ -106,6 +106,12 @@ export interface TrainOptions {
    */
   snapshotAt?: readonly number[];
   onSnapshot?: (state: TrainState) => Promise<void>;
+  /**
+   * The engine family the run must compute on, where the caller knows it better than the state: a checkpoint read
+   * back from the store without an engine field was computed on the tape; a damaged run recomputed (healed) takes
+   * the family its record names. Default: the state's own (resumeFrom.engine), else the fastest exact engine.
+   */
+  engine?: 'tape' | 'graph';
 }
 
 function checkShape(what: string, t: HostTensor, shape: readonly number[]): void {
@@ -419,7 +425,7 @@ export class Trainer {
       rng: this.cursor(),
       evals: evals.map((e) => ({ ...e })),
       lastLoss,
-      ...(this.engine.family === 'graph' ? { engine: 'graph' as const } : {}),
+      engine: this.engine.family,
     };
   }
 
@@ -512,8 +518,8 @@ export async function train(
     lastLoss: resume?.lastLoss ?? null,
     ...(opts.model ? { model: opts.model } : {}),
     ...(opts.objective ? { objective: opts.objective.feeds ? ('fed' as const) : ('opaque' as const) } : {}),
-    // A run continues from a state on the state's engine family: exact by its own record.
-    ...(resume ? { continues: resume.engine ?? ('tape' as const) } : {}),
+    // A run continues from a state on the state's engine family (or the one it is told): exact by its own record.
+    ...((opts.engine ?? resume?.engine) ? { continues: opts.engine ?? resume?.engine } : {}),
   });
   const evals: EvalRecord[] = resume ? resume.evals.map((e) => ({ ...e })) : [];
   const total = cfg.iterations;

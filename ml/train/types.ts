@@ -44,10 +44,12 @@ export interface TrainState {
   /** Mini-batch loss of the step `step`; null before the first step. */
   lastLoss: number | null;
   /**
-   * The engine family whose steps computed this state (ml/train/engines/), present only where it is not the tape's:
-   * a run continues from a state on the state's family or not at all.
+   * The engine family whose steps computed this state (ml/train/engines/): a run continues from a state on the
+   * state's family or not at all. Absent on a state no step computed (initialTrainState). Stored only for the graph
+   * (a tape state's bytes are what they always were), so a stored state without it is the tape's where steps made it:
+   * whoever reads a checkpoint back says so (TrainOptions.engine).
    */
-  engine?: 'graph';
+  engine?: 'tape' | 'graph';
 }
 
 export interface TrainResult {

@@ -271,7 +271,8 @@ async function main(): Promise<void> {
   const out = {
     machine: machineInfo(),
     backend: 'compute workers: native TensorFlow when installed, else WASM (see the workers logs)',
-    hessianMethod: 'exact: double backward (ml/second-order.ts)',
+    hessianMethod:
+      "exact: double backward (ml/second-order.ts); on native TensorFlow as traced graphs (ml/geometry/objective.ts), which give the tape's bytes on LeNet-300-100",
     seeds: records.map((r) => r.seed),
     seedsPlanned: seeds,
     spec: { lottery: baseFor(0), analysis: analysisConfigSchema.parse(config) },

@@ -105,10 +105,12 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
   const real = backend.binding;
   const inputIds = new Map<number, string>();
   const inputDtypes = new Map<number, number>();
+  const inputShapes = new Map<number, number[]>();
   for (const [name, t] of inputs) {
     const id = backend.getInputTensorIds([t])[0] as number;
     inputIds.set(id, name);
     inputDtypes.set(id, dtypeOf(t));
+    inputShapes.set(id, [...t.shape]);
   }
   // The shape and dtype of every tensor an op reads, as tfjs hands it to the binding.
   const seen = new Map<number, { shape: number[]; dtype: number }>();
@@ -162,7 +164,17 @@ export function traceStep(inputs: Named, body: () => Map<string, tf.Tensor>): Tr
   try {
     const fetches = new Map<string, string>();
     const fed: FedConstant[] = [];
-    const graph = buildGraph(backend, events, inputIds, inputDtypes, seen, outputs, fetches, fed);
+    const graph = buildGraph(
+      backend,
+      events,
+      inputIds,
+      inputDtypes,
+      inputShapes,
+      seen,
+      outputs,
+      fetches,
+      fed,
+    );
     try {
       session = loadGraph(real, graph);
     } catch (e) {
@@ -204,6 +216,7 @@ function buildGraph(
   events: Event[],
   inputIds: ReadonlyMap<number, string>,
   inputDtypes: ReadonlyMap<number, number>,
+  inputShapes: ReadonlyMap<number, number[]>,
   seen: ReadonlyMap<number, { shape: number[]; dtype: number }>,
   outputs: ReadonlyMap<string, tf.Tensor>,
   fetches: Map<string, string>,
@@ -216,7 +229,11 @@ function buildGraph(
   for (const [id, name] of inputIds) {
     source.set(
       id,
-      g.node(placeholderName(name), 'Placeholder', [], { dtype: { type: inputDtypes.get(id) as number } }),
+      // With its shape: TensorFlow's optimizer and cost model know every tensor's shape (a graph has fixed shapes).
+      g.node(placeholderName(name), 'Placeholder', [], {
+        dtype: { type: inputDtypes.get(id) as number },
+        shape: { shape: inputShapes.get(id) as number[] },
+      }),
     );
   }
   let constants = 0;
@@ -231,7 +248,7 @@ function buildGraph(
     // axes, permutations) stay constants, which shape inference wants.
     const feed = (node: string, feedShape: number[], values: number[]) => {
       fed.push({ node, shape: feedShape, dtype: dt, values });
-      return g.node(node, 'Placeholder', [], { dtype: { type: dt } });
+      return g.node(node, 'Placeholder', [], { dtype: { type: dt }, shape: { shape: feedShape } });
     };
     // Integers are written out in full where small (shape inference reads them), uniform or not.
     const exact: Inlined =

@@ -186,7 +186,7 @@ test('TLS files that cannot be read are named by their variable, and a check rep
     S3_SECRET_KEY: 's',
     TEMPORAL_TLS_CA: '/nonexistent/ca.pem',
   });
-  const check = await checkEndpoints(e, 1000);
+  const check = await checkEndpoints(e, 5000);
   assert.equal(check.temporal.reachable, false);
   assert.match(check.temporal.error ?? '', /TEMPORAL_TLS_CA: cannot read/);
 });

@@ -12,27 +12,17 @@ import type { ModelDef } from '../../models/types.js';
 import { traceStep, type TracedStep } from '../../native/traced-step.js';
 import { stepScalars } from '../optimizers.js';
 import type { OptimizerSpec } from '../types.js';
-import { tapeStep, type StepState } from './tape-step.js';
+import { disposeStepInputs, HeldState, tapeStep, type StepState } from './tape-step.js';
 import type { EngineStep, StepEngine, Tensors } from './types.js';
 
 export function graphEngine(model: ModelDef, optimizer: OptimizerSpec): StepEngine {
-  let params: Tensors = {};
-  let slots: Tensors = {};
+  const state = new HeldState();
   const traced = new Map<number, { step: TracedStep | null; reason: string | null }>();
-  const replace = (out: StepState) => {
-    tf.dispose([...Object.values(params), ...Object.values(slots)]);
-    params = out.params;
-    slots = out.slots;
-  };
   return {
     name: 'graph',
     family: 'graph',
-    load(p, s) {
-      tf.dispose([...Object.values(params), ...Object.values(slots)]);
-      params = p;
-      slots = s;
-    },
-    read: () => ({ params, slots }),
+    load: (p, s) => state.replace(p, s),
+    read: () => ({ params: state.params, slots: state.slots }),
     step(input: EngineStep) {
       const batch = input.tensors();
       const scalars = stepScalars(optimizer, input.s + 1);
@@ -43,12 +33,12 @@ export function graphEngine(model: ModelDef, optimizer: OptimizerSpec): StepEngi
           ...(batch.labels ? ([['labels', batch.labels]] as [string, tf.Tensor][]) : []),
           ...prefixed('feed/', batch.feeds ?? {}),
           ...prefixed('noise/', batch.noise ?? {}),
-          ...prefixed('param/', params),
-          ...prefixed('slot/', slots),
+          ...prefixed('param/', state.params),
+          ...prefixed('slot/', state.slots),
           ...prefixed('keep/', input.keep),
           ...prefixed('scalar/', scalars),
         ]);
-        const tape = () => tapeStep(model, optimizer, { params, slots }, batch, input, scalars);
+        const tape = () => tapeStep(model, optimizer, state, batch, input, scalars);
         const b = batch.x.shape[0] as number;
         const known = traced.get(b);
         let out: StepState;
@@ -65,16 +55,10 @@ export function graphEngine(model: ModelDef, optimizer: OptimizerSpec): StepEngi
         } else {
           out = known.step ? unnamed(known.step.run(inputs)) : tape();
         }
-        replace(out);
+        state.replace(out.params, out.slots);
         return out.loss;
       } finally {
-        tf.dispose([
-          batch.x,
-          batch.y,
-          ...(batch.labels ? [batch.labels] : []),
-          ...Object.values(batch.noise ?? {}),
-          ...Object.values(scalars),
-        ]);
+        disposeStepInputs(batch, scalars);
       }
     },
     notes: () =>
@@ -82,9 +66,7 @@ export function graphEngine(model: ModelDef, optimizer: OptimizerSpec): StepEngi
         .filter(([, t]) => !t.step)
         .map(([b, t]) => `batches of ${b} run on the tape: ${t.reason ?? 'not traceable'}`),
     dispose() {
-      tf.dispose([...Object.values(params), ...Object.values(slots)]);
-      params = {};
-      slots = {};
+      state.dispose();
       for (const t of traced.values()) t.step?.dispose();
       traced.clear();
     },

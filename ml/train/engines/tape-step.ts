@@ -56,3 +56,32 @@ export function tapeStep(
     return { loss: value as tf.Scalar, params, slots: upd.slots };
   });
 }
+
+/** The training state an engine holds: replaced whole after each step, the old tensors freed. */
+export class HeldState {
+  params: Tensors = {};
+  slots: Tensors = {};
+
+  replace(params: Tensors, slots: Tensors): void {
+    this.dispose();
+    this.params = params;
+    this.slots = slots;
+  }
+
+  dispose(): void {
+    tf.dispose([...Object.values(this.params), ...Object.values(this.slots)]);
+    this.params = {};
+    this.slots = {};
+  }
+}
+
+/** Frees what a step made for itself: the batch tensors (not the objective's feeds) and the step's scalars. */
+export function disposeStepInputs(batch: BatchTensors, scalars: Tensors): void {
+  tf.dispose([
+    batch.x,
+    batch.y,
+    ...(batch.labels ? [batch.labels] : []),
+    ...Object.values(batch.noise ?? {}),
+    ...Object.values(scalars),
+  ]);
+}

@@ -143,8 +143,18 @@ function distillSpec(
 
 /**
  * One epoch of the student on `both-tokens` targets, read from the stored sets, then the same epoch with the
- * teachers run on every batch: the whole epoch's seconds, and the seconds spent getting the targets.
+ * teachers run on every batch: the whole epoch's seconds, and the seconds spent getting the targets. The stored
+ * epoch is also timed on each step engine this process can run (tape, then graph), one after the other in this
+ * process: the before/after of running the student's step as one TensorFlow graph.
  */
+const ENGINE_ROUNDS = 3;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
 async function timeEpoch(store: ArtifactStore, result: DistillResult, input: DistillSpecInput) {
   const spec = parseDistillSpec(input);
   const data: Dataset = loadDataset(spec.train.dataset, 'train', { limit: spec.train.trainLimit });
@@ -168,8 +178,13 @@ async function timeEpoch(store: ArtifactStore, result: DistillResult, input: Dis
   );
   const order = epochOrder(data.n, config.seed, 0);
   const steps = Math.ceil(data.n / config.batchSize);
-  const run = async (online: boolean) => {
+  const run = async (online: boolean, engine?: 'tape' | 'graph') => {
+    const asked = process.env.LTH_ENGINE;
+    if (engine) process.env.LTH_ENGINE = engine;
     const trainer = new Trainer(config, data, { weights: model.init(config.seed), model, objective: 'fed' });
+    if (asked === undefined) delete process.env.LTH_ENGINE;
+    else process.env.LTH_ENGINE = asked;
+    const ran = trainer.engineInfo;
     let targetSeconds = 0;
     const stream = online ? null : reader.batches(order, config.batchSize);
     const t0 = performance.now();
@@ -215,14 +230,36 @@ async function timeEpoch(store: ArtifactStore, result: DistillResult, input: Dis
     }
     const seconds = (performance.now() - t0) / 1000;
     trainer.dispose();
-    return { seconds, targetSeconds };
+    return { seconds, targetSeconds, engine: ran.name, notes: ran.notes };
   };
   const stored = await run(false);
   const online = await run(true);
+  // Alternating rounds, so that a slow spell of the machine falls on both engines.
+  const engines = (['tape', 'graph'] as const).map((asked) => ({
+    asked,
+    engine: '',
+    notes: [] as string[],
+    seconds: [] as number[],
+    samplesPerSecond: 0,
+  }));
+  for (let round = 0; round < ENGINE_ROUNDS; round++) {
+    for (const e of engines) {
+      const r = await run(false, e.asked);
+      e.engine = r.engine;
+      e.notes = r.notes;
+      e.seconds.push(r.seconds);
+      log(`epoch on the ${e.asked} engine (ran: ${r.engine}), round ${round + 1}: ${r.seconds.toFixed(1)} s`);
+    }
+  }
+  for (const e of engines) e.samplesPerSecond = data.n / median(e.seconds);
   teachers.forEach((t) => tf.dispose(Object.values(t.params)));
   return {
+    machine: machineInfo(),
     storedSeconds: stored.seconds,
     onlineSeconds: online.seconds,
+    engine: stored.engine,
+    engines,
+    threads: currentBackend().threads,
     readSecondsStored: stored.targetSeconds,
     teacherSecondsOnline: online.targetSeconds,
     samples: data.n,
@@ -239,6 +276,8 @@ interface PreviousResults {
     testAccuracy: ReturnType<typeof stat>;
     seeds: number[];
   }[];
+  backend: string;
+  machine: ReturnType<typeof machineInfo>;
   epoch: Awaited<ReturnType<typeof timeEpoch>>;
   storage: Awaited<ReturnType<typeof storageOf>>;
   settings: { dataset: string; trainFraction: number; seconds: number }[];
@@ -272,6 +311,11 @@ async function main(): Promise<void> {
     .option('--variants <list>', 'comma-separated', Object.keys(VARIANTS).join(','))
     .option('--workers <n>', 'compute workers', String(Math.max(1, os.cpus().length)))
     .option('--quick', 'tiny data and few steps: checks the script, not the science')
+    .option(
+      '--epoch-only',
+      "only the epoch timing (per step engine) on fashion-mnist at 0.1: one both-tokens student made for its teachers' " +
+        'stored targets, not recorded as a result; the rows of earlier invocations are kept',
+    )
     .parse(process.argv);
   const o = cli.opts<{
     seeds: string;
@@ -280,12 +324,14 @@ async function main(): Promise<void> {
     variants: string;
     workers: string;
     quick?: boolean;
+    epochOnly?: boolean;
   }>();
   const quick = o.quick === true;
-  const seeds = quick ? 1 : Number(o.seeds);
-  const datasets = (quick ? 'mnist' : o.datasets).split(',') as DatasetName[];
-  const fractions = (quick ? '0.1' : o.fractions).split(',').map(Number);
-  const variants = o.variants.split(',');
+  const epochOnly = o.epochOnly === true;
+  const seeds = quick || epochOnly ? 1 : Number(o.seeds);
+  const datasets = (quick ? 'mnist' : epochOnly ? 'fashion-mnist' : o.datasets).split(',') as DatasetName[];
+  const fractions = (quick || epochOnly ? '0.1' : o.fractions).split(',').map(Number);
+  const variants = epochOnly ? ['both-tokens'] : o.variants.split(',');
   for (const v of variants)
     if (!VARIANTS[v]) throw new Error(`--variants: unknown ${v} (${Object.keys(VARIANTS).join(', ')})`);
   const workerCount = Number(o.workers);
@@ -345,6 +391,8 @@ async function main(): Promise<void> {
     const student = getModel('vit-tiny');
     const groups = new Map<string, typeof runs>();
     for (const r of runs) groups.set(keyOf(r), [...(groups.get(keyOf(r)) ?? []), r]);
+    // --epoch-only made its student for the stored targets alone: one seed is not a row.
+    if (epochOnly) groups.clear();
     const measured = [...groups.values()].map((g) => ({
       dataset: g[0]!.dataset,
       trainFraction: g[0]!.trainFraction,
@@ -362,8 +410,12 @@ async function main(): Promise<void> {
       if (!had || x.seconds > had.seconds) settingSeconds.set(settingKey(x), x);
     }
     const out = {
-      machine: machineInfo(),
-      backend: [...new Set(runs.map((r) => r.result.backend))].join(', '),
+      // The rows' machine: an --epoch-only invocation adds no row, and its machine is in `epoch`.
+      machine: epochOnly && previous.machine !== undefined ? previous.machine : machineInfo(),
+      backend:
+        epochOnly && previous.backend !== undefined
+          ? previous.backend
+          : [...new Set(runs.map((r) => r.result.backend))].join(', '),
       timingBackend: epochTiming ? currentBackend() : null,
       student: {
         config: (student as unknown as { config: unknown }).config,
@@ -373,18 +425,19 @@ async function main(): Promise<void> {
       runs: [...kept, ...measured].sort((a, b) => keyOf(a).localeCompare(keyOf(b))),
       epoch: epochTiming ?? previous.epoch ?? null,
       storage: storage ?? previous.storage ?? null,
-      settings: [...settingSeconds.values()],
+      settings: epochOnly ? (previous.settings ?? []) : [...settingSeconds.values()],
       wallSeconds: (performance.now() - started) / 1000,
       notes: [
         'testAccuracy: the final test accuracy of the student (its heads averaged), mean and sample std over seeds',
         'teachers are trained on the same subset as the student (trainFraction) with seed 0, their logits stored as float16',
         "cnn-features: the cnn variant plus the patch tokens regressed (MSE, weight 1) onto the CNN teacher's last feature map, stored as float16",
         'settings: wall seconds per (dataset, fraction), the longest invocation (the one that computed it)',
+        "epoch.engines: the stored-target epoch on each step engine, 3 alternating rounds in one process after a warm-up epoch, samplesPerSecond from the median; threads null is TensorFlow's default (one per core)",
         quick ? 'the --quick smoke configuration: not a result' : 'sizes: see "sizes"',
       ],
     };
     // Empty: this invocation finished no distillation (earlier invocations' rows alone are not rewritten).
-    writeResult(file, out, { isEmpty: () => runs.length === 0 });
+    writeResult(file, out, { isEmpty: () => (epochOnly ? epochTiming === null : runs.length === 0) });
     log(`wrote ${path.relative(process.cwd(), file)} (${(out.wallSeconds / 60).toFixed(1)} min)`);
     return out;
   };

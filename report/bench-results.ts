@@ -1,0 +1,147 @@
+// report/: what the README's result tables read from bench/results/*.json. Each schema holds only the fields a
+// table shows (other fields pass unchecked), so a bench may record more without breaking the README; a field a
+// table needs that is missing or of the wrong type fails with its dotted path, not with a table of NaN.
+import { z } from 'zod';
+
+/** A result file that does not hold what a table needs; `issues` has one `field: problem` line each. */
+export class BenchResultError extends Error {
+  override readonly name = 'BenchResultError';
+
+  constructor(
+    readonly issues: readonly string[],
+    what: string,
+  ) {
+    super(`${what}: ${issues.join('; ')}`);
+  }
+}
+
+function issueLines(error: z.ZodError): string[] {
+  return error.issues.map(
+    (i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(root)'}: ${i.message}`,
+  );
+}
+
+/** `json` checked against `schema`; `what` (the table) heads the error. */
+export function parseBenchResult<S extends z.ZodType>(schema: S, json: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(json);
+  if (!result.success) throw new BenchResultError(issueLines(result.error), what);
+  return result.data;
+}
+
+/** A BenchResultError about one field, for what a schema cannot say (a level the table shows is absent). */
+export function fieldError(what: string, field: string, problem: string): BenchResultError {
+  return new BenchResultError([`${field}: ${problem}`], what);
+}
+
+const count = z.number().int().nonnegative();
+const rate = z.number().nonnegative();
+/** A statistic over seeds; mean and std are fractions of the test set. */
+const overSeeds = z.object({ mean: z.number(), std: z.number().nonnegative(), n: count });
+
+/** bench/results/imp-lenet-mnist.json (bench/imp.ts). */
+export const impResultSchema = z.object({
+  levels: z
+    .array(
+      z.object({
+        level: count,
+        remainingPct: z.number().positive().max(100),
+        ticket: overSeeds,
+        reinit: overSeeds.optional(),
+        randomPrune: overSeeds.optional(),
+      }),
+    )
+    .min(1),
+});
+
+/** bench/results/logits.json (bench/logits.ts). */
+export const logitsResultSchema = z.object({
+  teachers: z
+    .array(
+      z.object({
+        name: z.string().min(1),
+        dataset: z.string().min(1),
+        testAccuracy: z.number().min(0).max(1),
+        precomputeByBackend: z.record(z.string(), z.object({ perSec: rate })),
+      }),
+    )
+    .min(1),
+  formats: z
+    .array(
+      z.object({
+        format: z.string().min(1),
+        teacher: z.string().min(1),
+        bytesPerSample: rate,
+        klToFull: z.number().nonnegative(),
+      }),
+    )
+    .min(1),
+});
+
+/** bench/results/distill.json (bench/distill.ts). */
+export const distillResultSchema = z.object({
+  runs: z
+    .array(
+      z.object({
+        dataset: z.string().min(1),
+        trainFraction: z.number().positive().max(1),
+        variant: z.string().min(1),
+        epochs: z.number().positive(),
+        testAccuracy: overSeeds,
+      }),
+    )
+    .min(1),
+});
+
+/** bench/results/scaleout.json (bench/scaleout.ts). */
+export const scaleoutResultSchema = z.object({
+  runs: z
+    .array(
+      z.object({
+        profile: z.string().min(1),
+        workers: z.number().int().positive(),
+        wallSeconds: z.number().positive(),
+        speedup: z.number().positive(),
+        overheadShare: z.number(),
+        scheduleToStartP50Ms: rate,
+        scheduleToStartP95Ms: rate,
+      }),
+    )
+    .min(1),
+});
+
+/** bench/results/backends.json (bench/backends.ts). */
+export const backendsResultSchema = z.object({
+  results: z
+    .array(
+      z.object({
+        backend: z.string().min(1),
+        model: z.string().min(1),
+        batch: z.number().int().positive(),
+        // The plain CPU backend has no thread setting: null.
+        threads: z.number().int().positive().nullable(),
+        samplesPerSec: rate,
+      }),
+    )
+    .min(1),
+});
+
+const peerRow = z.object({
+  model: z.string().min(1),
+  framework: z.string().min(1),
+  threads: z.number().int().positive(),
+  samplesPerSec: rate,
+  peakRssMiB: rate,
+  version: z.string(),
+  // Rows measured before the step engines were recorded have none.
+  engine: z.string().optional(),
+  invocation: z.string().min(1),
+});
+
+/** bench/results/peer.json (bench/peer.ts): rows of every invocation kept, each naming the one that measured it. */
+export const peerResultSchema = z.object({
+  invocations: z.array(z.object({ startedAt: z.string().min(1) })).min(1),
+  results: z.array(peerRow),
+  baselines: z.array(peerRow),
+});
+
+export type PeerRow = z.output<typeof peerRow>;

@@ -1,0 +1,330 @@
+// report/: the README's result tables, each made from the bench result file it reports, so the figures in the
+// README are the ones the benches wrote (README.md marks each block; report/readme-blocks.ts finds them and
+// `npm run readme:tables` rewrites them). One pure function per table: parsed JSON in, Markdown out.
+import {
+  backendsResultSchema,
+  distillResultSchema,
+  fieldError,
+  impResultSchema,
+  logitsResultSchema,
+  parseBenchResult,
+  peerResultSchema,
+  scaleoutResultSchema,
+  type PeerRow,
+} from './bench-results';
+import {
+  bold,
+  formatPctMeanStd,
+  formatRate,
+  formatRatio,
+  formatThousands,
+  markdownTable,
+} from './markdown-table';
+import { formatAccuracyPct, formatRemainingPct } from './table';
+
+export const RESULT_FILES = {
+  imp: 'bench/results/imp-lenet-mnist.json',
+  logits: 'bench/results/logits.json',
+  distill: 'bench/results/distill.json',
+  scaleout: 'bench/results/scaleout.json',
+  backends: 'bench/results/backends.json',
+  peer: 'bench/results/peer.json',
+} as const;
+
+const MODEL_LABELS: Record<string, string> = {
+  'lenet-300-100': 'LeNet-300-100',
+  'conv-2': 'Conv-2',
+  'conv-4': 'Conv-4',
+};
+const modelLabel = (model: string) => MODEL_LABELS[model] ?? model;
+
+const DATASET_LABELS: Record<string, string> = { mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST' };
+const DATASET_SHORT: Record<string, string> = { mnist: 'MNIST', 'fashion-mnist': 'F-MNIST' };
+
+/** Items in the order their key first appears: the benches write rows in the order the README shows them. */
+function firstSeen<T>(items: readonly T[], key: (t: T) => string): string[] {
+  return [...new Set(items.map(key))];
+}
+
+/**
+ * The levels the README shows: the dense network, then levels down to the sparsest, spaced to show where the
+ * controls fall behind the ticket; all fifteen would bury that in rows.
+ */
+export const IMP_README_LEVELS: readonly number[] = [0, 3, 7, 10, 12, 14];
+
+/** Final test accuracy (%) over seeds of the ticket and its controls at the chosen levels. */
+export function impTable(json: unknown, levels: readonly number[] = IMP_README_LEVELS): string {
+  const what = RESULT_FILES.imp;
+  const result = parseBenchResult(impResultSchema, json, what);
+  const rows = levels.map((level) => {
+    const l = result.levels.find((x) => x.level === level);
+    if (!l) throw fieldError(what, 'levels', `has no level ${level}, which the README shows`);
+    const control = (s: typeof l.reinit) => (s && level > 0 ? formatPctMeanStd(s.mean, s.std) : '');
+    // Level 0 is the trunk's dense run, shared by every control: its numbers stand once, in the ticket column.
+    const remaining =
+      level === 0 ? `${formatThousands(l.remainingPct)} (dense)` : formatRemainingPct(l.remainingPct);
+    return [
+      remaining,
+      formatPctMeanStd(l.ticket.mean, l.ticket.std),
+      control(l.reinit),
+      control(l.randomPrune),
+    ];
+  });
+  return markdownTable(['% weights remaining', 'ticket', 'random reinit', 'random pruning'], rows);
+}
+
+/** Each teacher's test accuracy from its stored logits, and precompute throughput per backend. */
+export function teachersTable(json: unknown): string {
+  const result = parseBenchResult(logitsResultSchema, json, RESULT_FILES.logits);
+  const perSec = (t: (typeof result.teachers)[number], backend: string) => {
+    const b = t.precomputeByBackend[backend];
+    return b ? formatRate(b.perSec) : '';
+  };
+  const rows = result.teachers.map((t) => [
+    `\`${t.name}\``,
+    DATASET_LABELS[t.dataset] ?? t.dataset,
+    `${formatAccuracyPct(t.testAccuracy)}%`,
+    perSec(t, 'tensorflow'),
+    perSec(t, 'wasm'),
+    perSec(t, 'cpu'),
+  ]);
+  return markdownTable(
+    [
+      'teacher',
+      'dataset',
+      'test accuracy (from stored logits)',
+      'precompute, native (samples/s)',
+      'WASM',
+      'cpu (pure JS)',
+    ],
+    rows,
+  );
+}
+
+/** A KL divergence in nats: two significant digits, exponent form once the leading digit is past the second decimal. */
+function formatKl(kl: number): string {
+  if (kl === 0) return '0';
+  return kl < 0.01 ? kl.toExponential(1) : kl.toPrecision(2);
+}
+
+/** `cnn-teacher-mnist` -> `cnn`: the header says which teacher each ` / `-separated figure is. */
+const teacherShort = (name: string) => name.replace(/-teacher(-.*)?$/, '');
+
+/** Bytes per sample of each stored format and how far it is from the full distribution, per teacher. */
+export function logitFormatsTable(json: unknown): string {
+  const result = parseBenchResult(logitsResultSchema, json, RESULT_FILES.logits);
+  const teachers = firstSeen(result.formats, (f) => f.teacher);
+  const formats = firstSeen(result.formats, (f) => f.format);
+  const rowsOf = (format: string) => result.formats.filter((f) => f.format === format);
+  const bytes = (format: string) => Math.max(...rowsOf(format).map((f) => f.bytesPerSample));
+  // Largest first: the table reads as what each step down in bytes costs in fidelity.
+  formats.sort((a, b) => bytes(b) - bytes(a) || a.localeCompare(b));
+  const float32 = result.formats.find((f) => f.format === 'float32');
+  const classes = float32 ? ` (${float32.bytesPerSample / 4} classes)` : '';
+  const rows = formats.map((format) => {
+    const byTeacher = teachers.map((t) => rowsOf(format).find((f) => f.teacher === t));
+    return [
+      format,
+      firstSeen(rowsOf(format), (f) => formatThousands(f.bytesPerSample)).join(' / '),
+      byTeacher.map((f) => (f ? formatKl(f.klToFull) : '-')).join(' / '),
+    ];
+  });
+  return markdownTable(
+    [
+      'format',
+      `bytes per sample${classes}`,
+      `mean KL to the full distribution (${teachers.map(teacherShort).join(' / ')}, nats)`,
+    ],
+    rows,
+  );
+}
+
+/** The README's words for each distillation variant of bench/distill.ts, in the order it lists them. */
+export const DISTILL_VARIANT_LABELS: ReadonlyMap<string, string> = new Map([
+  ['student', 'student (no KD)'],
+  ['cnn', 'cnn (one token)'],
+  ['involution', 'involution (one token)'],
+  ['both-tokens', 'both-tokens (LIB-KD: a token per teacher)'],
+  ['both-average', 'both-average (one token, mean target)'],
+  ['deit-hard', "deit-hard (CNN teacher's argmax)"],
+  ['cnn-features', 'cnn-features (cnn token + its 7×7×64 map)'],
+]);
+
+/**
+ * Final test accuracy (%) per variant (rows) and setting (columns: dataset, share of the training split, epochs),
+ * mean ± std over seeds; the best mean of each column in bold.
+ */
+export function distillTable(json: unknown): string {
+  const result = parseBenchResult(distillResultSchema, json, RESULT_FILES.distill);
+  const settingKey = (r: { dataset: string; trainFraction: number }) => `${r.dataset}@${r.trainFraction}`;
+  const settings = firstSeen(
+    [...result.runs].sort((a, b) => a.dataset.localeCompare(b.dataset) || a.trainFraction - b.trainFraction),
+    settingKey,
+  );
+  const known = [...DISTILL_VARIANT_LABELS.keys()];
+  const variants = firstSeen(result.runs, (r) => r.variant).sort((a, b) => {
+    const ia = known.indexOf(a);
+    const ib = known.indexOf(b);
+    if (ia >= 0 && ib >= 0) return ia - ib;
+    if (ia >= 0 || ib >= 0) return ia >= 0 ? -1 : 1;
+    return a.localeCompare(b);
+  });
+  const header = settings.map((s) => {
+    const runs = result.runs.filter((r) => settingKey(r) === s);
+    const first = runs[0] as (typeof runs)[number];
+    const share = first.trainFraction === 1 ? 'full' : `${Math.round(first.trainFraction * 1000) / 10}%`;
+    const epochs = firstSeen(runs, (r) => String(r.epochs)).join('/');
+    return `${DATASET_SHORT[first.dataset] ?? first.dataset} ${share}, ${epochs} ep`;
+  });
+  const best = settings.map((s) =>
+    Math.max(...result.runs.filter((r) => settingKey(r) === s).map((r) => r.testAccuracy.mean)),
+  );
+  const rows = variants.map((variant) => [
+    DISTILL_VARIANT_LABELS.get(variant) ?? variant,
+    ...settings.map((s, c) => {
+      const run = result.runs.find((r) => r.variant === variant && settingKey(r) === s);
+      if (!run) return '';
+      const cell = formatPctMeanStd(run.testAccuracy.mean, run.testAccuracy.std);
+      return run.testAccuracy.mean === best[c] ? bold(cell) : cell;
+    }),
+  ]);
+  return markdownTable(['variant', ...header], rows);
+}
+
+/** One sweep on 1, 2, 4 workers per profile: wall time, speedup (the best with several workers in bold), overhead. */
+export function scaleoutTable(json: unknown): string {
+  const result = parseBenchResult(scaleoutResultSchema, json, RESULT_FILES.scaleout);
+  const bestSpeedup = new Map<string, number>();
+  for (const r of result.runs)
+    if (r.workers > 1) bestSpeedup.set(r.profile, Math.max(bestSpeedup.get(r.profile) ?? 0, r.speedup));
+  const rows = result.runs.map((r) => {
+    const speedup = r.speedup.toFixed(2);
+    return [
+      r.profile,
+      String(r.workers),
+      r.wallSeconds.toFixed(1),
+      r.workers > 1 && r.speedup === bestSpeedup.get(r.profile) ? bold(speedup) : speedup,
+      `${formatThousands(r.scheduleToStartP50Ms)} / ${formatThousands(r.scheduleToStartP95Ms)}`,
+      `${(r.overheadShare * 100).toFixed(1)}%`,
+    ];
+  });
+  return markdownTable(
+    ['profile', 'workers', 'wall (s)', 'speedup', 'schedule-to-start p50 / p95 (ms)', 'overhead'],
+    rows,
+  );
+}
+
+/** The backends table names the student as such: it is the one model there that is not a pruning subject. */
+const BACKENDS_MODEL_LABELS: Record<string, string> = { 'vit-tiny': 'vit-tiny (student)' };
+
+/** Training samples/s per model on each backend (native at 1 and 2 threads); a smaller batch is noted in its cell. */
+export function backendsTable(json: unknown): string {
+  const result = parseBenchResult(backendsResultSchema, json, RESULT_FILES.backends);
+  const cell = (model: string, backend: string, threads: number | null) => {
+    const r = result.results.find(
+      (x) => x.model === model && x.backend === backend && (threads === null || x.threads === threads),
+    );
+    if (!r) return '';
+    return formatRate(r.samplesPerSec) + (r.batch !== 128 ? ` (batch ${r.batch})` : '');
+  };
+  const rows = firstSeen(result.results, (r) => r.model).map((model) => [
+    BACKENDS_MODEL_LABELS[model] ?? modelLabel(model),
+    cell(model, 'tensorflow', 1),
+    cell(model, 'tensorflow', 2),
+    cell(model, 'wasm', 1),
+    cell(model, 'cpu', null),
+  ]);
+  return markdownTable(['model', 'native TensorFlow, 1 thread', 'native, 2 threads', 'WASM', 'CPU'], rows);
+}
+
+/** The fastest row (fewest threads on a tie): "each side at its best thread count". */
+function fastest(rows: readonly PeerRow[]): PeerRow | undefined {
+  return rows.reduce<PeerRow | undefined>(
+    (a, r) =>
+      !a ||
+      r.samplesPerSec > a.samplesPerSec ||
+      (r.samplesPerSec === a.samplesPerSec && r.threads < a.threads)
+        ? r
+        : a,
+    undefined,
+  );
+}
+
+/**
+ * lth on native TensorFlow against PyTorch, both from the last invocation of bench:peer only (the machine moves
+ * between invocations, so mixing them would compare machines): each at its best thread count, both at one thread,
+ * peak memory, and lth through the tape.
+ */
+export function peerTable(json: unknown): string {
+  const what = RESULT_FILES.peer;
+  const result = parseBenchResult(peerResultSchema, json, what);
+  const invocation = (result.invocations[result.invocations.length - 1] as { startedAt: string }).startedAt;
+  const measured = (rows: readonly PeerRow[], framework: string) =>
+    rows.filter((r) => r.invocation === invocation && r.framework === framework);
+  const lth = measured(result.results, 'lth-native');
+  const torch = measured(result.results, 'pytorch');
+  const tape = measured(result.baselines, 'lth-native-tape');
+  const models = firstSeen(lth, (r) => r.model).filter((m) => torch.some((r) => r.model === m));
+  if (models.length === 0)
+    throw fieldError(
+      what,
+      'results',
+      `no model has both lth-native and pytorch rows of invocation ${invocation}`,
+    );
+  const version = /torch (\d+\.\d+)/.exec(torch[0]?.version ?? '')?.[1];
+  const torchName = version ? `PyTorch ${version}` : 'PyTorch';
+
+  const rows = models.map((model) => {
+    const ours = lth.filter((r) => r.model === model).sort((a, b) => a.threads - b.threads);
+    const theirs = torch.filter((r) => r.model === model);
+    const [oursBest, theirsBest] = [fastest(ours), fastest(theirs)] as [PeerRow, PeerRow];
+    const ours1 = ours.find((r) => r.threads === 1);
+    const theirs1 = theirs.find((r) => r.threads === 1);
+    const tape1 = tape.find((r) => r.model === model && r.threads === 1);
+    return [
+      modelLabel(model),
+      firstSeen(
+        ours.filter((r) => r.engine !== undefined),
+        (r) => r.engine as string,
+      ).join(' / '),
+      formatRate(oursBest.samplesPerSec),
+      formatRate(theirsBest.samplesPerSec),
+      formatRatio(oursBest.samplesPerSec / theirsBest.samplesPerSec),
+      ours1 && theirs1
+        ? `${formatRate(ours1.samplesPerSec)} / ${formatRate(theirs1.samplesPerSec)} = ${formatRatio(ours1.samplesPerSec / theirs1.samplesPerSec)}`
+        : '',
+      ours1 && theirs1 ? `${formatThousands(ours1.peakRssMiB)} / ${formatThousands(theirs1.peakRssMiB)}` : '',
+      tape1 ? formatRate(tape1.samplesPerSec) : '',
+    ];
+  });
+  return markdownTable(
+    [
+      'model',
+      'engine',
+      'lth native (best)',
+      `${torchName} (best)`,
+      'ratio',
+      'at 1 thread: lth / PyTorch',
+      'peak RSS MiB, lth / PyTorch (1 thread)',
+      'lth through the tape (1 thread)',
+    ],
+    rows,
+  );
+}
+
+export interface ReadmeTable {
+  /** The bench result file the table is made from, relative to the repository root. */
+  source: string;
+  render: (json: unknown) => string;
+}
+
+/** Every generated table of README.md, by the name its `<!-- table:NAME ... -->` marker carries. */
+export const README_TABLES: Readonly<Record<string, ReadmeTable>> = {
+  imp: { source: RESULT_FILES.imp, render: (json) => impTable(json) },
+  teachers: { source: RESULT_FILES.logits, render: teachersTable },
+  'logit-formats': { source: RESULT_FILES.logits, render: logitFormatsTable },
+  distill: { source: RESULT_FILES.distill, render: distillTable },
+  scaleout: { source: RESULT_FILES.scaleout, render: scaleoutTable },
+  backends: { source: RESULT_FILES.backends, render: backendsTable },
+  peer: { source: RESULT_FILES.peer, render: peerTable },
+};

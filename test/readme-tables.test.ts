@@ -1,0 +1,139 @@
+// The README's result tables are the bench results': every marked block equals what report/readme-tables.ts makes
+// from the committed bench/results/*.json (so neither a hand edit nor a bench rerun without `npm run
+// readme:tables` goes unnoticed), a malformed result names its field, and a bold best lands on its own cell.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { REPO_ROOT } from '../infra/paths';
+import { BenchResultError } from '../report/bench-results';
+import { displayWidth } from '../report/markdown-table';
+import { applyBlocks, expectedBlocks, findBlocks, ReadmeBlockError } from '../report/readme-blocks';
+import { README_TABLES, distillTable, impTable, peerTable, scaleoutTable } from '../report/readme-tables';
+
+const readJson = (source: string): unknown => JSON.parse(readFileSync(path.join(REPO_ROOT, source), 'utf8'));
+const readme = () => readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+
+/** A Markdown table's body rows as trimmed cells (header and delimiter dropped). */
+function bodyCells(table: string): string[][] {
+  return table
+    .trimEnd()
+    .split('\n')
+    .slice(2)
+    .map((line) =>
+      line
+        .slice(1, -1)
+        .split(' | ')
+        .map((c) => c.trim()),
+    );
+}
+
+test('every generated table of README.md is what its bench result file makes', () => {
+  const { outcomes, unplaced } = expectedBlocks(readme(), README_TABLES, readJson);
+  assert.deepEqual(unplaced, [], 'every table has a marked block in README.md');
+  assert.deepEqual(outcomes.map((o) => o.block.name).sort(), Object.keys(README_TABLES).sort());
+  for (const o of outcomes) {
+    assert.equal(o.error, undefined, `table:${o.block.name}: ${o.error}`);
+    assert.equal(
+      o.block.text,
+      o.expected,
+      `README.md:${o.block.line} table:${o.block.name} differs: run npm run readme:tables`,
+    );
+  }
+});
+
+test('generated tables are aligned as prettier aligns them: every line of a table equally wide', () => {
+  for (const [name, t] of Object.entries(README_TABLES)) {
+    const widths = new Set(t.render(readJson(t.source)).trimEnd().split('\n').map(displayWidth));
+    assert.equal(widths.size, 1, `table:${name} has lines of widths ${[...widths].join(', ')}`);
+  }
+});
+
+test('the geometry table is not generated: its section is edited by hand', () => {
+  const text = readme();
+  const geometry = text.indexOf('## Geometry of the solutions');
+  const next = text.indexOf('\n## ', geometry + 1);
+  assert.ok(geometry > 0 && next > geometry);
+  for (const b of findBlocks(text)) assert.ok(b.end < geometry || b.start > next, `table:${b.name}`);
+});
+
+test('a malformed result file fails naming the field, not with a table of NaN', () => {
+  const distill = readJson('bench/results/distill.json') as { runs: { testAccuracy: { mean: unknown } }[] };
+  (distill.runs[2] as { testAccuracy: { mean: unknown } }).testAccuracy.mean = '82.1';
+  assert.throws(
+    () => distillTable(distill),
+    (e: unknown) =>
+      e instanceof BenchResultError &&
+      e.issues.length === 1 &&
+      /^runs\.2\.testAccuracy\.mean: .*expected number/.test(e.issues[0] as string) &&
+      e.message.includes('bench/results/distill.json'),
+  );
+
+  const peer = readJson('bench/results/peer.json') as { results: Record<string, unknown>[] };
+  delete (peer.results[4] as Record<string, unknown>).invocation;
+  assert.throws(() => peerTable(peer), /results\.4\.invocation: /);
+
+  assert.throws(() => scaleoutTable({ runs: 'none' }), /runs: .*expected array/);
+  assert.throws(() => scaleoutTable(null), /\(root\): /);
+
+  // A level the README shows but the file lacks is named too.
+  const imp = readJson('bench/results/imp-lenet-mnist.json') as { levels: { level: number }[] };
+  imp.levels = imp.levels.filter((l) => l.level !== 7);
+  assert.throws(() => impTable(imp), /levels: has no level 7/);
+});
+
+test('the distill table bolds the best mean of each column, in that column and that row only', () => {
+  const run = (dataset: string, trainFraction: number, variant: string, mean: number) => ({
+    dataset,
+    trainFraction,
+    variant,
+    epochs: trainFraction === 1 ? 1 : 12,
+    testAccuracy: { mean, std: 0.01, n: 3 },
+  });
+  const table = distillTable({
+    runs: [
+      run('mnist', 1, 'student', 0.9),
+      run('mnist', 1, 'cnn', 0.91),
+      run('mnist', 1, 'both-average', 0.89),
+      run('mnist', 0.1, 'student', 0.8),
+      run('mnist', 0.1, 'cnn', 0.79),
+      run('mnist', 0.1, 'both-average', 0.805),
+      run('fashion-mnist', 0.1, 'student', 0.7),
+      run('fashion-mnist', 0.1, 'cnn', 0.7),
+      run('fashion-mnist', 0.1, 'both-average', 0.69),
+    ],
+  });
+  const header = table.split('\n')[0] as string;
+  assert.match(header, /\| variant +\| F-MNIST 10%, 12 ep \| MNIST 10%, 12 ep \| MNIST full, 1 ep \|/);
+  assert.deepEqual(bodyCells(table), [
+    // A tie is bolded in every row that holds it.
+    ['student (no KD)', '**70.00 ± 1.00**', '80.00 ± 1.00', '90.00 ± 1.00'],
+    ['cnn (one token)', '**70.00 ± 1.00**', '79.00 ± 1.00', '**91.00 ± 1.00**'],
+    ['both-average (one token, mean target)', '69.00 ± 1.00', '**80.50 ± 1.00**', '89.00 ± 1.00'],
+  ]);
+});
+
+test('a stale block is found and rewritten, the text around it kept byte for byte', () => {
+  const text = readme();
+  const block = findBlocks(text).find((b) => b.name === 'scaleout');
+  assert.ok(block);
+  const stale = text.slice(0, block.start) + block.text.replace('42.2', '41.0') + text.slice(block.end);
+  const { outcomes } = expectedBlocks(stale, README_TABLES, readJson);
+  const differing = outcomes.filter((o) => o.expected !== o.block.text).map((o) => o.block.name);
+  assert.deepEqual(differing, ['scaleout']);
+  assert.equal(applyBlocks(stale, outcomes), text);
+});
+
+test('markers without their partner, repeated or unknown are refused with their line', () => {
+  const open =
+    '<!-- table:imp generated by npm run readme:tables from bench/results/imp-lenet-mnist.json -->';
+  assert.throws(() => findBlocks(`a\n${open}\n| x |\n`), /line 2: table:imp is never closed/);
+  assert.throws(() => findBlocks(`<!-- /table:imp -->\n`), /line 1: \/table:imp closes no open/);
+  assert.throws(
+    () => findBlocks(`${open}\n<!-- /table:imp -->\n${open}\n<!-- /table:imp -->\n`),
+    (e: unknown) => e instanceof ReadmeBlockError && /line 3: table:imp appears twice/.test(e.message),
+  );
+  const { outcomes } = expectedBlocks('<!-- table:nope -->\n<!-- /table:nope -->\n', README_TABLES, readJson);
+  assert.match(outcomes[0]?.error ?? '', /no generator is named 'nope'/);
+});

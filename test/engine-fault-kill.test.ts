@@ -12,13 +12,11 @@ import { parseTrainSpec, toTrainConfig, type TrainSpec } from '../contract/train
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
 import { train } from '../ml/train';
-import { checkpointPrefix, parseCheckpointStep } from '../store';
 import { testEndpoints } from './support/env';
 import { useFaultInjection } from './support/workers';
 
 const skip = process.env.LTH_NATIVE === 'off' ? 'LTH_NATIVE=off' : false;
 const e = testEndpoints();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tag = Date.now().toString(36);
 const harness = useFaultInjection(e, 200, { LTH_BACKEND: 'tensorflow', LTH_THREADS: '1' });
 
@@ -73,18 +71,6 @@ function makeSpec(c: (typeof CASES)[number]): TrainSpec {
   });
 }
 
-async function waitForCheckpoint(spec: TrainSpec, atLeast: number): Promise<void> {
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    const steps = (await harness.store.list(checkpointPrefix(trainRunId(spec.train)))).map(
-      (o) => parseCheckpointStep(o.key) ?? 0,
-    );
-    if (steps.some((s) => s >= atLeast)) return;
-    assert.ok(Date.now() < deadline, `no checkpoint at step >= ${atLeast} within three minutes`);
-    await sleep(20);
-  }
-}
-
 for (const c of CASES) {
   test(
     `${c.model} on the ${c.engine} engine: a SIGKILLed worker's run resumes to the undisturbed run's bytes`,
@@ -106,7 +92,7 @@ for (const c of CASES) {
       const victim = harness.spawnCompute();
       await victim.ready;
       const run = await startOrAttachTrain(harness.client, spec);
-      await waitForCheckpoint(spec, c.killAfter);
+      await harness.waitForCheckpoint(trainRunId(spec.train), c.killAfter);
       victim.child.kill('SIGKILL');
       assert.equal(await victim.exited, 'SIGKILL');
       const rescuer = harness.spawnCompute();
@@ -120,16 +106,7 @@ for (const c of CASES) {
       );
       assert.ok(result.resumedFromStep % (c.limit / c.batchSize) !== 0, 'the resume starts mid-epoch');
       assert.equal(result.backend, c.engine === 'graph' ? 'tensorflow/1t/graph' : 'tensorflow/1t');
-      const stored = await harness.store.getTensors(result.weights.key, {
-        expectSha256: result.weights.sha256,
-      });
-      for (const [name, ref] of Object.entries(reference.state.weights)) {
-        const got = stored.tensors[name];
-        assert.ok(got, name);
-        const a = Buffer.from(got.data.buffer, got.data.byteOffset, got.data.byteLength);
-        const b = Buffer.from(ref.data.buffer, ref.data.byteOffset, ref.data.byteLength);
-        assert.ok(a.equals(b), `${c.model}: ${name} differs from the undisturbed run`);
-      }
+      await harness.assertSameWeights(result.weights, reference.state.weights, c.model);
       assert.equal(result.final.testAccuracy, reference.final.testAccuracy);
     },
   );

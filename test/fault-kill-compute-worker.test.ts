@@ -11,7 +11,6 @@ import { trainRunId } from '../contract/ids';
 import { startOrAttachTrain } from '../client/runs';
 import { loadDataset } from '../ml/data';
 import { getModel } from '../ml/models';
-import type { NamedTensors } from '../ml/tensors';
 import { train } from '../ml/train';
 import { checkpointPrefix, parseCheckpointStep } from '../store';
 import { type SpawnedWorker } from '../workers/spawn';
@@ -63,30 +62,6 @@ async function startComputeWorker(): Promise<SpawnedWorker> {
 /** Each case owns the compute queue: no worker of an earlier case may pick up its run. */
 const stopComputeWorkers = (): Promise<void> => harness.stopCompute();
 
-async function waitForCheckpoint(spec: TrainSpec, atLeast: number): Promise<void> {
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    const steps = (await harness.store.list(checkpointPrefix(trainRunId(spec.train)))).map(
-      (o) => parseCheckpointStep(o.key) ?? 0,
-    );
-    if (steps.some((s) => s >= atLeast)) return;
-    assert.ok(Date.now() < deadline, `no checkpoint at step >= ${atLeast} within three minutes`);
-    await sleep(50);
-  }
-}
-
-async function assertSameWeights(key: string, sha256: string, reference: NamedTensors): Promise<void> {
-  const stored = await harness.store.getTensors(key, { expectSha256: sha256 });
-  assert.deepEqual(Object.keys(stored.tensors).sort(), Object.keys(reference).sort());
-  for (const [name, tensor] of Object.entries(stored.tensors)) {
-    const ref = reference[name];
-    assert.ok(ref);
-    const a = Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
-    const b = Buffer.from(ref.data.buffer, ref.data.byteOffset, ref.data.byteLength);
-    assert.ok(a.equals(b), `${name} differs from the uninterrupted run`);
-  }
-}
-
 test('a SIGKILLed compute worker loses nothing: the resumed run is bit-identical', async () => {
   const spec = makeSpec(`kill${tag}`, 11);
   const reference = await uninterrupted(spec);
@@ -94,7 +69,7 @@ test('a SIGKILLed compute worker loses nothing: the resumed run is bit-identical
   const victim = await startComputeWorker();
   const run = await startOrAttachTrain(harness.client, spec);
   // Kill only after a checkpoint past the first interval, so the retry must resume mid-run.
-  await waitForCheckpoint(spec, 200);
+  await harness.waitForCheckpoint(trainRunId(spec.train), 200);
   victim.child.kill('SIGKILL');
   assert.equal(await victim.exited, 'SIGKILL');
 
@@ -106,7 +81,7 @@ test('a SIGKILLed compute worker loses nothing: the resumed run is bit-identical
     `resumed from step ${result.resumedFromStep}`,
   );
   assert.equal(result.steps, 600);
-  await assertSameWeights(result.weights.key, result.weights.sha256, reference.state.weights);
+  await harness.assertSameWeights(result.weights, reference.state.weights, 'the resumed run');
   assert.equal(result.final.testAccuracy, reference.final.testAccuracy);
   await stopComputeWorkers();
 });
@@ -117,7 +92,7 @@ test('a SIGTERMed compute worker checkpoints at once and the run resumes exactly
 
   const drained = await startComputeWorker();
   const run = await startOrAttachTrain(harness.client, spec);
-  await waitForCheckpoint(spec, 100);
+  await harness.waitForCheckpoint(trainRunId(spec.train), 100);
   await sleep(300);
   drained.child.kill('SIGTERM');
   // A graceful stop: the worker exits by itself, well before its grace period forces anything.
@@ -131,5 +106,5 @@ test('a SIGTERMed compute worker checkpoints at once and the run resumes exactly
   await startComputeWorker();
   const result = await run.handle.result();
   assert.equal(result.resumedFromStep, drainStep);
-  await assertSameWeights(result.weights.key, result.weights.sha256, reference.state.weights);
+  await harness.assertSameWeights(result.weights, reference.state.weights, 'the resumed run');
 });

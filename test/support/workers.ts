@@ -1,10 +1,13 @@
 // The light and compute workers a workflow test runs against: real worker processes (as `lth worker` starts
 // them) on the test's stack, on WASM so that results do not depend on which native build a machine has.
 import type { Client } from '@temporalio/client';
+import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { endpointsToEnv, type StackEndpoints } from '../../infra/endpoints';
-import type { ArtifactStore } from '../../store';
+import type { NamedTensors } from '../../ml/host-tensor';
+import { checkpointPrefix, parseCheckpointStep, type ArtifactStore, type ObjectRef } from '../../store';
 import { connectClient, openStore } from '../../workers/connection';
 import { spawnWorker, stopWorker, type SpawnedWorker } from '../../workers/spawn';
 
@@ -67,6 +70,10 @@ export interface FaultInjection {
   spawnCompute: () => SpawnedWorker;
   /** Stops every compute worker started so far (so that the next case owns the compute queue). */
   stopCompute: () => Promise<void>;
+  /** Resolves once the training run has a checkpoint at step `atLeast` or later; fails after three minutes. */
+  waitForCheckpoint: (runId: string, atLeast: number) => Promise<void>;
+  /** Asserts that the stored weights are, tensor for tensor, the bytes of `reference`. */
+  assertSameWeights: (stored: ObjectRef, reference: NamedTensors, what: string) => Promise<void>;
 }
 
 /**
@@ -120,6 +127,26 @@ export function useFaultInjection(
     },
     stopCompute: async () => {
       await Promise.all(workers.filter((w) => w.role === 'compute').map((w) => stopWorker(w, 20_000)));
+    },
+    waitForCheckpoint: async (runId, atLeast) => {
+      const deadline = Date.now() + 180_000;
+      for (;;) {
+        const steps = (await store.list(checkpointPrefix(runId))).map((o) => parseCheckpointStep(o.key) ?? 0);
+        if (steps.some((s) => s >= atLeast)) return;
+        assert.ok(Date.now() < deadline, `no checkpoint at step >= ${atLeast} within three minutes`);
+        await sleep(20);
+      }
+    },
+    assertSameWeights: async (ref, reference, what) => {
+      const stored = await store.getTensors(ref.key, { expectSha256: ref.sha256 });
+      assert.deepEqual(Object.keys(stored.tensors).sort(), Object.keys(reference).sort(), what);
+      for (const [name, want] of Object.entries(reference)) {
+        const got = stored.tensors[name];
+        assert.ok(got, `${what}: ${name} is missing`);
+        const a = Buffer.from(got.data.buffer, got.data.byteOffset, got.data.byteLength);
+        const b = Buffer.from(want.data.buffer, want.data.byteOffset, want.data.byteLength);
+        assert.ok(a.equals(b), `${what}: ${name} differs from the undisturbed run`);
+      }
     },
   };
 }

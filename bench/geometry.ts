@@ -40,8 +40,11 @@ import { parseLotterySpec, type LotterySpec, type LotterySpecInput } from '../co
 import { REPO_ROOT } from '../infra/paths';
 import { geometryRows, measurePlotSpec, GEOMETRY_COLUMNS, type GeometryRow } from '../report/geometry';
 import { renderSpec } from '../report/plot';
-import { connectClient } from '../workers/connection';
+import { connectClient, openStore } from '../workers/connection';
+import { currentBackend, selectBackend } from '../ml/backend';
+import type { MeasureName } from '../ml/geometry';
 import { checkAgainstTorch } from './geometry-check';
+import { timeGeometryEngines } from './geometry-engines';
 import {
   benchCommand,
   impBenchTrain,
@@ -117,6 +120,11 @@ async function main(): Promise<void> {
     .option('--threads <n>', 'threads for --check-torch (both sides)', String(os.cpus().length))
     .option('--check-models <list>', 'models --check-torch checks (lenet-300-100,conv-2)')
     .option('--check-images <n>', 'training images --check-torch takes the Hessian on', '1000')
+    .option(
+      '--time-engines <level>',
+      "only: every measure of seed 0's trunk at this level, on the tape and as graphs, in this process on --threads " +
+        'threads (bench/results/geometry-engines.json)',
+    )
     .parse(process.argv);
   const o = cli.opts<{
     epochs: string;
@@ -129,6 +137,7 @@ async function main(): Promise<void> {
     threads: string;
     checkModels?: string;
     checkImages: string;
+    timeEngines?: string;
   }>();
   if (o.checkTorch) {
     await checkAgainstTorch({
@@ -187,7 +196,8 @@ async function main(): Promise<void> {
   const home = path.join(REPO_ROOT, '.data', o.quick ? 'bench-geometry-quick' : 'bench-imp');
   const started = performance.now();
   const { opts, endpoints } = await startBenchStack(home, log);
-  const workers = startBenchWorkers(home, endpoints, workerCount);
+  // --time-engines times in this process alone: no compute worker may take up a pending analysis beside it.
+  const workers = startBenchWorkers(home, endpoints, o.timeEngines !== undefined ? 0 : workerCount);
   // Ctrl-C or SIGTERM: the workers drain (running levels and measures checkpoint), the stack stops; the next
   // invocation attaches to every started workflow and resumes it.
   const stop = (signal: string) => {
@@ -204,6 +214,43 @@ async function main(): Promise<void> {
     await Promise.all(workers.map((w) => w.ready));
     const client = await connectClient(endpoints);
     try {
+      if (o.timeEngines !== undefined) {
+        const level = Number(o.timeEngines);
+        const trunk = await (await startOrAttachLottery(client, parseLotterySpec(baseFor(0)))).handle.result();
+        const target = levelTargets([{ label: 'trunk', levels: trunk.levels }], {
+          model: 'lenet-300-100',
+          dataset: 'mnist',
+        }).find((t) => t.level === level);
+        if (!target) throw new Error(`--time-engines: seed 0's trunk has no level ${level}`);
+        await selectBackend({ prefer: 'auto', threads: Number(o.threads), log });
+        const timed = await timeGeometryEngines(openStore(endpoints), target, log);
+        const [tape, graph] = timed.engines;
+        const differ = Object.keys(tape?.summaries ?? {}).filter(
+          (m) =>
+            JSON.stringify(tape?.summaries[m as MeasureName]) !==
+            JSON.stringify(graph?.summaries[m as MeasureName]),
+        );
+        writeResult(
+          path.join(REPO_ROOT, 'bench', 'results', 'geometry-engines.json'),
+          {
+            machine: machineInfo(),
+            backend: currentBackend(),
+            ...timed,
+            speedup: tape && graph ? tape.totalSeconds / graph.totalSeconds : null,
+            summariesDiffer: differ,
+            notes: [
+              'every measure but twin-path at the analysis defaults, one replicate (training subset 0, probe seed 0), in one process; per measure the median of 2 rounds, the engines in alternation',
+              'the worker analyses run each replicated measure over 2 subsets x 3 probe seeds: a level there costs about 6x this for those measures',
+            ],
+          },
+          { isEmpty: (r) => r.engines.length === 0 },
+        );
+        log(
+          `one level: tape ${tape?.totalSeconds.toFixed(0)} s, graph ${graph?.totalSeconds.toFixed(0)} s; ` +
+            `summaries differ: ${differ.length === 0 ? 'none' : differ.join(', ')}`,
+        );
+        return;
+      }
       for (const seed of toRun) {
         const seedStarted = performance.now();
         const analysis = await measureSeed(

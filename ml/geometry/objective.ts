@@ -6,11 +6,12 @@
  * Every method reads a point and a direction only on the free coordinates (pruned ones are taken as 0, whatever the
  * caller passed) and returns vectors that are 0 on pruned coordinates.
  *
- * On native TensorFlow each computation (a batch's loss, its gradient, its Hessian-vector product) is traced once
- * per batch size into one TensorFlow graph and run as one session call (ml/native/traced-step.ts, as the graph
- * engine does for training steps): the point, the direction and the batch are its inputs. An exact product on
- * LeNet-300-100 or conv-2 over 1,000 images gave the tape's bytes and ran 2.1-2.4× faster. `engine` says which ran;
- * LTH_ENGINE=tape keeps everything on the tape.
+ * On native TensorFlow a batch's gradient and its Hessian-vector product are each traced once per batch size into
+ * one TensorFlow graph and run as one session call (ml/native/traced-step.ts, as the graph engine does for training
+ * steps): the point, the direction and the batch are its inputs. An exact product on LeNet-300-100 or conv-2 over
+ * 1,000 images gave the tape's bytes and ran 2.1-2.4× faster. A batch's loss alone stays eager: as a graph it gave
+ * the same bytes but ran slower (a LeNet-300-100 level's 2D slice 16.3 s against 12.9 s, bench/results/
+ * geometry-engines.json). `engine` says which ran; LTH_ENGINE=tape keeps everything on the tape.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -125,22 +126,14 @@ export function batchObjective(space: ParamSpace, batches: Batch[], loss: BatchL
       try {
         let lossSum = 0;
         let errors = 0;
-        const list = names.map((name) => params[name] as tf.Tensor);
         for (const b of batches) {
-          const out = compute(`value/${b.n}`, new Map([['x', b.x], ['y', b.y], ...listed('w', list)]), () => {
-            // tidy keeps what it returns in arrays and objects, not in a Map.
-            const [l, e] = tf.tidy(() => {
-              const output = loss.forward(params, b);
-              return [loss.lossSum(output, b), loss.errors ? loss.errors(output, b) : tf.scalar(NaN)];
-            });
-            return new Map<string, tf.Tensor>([
-              ['loss', l as tf.Tensor],
-              ['errors', e as tf.Tensor],
-            ]);
-          });
-          lossSum += (await (out.get('loss') as tf.Tensor).data())[0] as number;
-          errors += (await (out.get('errors') as tf.Tensor).data())[0] as number;
-          tf.dispose([...out.values()]);
+          const [l, e] = tf.tidy(() => {
+            const output = loss.forward(params, b);
+            return [loss.lossSum(output, b), loss.errors ? loss.errors(output, b) : tf.scalar(NaN)];
+          }) as [tf.Tensor, tf.Tensor];
+          lossSum += (await l.data())[0] as number;
+          errors += (await e.data())[0] as number;
+          tf.dispose([l, e]);
         }
         return { loss: lossSum / n, error: errors / n };
       } finally {

@@ -39,6 +39,41 @@ function dispatchMicros(): number {
   return median(rounds);
 }
 
+/** The median wall time of a step of `config` on the graph engine (LTH_ENGINE=graph), after warm-up steps. */
+async function graphStepMs(
+  config: TrainConfig,
+  data: ReturnType<typeof loadDataset>,
+): Promise<{ ms: number | null; engine: string }> {
+  const saved = { step: process.env.LTH_NATIVE_STEP, engine: process.env.LTH_ENGINE };
+  delete process.env.LTH_NATIVE_STEP;
+  process.env.LTH_ENGINE = 'graph';
+  let trainer: Trainer;
+  try {
+    trainer = new Trainer(config, data, { weights: getModel(config.model).init(1) });
+  } finally {
+    if (saved.step === undefined) delete process.env.LTH_NATIVE_STEP;
+    else process.env.LTH_NATIVE_STEP = saved.step;
+    if (saved.engine === undefined) delete process.env.LTH_ENGINE;
+    else process.env.LTH_ENGINE = saved.engine;
+  }
+  try {
+    const engine = trainer.engineInfo.name;
+    if (engine !== 'graph') return { ms: null, engine };
+    for (let i = 0; i < WARMUP; i++) trainer.trainStep();
+    await trainer.readLoss();
+    const walls: number[] = [];
+    for (let i = 0; i < TIMED; i++) {
+      const t0 = performance.now();
+      trainer.trainStep();
+      await trainer.readLoss();
+      walls.push(performance.now() - t0);
+    }
+    return { ms: median(walls), engine };
+  } finally {
+    trainer.dispose();
+  }
+}
+
 async function profileModel(model: string) {
   const data = loadDataset('mnist', 'train', { limit: 4096 });
   const config: TrainConfig = {
@@ -114,10 +149,17 @@ async function profileModel(model: string) {
     const kernelMs = outer(best);
     const outermost = best.depths.filter((d) => d === 1).length;
     const wallMs = median(walls);
+    const graph = await graphStepMs(config, data);
     return {
       model,
       batch: BATCH,
       wallMs,
+      /**
+       * The same step on the graph engine (one TensorFlow session call, the same kernels): what is left once the
+       * JavaScript between kernels is gone. Null where the model cannot be a graph here.
+       */
+      graphWallMs: graph.ms,
+      graphEngine: graph.engine,
       /** Every kernel invocation, and those called by the step itself (the rest run inside a composite kernel). */
       kernels: best.p.kernels.length,
       outermostKernels: outermost,
@@ -168,7 +210,7 @@ async function main(): Promise<void> {
     process.stderr.write(
       `[bench/profile] ${model.padEnd(19)} step ${m.wallMs.toFixed(1)} ms: ${m.kernels} kernels (${m.outermostKernels} outermost) ${m.kernelMs.toFixed(1)} ms, ` +
         `outside ${m.outsideKernelsMs.toFixed(1)} ms (${(100 * m.outsideShare).toFixed(0)}%, ${m.outsidePerKernelMicros.toFixed(0)} µs a kernel), ` +
-        `${m.tensorsAllocated} tensors\n`,
+        `${m.tensorsAllocated} tensors; as a graph ${m.graphWallMs === null ? `- (${m.graphEngine})` : `${m.graphWallMs.toFixed(1)} ms`}\n`,
     );
   }
   const out = {
@@ -183,6 +225,8 @@ async function main(): Promise<void> {
       'outsideKernelsMs = wallMs - kernelMs: JavaScript around the kernels (tape, gradient functions, tidy, ' +
         'optimizer, masks, batch assembly)',
       'dispatchMicros: one one-element add and its dispose, the floor under any op',
+      'graphWallMs: the same step on the graph engine (LTH_ENGINE=graph: one session call for the whole step), median ' +
+        `of ${TIMED} steps after ${WARMUP} warm-up steps; null where the model's step is not a graph here`,
     ],
   };
   const file = path.join(REPO_ROOT, 'bench', 'results', `profile-${info.name}.json`);

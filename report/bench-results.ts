@@ -145,3 +145,32 @@ export const peerResultSchema = z.object({
 });
 
 export type PeerRow = z.output<typeof peerRow>;
+
+/** bench/results/profile-tensorflow.json (bench/profile.ts): one training step per model, taken apart. */
+export const profileResultSchema = z.object({
+  models: z
+    .array(
+      z.object({
+        model: z.string().min(1),
+        wallMs: z.number().positive(),
+        // Null where the model's step cannot run as a graph on the profiled backend.
+        graphWallMs: z.number().positive().nullable(),
+        kernels: count,
+        outermostKernels: count,
+        kernelMs: z.number().nonnegative(),
+        // (wall - kernels) / wall: negative where kernels timed one by one sum to more than the step's wall.
+        outsideShare: z.number().max(1),
+        tensorsAllocated: count,
+        // The bench keeps the ten with the most outermost time; nested calls are counted but add no ms.
+        topKernels: z.array(
+          z.object({
+            name: z.string().min(1),
+            count: z.number().int().positive(),
+            nested: count,
+            ms: z.number().nonnegative(),
+          }),
+        ),
+      }),
+    )
+    .min(1),
+});

@@ -1,6 +1,6 @@
-// report/: the README's result tables, each made from the bench result file it reports, so the figures in the
-// README are the ones the benches wrote (README.md marks each block; report/readme-blocks.ts finds them and
-// `npm run readme:tables` rewrites them). One pure function per table: parsed JSON in, Markdown out.
+// report/: the READMEs' result tables, each made from the bench result file it reports, so the figures in the
+// READMEs are the ones the benches wrote (README.md and ml/README.md mark each block; report/readme-blocks.ts finds
+// them and `npm run readme:tables` rewrites them). One pure function per table: parsed JSON in, Markdown out.
 import {
   backendsResultSchema,
   distillResultSchema,
@@ -9,6 +9,7 @@ import {
   logitsResultSchema,
   parseBenchResult,
   peerResultSchema,
+  profileResultSchema,
   scaleoutResultSchema,
   type PeerRow,
 } from './bench-results';
@@ -29,6 +30,7 @@ export const RESULT_FILES = {
   scaleout: 'bench/results/scaleout.json',
   backends: 'bench/results/backends.json',
   peer: 'bench/results/peer.json',
+  profile: 'bench/results/profile-tensorflow.json',
 } as const;
 
 const MODEL_LABELS: Record<string, string> = {
@@ -312,6 +314,79 @@ export function peerTable(json: unknown): string {
   );
 }
 
+/**
+ * Milliseconds as ml/README.md writes them: one decimal below 10 ms, whole (grouped) from there, since a step's
+ * figures move by ±10% between runs and a tenth of a millisecond only says something about the smallest ones.
+ * The threshold is taken on the value rounded to tenths, so 9.96 reads 10, not 10.0; the whole number is rounded
+ * from the value itself (123.46 -> 123, where rounding the tenths again would give 124).
+ */
+function formatMs(ms: number): string {
+  return Math.abs(Math.round(ms * 10) / 10) < 10 ? ms.toFixed(1) : formatThousands(ms);
+}
+
+/**
+ * The share of a step outside its kernels as a whole percentage. A negative share (kernels timed one by one,
+ * synchronously, summing to more than the step) is not a time anything took, so it is set apart in parentheses,
+ * with a true minus sign: (−15%).
+ */
+function formatOutsideShare(share: number): string {
+  const pct = Math.round(Math.abs(share) * 100);
+  return share < 0 && pct > 0 ? `(−${pct}%)` : `${pct}%`;
+}
+
+/**
+ * What tfjs's profiler names a call that is not a registered kernel: a tf.customGrad op (ml/ops/transformer.ts's
+ * LayerNorm and GELU, for one), timed with the kernels it runs inside it. It names no kernel a reader could look
+ * for, so the largest-kernels cell passes over it.
+ */
+const UNNAMED_SCOPE = 'unnamed scope';
+
+/** `Conv2D ×2 107`: the call count only where there is more than one call. */
+function kernelCell(k: { name: string; count: number; ms: number }): string {
+  return `${k.name}${k.count > 1 ? ` ×${formatThousands(k.count)}` : ''} ${formatMs(k.ms)}`;
+}
+
+/** How many kernels the largest-kernels cell names: the three that make up most of every model's kernel time. */
+const PROFILE_TOP_KERNELS = 3;
+
+/**
+ * One training step per model on the profiled backend: its wall time on the tape and as a graph, kernel calls
+ * (the outermost, which the time sums, in parentheses), time in and outside the kernels, tensors made, and the
+ * kernels with the most time.
+ */
+export function profileTable(json: unknown): string {
+  const result = parseBenchResult(profileResultSchema, json, RESULT_FILES.profile);
+  const rows = result.models.map((m) => [
+    m.model,
+    formatMs(m.wallMs),
+    m.graphWallMs === null ? '-' : formatMs(m.graphWallMs),
+    `${formatThousands(m.kernels)} (${formatThousands(m.outermostKernels)})`,
+    `${formatMs(m.kernelMs)} ms`,
+    formatOutsideShare(m.outsideShare),
+    formatThousands(m.tensorsAllocated),
+    // Sorted here too (most time first, then by name), so a result file in another order makes the same cell.
+    [...m.topKernels]
+      .filter((k) => k.name !== UNNAMED_SCOPE)
+      .sort((a, b) => b.ms - a.ms || a.name.localeCompare(b.name))
+      .slice(0, PROFILE_TOP_KERNELS)
+      .map(kernelCell)
+      .join(', '),
+  ]);
+  return markdownTable(
+    [
+      'model',
+      'tape step (ms)',
+      'graph step (ms)',
+      'kernel calls (outermost)',
+      'in kernels',
+      'outside kernels',
+      'tensors made',
+      'largest kernels (ms)',
+    ],
+    rows,
+  );
+}
+
 export interface ReadmeTable {
   /** The bench result file the table is made from, relative to the repository root. */
   source: string;
@@ -328,3 +403,21 @@ export const README_TABLES: Readonly<Record<string, ReadmeTable>> = {
   backends: { source: RESULT_FILES.backends, render: backendsTable },
   peer: { source: RESULT_FILES.peer, render: peerTable },
 };
+
+/** Every generated table of ml/README.md (the engine's own notes), by marker name. */
+export const ML_README_TABLES: Readonly<Record<string, ReadmeTable>> = {
+  profile: { source: RESULT_FILES.profile, render: profileTable },
+};
+
+export interface GeneratedFile {
+  /** The Markdown file, relative to the repository root. */
+  file: string;
+  /** Its tables by marker name: names are per file, so each file's blocks are checked against its own set. */
+  tables: Readonly<Record<string, ReadmeTable>>;
+}
+
+/** Every Markdown file with generated tables: `npm run readme:tables` rewrites or checks each of them. */
+export const GENERATED_FILES: readonly GeneratedFile[] = [
+  { file: 'README.md', tables: README_TABLES },
+  { file: 'ml/README.md', tables: ML_README_TABLES },
+];

@@ -1,6 +1,7 @@
-// The README's result tables are the bench results': every marked block equals what report/readme-tables.ts makes
-// from the committed bench/results/*.json (so neither a hand edit nor a bench rerun without `npm run
-// readme:tables` goes unnoticed), a malformed result names its field, and a bold best lands on its own cell.
+// The READMEs' result tables are the bench results': every marked block of README.md and ml/README.md equals what
+// report/readme-tables.ts makes from the committed bench/results/*.json (so neither a hand edit nor a bench rerun
+// without `npm run readme:tables` goes unnoticed), a malformed result names its field, and a bold best lands on its
+// own cell.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,10 +11,19 @@ import { REPO_ROOT } from '../infra/paths';
 import { BenchResultError } from '../report/bench-results';
 import { displayWidth } from '../report/markdown-table';
 import { applyBlocks, expectedBlocks, findBlocks, ReadmeBlockError } from '../report/readme-blocks';
-import { README_TABLES, distillTable, impTable, peerTable, scaleoutTable } from '../report/readme-tables';
+import {
+  GENERATED_FILES,
+  README_TABLES,
+  distillTable,
+  impTable,
+  peerTable,
+  profileTable,
+  scaleoutTable,
+} from '../report/readme-tables';
 
 const readJson = (source: string): unknown => JSON.parse(readFileSync(path.join(REPO_ROOT, source), 'utf8'));
-const readme = () => readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), 'utf8');
+const readme = () => read('README.md');
 
 /** A Markdown table's body rows as trimmed cells (header and delimiter dropped). */
 function bodyCells(table: string): string[][] {
@@ -29,24 +39,35 @@ function bodyCells(table: string): string[][] {
     );
 }
 
-test('every generated table of README.md is what its bench result file makes', () => {
-  const { outcomes, unplaced } = expectedBlocks(readme(), README_TABLES, readJson);
-  assert.deepEqual(unplaced, [], 'every table has a marked block in README.md');
-  assert.deepEqual(outcomes.map((o) => o.block.name).sort(), Object.keys(README_TABLES).sort());
-  for (const o of outcomes) {
-    assert.equal(o.error, undefined, `table:${o.block.name}: ${o.error}`);
-    assert.equal(
-      o.block.text,
-      o.expected,
-      `README.md:${o.block.line} table:${o.block.name} differs: run npm run readme:tables`,
-    );
-  }
+test('both READMEs have generated tables: README.md and ml/README.md', () => {
+  assert.deepEqual(
+    GENERATED_FILES.map((f) => f.file),
+    ['README.md', 'ml/README.md'],
+  );
 });
 
+for (const { file, tables } of GENERATED_FILES) {
+  test(`every generated table of ${file} is what its bench result file makes`, () => {
+    const { outcomes, unplaced } = expectedBlocks(read(file), tables, readJson);
+    assert.deepEqual(unplaced, [], `every table has a marked block in ${file}`);
+    assert.deepEqual(outcomes.map((o) => o.block.name).sort(), Object.keys(tables).sort());
+    for (const o of outcomes) {
+      assert.equal(o.error, undefined, `${file} table:${o.block.name}: ${o.error}`);
+      assert.equal(
+        o.block.text,
+        o.expected,
+        `${file}:${o.block.line} table:${o.block.name} differs: run npm run readme:tables`,
+      );
+    }
+  });
+}
+
 test('generated tables are aligned as prettier aligns them: every line of a table equally wide', () => {
-  for (const [name, t] of Object.entries(README_TABLES)) {
-    const widths = new Set(t.render(readJson(t.source)).trimEnd().split('\n').map(displayWidth));
-    assert.equal(widths.size, 1, `table:${name} has lines of widths ${[...widths].join(', ')}`);
+  for (const { file, tables } of GENERATED_FILES) {
+    for (const [name, t] of Object.entries(tables)) {
+      const widths = new Set(t.render(readJson(t.source)).trimEnd().split('\n').map(displayWidth));
+      assert.equal(widths.size, 1, `${file} table:${name} has lines of widths ${[...widths].join(', ')}`);
+    }
   }
 });
 
@@ -136,4 +157,76 @@ test('markers without their partner, repeated or unknown are refused with their 
   );
   const { outcomes } = expectedBlocks('<!-- table:nope -->\n<!-- /table:nope -->\n', README_TABLES, readJson);
   assert.match(outcomes[0]?.error ?? '', /no generator is named 'nope'/);
+});
+
+test('ml/README.md\'s profile table stands in its section "Where a training step\'s time goes"', () => {
+  const text = read('ml/README.md');
+  const section = text.indexOf("## Where a training step's time goes");
+  const next = text.indexOf('\n## ', section + 1);
+  const block = findBlocks(text).find((b) => b.name === 'profile');
+  assert.ok(section > 0 && block);
+  assert.ok(block.start > section && (next < 0 || block.end < next));
+});
+
+test('the profile table: graph step absent as -, a negative outside share in parentheses, the top three kernels', () => {
+  const model = (name: string, over: Record<string, unknown>) => ({
+    model: name,
+    wallMs: 123.456,
+    graphWallMs: 9.96,
+    kernels: 1250,
+    outermostKernels: 892,
+    kernelMs: 8.04,
+    outsideShare: 0.0932,
+    tensorsAllocated: 1507,
+    topKernels: [
+      { name: 'Add', count: 133, nested: 16, ms: 25.419 },
+      // Not a kernel: tfjs's name for a custom-gradient op, passed over.
+      { name: 'unnamed scope', count: 14, nested: 0, ms: 300 },
+      { name: 'Conv2DBackpropInput', count: 1, nested: 0, ms: 132.947 },
+      { name: 'MaxPoolGrad', count: 2, nested: 0, ms: 0.04 },
+      { name: 'Relu', count: 2, nested: 0, ms: 0.01 },
+    ],
+    ...over,
+  });
+  const table = profileTable({
+    models: [model('conv-2', {}), model('vit-tiny', { graphWallMs: null, outsideShare: -0.14693 })],
+  });
+  assert.deepEqual(bodyCells(table), [
+    [
+      'conv-2',
+      '123',
+      '10',
+      '1,250 (892)',
+      '8.0 ms',
+      '9%',
+      '1,507',
+      'Conv2DBackpropInput 133, Add ×133 25, MaxPoolGrad ×2 0.0',
+    ],
+    [
+      'vit-tiny',
+      '123',
+      '-',
+      '1,250 (892)',
+      '8.0 ms',
+      '(\u221215%)',
+      '1,507',
+      'Conv2DBackpropInput 133, Add ×133 25, MaxPoolGrad ×2 0.0',
+    ],
+  ]);
+});
+
+test('a malformed profile result fails naming the field', () => {
+  const profile = readJson('bench/results/profile-tensorflow.json') as { models: Record<string, unknown>[] };
+  (profile.models[1] as Record<string, unknown>).graphWallMs = undefined;
+  // ms left out: a kernel with no time.
+  delete (profile.models[3] as { topKernels: { ms?: unknown }[] }).topKernels[0]?.ms;
+  assert.throws(
+    () => profileTable(profile),
+    (e: unknown) =>
+      e instanceof BenchResultError &&
+      e.message.includes('bench/results/profile-tensorflow.json') &&
+      e.issues.length === 2 &&
+      /^models\.1\.graphWallMs: /.test(e.issues[0] as string) &&
+      /^models\.3\.topKernels\.0\.ms: .*expected number/.test(e.issues[1] as string),
+  );
 });

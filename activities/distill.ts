@@ -22,7 +22,7 @@ import {
 import { augmentationLabel, parsePrecomputeSpec, type PrecomputeSpec } from '../contract/precompute';
 import { specError } from '../contract/spec';
 import { parseTrainSpec, toTrainConfig } from '../contract/train';
-import { epochOrder, IMAGE_SIZE, loadDataset, type Dataset } from '../ml/data';
+import { epochOrder, imageSize, loadDataset, type Dataset } from '../ml/data';
 import { augmentImages } from '../ml/data/augment';
 import {
   crossEntropyToLabels,
@@ -96,10 +96,9 @@ export function studentModel(spec: DistillSpec): VitModelDef {
 
 /** The batch's images as stored (no view). */
 function batchImages(data: Dataset, indices: Int32Array): Float32Array {
-  const out = new Float32Array(indices.length * IMAGE_SIZE);
-  indices.forEach((i, j) =>
-    out.set(data.images.subarray(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE), j * IMAGE_SIZE),
-  );
+  const size = imageSize(data);
+  const out = new Float32Array(indices.length * size);
+  indices.forEach((i, j) => out.set(data.images.subarray(i * size, (i + 1) * size), j * size));
   return out;
 }
 

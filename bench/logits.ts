@@ -27,7 +27,7 @@ import { stackDown } from '../infra/embedded-stack';
 import { endpointsToEnv } from '../infra/endpoints';
 import { REPO_ROOT } from '../infra/paths';
 import { selectBackend, type BackendName } from '../ml/backend';
-import { loadDataset, type DatasetName } from '../ml/data';
+import { imageSize, loadDataset, type DatasetName } from '../ml/data';
 import { predictLogits } from '../ml/infer';
 import { Rng } from '../ml/rng';
 import {
@@ -403,9 +403,10 @@ async function epochComparison(
   const t1 = performance.now();
   // The student's batches in the epoch's order, gathered once (a student's input pipeline does that anyway).
   const images = new Float32Array(data.images.length);
+  const size = imageSize(data);
   for (let i = 0; i < order.length; i++) {
-    const src = (order[i] as number) * 784;
-    images.set(data.images.subarray(src, src + 784), i * 784);
+    const src = (order[i] as number) * size;
+    images.set(data.images.subarray(src, src + size), i * size);
   }
   for (const w of weights) await predictLogits(w.model, w.weights, images, { batchSize: BATCH });
   const teachersOnlineSeconds = (performance.now() - t1) / 1000;

@@ -27,7 +27,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import { REPO_ROOT } from '../infra/paths';
 import { selectBackend } from '../ml/backend';
-import { IMAGE_SIZE, loadDataset } from '../ml/data';
+import { imageSize, loadDataset } from '../ml/data';
 import { toTorch, torchMetadata } from '../ml/export';
 import { getModel, VIT_TINY, vitModel, type ModelDef, type VitModelDef } from '../ml/models';
 import { MODEL_NAMES } from '../ml/models/names';
@@ -185,7 +185,7 @@ const CHECK_TOLERANCE = 1e-4;
 async function checkSameModels(models: string[]): Promise<void> {
   await selectBackend({ prefer: 'tensorflow', threads: 1, log: () => {} });
   const train = loadDataset('mnist', 'train', { limit: 1_000 });
-  const images = train.images.subarray(0, CHECK_IMAGES * IMAGE_SIZE);
+  const images = train.images.subarray(0, CHECK_IMAGES * imageSize(train));
   const imagesFile = path.join(DATA, 'check-images.f32');
   writeFileSync(imagesFile, Buffer.from(images.buffer, images.byteOffset, images.byteLength));
   // The registry's models, and a distillation student (two distillation tokens, feature projection) when the ViT is in.

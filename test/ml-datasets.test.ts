@@ -1,9 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { augmentImages, shiftFor } from '../ml/data/augment';
 import {
   balancedSubset,
+  datasetFromSplit,
   epochOrder,
+  imageSize,
   fashionSplitIndices,
   FASHION_TRAIN_PER_CLASS,
   loadDataset,
@@ -166,5 +169,54 @@ test('IDX parser validates magic numbers and sizes', () => {
   assert.throws(
     () => loadDataset('cifar' as DatasetName, 'train'),
     /unknown dataset 'cifar'; known: mnist, fashion-mnist/,
+  );
+});
+
+test('a split of any shape: each channel normalised by its own statistics, balanced over its classes, shifted per channel', () => {
+  const [n, h, w, c] = [12, 5, 4, 3];
+  const pixels = Uint8Array.from({ length: n * h * w * c }, (_, i) => (i * 13) % 256);
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
+  const mean = [0.1, 0.5, 0.9];
+  const std = [0.2, 0.25, 0.5];
+  const d = datasetFromSplit(
+    { name: 'mnist', split: 'train', description: 'synthetic' },
+    { pixels, labels, shape: [n, h, w, c], classes: 3 },
+    { mean, std },
+    { limit: 6 },
+  );
+  assert.deepEqual([d.n, d.height, d.width, d.channels, d.numClasses], [6, h, w, c, 3]);
+  assert.equal(imageSize(d), h * w * c);
+  // Round-robin over 3 classes in split order: images 0..5.
+  assert.deepEqual([...d.labels], [0, 1, 2, 0, 1, 2]);
+  for (let k = 0; k < d.images.length; k++) {
+    const want = Math.fround(
+      ((pixels[k] as number) / 255 - (mean[k % c] as number)) / (std[k % c] as number),
+    );
+    assert.equal(d.images[k], want, `value ${k}`);
+  }
+  assert.match(d.splitDescription, /mean \[0\.1, 0\.5, 0\.9\]/);
+  // A shift fills with each channel's background (raw 0) and moves whole pixels, channels together.
+  const spec = { policy: 'random-shift' as const, seed: 1, maxShift: 1 };
+  const i = [0, 1, 2, 3, 4, 5].find((j) => shiftFor(spec, 0, j).every((s) => s !== 0)) as number;
+  const [dy, dx] = shiftFor(spec, 0, i);
+  const out = augmentImages(d, [i], spec, 0);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let ch = 0; ch < c; ch++) {
+        const [sy, sx] = [y - dy, x - dx];
+        const want =
+          sy >= 0 && sy < h && sx >= 0 && sx < w
+            ? d.images[i * h * w * c + (sy * w + sx) * c + ch]
+            : Math.fround(-(mean[ch] as number) / (std[ch] as number));
+        assert.equal(out[(y * w + x) * c + ch], want, `(${y}, ${x}, ${ch})`);
+      }
+  assert.throws(
+    () =>
+      datasetFromSplit(
+        { name: 'mnist', split: 'train', description: '' },
+        { pixels, labels, shape: [n, h, w, c], classes: 3 },
+        { mean: [0], std: [1] },
+      ),
+    /normalisation has 1 means and 1 stds for 3 channels/,
   );
 });

@@ -10,7 +10,7 @@
  */
 import { MlInputError } from '../errors.js';
 import { deriveSeed, Rng } from '../rng.js';
-import { IMAGE_SIZE, NORMALISATION, type Dataset } from './index.js';
+import { imageSize, type Dataset } from './index.js';
 
 export const AUGMENTATION_POLICIES = ['none', 'random-shift'] as const;
 export type AugmentationPolicy = (typeof AUGMENTATION_POLICIES)[number];
@@ -22,9 +22,10 @@ export interface AugmentationSpec {
   maxShift?: number;
 }
 
+/** The npm datasets' side: a spec is checked against it where no dataset is at hand. */
 const SIDE = 28;
 
-function checkSpec(spec: AugmentationSpec): number {
+function checkSpec(spec: AugmentationSpec, side = SIDE): number {
   if (!(AUGMENTATION_POLICIES as readonly string[]).includes(spec.policy)) {
     throw new MlInputError(
       `augmentation.policy must be one of ${AUGMENTATION_POLICIES.join(', ')}, got ${JSON.stringify(spec.policy)}`,
@@ -34,8 +35,8 @@ function checkSpec(spec: AugmentationSpec): number {
     throw new MlInputError(`augmentation.seed must be a non-negative integer, got ${spec.seed}`);
   }
   const maxShift = spec.maxShift ?? 2;
-  if (!Number.isInteger(maxShift) || maxShift < 0 || maxShift >= SIDE) {
-    throw new MlInputError(`augmentation.maxShift must be an integer in 0..${SIDE - 1}, got ${maxShift}`);
+  if (!Number.isInteger(maxShift) || maxShift < 0 || maxShift >= side) {
+    throw new MlInputError(`augmentation.maxShift must be an integer in 0..${side - 1}, got ${maxShift}`);
   }
   return maxShift;
 }
@@ -50,7 +51,7 @@ export function shiftFor(spec: AugmentationSpec, epoch: number, index: number): 
 }
 
 /**
- * The augmented images of `indices` (rows of `data`) in `epoch`, as one [indices.length × 784] array. Pure: the
+ * The augmented images of `indices` (rows of `data`) in `epoch`, as one [indices.length × h·w·c] array. Pure: the
  * same arguments give the same bits, whatever else is in the batch.
  */
 export function augmentImages(
@@ -59,28 +60,33 @@ export function augmentImages(
   spec: AugmentationSpec,
   epoch: number,
 ): Float32Array {
-  checkSpec(spec);
-  const out = new Float32Array(indices.length * IMAGE_SIZE);
-  const { mean, std } = NORMALISATION[data.name];
-  const background = Math.fround((0 - mean) / std);
+  const [h, w, c] = [data.height, data.width, data.channels];
+  checkSpec(spec, Math.min(h, w));
+  const size = imageSize(data);
+  const out = new Float32Array(indices.length * size);
+  const { mean, std } = data.normalisation;
+  const background = mean.map((m, ch) => Math.fround((0 - m) / (std[ch] as number)));
   for (let j = 0; j < indices.length; j++) {
     const i = indices[j] as number;
     if (!Number.isInteger(i) || i < 0 || i >= data.n) {
       throw new MlInputError(`sample index ${i} is outside 0..${data.n - 1}`);
     }
-    const src = data.images.subarray(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE);
-    const dst = out.subarray(j * IMAGE_SIZE, (j + 1) * IMAGE_SIZE);
+    const src = data.images.subarray(i * size, (i + 1) * size);
+    const dst = out.subarray(j * size, (j + 1) * size);
     const [dy, dx] = shiftFor(spec, epoch, i);
     if (dy === 0 && dx === 0) {
       dst.set(src);
       continue;
     }
-    for (let y = 0; y < SIDE; y++) {
+    for (let y = 0; y < h; y++) {
       const sy = y - dy;
-      for (let x = 0; x < SIDE; x++) {
+      for (let x = 0; x < w; x++) {
         const sx = x - dx;
-        dst[y * SIDE + x] =
-          sy >= 0 && sy < SIDE && sx >= 0 && sx < SIDE ? (src[sy * SIDE + sx] as number) : background;
+        const inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
+        for (let ch = 0; ch < c; ch++)
+          dst[(y * w + x) * c + ch] = inside
+            ? (src[(sy * w + sx) * c + ch] as number)
+            : (background[ch] as number);
       }
     }
   }

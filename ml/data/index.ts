@@ -15,7 +15,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { MlInputError } from '../errors.js';
 import { Rng, deriveSeed } from '../rng.js';
+import type { ImageSplit } from './formats/types.js';
 import { parseIdx } from './idx.js';
 
 import { DATASET_NAMES, type DatasetName } from './names.js';
@@ -27,15 +29,23 @@ export interface Dataset {
   split: 'train' | 'test';
   splitDescription: string;
   n: number;
-  height: 28;
-  width: 28;
-  channels: 1;
-  numClasses: 10;
-  /** n*784 floats, row-major [n, 28, 28, 1], normalised. */
+  height: number;
+  width: number;
+  channels: number;
+  numClasses: number;
+  /** n·h·w·c floats, row-major [n, h, w, c], each channel normalised as (x/255 − mean[c]) / std[c]. */
   images: Float32Array;
   labels: Int32Array;
+  /** The per-channel statistics of the training split that normalised both splits. */
+  normalisation: { mean: readonly number[]; std: readonly number[] };
 }
 
+/** Floats in one image of `data`: h·w·c. */
+export function imageSize(data: Pick<Dataset, 'height' | 'width' | 'channels'>): number {
+  return data.height * data.width * data.channels;
+}
+
+/** The npm-shipped datasets' image size (28×28×1). */
 export const IMAGE_SIZE = 28 * 28;
 
 /**
@@ -248,38 +258,77 @@ export function loadDataset(
       `a subset at offset ${offset} needs a limit with offset + limit <= ${total} (the ${split} split's size)`,
     );
   }
+  const { mean, std } = NORMALISATION[name];
+  return datasetFromSplit(
+    { name, split, description: raw.description },
+    { pixels: raw.pixels, labels: raw.labels, shape: [total, 28, 28, 1], classes: 10 },
+    { mean: [mean], std: [std] },
+    { limit, offset },
+  );
+}
+
+/**
+ * A split of uint8 NHWC pixels as a Dataset: the class-balanced subset `limit` (after `offset`) in split order,
+ * each channel normalised as (x/255 − mean[c]) / std[c] through a 256-entry float32 table per channel, so every
+ * backend and every run gets bit-identical inputs.
+ */
+export function datasetFromSplit(
+  about: { name: DatasetName; split: 'train' | 'test'; description: string },
+  raw: ImageSplit,
+  normalisation: { mean: readonly number[]; std: readonly number[] },
+  opts: { limit?: number | undefined; offset?: number | undefined } = {},
+): Dataset {
+  const [total, height, width, channels] = raw.shape;
+  const { mean, std } = normalisation;
+  if (mean.length !== channels || std.length !== channels)
+    throw new MlInputError(`normalisation has ${mean.length} means and ${std.length} stds for ${channels} channels`);
+  const limit = opts.limit;
+  const offset = opts.offset ?? 0;
   const idx =
     limit !== undefined && (offset > 0 || limit < total)
-      ? balancedSubset(raw.labels, limit, 10, offset)
+      ? balancedSubset(raw.labels, limit, raw.classes, offset)
       : null;
   const n = idx ? idx.length : total;
-  const { mean, std } = NORMALISATION[name];
-  // Precomputed table: every backend and every run gets bit-identical float32 inputs.
-  const lut = new Float32Array(256);
-  for (let v = 0; v < 256; v++) lut[v] = (v / 255 - mean) / std;
-  const images = new Float32Array(n * IMAGE_SIZE);
+  const size = height * width * channels;
+  const luts = mean.map((m, c) => {
+    const lut = new Float32Array(256);
+    for (let v = 0; v < 256; v++) lut[v] = (v / 255 - m) / (std[c] as number);
+    return lut;
+  });
+  const images = new Float32Array(n * size);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const src = idx ? (idx[i] as number) : i;
-    const off = src * IMAGE_SIZE;
-    const dst = i * IMAGE_SIZE;
-    for (let k = 0; k < IMAGE_SIZE; k++) images[dst + k] = lut[raw.pixels[off + k] as number] as number;
+    const off = src * size;
+    const dst = i * size;
+    if (channels === 1) {
+      const lut = luts[0] as Float32Array;
+      for (let k = 0; k < size; k++) images[dst + k] = lut[raw.pixels[off + k] as number] as number;
+    } else {
+      for (let k = 0; k < size; k++)
+        images[dst + k] = (luts[k % channels] as Float32Array)[raw.pixels[off + k] as number] as number;
+    }
     labels[i] = raw.labels[src] as number;
   }
   const subset = idx
     ? `; class-balanced subset of ${n} (round-robin over classes in split order${offset > 0 ? `, after the first ${offset}` : ''})`
     : '';
+  const stats =
+    channels === 1
+      ? `(x/255 - ${mean[0]}) / ${std[0]}`
+      : `(x/255 - mean[c]) / std[c], mean [${mean.join(', ')}], std [${std.join(', ')}]`;
   return {
-    name,
-    split,
-    splitDescription: `${raw.description}${subset}; normalised (x/255 - ${mean}) / ${std}`,
+    name: about.name,
+    split: about.split,
+    splitDescription: `${about.description}${subset}; normalised ${stats}`,
     n,
-    height: 28,
-    width: 28,
-    channels: 1,
-    numClasses: 10,
+    height,
+    width,
+    channels,
+    numClasses: raw.classes,
     images,
     labels,
+    normalisation: { mean: [...mean], std: [...std] },
   };
 }
 

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { DATASET_NAMES } from '../data/names.js';
 import { MlInputError } from '../errors.js';
 import { MODEL_NAMES } from '../models/names.js';
+import { scheduleSchema } from './schedule.js';
 
 const nonNegInt = z.number().int().min(0);
 const posInt = z.number().int().min(1);
@@ -46,6 +47,8 @@ export const trainConfigSchema = z
     }),
     dataset: z.enum(DATASET_NAMES),
     optimizer: optimizerSchema,
+    /** How the learning rate changes over the run (ml/train/schedule.ts); absent: constant. */
+    schedule: scheduleSchema.optional(),
     batchSize: posInt,
     /** Optimizer steps. One epoch is ceil(trainSize / batchSize) steps; see epochsToIterations. */
     iterations: nonNegInt,

@@ -45,16 +45,18 @@ function slot(slots: Tensors, name: string): tf.Tensor {
 }
 
 /**
- * The values of an update that depend on the step (1-based): Adam's bias-corrected step size and √(1 − β₂ᵗ), as
- * scalars made once per step. A step replayed as a graph takes them as inputs (a constant would freeze them at
- * the traced step); SGD has none. Call inside the step's tidy.
+ * The values of an update that depend on the step (1-based): Adam's bias-corrected step size and √(1 − β₂ᵗ), and
+ * under a schedule the learning rate lr·λ (`lrFactor`: λ of this step; null for a constant rate), as scalars made
+ * once per step. A step replayed as a graph takes them as inputs (a constant would freeze them at the traced
+ * step); SGD at a constant rate has none. Call inside the step's tidy.
  */
-export function stepScalars(spec: OptimizerSpec, step: number): Tensors {
-  if (spec.kind === 'sgd') return {};
-  // Computed in double precision, as torch does on the host.
+export function stepScalars(spec: OptimizerSpec, step: number, lrFactor: number | null = null): Tensors {
+  // Computed in double precision, as torch does on the host (its scheduler sets the group's lr to base·λ).
+  const lr = lrFactor === null ? spec.lr : spec.lr * lrFactor;
+  if (spec.kind === 'sgd') return lrFactor === null ? {} : { 'sgd/lr': tf.scalar(lr) };
   const bc1 = 1 - Math.pow(spec.beta1, step);
   return {
-    'adam/stepSize': tf.scalar(spec.lr / bc1),
+    'adam/stepSize': tf.scalar(lr / bc1),
     'adam/bc2Sqrt': tf.scalar(Math.sqrt(1 - Math.pow(spec.beta2, step))),
   };
 }
@@ -73,9 +75,9 @@ export function applyUpdate(
   const newParams: Tensors = {};
   const newSlots: Tensors = {};
   const wd = spec.weightDecay ?? 0;
-  const lr = tf.scalar(spec.lr);
   const wdT = wd > 0 ? tf.scalar(wd) : null;
   if (spec.kind === 'sgd') {
+    const lr = typeof step === 'number' ? tf.scalar(spec.lr) : (step['sgd/lr'] ?? tf.scalar(spec.lr));
     const mom = tf.scalar(spec.momentum);
     for (const [name, w] of Object.entries(params)) {
       let g = grads[name];

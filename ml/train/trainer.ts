@@ -25,6 +25,7 @@ import {
   type StepEngine,
 } from './engines/index.js';
 import { slotSpecs } from './optimizers.js';
+import { lrFactor } from './schedule.js';
 import {
   cursorAt,
   dataCursorSchema,
@@ -282,6 +283,12 @@ export class Trainer {
         masked: Object.keys(this.keep),
         remask: !slotsZeroWherePruned(init.optimizer ?? {}, masks),
         ...(init.continues ? { continues: init.continues } : {}),
+        lrFactor: this.config.schedule
+          ? lrFactor(this.config.schedule, {
+              stepsPerEpoch: this.stepsPerEpoch,
+              iterations: this.config.iterations,
+            })
+          : null,
       });
       this.engine = chosen.engine;
       this.engineNote = chosen.note;

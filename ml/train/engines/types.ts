@@ -64,3 +64,6 @@ export interface StepEngine {
   notes(): string[];
   dispose(): void;
 }
+
+/** λ of the step taken at iteration `it` (0-based) under the run's schedule (ml/train/schedule.ts); null: constant. */
+export type LrFactor = ((it: number) => number) | null;

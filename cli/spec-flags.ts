@@ -25,7 +25,7 @@ export interface TrainFieldFlags {
   iterations?: number;
   epochs?: number;
   batchSize?: number;
-  optimizer?: 'sgd' | 'adam';
+  optimizer?: 'sgd' | 'adam' | 'adamw';
   lr?: number;
   momentum?: number;
   seed?: number;
@@ -41,7 +41,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--iterations <n>', 'training steps', int)
     .option('--epochs <n>', 'training epochs (instead of iterations)', num)
     .option('--batch-size <n>', 'batch size', int)
-    .addOption(new Option('--optimizer <kind>', 'optimizer').choices(['sgd', 'adam']))
+    .addOption(new Option('--optimizer <kind>', 'optimizer').choices(['sgd', 'adam', 'adamw']))
     .option('--lr <x>', 'learning rate', num)
     .option('--momentum <x>', 'SGD momentum', num)
     .option('--seed <n>', 'seed for init and data order', int)
@@ -89,7 +89,7 @@ export function applyTrainFlags(base: unknown, flags: TrainFieldFlags): Record<s
     set(
       optimizer,
       'lr',
-      flags.lr ?? (optimizer.lr === undefined ? (kind === 'adam' ? 1.2e-3 : 0.1) : undefined),
+      flags.lr ?? (optimizer.lr === undefined ? (kind === 'sgd' ? 0.1 : 1.2e-3) : undefined),
     );
     set(optimizer, 'momentum', flags.momentum);
     train.optimizer = optimizer;

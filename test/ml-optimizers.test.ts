@@ -4,7 +4,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../ml/backend';
 import { applyUpdate, type OptimizerSpec } from '../ml/train';
 
-/** torch.optim.SGD / Adam (weight_decay as L2 on the gradient), one scalar coordinate, in double precision. */
+/**
+ * torch.optim.SGD / Adam (weight_decay as L2 on the gradient) / AdamW (param.mul_(1 − lr·wd) before the step), one
+ * scalar coordinate, in double precision.
+ */
 function reference(spec: OptimizerSpec, w0: number, grads: number[]): number[] {
   let w = w0;
   let buf = 0;
@@ -13,7 +16,8 @@ function reference(spec: OptimizerSpec, w0: number, grads: number[]): number[] {
   const out: number[] = [];
   grads.forEach((g0, i) => {
     const t = i + 1;
-    let g = g0 + (spec.weightDecay ?? 0) * w;
+    let g = spec.kind === 'adamw' ? g0 : g0 + (spec.weightDecay ?? 0) * w;
+    if (spec.kind === 'adamw') w *= 1 - spec.lr * spec.weightDecay;
     if (spec.kind === 'sgd') {
       if (spec.momentum > 0) {
         buf = t === 1 ? g : spec.momentum * buf + g;
@@ -37,9 +41,10 @@ const SPECS: OptimizerSpec[] = [
   { kind: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.01 },
   { kind: 'adam', lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
   { kind: 'adam', lr: 0.01, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.1 },
+  { kind: 'adamw', lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 },
 ];
 
-test('SGD and Adam follow torch.optim step for step', async () => {
+test('SGD, Adam and AdamW follow torch.optim step for step', async () => {
   await selectBackend({ prefer: 'cpu', log: () => {} });
   const w0 = [0.5, -1.25, 2];
   const gradSeq = [
@@ -58,7 +63,7 @@ test('SGD and Adam follow torch.optim step for step', async () => {
     );
     let params: Record<string, tf.Tensor> = { p: tf.tensor1d(w0) };
     let slots: Record<string, tf.Tensor> =
-      spec.kind === 'adam'
+      spec.kind !== 'sgd'
         ? { 'm/p': tf.zeros([3]), 'v/p': tf.zeros([3]) }
         : spec.momentum > 0
           ? { 'momentum/p': tf.zeros([3]) }

@@ -12,7 +12,10 @@ const nonNegInt = z.number().int().min(0);
 const posInt = z.number().int().min(1);
 const rate = z.number().min(0).lt(1);
 
-/** PyTorch semantics for both: weightDecay is L2 added to the gradient (not AdamW's decoupled decay). */
+/**
+ * PyTorch semantics: for sgd and adam, weightDecay is L2 added to the gradient; adamw decays the weights themselves
+ * (Loshchilov & Hutter: w ← w·(1 − lr·weightDecay) before Adam's step; torch's default weightDecay 0.01).
+ */
 export const optimizerSchema = z.discriminatedUnion('kind', [
   z
     .object({
@@ -37,6 +40,16 @@ export const optimizerSchema = z.discriminatedUnion('kind', [
       weightDecay: z.number().min(0).finite().optional(),
     })
     .strict(),
+  z
+    .object({
+      kind: z.literal('adamw'),
+      lr: z.number().positive().finite(),
+      beta1: rate.default(0.9),
+      beta2: rate.default(0.999),
+      eps: z.number().positive().finite().default(1e-8),
+      weightDecay: z.number().min(0).finite().default(0.01),
+    })
+    .strict(),
 ]);
 
 export const trainConfigSchema = z
@@ -49,6 +62,11 @@ export const trainConfigSchema = z
     optimizer: optimizerSchema,
     /** How the learning rate changes over the run (ml/train/schedule.ts); absent: constant. */
     schedule: scheduleSchema.optional(),
+    /**
+     * The cross-entropy's targets are (1 − ε)·one-hot + ε/classes (torch's label_smoothing), in training only: the
+     * reported test loss stays the plain cross-entropy. Not with a distillation objective, which has its own.
+     */
+    labelSmoothing: z.number().min(0).lt(1).optional(),
     batchSize: posInt,
     /** Optimizer steps. One epoch is ceil(trainSize / batchSize) steps; see epochsToIterations. */
     iterations: nonNegInt,

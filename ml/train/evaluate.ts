@@ -9,18 +9,25 @@ export function crossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scala
   return softmaxCrossEntropy(logits, oneHot);
 }
 
-export function oneHotHost(labels: ArrayLike<number>, numClasses: number): Float32Array {
+/** One-hot targets; with `smoothing` ε, (1 − ε)·one-hot + ε/classes (each value computed in double, then rounded). */
+export function oneHotHost(labels: ArrayLike<number>, numClasses: number, smoothing = 0): Float32Array {
   const out = new Float32Array(labels.length * numClasses);
-  for (let i = 0; i < labels.length; i++) out[i * numClasses + (labels[i] as number)] = 1;
+  if (smoothing > 0) out.fill(smoothing / numClasses);
+  const hot = smoothing > 0 ? 1 - smoothing + smoothing / numClasses : 1;
+  for (let i = 0; i < labels.length; i++) out[i * numClasses + (labels[i] as number)] = hot;
   return out;
 }
 
 /** Copies samples [start, end) of `data` (or the listed indices) into fresh tensors shaped for the model. */
-/** A batch on the host: images row-major [b, ...inputShape], labels, and the labels one-hot [b, classes]. */
+/**
+ * A batch on the host: images row-major [b, ...inputShape], labels, and the labels one-hot [b, classes] (smoothed
+ * by `smoothing`, the training targets of a run with labelSmoothing).
+ */
 export function batchHost(
   model: ModelDef,
   data: Dataset,
   indices: ArrayLike<number>,
+  smoothing = 0,
 ): { x: Float32Array; y: Float32Array; labels: Int32Array } {
   const size = data.height * data.width * data.channels;
   const b = indices.length;
@@ -31,15 +38,16 @@ export function batchHost(
     xs.set(data.images.subarray(src * size, (src + 1) * size), i * size);
     labels[i] = data.labels[src] as number;
   }
-  return { x: xs, y: oneHotHost(labels, model.numClasses), labels };
+  return { x: xs, y: oneHotHost(labels, model.numClasses, smoothing), labels };
 }
 
 export function batchTensors(
   model: ModelDef,
   data: Dataset,
   indices: ArrayLike<number>,
+  smoothing = 0,
 ): { x: tf.Tensor; y: tf.Tensor2D; labels: Int32Array } {
-  const h = batchHost(model, data, indices);
+  const h = batchHost(model, data, indices, smoothing);
   const b = indices.length;
   const x = tf.tensor(h.x, [b, ...model.inputShape], 'float32');
   const y = tf.tensor2d(h.y, [b, model.numClasses], 'float32');

@@ -1,5 +1,5 @@
 /**
- * SGD (with momentum / Nesterov) and Adam, following torch.optim's update rules step for step, with their state
+ * SGD (with momentum / Nesterov), Adam and AdamW, following torch.optim's update rules step for step, with their state
  * held as named tensors so that a checkpoint can carry it and a resumed run continues bit-identically.
  *
  * The update is a pure function (params, grads, slots, step) -> (params, slots); no hidden counters. Adam's
@@ -56,6 +56,7 @@ export function stepScalars(spec: OptimizerSpec, step: number, lrFactor: number 
   if (spec.kind === 'sgd') return lrFactor === null ? {} : { 'sgd/lr': tf.scalar(lr) };
   const bc1 = 1 - Math.pow(spec.beta1, step);
   return {
+    ...(spec.kind === 'adamw' ? { 'adamw/decay': tf.scalar(1 - lr * spec.weightDecay) } : {}),
     'adam/stepSize': tf.scalar(lr / bc1),
     'adam/bc2Sqrt': tf.scalar(Math.sqrt(1 - Math.pow(spec.beta2, step))),
   };
@@ -74,7 +75,8 @@ export function applyUpdate(
 ): { params: Tensors; slots: Tensors } {
   const newParams: Tensors = {};
   const newSlots: Tensors = {};
-  const wd = spec.weightDecay ?? 0;
+  // AdamW's decay is decoupled: it scales the weights (below), it is not added to the gradient.
+  const wd = spec.kind === 'adamw' ? 0 : (spec.weightDecay ?? 0);
   const wdT = wd > 0 ? tf.scalar(wd) : null;
   if (spec.kind === 'sgd') {
     const lr = typeof step === 'number' ? tf.scalar(spec.lr) : (step['sgd/lr'] ?? tf.scalar(spec.lr));
@@ -110,7 +112,9 @@ export function applyUpdate(
       newSlots[`m/${name}`] = m;
       newSlots[`v/${name}`] = v;
       const denom = tf.add(tf.div(tf.sqrt(v), bc2SqrtT), eps);
-      newParams[name] = tf.sub(w, tf.mul(stepSize, tf.div(m, denom)));
+      // torch's AdamW: param.mul_(1 − lr·wd), then the Adam step on the decayed weights.
+      const decayed = spec.kind === 'adamw' && spec.weightDecay > 0 ? tf.mul(w, slot(scalars, 'adamw/decay')) : w;
+      newParams[name] = tf.sub(decayed, tf.mul(stepSize, tf.div(m, denom)));
     }
   }
   return { params: newParams, slots: newSlots };

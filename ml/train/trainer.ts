@@ -345,6 +345,11 @@ export class Trainer {
         `this trainer was made for objective '${this.objectiveKind}' (Trainer init.objective) and was given a step ` +
           `with objective '${kind}'`,
       );
+    const smoothing = this.config.labelSmoothing ?? 0;
+    if (objective && smoothing > 0)
+      throw new MlInputError(
+        'labelSmoothing smooths the cross-entropy of plain training; a distillation objective has its own targets',
+      );
     const s = this._step;
     const indices = this.batchIndices(s);
     const noise: NoiseSeed = { seed: deriveSeed(this.config.seed, 'noise', s) };
@@ -352,9 +357,9 @@ export class Trainer {
     const input: EngineStep = {
       s,
       keep: this.keep,
-      host: () => ({ ...batchHost(this.model, this.data, indices), b: indices.length }),
+      host: () => ({ ...batchHost(this.model, this.data, indices, smoothing), b: indices.length }),
       tensors: () => {
-        const { x: plain, y, labels } = batchTensors(this.model, this.data, indices);
+        const { x: plain, y, labels } = batchTensors(this.model, this.data, indices, smoothing);
         const images = objective?.def.images?.(indices, this.epochOf(s), objective.extras);
         let x = plain;
         if (images) {

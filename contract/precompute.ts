@@ -2,19 +2,19 @@
 // values its workflow and activities exchange.
 import { z } from 'zod';
 
-import { DATASET_NAMES } from '../ml/data/names';
+import { AUGMENTATION_POLICIES, DATASET_NAMES } from '../ml/data/names';
 import { FEATURE_MAP_MODELS } from '../ml/models/names';
 import { experimentSchema, heartbeatTimeoutSchema, nameSchema, objectRefSchema, parseSpec } from './spec';
 import { trainConfigSpecSchema } from './train';
 
 export const LOGIT_FORMAT_NAMES = ['float32', 'float16', 'top-k'] as const;
-export const AUGMENTATION_POLICY_NAMES = ['none', 'random-shift'] as const;
+export const AUGMENTATION_POLICY_NAMES = AUGMENTATION_POLICIES;
 
 export const augmentationSpecSchema = z
   .object({
     policy: z.enum(AUGMENTATION_POLICY_NAMES).default('none'),
     seed: z.number().int().min(0).default(0),
-    /** random-shift: the largest shift in pixels (default 2). */
+    /** random-shift: the largest shift in pixels (default 2); crop-flip: the padding (default 4). */
     maxShift: z.number().int().min(0).max(27).optional(),
     /** Which epoch's views: each epoch of a seeded policy draws new ones. */
     epoch: z.number().int().min(0).default(0),
@@ -92,6 +92,8 @@ export function parsePrecomputeSpec(input: unknown): PrecomputeSpec {
  */
 export function augmentationLabel(a: AugmentationSpecValue): { policy: string; seed: number } {
   if (a.policy === 'none') return { policy: 'none', seed: 0 };
+  if (a.policy === 'crop-flip')
+    return { policy: `crop-flip(pad=${a.maxShift ?? 4},epoch=${a.epoch})`, seed: a.seed };
   return { policy: `random-shift(max=${a.maxShift ?? 2},epoch=${a.epoch})`, seed: a.seed };
 }
 

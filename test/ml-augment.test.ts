@@ -3,8 +3,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { augmentImages, shiftFor } from '../ml/data/augment';
-import { loadDataset } from '../ml/data';
+import { selectBackend } from '../ml/backend';
+import { augmentImages, shiftFor, viewFor } from '../ml/data/augment';
+import { datasetFromSplit, loadDataset } from '../ml/data';
+import { hostBytesEqual } from '../ml/tensors';
+import { train, type TrainConfig, type TrainState } from '../ml/train';
 
 const data = loadDataset('mnist', 'test', { limit: 50 });
 
@@ -68,4 +71,84 @@ test('bad augmentation specs are refused naming the field', () => {
     /augmentation.maxShift/,
   );
   assert.throws(() => augmentImages(data, [50], { policy: 'none', seed: 1 }, 0), /outside/);
+});
+
+test("crop-flip is torchvision's RandomCrop(padding) then RandomHorizontalFlip, on RGB images too", () => {
+  const [n, h, w, c] = [40, 6, 5, 3];
+  const rgb = datasetFromSplit(
+    { name: 'mnist', split: 'train', description: 'synthetic rgb' },
+    {
+      pixels: Uint8Array.from({ length: n * h * w * c }, (_, i) => (i * 29 + 7) % 256),
+      labels: Int32Array.from({ length: n }, (_, i) => i % 2),
+      shape: [n, h, w, c],
+      classes: 2,
+    },
+    { mean: [0.4, 0.5, 0.6], std: [0.2, 0.3, 0.25] },
+  );
+  const pad = 2;
+  const spec = { policy: 'crop-flip' as const, seed: 9, maxShift: pad };
+  const views = Array.from({ length: n }, (_, i) => viewFor(spec, 3, i));
+  // Every offset and both orientations occur over 40 samples.
+  assert.ok(views.some((v) => v.flip) && views.some((v) => !v.flip));
+  assert.equal(new Set(views.map((v) => v.dy)).size, 2 * pad + 1);
+  const out = augmentImages(
+    rgb,
+    Array.from({ length: n }, (_, i) => i),
+    spec,
+    3,
+  );
+  const background = [0.4 / 0.2, 0.5 / 0.3, 0.6 / 0.25].map((v) => Math.fround(-v));
+  for (let i = 0; i < n; i++) {
+    const { dy, dx, flip } = views[i]!;
+    // Independently: pad the image by `pad` with the background, crop h×w at (pad − dy, pad − dx), mirror.
+    const padded = (y: number, x: number, ch: number) => {
+      const [sy, sx] = [y - pad, x - pad];
+      return sy >= 0 && sy < h && sx >= 0 && sx < w
+        ? rgb.images[((i * h + sy) * w + sx) * c + ch]!
+        : background[ch]!;
+    };
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        for (let ch = 0; ch < c; ch++) {
+          const cx = flip ? w - 1 - x : x;
+          const want = padded(y + pad - dy, cx + pad - dx, ch);
+          assert.equal(out[((i * h + y) * w + x) * c + ch], want, `sample ${i} (${y}, ${x}, ${ch})`);
+        }
+  }
+});
+
+test('plain training with augmentation: resumed mid-epoch it ends with the undisturbed bytes, and the views matter', async () => {
+  await selectBackend({ prefer: 'cpu', log: () => {} });
+  const trainData = loadDataset('mnist', 'train', { limit: 48 });
+  const testData = loadDataset('mnist', 'test', { limit: 20 });
+  const config = (augmentation?: TrainConfig['augmentation']): TrainConfig => ({
+    model: 'lenet-300-100',
+    dataset: 'mnist',
+    optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9 },
+    batchSize: 16,
+    iterations: 7,
+    evalEvery: 0,
+    seed: 4,
+    ...(augmentation ? { augmentation } : {}),
+  });
+  const cfg = config({ policy: 'crop-flip', seed: 1, maxShift: 3 });
+  let at5: TrainState | null = null;
+  const whole = await train(
+    cfg,
+    { train: trainData, test: testData },
+    {
+      checkpointEvery: 5,
+      onCheckpoint: async (s) => {
+        if (s.step === 5) at5 = s;
+      },
+    },
+  );
+  assert.ok(at5);
+  const resumed = await train(cfg, { train: trainData, test: testData }, { resumeFrom: at5 });
+  for (const [k, t] of Object.entries(whole.state.weights))
+    assert.ok(hostBytesEqual(t, resumed.state.weights[k]!), k);
+  const plain = await train(config(), { train: trainData, test: testData });
+  assert.ok(
+    Object.entries(plain.state.weights).some(([k, t]) => !hostBytesEqual(t, whole.state.weights[k]!)),
+  );
 });

@@ -7,18 +7,22 @@
  * - `none`: the image as it is;
  * - `random-shift`: translate by (dy, dx), each uniform in [-maxShift, maxShift] (default 2 pixels), filling
  *   with the background (a raw pixel value of 0, normalised like the rest of the image).
+ * - `crop-flip`: the CIFAR recipe, torchvision's RandomCrop(size, padding=maxShift) then RandomHorizontalFlip():
+ *   pad by maxShift (default 4) with the background, crop at a uniform offset (a shift as above), then mirror left
+ *   to right with probability 1/2.
  */
 import { MlInputError } from '../errors.js';
 import { deriveSeed, Rng } from '../rng.js';
 import { imageSize, type Dataset } from './index.js';
 
-export const AUGMENTATION_POLICIES = ['none', 'random-shift'] as const;
-export type AugmentationPolicy = (typeof AUGMENTATION_POLICIES)[number];
+import { AUGMENTATION_POLICIES, type AugmentationPolicy } from './names.js';
+
+export { AUGMENTATION_POLICIES, type AugmentationPolicy };
 
 export interface AugmentationSpec {
   policy: AugmentationPolicy;
   seed: number;
-  /** random-shift: the largest shift in pixels along each axis (default 2). */
+  /** random-shift: the largest shift in pixels along each axis (default 2); crop-flip: the padding (default 4). */
   maxShift?: number;
 }
 
@@ -34,20 +38,31 @@ function checkSpec(spec: AugmentationSpec, side = SIDE): number {
   if (!Number.isSafeInteger(spec.seed) || spec.seed < 0) {
     throw new MlInputError(`augmentation.seed must be a non-negative integer, got ${spec.seed}`);
   }
-  const maxShift = spec.maxShift ?? 2;
+  const maxShift = spec.maxShift ?? (spec.policy === 'crop-flip' ? 4 : 2);
   if (!Number.isInteger(maxShift) || maxShift < 0 || maxShift >= side) {
     throw new MlInputError(`augmentation.maxShift must be an integer in 0..${side - 1}, got ${maxShift}`);
   }
   return maxShift;
 }
 
-/** The shift applied to sample `index` in `epoch`: (dy, dx). */
-export function shiftFor(spec: AugmentationSpec, epoch: number, index: number): [number, number] {
+/** The view of sample `index` in `epoch`: its shift (dy, dx) and whether it is mirrored left to right. */
+export function viewFor(
+  spec: AugmentationSpec,
+  epoch: number,
+  index: number,
+): { dy: number; dx: number; flip: boolean } {
   const maxShift = checkSpec(spec);
-  if (spec.policy === 'none' || maxShift === 0) return [0, 0];
+  if (spec.policy === 'none') return { dy: 0, dx: 0, flip: false };
   const rng = new Rng(deriveSeed(spec.seed, 'augment', spec.policy, epoch, index));
   const span = 2 * maxShift + 1;
-  return [rng.int(span) - maxShift, rng.int(span) - maxShift];
+  const [dy, dx] = maxShift === 0 ? [0, 0] : [rng.int(span) - maxShift, rng.int(span) - maxShift];
+  return { dy, dx, flip: spec.policy === 'crop-flip' && rng.int(2) === 1 };
+}
+
+/** The shift applied to sample `index` in `epoch`: (dy, dx). */
+export function shiftFor(spec: AugmentationSpec, epoch: number, index: number): [number, number] {
+  const v = viewFor(spec, epoch, index);
+  return [v.dy, v.dx];
 }
 
 /**
@@ -73,15 +88,16 @@ export function augmentImages(
     }
     const src = data.images.subarray(i * size, (i + 1) * size);
     const dst = out.subarray(j * size, (j + 1) * size);
-    const [dy, dx] = shiftFor(spec, epoch, i);
-    if (dy === 0 && dx === 0) {
+    const { dy, dx, flip } = viewFor(spec, epoch, i);
+    if (dy === 0 && dx === 0 && !flip) {
       dst.set(src);
       continue;
     }
     for (let y = 0; y < h; y++) {
       const sy = y - dy;
       for (let x = 0; x < w; x++) {
-        const sx = x - dx;
+        // The flip mirrors the cropped image: output column x shows the crop's column w − 1 − x.
+        const sx = (flip ? w - 1 - x : x) - dx;
         const inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
         for (let ch = 0; ch < c; ch++)
           dst[(y * w + x) * c + ch] = inside

@@ -3,7 +3,7 @@
 // spec check cannot fail here. Pure zod and name lists: it is imported inside the workflow sandbox.
 import { z } from 'zod';
 
-import { DATASET_NAMES } from '../data/names.js';
+import { AUGMENTATION_POLICIES, DATASET_NAMES } from '../data/names.js';
 import { MlInputError } from '../errors.js';
 import { MODEL_NAMES } from '../models/names.js';
 import { scheduleSchema } from './schedule.js';
@@ -67,6 +67,18 @@ export const trainConfigSchema = z
      * reported test loss stays the plain cross-entropy. Not with a distillation objective, which has its own.
      */
     labelSmoothing: z.number().min(0).lt(1).optional(),
+    /**
+     * Each training image's view, a pure function of (seed, epoch, sample) (ml/data/augment.ts): `crop-flip` is the
+     * CIFAR recipe (pad 4, random crop, horizontal flip). Not with a distillation objective, which brings its own.
+     */
+    augmentation: z
+      .object({
+        policy: z.enum(AUGMENTATION_POLICIES),
+        seed: z.number().int().min(0).default(0),
+        maxShift: z.number().int().min(0).max(63).optional(),
+      })
+      .strict()
+      .optional(),
     batchSize: posInt,
     /** Optimizer steps. One epoch is ceil(trainSize / batchSize) steps; see epochsToIterations. */
     iterations: nonNegInt,

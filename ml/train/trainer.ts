@@ -8,6 +8,7 @@
  * s therefore holds everything, and resuming runs steps s+1… exactly as the uninterrupted run would have.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { augmentImages } from '../data/augment.js';
 import { epochOrder, type Dataset } from '../data/index.js';
 import '../gradients.js';
 import { MlInputError, TrainingAbortedError, TrainingStoppedError } from '../errors.js';
@@ -350,6 +351,11 @@ export class Trainer {
       throw new MlInputError(
         'labelSmoothing smooths the cross-entropy of plain training; a distillation objective has its own targets',
       );
+    const augmentation = this.config.augmentation;
+    if (objective && augmentation)
+      throw new MlInputError(
+        "augmentation gives plain training its views; a distillation objective brings its own (the teachers' views)",
+      );
     const s = this._step;
     const indices = this.batchIndices(s);
     const noise: NoiseSeed = { seed: deriveSeed(this.config.seed, 'noise', s) };
@@ -357,10 +363,19 @@ export class Trainer {
     const input: EngineStep = {
       s,
       keep: this.keep,
-      host: () => ({ ...batchHost(this.model, this.data, indices, smoothing), b: indices.length }),
+      host: () => {
+        const h = batchHost(this.model, this.data, indices, smoothing);
+        return {
+          ...h,
+          ...(augmentation ? { x: augmentImages(this.data, indices, augmentation, this.epochOf(s)) } : {}),
+          b: indices.length,
+        };
+      },
       tensors: () => {
         const { x: plain, y, labels } = batchTensors(this.model, this.data, indices, smoothing);
-        const images = objective?.def.images?.(indices, this.epochOf(s), objective.extras);
+        const images = augmentation
+          ? augmentImages(this.data, indices, augmentation, this.epochOf(s))
+          : objective?.def.images?.(indices, this.epochOf(s), objective.extras);
         let x = plain;
         if (images) {
           plain.dispose();

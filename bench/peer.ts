@@ -189,7 +189,7 @@ async function checkSameModels(models: string[]): Promise<void> {
   const imagesFile = path.join(DATA, 'check-images.f32');
   writeFileSync(imagesFile, Buffer.from(images.buffer, images.byteOffset, images.byteLength));
   // The registry's models, and a distillation student (two distillation tokens, feature projection) when the ViT is in.
-  const defs: ModelDef[] = models.map(getModel);
+  const defs: ModelDef[] = models.map((m) => getModel(m));
   if (models.includes('vit-tiny')) {
     defs.push(vitModel('vit-tiny', { ...VIT_TINY, distillTokens: 2, featureChannels: 64 }));
   }

@@ -60,7 +60,7 @@ export async function resolveModel(
     const student = metadata.runId ? await studentOfRun(store, metadata.runId) : null;
     if (student) candidates.push(student);
     else if (metadata.model) candidates.push(getModel(metadata.model));
-    else candidates.push(...MODEL_NAMES.map(getModel));
+    else candidates.push(...MODEL_NAMES.map((m) => getModel(m)));
   }
   const fits = candidates.filter((m) => sameParams(m, weights));
   if (fits.length === 1) return fits[0] as ModelDef;

@@ -95,7 +95,7 @@ test('learned tokens take a leading batch axis; vectors stay as they are', () =>
 const student = vitModel('vit-tiny', { ...VIT_TINY, distillTokens: 2, featureChannels: 64 });
 
 test('every model and a distillation student: PyTorch names and shapes, and back to the same bits', () => {
-  for (const model of [...MODEL_NAMES.map(getModel), student]) {
+  for (const model of [...MODEL_NAMES.map((m) => getModel(m)), student]) {
     const weights = randomWeights(model.params, 7, 0.1);
     const torch = toTorch(model, weights);
     assert.equal(Object.keys(torch).length, model.params.length, `${model.name}: one tensor per parameter`);

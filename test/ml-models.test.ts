@@ -52,6 +52,19 @@ function expectedParams(name: string): [string, number[]][] {
         ...fc(2, 256, 256),
         ...fc(3, 256, 10),
       ];
+    case 'conv-6':
+      // 28 -> 14 -> 7 -> 3: the third pool floors, as torch's MaxPool2d(2).
+      return [
+        ...conv(1, 1, 64),
+        ...conv(2, 64, 64),
+        ...conv(3, 64, 128),
+        ...conv(4, 128, 128),
+        ...conv(5, 128, 256),
+        ...conv(6, 256, 256),
+        ...fc(1, 3 * 3 * 256, 256),
+        ...fc(2, 256, 256),
+        ...fc(3, 256, 10),
+      ];
     case 'cnn-teacher':
       return [...conv(1, 1, 32), ...conv(2, 32, 64), ...fc(1, 7 * 7 * 64, 128), ...fc(2, 128, 10)];
     case 'involution-teacher': {
@@ -81,8 +94,8 @@ function expectedParams(name: string): [string, number[]][] {
 
 const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
-test('the registry holds LeNet-300-100, conv-2, conv-4 and the two teachers', () => {
-  for (const name of ['lenet-300-100', 'conv-2', 'conv-4', 'cnn-teacher', 'involution-teacher']) {
+test('the registry holds LeNet-300-100, conv-2, conv-4, conv-6 and the two teachers', () => {
+  for (const name of ['lenet-300-100', 'conv-2', 'conv-4', 'conv-6', 'cnn-teacher', 'involution-teacher']) {
     assert.ok(isModelName(name), name);
   }
 });
@@ -114,6 +127,7 @@ for (const name of KAIMING_MODELS) {
       'lenet-300-100': 266_610,
       'conv-2': 3_317_450,
       'conv-4': 1_933_258,
+      'conv-6': 1_802_698,
       'cnn-teacher': 421_642,
       'involution-teacher': 412_270,
     };
@@ -270,4 +284,37 @@ test('conv-2: masks keep pruned conv and dense weights exactly 0 while the rest 
       'conv biases are not masked',
     );
   }
+});
+
+test('every model built for 32×32×3 and 100 classes: shapes follow the input, logits have the classes', async () => {
+  await selectBackend({ prefer: 'cpu', log: () => {} });
+  const input = { shape: [32, 32, 3] as const, classes: 100 };
+  const shapeOf = (m: string, p: string) => getModel(m, input).params.find((q) => q.name === p)?.shape;
+  assert.deepEqual(shapeOf('lenet-300-100', 'fc1.weight'), [3072, 300]);
+  assert.deepEqual(shapeOf('lenet-300-100', 'fc3.weight'), [100, 100]);
+  assert.deepEqual(shapeOf('conv-2', 'conv1.weight'), [3, 3, 3, 64]);
+  assert.deepEqual(shapeOf('conv-2', 'fc1.weight'), [16 * 16 * 64, 256]);
+  assert.deepEqual(shapeOf('conv-6', 'fc1.weight'), [4 * 4 * 256, 256]);
+  assert.deepEqual(shapeOf('cnn-teacher', 'fc1.weight'), [8 * 8 * 64, 128]);
+  assert.deepEqual(shapeOf('involution-teacher', 'stem.weight'), [3, 3, 3, 32]);
+  assert.deepEqual(shapeOf('involution-teacher', 'fc1.weight'), [8 * 8 * 64, 128]);
+  // vit-tiny, patch 4: an 8×8 grid of 48-value patches.
+  assert.deepEqual(shapeOf('vit-tiny', 'patch.weight'), [48, 64]);
+  assert.deepEqual(shapeOf('vit-tiny', 'position'), [65, 64]);
+  assert.deepEqual(shapeOf('vit-tiny', 'head.weight'), [64, 100]);
+  assert.equal(getModel('conv-2', input), getModel('conv-2', input), 'one definition per (model, input)');
+  assert.equal(getModel('conv-2'), getModel('conv-2', { shape: [28, 28, 1], classes: 10 }));
+  for (const name of MODEL_NAMES) {
+    const model = getModel(name, input);
+    assert.deepEqual(model.inputShape, [32, 32, 3]);
+    const params = Object.fromEntries(
+      Object.entries(model.init(1)).map(([n, h]) => [n, tf.tensor(h.data as Float32Array, h.shape)]),
+    );
+    const x = tf.randomNormal([2, 32, 32, 3]);
+    const logits = model.forward(params, x, false);
+    assert.deepEqual(logits.shape, [2, 100], name);
+    tf.dispose([x, logits, ...Object.values(params)]);
+  }
+  assert.throws(() => getModel('vit-tiny', { shape: [30, 30, 3], classes: 10 }), /patch: must divide 30/);
+  assert.throws(() => getModel('conv-6', { shape: [4, 4, 1], classes: 10 }), /pools away to nothing/);
 });

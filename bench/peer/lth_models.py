@@ -31,16 +31,16 @@ class LeNet(nn.Module):
 class ConvNet(nn.Module):
     """conv.ts: 3x3 'same' convolutions in blocks, a 2x2 max pool after each block, dense layers on the map."""
 
-    def __init__(self, blocks, hidden, pool_before_relu=False):
+    def __init__(self, blocks, hidden, pool_before_relu=False, side=28, channels=1, classes=10):
         super().__init__()
-        self.convs, self.pool_after, c, side = nn.ModuleList(), [], 1, 28
+        self.convs, self.pool_after, c = nn.ModuleList(), [], channels
         for block in blocks:
             for j, out in enumerate(block):
                 self.convs.append(nn.Conv2d(c, out, 3, padding=1))
                 self.pool_after.append(j == len(block) - 1)
                 c = out
             side //= 2
-        widths = [side * side * c, *hidden, 10]
+        widths = [side * side * c, *hidden, classes]
         self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
         self.pool_before_relu = pool_before_relu
 
@@ -149,6 +149,7 @@ MODELS = {
     "lenet-300-100": LeNet,
     "conv-2": lambda: ConvNet([[64, 64]], [256, 256]),
     "conv-4": lambda: ConvNet([[64, 64], [128, 128]], [256, 256]),
+    "conv-6": lambda: ConvNet([[64, 64], [128, 128], [256, 256]], [256, 256]),
     "cnn-teacher": lambda: ConvNet([[32], [64]], [128], pool_before_relu=True),
     "involution-teacher": InvolutionNet,
     "vit-tiny": Vit,

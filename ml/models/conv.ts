@@ -3,12 +3,10 @@ import '../gradients.js';
 import type { NamedTensors } from '../tensors.js';
 import { initParams } from './init.js';
 import { paramGetter } from './params.js';
-import type { ModelDef, ParamSpec } from './types.js';
+import { MNIST_INPUT, type ModelDef, type ModelInput, type ParamSpec } from './types.js';
 
-const INPUT: readonly [number, number, number] = [28, 28, 1];
 const KERNEL = 3;
 const HIDDEN = [256, 256] as const;
-const CLASSES = 10;
 
 export interface ConvNetSpec {
   name: string;
@@ -36,11 +34,11 @@ interface Layout {
   dense: number;
 }
 
-function layout(spec: ConvNetSpec): Layout {
+function layout(spec: ConvNetSpec, input: ModelInput): Layout {
   const params: ParamSpec[] = [];
   const fanIn = new Map<string, number>();
   const convs: Layout['convs'] = [];
-  let [h, w, c] = INPUT;
+  let [h, w, c] = input.shape;
   let i = 0;
   for (const block of spec.blocks) {
     block.forEach((out, j) => {
@@ -64,12 +62,13 @@ function layout(spec: ConvNetSpec): Layout {
       convs.push({ name, poolAfter: j === block.length - 1 });
       c = out;
     });
-    // 'valid' 2x2 pooling floors odd sizes; 28 -> 14 -> 7 never hits that.
+    // 'valid' 2x2 pooling floors odd sizes (28 -> 14 -> 7 -> 3 for conv-6 on MNIST), as torch's MaxPool2d(2).
     h = Math.floor(h / 2);
     w = Math.floor(w / 2);
   }
   const flat = h * w * c;
-  const widths = [flat, ...(spec.hidden ?? HIDDEN), CLASSES];
+  if (flat === 0) throw new Error(`${spec.name}: a ${input.shape.join('×')} input pools away to nothing`);
+  const widths = [flat, ...(spec.hidden ?? HIDDEN), input.classes];
   for (let k = 0; k < widths.length - 1; k++) {
     const name = `fc${k + 1}`;
     params.push({
@@ -98,13 +97,13 @@ function layout(spec: ConvNetSpec): Layout {
  * map is flattened in (h, w, c) order. Convolution and pooling run on tf.conv2d / tf.maxPool, whose gradients
  * ml/gradients.ts builds from kernels every backend has (see ml/ops/conv.ts).
  */
-export function convNet(spec: ConvNetSpec): ModelDef {
-  const { params, fanIn, convs, map, flat, dense } = layout(spec);
+export function convNet(spec: ConvNetSpec, input: ModelInput = MNIST_INPUT): ModelDef {
+  const { params, fanIn, convs, map, flat, dense } = layout(spec, input);
   const param = paramGetter(spec.name);
   /** The convolutional blocks: [B, h, w, c] after the last block's pool and ReLU. */
   const featureMap = (p: Record<string, tf.Tensor>, x: tf.Tensor): tf.Tensor4D =>
     tf.tidy(() => {
-      let h = tf.reshape(x, [-1, ...INPUT]) as tf.Tensor4D;
+      let h = tf.reshape(x, [-1, ...input.shape]) as tf.Tensor4D;
       for (const c of convs) {
         // Per-layer tidy frees each layer's temporaries at once (the tape keeps what backprop needs), which
         // bounds peak memory when evaluating a 1000-image batch of 28x28x64 activations.
@@ -123,8 +122,8 @@ export function convNet(spec: ConvNetSpec): ModelDef {
     });
   return {
     name: spec.name,
-    inputShape: [...INPUT],
-    numClasses: CLASSES,
+    inputShape: [...input.shape],
+    numClasses: input.classes,
     params,
     featureShape: map,
     init(seed: number): NamedTensors {
@@ -144,11 +143,31 @@ export function convNet(spec: ConvNetSpec): ModelDef {
   };
 }
 
-export const conv2: ModelDef = convNet({ name: 'conv-2', blocks: [[64, 64]] });
-export const conv4: ModelDef = convNet({
-  name: 'conv-4',
-  blocks: [
-    [64, 64],
-    [128, 128],
-  ],
+/** Frankle & Carbin's Conv-2, Conv-4 and Conv-6: 2, 4 or 6 convolutions in blocks of two (64, 128, 256). */
+export const CONV_NETS = {
+  'conv-2': { name: 'conv-2', blocks: [[64, 64]] },
+  'conv-4': {
+    name: 'conv-4',
+    blocks: [
+      [64, 64],
+      [128, 128],
+    ],
+  },
+  'conv-6': {
+    name: 'conv-6',
+    blocks: [
+      [64, 64],
+      [128, 128],
+      [256, 256],
+    ],
+  },
+} as const satisfies Record<string, ConvNetSpec>;
+
+const convSpec = (s: (typeof CONV_NETS)[keyof typeof CONV_NETS]): ConvNetSpec => ({
+  name: s.name,
+  blocks: s.blocks.map((b) => [...b]),
 });
+
+export const conv2 = (input?: ModelInput): ModelDef => convNet(convSpec(CONV_NETS['conv-2']), input);
+export const conv4 = (input?: ModelInput): ModelDef => convNet(convSpec(CONV_NETS['conv-4']), input);
+export const conv6 = (input?: ModelInput): ModelDef => convNet(convSpec(CONV_NETS['conv-6']), input);

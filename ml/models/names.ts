@@ -5,6 +5,7 @@ export const MODEL_NAMES = [
   'lenet-300-100',
   'conv-2',
   'conv-4',
+  'conv-6',
   'cnn-teacher',
   'involution-teacher',
   'vit-tiny',
@@ -15,4 +16,9 @@ export type ModelName = (typeof MODEL_NAMES)[number];
  * The models with a last feature map (ModelDef.features), which feature distillation regresses onto; a spec checks
  * against this list where TF.js cannot load (test/ml-distill-features.test.ts keeps it equal to the registry).
  */
-export const FEATURE_MAP_MODELS = ['conv-2', 'conv-4', 'cnn-teacher'] as const satisfies readonly ModelName[];
+export const FEATURE_MAP_MODELS = [
+  'conv-2',
+  'conv-4',
+  'conv-6',
+  'cnn-teacher',
+] as const satisfies readonly ModelName[];

@@ -32,17 +32,10 @@ import type { NamedTensors } from '../tensors.js';
 import { convNet } from './conv.js';
 import { initParams } from './init.js';
 import { paramGetter } from './params.js';
-import type { ModelDef, ParamSpec, TorchLayout } from './types.js';
+import { MNIST_INPUT, type ModelDef, type ModelInput, type ParamSpec, type TorchLayout } from './types.js';
 
-export const cnnTeacher: ModelDef = convNet({
-  name: 'cnn-teacher',
-  blocks: [[32], [64]],
-  hidden: [128],
-  poolBeforeRelu: true,
-});
-
-const INPUT: readonly [number, number, number] = [28, 28, 1];
-const CLASSES = 10;
+export const cnnTeacher = (input?: ModelInput): ModelDef =>
+  convNet({ name: 'cnn-teacher', blocks: [[32], [64]], hidden: [128], poolBeforeRelu: true }, input);
 
 export interface InvolutionBlockSpec extends InvolutionOptions {
   /** r: the kernel generator reduces C channels to C/r. */
@@ -67,7 +60,8 @@ function initDivisor(name: string, blocks: InvolutionBlockSpec[]): number {
   return m ? (blocks[Number(m[1]) - 1] as InvolutionBlockSpec).kernelSize : 1;
 }
 
-export function involutionNet(spec: InvolutionNetSpec): ModelDef {
+export function involutionNet(spec: InvolutionNetSpec, input: ModelInput = MNIST_INPUT): ModelDef {
+  const INPUT = input.shape;
   const params: ParamSpec[] = [];
   const fanIn = new Map<string, number>();
   // A weight has a fan-in and a PyTorch layout; a bias has neither. Names are PyTorch's too (lth_models.py).
@@ -83,7 +77,7 @@ export function involutionNet(spec: InvolutionNetSpec): ModelDef {
   };
   add('stem.weight', [3, 3, INPUT[2], spec.stem], { fan: 9 * INPUT[2], torch: 'conv' });
   add('stem.bias', [spec.stem]);
-  let [h, w, c] = [INPUT[0] / 2, INPUT[1] / 2, spec.stem];
+  let [h, w, c] = [Math.floor(INPUT[0] / 2), Math.floor(INPUT[1] / 2), spec.stem];
   spec.blocks.forEach((b, i) => {
     const red = c / b.reduction;
     if (!Number.isInteger(red) || c % b.groups !== 0) {
@@ -102,7 +96,7 @@ export function involutionNet(spec: InvolutionNetSpec): ModelDef {
     if (b.pool) [h, w] = [Math.floor(h / 2), Math.floor(w / 2)];
   });
   const flat = h * w * c;
-  const widths = [flat, ...spec.hidden, CLASSES];
+  const widths = [flat, ...spec.hidden, input.classes];
   for (let k = 0; k < widths.length - 1; k++) {
     add(`fc${k + 1}.weight`, [widths[k] as number, widths[k + 1] as number], {
       fan: widths[k] as number,
@@ -116,7 +110,7 @@ export function involutionNet(spec: InvolutionNetSpec): ModelDef {
   return {
     name: spec.name,
     inputShape: [...INPUT],
-    numClasses: CLASSES,
+    numClasses: input.classes,
     params,
     init(seed: number): NamedTensors {
       return initParams(
@@ -179,12 +173,16 @@ export function involutionNet(spec: InvolutionNetSpec): ModelDef {
   };
 }
 
-export const involutionTeacher: ModelDef = involutionNet({
-  name: 'involution-teacher',
-  stem: 32,
-  blocks: [
-    { kernelSize: 3, groups: 4, reduction: 4, out: 64, pool: true },
-    { kernelSize: 3, groups: 8, reduction: 4, out: 64, pool: false },
-  ],
-  hidden: [128],
-});
+export const involutionTeacher = (input?: ModelInput): ModelDef =>
+  involutionNet(
+    {
+      name: 'involution-teacher',
+      stem: 32,
+      blocks: [
+        { kernelSize: 3, groups: 4, reduction: 4, out: 64, pool: true },
+        { kernelSize: 3, groups: 8, reduction: 4, out: 64, pool: false },
+      ],
+      hidden: [128],
+    },
+    input,
+  );

@@ -41,6 +41,15 @@ export interface NoiseSeed {
   tensors?: Record<string, tf.Tensor>;
 }
 
+/** What a model is built for: one example's [h, w, c] and the number of classes. */
+export interface ModelInput {
+  shape: readonly [number, number, number];
+  classes: number;
+}
+
+/** MNIST and Fashion-MNIST: what every model is built for unless told otherwise. */
+export const MNIST_INPUT: ModelInput = { shape: [28, 28, 1], classes: 10 };
+
 export interface ModelDef {
   name: string;
   /** Shape of one example, without the batch dimension (e.g. [28, 28, 1]). */

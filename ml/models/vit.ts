@@ -38,19 +38,14 @@ import {
 import { Rng, deriveSeed } from '../rng.js';
 import { hostTensor, sizeOf, type NamedTensors } from '../tensors.js';
 import { paramGetter } from './params.js';
-import type { ModelDef, NoiseSeed, ParamSpec } from './types.js';
+import { MNIST_INPUT, type ModelDef, type ModelInput, type NoiseSeed, type ParamSpec } from './types.js';
 
-const INPUT: readonly [number, number, number] = [28, 28, 1];
-const CLASSES = 10;
 const INIT_STD = 0.02;
 
 export const vitConfigSchema = z
   .object({
-    /** Patch side in pixels; must divide 28. */
-    patch: z
-      .number()
-      .int()
-      .refine((p) => p >= 1 && 28 % p === 0, 'must divide 28 (1, 2, 4, 7, 14 or 28)'),
+    /** Patch side in pixels; must divide the image's height and width (vitModel checks). */
+    patch: z.number().int().min(1),
     dim: z.number().int().min(1),
     depth: z.number().int().min(1),
     heads: z.number().int().min(1),
@@ -97,11 +92,12 @@ export interface VitModelDef extends ModelDef {
     training: boolean,
     noise?: NoiseSeed,
   ): { heads: tf.Tensor2D[]; patches: tf.Tensor3D | null };
-  /** The patch grid's side: 28 / patch. */
+  /** The patch grid's side: the image's side / patch. */
   grid: number;
 }
 
-function vitParams(c: VitConfig): ParamSpec[] {
+function vitParams(c: VitConfig, input: ModelInput): ParamSpec[] {
+  const INPUT = input.shape;
   const d = c.dim;
   const hidden = d * c.mlpRatio;
   const patches = (INPUT[0] / c.patch) * (INPUT[1] / c.patch);
@@ -160,7 +156,7 @@ function vitParams(c: VitConfig): ParamSpec[] {
     linear(`block${i}.mlp.fc2`, `${block}.fc2`, [hidden, d]);
   }
   norm('norm', 'norm');
-  for (let t = 0; t <= c.distillTokens; t++) linear(headName(t), `heads.${t}`, [d, CLASSES]);
+  for (let t = 0; t <= c.distillTokens; t++) linear(headName(t), `heads.${t}`, [d, input.classes]);
   if (c.featureChannels !== undefined) linear('features', 'features', [d, c.featureChannels], false);
   return out;
 }
@@ -171,14 +167,27 @@ function headName(token: number): string {
 }
 
 /** A ViT with this configuration; `name` is what it is registered and recorded as. */
-export function vitModel(name: string, config: z.input<typeof vitConfigSchema>): VitModelDef {
+export function vitModel(
+  name: string,
+  config: z.input<typeof vitConfigSchema>,
+  input: ModelInput = MNIST_INPUT,
+): VitModelDef {
   const parsed = vitConfigSchema.safeParse(config);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new MlInputError(`${name}: ${issue?.path.join('.') || '(config)'}: ${issue?.message}`);
   }
   const c = parsed.data;
-  const params = vitParams(c);
+  const INPUT = input.shape;
+  if (INPUT[0] !== INPUT[1] || INPUT[0] % c.patch !== 0) {
+    const sides = Array.from({ length: INPUT[0] }, (_, i) => i + 1).filter((p) => INPUT[0] % p === 0);
+    throw new MlInputError(
+      INPUT[0] !== INPUT[1]
+        ? `${name}: a ${INPUT[0]}×${INPUT[1]} image is not square; the ViT's patch grid is`
+        : `${name}: patch: must divide ${INPUT[0]} (${sides.join(', ')})`,
+    );
+  }
+  const params = vitParams(c, input);
   const param = paramGetter(name);
   const tokens = 1 + c.distillTokens;
 
@@ -310,7 +319,7 @@ export function vitModel(name: string, config: z.input<typeof vitConfigSchema>):
       return out;
     },
     inputShape: [...INPUT],
-    numClasses: CLASSES,
+    numClasses: input.classes,
     params,
     init(seed: number): NamedTensors {
       const out: NamedTensors = {};
@@ -350,4 +359,4 @@ export const VIT_TINY: z.input<typeof vitConfigSchema> = {
   distillTokens: 0,
 };
 
-export const vitTiny: VitModelDef = vitModel('vit-tiny', VIT_TINY);
+export const vitTiny = (input?: ModelInput): VitModelDef => vitModel('vit-tiny', VIT_TINY, input);

@@ -12,7 +12,7 @@ import { augmentImages } from '../data/augment.js';
 import { epochOrder, type Dataset } from '../data/index.js';
 import '../gradients.js';
 import { MlInputError, TrainingAbortedError, TrainingStoppedError } from '../errors.js';
-import { getModel } from '../models/index.js';
+import { getModel, inputOf } from '../models/index.js';
 import type { ModelDef, NoiseSeed } from '../models/types.js';
 import { deriveSeed } from '../rng.js';
 import { assertHostTensor, hostTensor, toHostAsync, type HostTensor, type NamedTensors } from '../tensors.js';
@@ -226,7 +226,7 @@ export class Trainer {
     },
   ) {
     this.config = parseTrainConfig(config);
-    this.model = init.model ?? getModel(this.config.model);
+    this.model = init.model ?? getModel(this.config.model, inputOf(data));
     checkDataset(this.model, this.config, data, 'train');
     this.stepsPerEpoch = stepsPerEpoch(data.n, this.config.batchSize);
     this.names = this.model.params.map((p) => p.name);

@@ -174,3 +174,53 @@ export const profileResultSchema = z.object({
     )
     .min(1),
 });
+
+/**
+ * One value of a geometry level (bench/geometry.ts's acrossSeeds and the replicates beside it). Every array holds
+ * one entry per measured seed, in the order of the result's `seeds`; null where that seed has no such value (a
+ * barrier at level 0, a measure without replicates). The mean is null where no seed measured it (n = 0), the std
+ * where fewer than two did.
+ */
+const geometryValue = z.object({
+  mean: z.number().nullable(),
+  std: z.number().nonnegative().nullable(),
+  n: count,
+  perSeed: z.array(z.number().nullable()),
+  replicateStd: z.array(z.number().nonnegative().nullable()),
+  replicateN: z.array(count.nullable()),
+});
+
+export type GeometryValue = z.output<typeof geometryValue>;
+
+/**
+ * A level of a geometry series with the values the README's table shows, by the names bench/geometry.ts's KEYS
+ * gives them. Each is required: the bench writes every key on every level (null inside where not measured), so an
+ * absent one means a file of another format, which should fail by name rather than show as empty cells.
+ */
+const geometryLevel = z.object({
+  level: count,
+  // The bench writes null only where no seed file has the level's row; such a level has nothing to show.
+  remainingPct: z.number().positive().max(100).nullable(),
+  topEigenvalue: geometryValue,
+  trace: geometryValue,
+  pacBayesSigma: geometryValue,
+  barrierPrevLevel: geometryValue,
+  barrierRewindInterpolated: geometryValue,
+  barrierTwin: geometryValue,
+  testError: geometryValue,
+});
+
+export type GeometryLevel = z.output<typeof geometryLevel>;
+
+/** bench/results/geometry-lenet-mnist.json (bench/geometry.ts), the per-seed format: series of levels of values. */
+export const geometryResultSchema = z.object({
+  seeds: z.array(z.number().int().nonnegative()).min(1),
+  seedsPlanned: z.array(z.number().int().nonnegative()).min(1),
+  // The replicate design, for the caption's words on what a one-seed ± is.
+  spec: z.object({
+    analysis: z.object({
+      replicates: z.object({ seeds: z.number().int().positive(), subsets: z.number().int().positive() }),
+    }),
+  }),
+  series: z.array(z.object({ name: z.string().min(1), levels: z.array(geometryLevel).min(1) })).min(1),
+});

@@ -5,12 +5,15 @@ import {
   backendsResultSchema,
   distillResultSchema,
   fieldError,
+  geometryResultSchema,
   impResultSchema,
   logitsResultSchema,
   parseBenchResult,
   peerResultSchema,
   profileResultSchema,
   scaleoutResultSchema,
+  type GeometryLevel,
+  type GeometryValue,
   type PeerRow,
 } from './bench-results';
 import {
@@ -31,6 +34,7 @@ export const RESULT_FILES = {
   backends: 'bench/results/backends.json',
   peer: 'bench/results/peer.json',
   profile: 'bench/results/profile-tensorflow.json',
+  geometry: 'bench/results/geometry-lenet-mnist.json',
 } as const;
 
 const MODEL_LABELS: Record<string, string> = {
@@ -387,11 +391,221 @@ export function profileTable(json: unknown): string {
   );
 }
 
+/**
+ * The % remaining the geometry table shows besides the dense network: about every second level of 20% pruning
+ * down to the sparsest bench:geometry measures, enough to see a trend without a row per level.
+ */
+export const GEOMETRY_README_REMAINING_PCT: readonly number[] = [80, 51, 33, 21, 11, 7, 4.4];
+
+/**
+ * How far (relative) a level's % remaining may be from a target to stand for it. Levels of 20% pruning lie 20-25%
+ * apart, so 10% takes the level meant and never its neighbour, and a shorter run (fewer levels) gets no row that
+ * only claims to be the target.
+ */
+const GEOMETRY_LEVEL_TOLERANCE = 0.1;
+
+/** The series of bench/geometry.ts, by the name its result gives them. */
+const TICKET = 'ticket';
+const REINIT = 'reinit';
+const RANDOM = 'random-prune';
+const ONE_SHOT = 'one-shot';
+
+/**
+ * How a value is written: `scale` multiplies it (fractions of the test set become percentage points), `decimals`
+ * says how many digits follow the point given the mean and the spread written beside it, so both end at the same
+ * place and the spread reads against the mean's last digit.
+ */
+interface GeometryUnit {
+  scale: number;
+  decimals: (mean: number, spread: number | null) => number;
+}
+
+/**
+ * Three significant digits of the mean (of the spread where the mean is 0): curvature and σ move by more than 1%
+ * between seeds and replicates, so a fourth digit would be noise. Negative decimals round left of the point.
+ */
+const SIGNIFICANT_3: GeometryUnit = {
+  scale: 1,
+  decimals: (mean, spread) => {
+    const lead = mean !== 0 ? mean : (spread ?? 0);
+    if (lead === 0) return 0;
+    // From the rounded value, so 9.996 (10.0 at three digits) takes one decimal, not two.
+    return 2 - Math.floor(Math.log10(Math.abs(Number(lead.toPrecision(3)))));
+  },
+};
+
+/** Fractions of the test set as percentage points with two decimals: 0.0125 -> 1.25 (a test set of 10,000 has 0.01). */
+const PERCENTAGE_POINTS: GeometryUnit = { scale: 100, decimals: () => 2 };
+
+/** `x` at `decimals` digits after the point (rounded left of it when negative), without a sign on a zero. */
+function formatAtDecimals(x: number, decimals: number): string {
+  const text =
+    decimals >= 0 ? x.toFixed(decimals) : formatThousands(Math.round(x / 10 ** -decimals) * 10 ** -decimals);
+  return /^-[0.,]*$/.test(text) ? text.slice(1) : text;
+}
+
+interface GeometryColumn {
+  header: string;
+  key: Exclude<keyof GeometryLevel, 'level' | 'remainingPct'>;
+  /** The series whose values the cell holds, ` / `-separated in this order (the header names them). */
+  series: readonly string[];
+  unit: GeometryUnit;
+}
+
+const GEOMETRY_COLUMNS: readonly GeometryColumn[] = [
+  {
+    header: 'λmax ticket / reinit / random / one-shot',
+    key: 'topEigenvalue',
+    series: [TICKET, REINIT, RANDOM, ONE_SHOT],
+    unit: SIGNIFICANT_3,
+  },
+  { header: 'trace ticket / reinit', key: 'trace', series: [TICKET, REINIT], unit: SIGNIFICANT_3 },
+  {
+    header: 'PAC-Bayes σ ticket / reinit / random',
+    key: 'pacBayesSigma',
+    series: [TICKET, REINIT, RANDOM],
+    unit: SIGNIFICANT_3,
+  },
+  {
+    header: 'L-1→L barrier (test error, pt) ticket / random',
+    key: 'barrierPrevLevel',
+    series: [TICKET, RANDOM],
+    unit: PERCENTAGE_POINTS,
+  },
+  {
+    header: 'rewind→L barrier interpolated (pt) ticket',
+    key: 'barrierRewindInterpolated',
+    series: [TICKET],
+    unit: PERCENTAGE_POINTS,
+  },
+  { header: 'twin barrier (pt)', key: 'barrierTwin', series: [TICKET], unit: PERCENTAGE_POINTS },
+  {
+    header: 'test error ticket / reinit / random / one-shot (%)',
+    key: 'testError',
+    series: [TICKET, REINIT, RANDOM, ONE_SHOT],
+    unit: PERCENTAGE_POINTS,
+  },
+];
+
+/** `0, 1, 2` */
+const seedList = (seeds: readonly number[]) => seeds.join(', ');
+
+/**
+ * The levels of `levels` the geometry table shows: level 0 (the dense network) and, per target % remaining, the
+ * level nearest to it (by ratio, as the levels are spaced) when within the tolerance; each once, in level order.
+ */
+function geometryRowLevels(levels: readonly GeometryLevel[], targets: readonly number[]): GeometryLevel[] {
+  const chosen = new Set<GeometryLevel>(levels.filter((l) => l.level === 0));
+  const pruned = levels.filter((l) => l.level > 0 && l.remainingPct !== null);
+  for (const target of targets) {
+    const distance = (l: GeometryLevel) => Math.abs(Math.log((l.remainingPct as number) / target));
+    const nearest = pruned.reduce<GeometryLevel | undefined>(
+      (best, l) => (!best || distance(l) < distance(best) ? l : best),
+      undefined,
+    );
+    if (nearest && distance(nearest) <= Math.log(1 + GEOMETRY_LEVEL_TOLERANCE)) chosen.add(nearest);
+  }
+  return [...chosen].sort((a, b) => a.level - b.level);
+}
+
+/**
+ * The λmax, trace, PAC-Bayes σ, barriers and test error of the ticket and its controls at a few levels, from the
+ * per-seed result of bench/geometry.ts, with a caption line above the table saying over what ± is taken. With
+ * several seeds a value is mean ± std over them; a value only one seed has carries that seed's spread over its
+ * replicates (data subsets × probe seeds) as `(±x r)`, a different quantity, so it is marked and never written as
+ * a ± over seeds. Level 0, the dense network every series starts from, stands once, in the ticket's place.
+ */
+export function geometryTable(
+  json: unknown,
+  targets: readonly number[] = GEOMETRY_README_REMAINING_PCT,
+): string {
+  const what = RESULT_FILES.geometry;
+  const result = parseBenchResult(geometryResultSchema, json, what);
+  const ticket = result.series.find((s) => s.name === TICKET);
+  if (!ticket) throw fieldError(what, 'series', `has no '${TICKET}' series, which the table's rows follow`);
+  const manySeeds = result.seeds.length > 1;
+  // What the cells actually hold, for the caption to explain exactly that.
+  const seen = { replicate: false, lone: false, fewer: false };
+
+  const valueText = (v: GeometryValue, unit: GeometryUnit): string => {
+    if (v.mean === null) return '';
+    const f = (x: number, spread: number | null) =>
+      formatAtDecimals(x * unit.scale, unit.decimals((v.mean as number) * unit.scale, spread));
+    if (v.n >= 2 && v.std !== null) {
+      if (v.n < result.seeds.length) seen.fewer = true;
+      return `${f(v.mean, v.std * unit.scale)} ± ${f(v.std, v.std * unit.scale)}`;
+    }
+    // One seed: its replicates' std, where the measure has replicates (curvature and flatness; not barriers).
+    const at = v.perSeed.findIndex((x) => x !== null);
+    const r = at >= 0 ? (v.replicateStd[at] ?? null) : null;
+    if (r === null) {
+      if (manySeeds) seen.lone = true;
+      return f(v.mean, null);
+    }
+    seen.replicate = true;
+    return `${f(v.mean, r * unit.scale)} (±${f(r, r * unit.scale)} r)`;
+  };
+
+  const rows = geometryRowLevels(ticket.levels, targets).map((l) => {
+    const dense = l.level === 0;
+    // Dense is 100% by definition; the bench writes null only for a level no seed file holds.
+    const remaining = dense
+      ? `${formatRemainingPct(l.remainingPct ?? 100)} (dense)`
+      : formatRemainingPct(l.remainingPct as number);
+    const cells = GEOMETRY_COLUMNS.map((c) => {
+      const slots = (dense ? [TICKET] : c.series).map((name) => {
+        const level = result.series.find((s) => s.name === name)?.levels.find((x) => x.level === l.level);
+        return level ? valueText(level[c.key], c.unit) : '';
+      });
+      // A missing value leaves its slot empty (`a / / c`); a cell with none at all is empty.
+      return slots.every((t) => t === '') ? '' : slots.join(' / ').replace(/ {2,}/g, ' ').trim();
+    });
+    return [remaining, ...cells];
+  });
+
+  const { seeds: replicateSeeds, subsets } = result.spec.analysis.replicates;
+  const replicates = `${subsets} data subset${subsets === 1 ? '' : 's'} × ${replicateSeeds} probe seed${replicateSeeds === 1 ? '' : 's'}`;
+  const planned = result.seedsPlanned.some((s) => !result.seeds.includes(s))
+    ? ` of the planned ${seedList(result.seedsPlanned)}`
+    : '';
+  // Only what some cell holds is explained, so the caption never describes a mark the table does not use.
+  const oneSeed = [seen.replicate ? 'marked (±x r)' : '', seen.lone ? 'without ±' : '']
+    .filter((t) => t !== '')
+    .join(' or ');
+  const onReplicates = `± r is the std over its ${replicates}`;
+  const caption = manySeeds
+    ? [
+        `Mean ± std over ${result.seeds.length} IMP seeds (${seedList(result.seeds)}${planned}).`,
+        seen.fewer ? 'A value some seed lacks is over the seeds that have it.' : '',
+        oneSeed ? `A value ${oneSeed} is one seed's alone${seen.replicate ? `; ${onReplicates}` : ''}.` : '',
+      ]
+    : [
+        `One IMP seed (seed ${result.seeds[0]}${planned})` +
+          (seen.replicate
+            ? `: ${onReplicates}; a value without it is measured once.`
+            : ', each value measured once.'),
+      ];
+  const note = 'Level 0, the dense network, is shared by every series and stands once.';
+  const header = ['% remaining', ...GEOMETRY_COLUMNS.map((c) => c.header)];
+  return `${[...caption, note].filter((t) => t !== '').join(' ')}\n\n${markdownTable(header, rows)}`;
+}
+
 export interface ReadmeTable {
   /** The bench result file the table is made from, relative to the repository root. */
   source: string;
   render: (json: unknown) => string;
 }
+
+/**
+ * The geometry table, ready for README_TABLES as `geometry`. Not registered yet: the committed result file is of the
+ * older format (the table would fail on it) and README.md has no `table:geometry` block, which the CLI and the test
+ * of README.md count as a table the README lost. Registered in the same change that adds the block, after
+ * `npm run bench:geometry` has rewritten the result.
+ */
+export const GEOMETRY_README_TABLE: ReadmeTable = {
+  source: RESULT_FILES.geometry,
+  render: (json) => geometryTable(json),
+};
 
 /** Every generated table of README.md, by the name its `<!-- table:NAME ... -->` marker carries. */
 export const README_TABLES: Readonly<Record<string, ReadmeTable>> = {

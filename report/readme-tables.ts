@@ -616,6 +616,7 @@ export const README_TABLES: Readonly<Record<string, ReadmeTable>> = {
   scaleout: { source: RESULT_FILES.scaleout, render: scaleoutTable },
   backends: { source: RESULT_FILES.backends, render: backendsTable },
   peer: { source: RESULT_FILES.peer, render: peerTable },
+  geometry: GEOMETRY_README_TABLE,
 };
 
 /** Every generated table of ml/README.md (the engine's own notes), by marker name. */

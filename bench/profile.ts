@@ -39,6 +39,20 @@ function dispatchMicros(): number {
   return median(rounds);
 }
 
+/** Each of TIMED steps' wall time (ms), each waited for, after WARMUP steps. */
+async function stepWalls(trainer: Trainer): Promise<number[]> {
+  for (let i = 0; i < WARMUP; i++) trainer.trainStep();
+  await trainer.readLoss();
+  const walls: number[] = [];
+  for (let i = 0; i < TIMED; i++) {
+    const t0 = performance.now();
+    trainer.trainStep();
+    await trainer.readLoss();
+    walls.push(performance.now() - t0);
+  }
+  return walls;
+}
+
 /** The median wall time of a step of `config` on the graph engine (LTH_ENGINE=graph), after warm-up steps. */
 async function graphStepMs(
   config: TrainConfig,
@@ -59,16 +73,7 @@ async function graphStepMs(
   try {
     const engine = trainer.engineInfo.name;
     if (engine !== 'graph') return { ms: null, engine };
-    for (let i = 0; i < WARMUP; i++) trainer.trainStep();
-    await trainer.readLoss();
-    const walls: number[] = [];
-    for (let i = 0; i < TIMED; i++) {
-      const t0 = performance.now();
-      trainer.trainStep();
-      await trainer.readLoss();
-      walls.push(performance.now() - t0);
-    }
-    return { ms: median(walls), engine };
+    return { ms: median(await stepWalls(trainer)), engine };
   } finally {
     trainer.dispose();
   }
@@ -87,15 +92,7 @@ async function profileModel(model: string) {
   };
   const trainer = new Trainer(config, data, { weights: getModel(model).init(1) });
   try {
-    for (let i = 0; i < WARMUP; i++) trainer.trainStep();
-    await trainer.readLoss();
-    const walls: number[] = [];
-    for (let i = 0; i < TIMED; i++) {
-      const t0 = performance.now();
-      trainer.trainStep();
-      await trainer.readLoss();
-      walls.push(performance.now() - t0);
-    }
+    const walls = await stepWalls(trainer);
     // The profiler times each kernel synchronously; its NaN check would read every output back: off.
     const check = tf.env().getBool('CHECK_COMPUTATION_FOR_ERRORS');
     tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', false);

@@ -216,7 +216,9 @@ async function main(): Promise<void> {
     try {
       if (o.timeEngines !== undefined) {
         const level = Number(o.timeEngines);
-        const trunk = await (await startOrAttachLottery(client, parseLotterySpec(baseFor(0)))).handle.result();
+        const trunk = await (
+          await startOrAttachLottery(client, parseLotterySpec(baseFor(0)))
+        ).handle.result();
         const target = levelTargets([{ label: 'trunk', levels: trunk.levels }], {
           model: 'lenet-300-100',
           dataset: 'mnist',

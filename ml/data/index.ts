@@ -281,7 +281,9 @@ export function datasetFromSplit(
   const [total, height, width, channels] = raw.shape;
   const { mean, std } = normalisation;
   if (mean.length !== channels || std.length !== channels)
-    throw new MlInputError(`normalisation has ${mean.length} means and ${std.length} stds for ${channels} channels`);
+    throw new MlInputError(
+      `normalisation has ${mean.length} means and ${std.length} stds for ${channels} channels`,
+    );
   const limit = opts.limit;
   const offset = opts.offset ?? 0;
   const idx =

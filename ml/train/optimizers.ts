@@ -113,7 +113,8 @@ export function applyUpdate(
       newSlots[`v/${name}`] = v;
       const denom = tf.add(tf.div(tf.sqrt(v), bc2SqrtT), eps);
       // torch's AdamW: param.mul_(1 − lr·wd), then the Adam step on the decayed weights.
-      const decayed = spec.kind === 'adamw' && spec.weightDecay > 0 ? tf.mul(w, slot(scalars, 'adamw/decay')) : w;
+      const decayed =
+        spec.kind === 'adamw' && spec.weightDecay > 0 ? tf.mul(w, slot(scalars, 'adamw/decay')) : w;
       newParams[name] = tf.sub(decayed, tf.mul(stepSize, tf.div(m, denom)));
     }
   }

@@ -85,7 +85,8 @@ function decodeState(tensors: NamedTensors, metadata: Record<string, string>): M
   }) as MeasureState;
 }
 
-async function weightsAt(store: ArtifactStore, ref: ObjectRef): Promise<NamedTensors> {
+/** A stored solution's weights, checked against the ref's checksum. */
+export async function weightsAt(store: ArtifactStore, ref: ObjectRef): Promise<NamedTensors> {
   const { tensors, metadata } = await store.getTensors(ref.key, { expectSha256: ref.sha256 });
   return storedWeights(tensors, metadata);
 }

@@ -45,6 +45,7 @@ import { connectClient, openStore } from '../workers/connection';
 import {
   benchCommand,
   machineInfo,
+  median,
   startBenchStack,
   startBenchWorkers,
   stat,
@@ -148,12 +149,6 @@ function distillSpec(
  * process: the before/after of running the student's step as one TensorFlow graph.
  */
 const ENGINE_ROUNDS = 3;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 async function timeEpoch(store: ArtifactStore, result: DistillResult, input: DistillSpecInput) {
   const spec = parseDistillSpec(input);

@@ -4,14 +4,14 @@
  * in this process, with the objective on the tape (LTH_ENGINE=tape) and as traced graphs, measure by measure in
  * alternation. Each engine's summaries are compared: the graphs are only a speed-up if they give the tape's numbers.
  */
+import { weightsAt } from '../activities/analysis';
 import { analysisConfigSchema, type AnalysisTarget } from '../contract/analysis';
 import { currentBackend } from '../ml/backend';
 import { loadDataset } from '../ml/data';
 import { MEASURES, MEASURE_NAMES, flatten, modelObjective, type MeasureName } from '../ml/geometry';
-import type { NamedTensors } from '../ml/host-tensor';
 import { getModel } from '../ml/models';
-import { storedWeights } from '../ml/train';
-import type { ArtifactStore, ObjectRef } from '../store';
+import type { ArtifactStore } from '../store';
+import { median } from './support';
 
 export interface EngineTiming {
   asked: 'tape' | 'graph';
@@ -24,17 +24,6 @@ export interface EngineTiming {
 }
 
 const ROUNDS = 2;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-async function weightsAt(store: ArtifactStore, ref: ObjectRef): Promise<NamedTensors> {
-  const { tensors, metadata } = await store.getTensors(ref.key, { expectSha256: ref.sha256 });
-  return storedWeights(tensors, metadata);
-}
 
 export async function timeGeometryEngines(
   store: ArtifactStore,

@@ -120,8 +120,11 @@ export interface Stat {
 }
 
 /** The middle value (the upper one of an even count): what a bench reports over rounds. */
+/** The median; of an even count, the mean of the middle two. */
 export function median(values: number[]): number {
-  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 /** Mean and sample standard deviation (n - 1; 0 for a single value) of values over seeds. */

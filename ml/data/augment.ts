@@ -26,10 +26,8 @@ export interface AugmentationSpec {
   maxShift?: number;
 }
 
-/** The npm datasets' side: a spec is checked against it where no dataset is at hand. */
-const SIDE = 28;
-
-function checkSpec(spec: AugmentationSpec, side = SIDE): number {
+/** Checks a spec; `side`, where an image is at hand, bounds the shift. */
+function checkSpec(spec: AugmentationSpec, side?: number): number {
   if (!(AUGMENTATION_POLICIES as readonly string[]).includes(spec.policy)) {
     throw new MlInputError(
       `augmentation.policy must be one of ${AUGMENTATION_POLICIES.join(', ')}, got ${JSON.stringify(spec.policy)}`,
@@ -39,8 +37,10 @@ function checkSpec(spec: AugmentationSpec, side = SIDE): number {
     throw new MlInputError(`augmentation.seed must be a non-negative integer, got ${spec.seed}`);
   }
   const maxShift = spec.maxShift ?? (spec.policy === 'crop-flip' ? 4 : 2);
-  if (!Number.isInteger(maxShift) || maxShift < 0 || maxShift >= side) {
-    throw new MlInputError(`augmentation.maxShift must be an integer in 0..${side - 1}, got ${maxShift}`);
+  if (!Number.isInteger(maxShift) || maxShift < 0 || (side !== undefined && maxShift >= side)) {
+    throw new MlInputError(
+      `augmentation.maxShift must be an integer in 0..${side === undefined ? '' : side - 1}, got ${maxShift}`,
+    );
   }
   return maxShift;
 }

@@ -12,6 +12,14 @@ const nonNegInt = z.number().int().min(0);
 const posInt = z.number().int().min(1);
 const rate = z.number().min(0).lt(1);
 
+/** Adam's and AdamW's shared hyperparameters, torch's defaults. */
+const ADAM_FIELDS = {
+  lr: z.number().positive().finite(),
+  beta1: rate.default(0.9),
+  beta2: rate.default(0.999),
+  eps: z.number().positive().finite().default(1e-8),
+};
+
 /**
  * PyTorch semantics: for sgd and adam, weightDecay is L2 added to the gradient; adamw decays the weights themselves
  * (Loshchilov & Hutter: w ← w·(1 − lr·weightDecay) before Adam's step; torch's default weightDecay 0.01).
@@ -31,22 +39,12 @@ export const optimizerSchema = z.discriminatedUnion('kind', [
       path: ['nesterov'],
     }),
   z
-    .object({
-      kind: z.literal('adam'),
-      lr: z.number().positive().finite(),
-      beta1: rate.default(0.9),
-      beta2: rate.default(0.999),
-      eps: z.number().positive().finite().default(1e-8),
-      weightDecay: z.number().min(0).finite().optional(),
-    })
+    .object({ kind: z.literal('adam'), ...ADAM_FIELDS, weightDecay: z.number().min(0).finite().optional() })
     .strict(),
   z
     .object({
       kind: z.literal('adamw'),
-      lr: z.number().positive().finite(),
-      beta1: rate.default(0.9),
-      beta2: rate.default(0.999),
-      eps: z.number().positive().finite().default(1e-8),
+      ...ADAM_FIELDS,
       weightDecay: z.number().min(0).finite().default(0.01),
     })
     .strict(),

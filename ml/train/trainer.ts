@@ -192,6 +192,8 @@ export class Trainer {
   readonly model: ModelDef;
   readonly config: TrainConfig;
   readonly stepsPerEpoch: number;
+  /** λ(step) of the run's learning-rate schedule; null for a constant rate. */
+  private readonly lrAt: ((it: number) => number) | null;
   /** Computes the steps and holds the parameters and optimizer slots (ml/train/engines/). */
   private readonly engine: StepEngine;
   /** Why the engine is not the one LTH_ENGINE asked for, where it is not. */
@@ -229,6 +231,12 @@ export class Trainer {
     this.model = init.model ?? getModel(this.config.model, inputOf(data));
     checkDataset(this.model, this.config, data, 'train');
     this.stepsPerEpoch = stepsPerEpoch(data.n, this.config.batchSize);
+    this.lrAt = this.config.schedule
+      ? lrFactor(this.config.schedule, {
+          stepsPerEpoch: this.stepsPerEpoch,
+          iterations: this.config.iterations,
+        })
+      : null;
     this.names = this.model.params.map((p) => p.name);
     this._step = init.step ?? 0;
     this._lastLoss = init.lastLoss ?? null;
@@ -284,12 +292,7 @@ export class Trainer {
         masked: Object.keys(this.keep),
         remask: !slotsZeroWherePruned(init.optimizer ?? {}, masks),
         ...(init.continues ? { continues: init.continues } : {}),
-        lrFactor: this.config.schedule
-          ? lrFactor(this.config.schedule, {
-              stepsPerEpoch: this.stepsPerEpoch,
-              iterations: this.config.iterations,
-            })
-          : null,
+        scheduled: this.config.schedule !== undefined,
       });
       this.engine = chosen.engine;
       this.engineNote = chosen.note;
@@ -362,6 +365,7 @@ export class Trainer {
     const def = objective?.def;
     const input: EngineStep = {
       s,
+      lrFactor: this.lrAt ? this.lrAt(s) : null,
       keep: this.keep,
       host: () => {
         const h = batchHost(this.model, this.data, indices, smoothing);

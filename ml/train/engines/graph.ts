@@ -13,13 +13,9 @@ import { traceStep, type TracedStep } from '../../native/traced-step.js';
 import { stepScalars } from '../optimizers.js';
 import type { OptimizerSpec } from '../types.js';
 import { disposeStepInputs, HeldState, tapeStep, type StepState } from './tape-step.js';
-import type { EngineStep, LrFactor, StepEngine, Tensors } from './types.js';
+import type { EngineStep, StepEngine, Tensors } from './types.js';
 
-export function graphEngine(
-  model: ModelDef,
-  optimizer: OptimizerSpec,
-  lrFactor: LrFactor = null,
-): StepEngine {
+export function graphEngine(model: ModelDef, optimizer: OptimizerSpec): StepEngine {
   const state = new HeldState();
   const traced = new Map<number, { step: TracedStep | null; reason: string | null }>();
   return {
@@ -29,7 +25,7 @@ export function graphEngine(
     read: () => ({ params: state.params, slots: state.slots }),
     step(input: EngineStep) {
       const batch = input.tensors();
-      const scalars = stepScalars(optimizer, input.s + 1, lrFactor ? lrFactor(input.s) : null);
+      const scalars = stepScalars(optimizer, input.s + 1, input.lrFactor);
       try {
         const inputs = new Map<string, tf.Tensor>([
           ['x', batch.x],

@@ -19,13 +19,7 @@ import type { OptimizerSpec } from '../types.js';
 import { graphEngine } from './graph.js';
 import { nativeDenseEngine } from './native-dense.js';
 import { tapeEngine } from './tape.js';
-import {
-  ENGINE_FAMILY,
-  type EngineFamily,
-  type EngineName,
-  type LrFactor,
-  type StepEngine,
-} from './types.js';
+import { ENGINE_FAMILY, type EngineFamily, type EngineName, type StepEngine } from './types.js';
 
 export {
   ENGINE_FAMILY,
@@ -49,8 +43,8 @@ export interface EngineRequest {
   remask: boolean;
   /** The family of the state the run continues from; absent for a run from fresh weights. */
   continues?: EngineFamily;
-  /** The learning rate's schedule factor per iteration; absent or null for a constant rate. */
-  lrFactor?: LrFactor;
+  /** Whether the run's learning rate follows a schedule (each step's factor comes with the step). */
+  scheduled?: boolean;
 }
 
 /**
@@ -92,15 +86,14 @@ export function selectEngine(
   if (asked !== undefined && asked !== '' && !(PREFERENCES as readonly string[]).includes(asked))
     throw new MlInputError(`LTH_ENGINE is '${asked}'; expected one of ${PREFERENCES.join(', ')} (or unset)`);
   const tapeOnly = env.LTH_NATIVE_STEP === 'off';
-  const lrFactor = r.lrFactor ?? null;
   // LeNet's hand-written step holds its rate as a constant: a scheduled run takes the graph or the tape.
   const dense = () =>
-    tapeOnly || r.objective !== 'none' || lrFactor !== null
+    tapeOnly || r.objective !== 'none' || r.scheduled === true
       ? null
       : nativeDenseStep(r.model, r.optimizer, { remask: r.remask, masked: r.masked }, env);
   const tapeFamily = (): StepEngine => {
     const d = dense();
-    return d ? nativeDenseEngine(d) : tapeEngine(r.model, r.optimizer, lrFactor);
+    return d ? nativeDenseEngine(d) : tapeEngine(r.model, r.optimizer);
   };
   const noGraph = tapeOnly ? 'LTH_NATIVE_STEP=off' : graphUnavailable(r);
 
@@ -111,7 +104,7 @@ export function selectEngine(
           'tape would not give the run its own bytes: run it on a compute worker with native TensorFlow ' +
           '(`lth worker compute --backend tensorflow`)',
       );
-    return { engine: graphEngine(r.model, r.optimizer, lrFactor), note: null };
+    return { engine: graphEngine(r.model, r.optimizer), note: null };
   }
   if (r.continues === 'tape') {
     const note =
@@ -120,15 +113,15 @@ export function selectEngine(
   }
   if (asked === 'tape') return { engine: tapeFamily(), note: null };
   if (asked === 'graph') {
-    if (noGraph === null) return { engine: graphEngine(r.model, r.optimizer, lrFactor), note: null };
+    if (noGraph === null) return { engine: graphEngine(r.model, r.optimizer), note: null };
     return { engine: tapeFamily(), note: `LTH_ENGINE=graph: on the tape instead, because ${noGraph}` };
   }
   const d = dense();
   if (d) return { engine: nativeDenseEngine(d), note: null };
-  if (noGraph === null) return { engine: graphEngine(r.model, r.optimizer, lrFactor), note: null };
+  if (noGraph === null) return { engine: graphEngine(r.model, r.optimizer), note: null };
   // Where native TensorFlow is here but this run cannot be a graph, the record says why it ran on the tape.
   const note = nativeSupport().backend && !tapeOnly ? `on the tape, not a graph: ${noGraph}` : null;
-  return { engine: tapeEngine(r.model, r.optimizer, lrFactor), note };
+  return { engine: tapeEngine(r.model, r.optimizer), note };
 }
 
 /** The engine family a name belongs to. */

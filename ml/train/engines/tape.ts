@@ -3,9 +3,9 @@ import type { ModelDef } from '../../models/types.js';
 import { stepScalars } from '../optimizers.js';
 import type { OptimizerSpec } from '../types.js';
 import { disposeStepInputs, HeldState, tapeStep } from './tape-step.js';
-import type { EngineStep, LrFactor, StepEngine } from './types.js';
+import type { EngineStep, StepEngine } from './types.js';
 
-export function tapeEngine(model: ModelDef, optimizer: OptimizerSpec, lrFactor: LrFactor = null): StepEngine {
+export function tapeEngine(model: ModelDef, optimizer: OptimizerSpec): StepEngine {
   const state = new HeldState();
   return {
     name: 'tape',
@@ -14,7 +14,7 @@ export function tapeEngine(model: ModelDef, optimizer: OptimizerSpec, lrFactor: 
     read: () => ({ params: state.params, slots: state.slots }),
     step(input: EngineStep) {
       const batch = input.tensors();
-      const scalars = stepScalars(optimizer, input.s + 1, lrFactor ? lrFactor(input.s) : null);
+      const scalars = stepScalars(optimizer, input.s + 1, input.lrFactor);
       try {
         const out = tapeStep(model, optimizer, state, batch, input, scalars);
         state.replace(out.params, out.slots);

@@ -24,6 +24,8 @@ export const ENGINE_FAMILY: Record<EngineName, EngineFamily> = {
 export interface EngineStep {
   /** 0-based index of the step being taken. */
   s: number;
+  /** λ of this step under the run's learning-rate schedule (ml/train/schedule.ts); null for a constant rate. */
+  lrFactor: number | null;
   /** The batch as tensors (made once per step, before it): see BatchTensors. */
   tensors(): BatchTensors;
   /** The same batch on the host, for an engine that feeds TensorFlow itself. */
@@ -64,6 +66,3 @@ export interface StepEngine {
   notes(): string[];
   dispose(): void;
 }
-
-/** λ of the step taken at iteration `it` (0-based) under the run's schedule (ml/train/schedule.ts); null: constant. */
-export type LrFactor = ((it: number) => number) | null;
